@@ -1,0 +1,371 @@
+"""The batched database writer shared by the MQTT and camera ingesters.
+
+Producers ``submit`` units of work (rows per table, an optional idempotent ``apply`` step for
+upserts, and a ``done`` callback — the MQTT ack). A named thread gathers units until
+``max_rows`` or ``max_delay_s``, then writes them in ONE transaction: rows go through
+``COPY`` into a temporary staging table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into
+the target, so redelivered data creates no duplicates. ``done`` callbacks run only after COMMIT.
+
+Faults: a lost connection is retried with backoff, forever, on the same batch (nothing is acked
+meanwhile, so nothing can be lost); a unit whose data the database refuses is retried alone and,
+if it still fails, handed to its ``on_fail`` (the ingester stores a reject) so one bad message
+never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+Cursor = psycopg2.extensions.cursor
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A target table: its columns in row order and the unique key that makes writes idempotent."""
+
+    name: str
+    columns: tuple[str, ...]
+    conflict: tuple[str, ...] | None = None
+
+
+READINGS = TableSpec(
+    "readings", ("ts", "ward_code", "device_id", "metric", "value"), ("device_id", "metric", "ts")
+)
+CAMERA_METRICS = TableSpec(
+    "camera_metrics",
+    ("ts", "ward_code", "camera_id", "metric", "value"),
+    ("camera_id", "metric", "ts"),
+)
+INGEST_REJECTS = TableSpec("ingest_rejects", ("received_at", "topic", "reason", "payload"), None)
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    s = str(value)
+    if any(c in s for c in "\\\t\n\r"):
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
+
+
+def copy_insert(cur: Cursor, spec: TableSpec, rows: Sequence[Row]) -> int:
+    """Write ``rows`` into ``spec`` through a staging table; returns rows actually inserted."""
+    if not rows:
+        return 0
+    staging = f"_stage_{spec.name}"
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).format(sql.Identifier(staging), sql.Identifier(spec.name))
+    )
+    buf = io.StringIO()
+    for row in rows:
+        buf.write("\t".join(_copy_text(v) for v in row))
+        buf.write("\n")
+    buf.seek(0)
+    cur.copy_expert(
+        sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(staging), cols).as_string(cur),
+        buf,
+    )
+    conflict: sql.Composable
+    if spec.conflict:
+        conflict = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in spec.conflict)
+        )
+    else:
+        conflict = sql.SQL("")
+    cur.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
+            sql.Identifier(spec.name), cols, cols, sql.Identifier(staging), conflict
+        )
+    )
+    inserted = cur.rowcount
+    cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(staging)))
+    return inserted
+
+
+@dataclass
+class Work:
+    """One producer's unit: rows per table, an idempotent extra step, and callbacks."""
+
+    rows: dict[TableSpec, list[Row]] = field(default_factory=dict)
+    apply: Callable[[Cursor], None] | None = None
+    done: Callable[[], None] | None = None
+    on_fail: Callable[[Exception], Work | None] | None = None
+
+    def size(self) -> int:
+        return sum(len(r) for r in self.rows.values()) or 1
+
+
+@dataclass
+class WriterStats:
+    """Counters read by the ingesters' metrics (updated by the writer thread only)."""
+
+    batches: int = 0
+    rows_submitted: int = 0
+    rows_inserted: int = 0
+    units_failed: int = 0
+    db_errors: int = 0
+    last_batch_s: float = 0.0
+    last_commit_at: float = 0.0
+    connected: bool = False
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """A named thread that writes submitted work in batches; see the module docstring."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_rows: int = 5000,
+        max_delay_s: float = 0.5,
+        max_pending: int = 200_000,
+        name: str = "ioc-writer",
+        application_name: str = "ioc-writer",
+        on_batch: Callable[[int, float], None] | None = None,
+        on_db_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.max_rows = max_rows
+        self.max_delay_s = max_delay_s
+        self.application_name = application_name
+        self.stats = WriterStats()
+        self._on_batch = on_batch
+        self._on_db_error = on_db_error
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self._conn: psycopg2.extensions.connection | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- producer side -------------------------------------------------------------------
+    def start(self) -> BatchWriter:
+        self._thread.start()
+        return self
+
+    def submit(self, work: Work, timeout: float | None = None) -> None:
+        """Queue a unit; blocks while the queue is full (back-pressure)."""
+        if self._stopping.is_set():
+            raise RuntimeError("writer is stopping")
+        self.stats.rows_submitted += sum(len(r) for r in work.rows.values())
+        self._queue.put(work, timeout=timeout)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Flush what is queued, then stop the thread and close the connection."""
+        if not self._thread.is_alive():
+            return
+        self._stopping.set()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- writer thread -------------------------------------------------------------------
+    def _connect(self) -> psycopg2.extensions.connection:
+        delay = 0.2
+        while True:
+            try:
+                conn = psycopg2.connect(
+                    self.dsn, application_name=self.application_name, connect_timeout=5
+                )
+                with conn.cursor() as cur:
+                    cur.execute("SET TIME ZONE 'UTC'")
+                    cur.execute("SET synchronous_commit = on")
+                conn.commit()
+                self.stats.connected = True
+                return conn
+            except psycopg2.Error as exc:
+                self.stats.connected = False
+                self.stats.db_errors += 1
+                log.warning("database unavailable (%s); retrying in %.1fs", _one_line(exc), delay)
+                if self._on_db_error:
+                    self._on_db_error(exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _gather(self) -> tuple[list[Work], bool]:
+        """Block for the first unit, then take more until max_rows or max_delay_s."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch: list[Work] = [first]
+        rows = first.size()
+        deadline = time.monotonic() + self.max_delay_s
+        while rows < self.max_rows:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+            rows += item.size()
+        return batch, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._gather()
+            if batch:
+                self._write_until_done(batch)
+        # drain anything submitted concurrently with stop
+        leftovers = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                leftovers.append(item)
+        if leftovers:
+            self._write_until_done(leftovers)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _write_until_done(self, batch: list[Work]) -> None:
+        delay = 0.2
+        while True:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+            try:
+                t0 = time.monotonic()
+                inserted = self._write(self._conn, batch)
+                elapsed = time.monotonic() - t0
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                self._lost_connection(exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            except psycopg2.Error as exc:
+                # The database refused some data: isolate the culprit(s).
+                self._rollback()
+                log.warning("batch refused (%s); retrying unit by unit", _one_line(exc))
+                self._write_one_by_one(batch)
+                return
+            self._finish(batch, inserted, elapsed)
+            return
+
+    def _write(self, conn: psycopg2.extensions.connection, batch: Iterable[Work]) -> int:
+        merged: dict[TableSpec, list[Row]] = {}
+        applies: list[Callable[[Cursor], None]] = []
+        for w in batch:
+            for spec, rows in w.rows.items():
+                merged.setdefault(spec, []).extend(rows)
+            if w.apply is not None:
+                applies.append(w.apply)
+        inserted = 0
+        with conn.cursor() as cur:
+            for spec, rows in merged.items():
+                inserted += copy_insert(cur, spec, rows)
+            for fn in applies:
+                fn(cur)
+        conn.commit()
+        return inserted
+
+    def _write_one_by_one(self, batch: list[Work]) -> None:
+        for w in batch:
+            while True:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                try:
+                    t0 = time.monotonic()
+                    n = self._write(self._conn, [w])
+                    self._finish([w], n, time.monotonic() - t0)
+                    break
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                    self._lost_connection(exc)
+                    time.sleep(0.5)
+                except psycopg2.Error as exc:
+                    self._rollback()
+                    self.stats.units_failed += 1
+                    replacement = w.on_fail(exc) if w.on_fail else None
+                    if replacement is None:
+                        log.error("unit dropped after database refusal: %s", _one_line(exc))
+                        if w.done:
+                            w.done()
+                        break
+                    replacement.done = replacement.done or w.done
+                    w = replacement  # e.g. the reject row for that message
+
+    def _finish(self, batch: list[Work], inserted: int, elapsed: float) -> None:
+        self.stats.batches += 1
+        self.stats.rows_inserted += inserted
+        self.stats.last_batch_s = elapsed
+        self.stats.last_commit_at = time.time()
+        if self._on_batch:
+            self._on_batch(sum(w.size() for w in batch), elapsed)
+        for w in batch:
+            if w.done is not None:
+                try:
+                    w.done()
+                except Exception:  # an ack that fails must not kill the writer
+                    log.exception("done callback failed")
+
+    def _rollback(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.rollback()
+            except psycopg2.Error:
+                self._close()
+
+    def _lost_connection(self, exc: Exception) -> None:
+        self.stats.connected = False
+        self.stats.db_errors += 1
+        log.warning("database connection lost (%s); retrying the batch", _one_line(exc))
+        if self._on_db_error:
+            self._on_db_error(exc)
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._conn.close()
+            self._conn = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,190 @@
+"""The whole configuration: load every file under the config folder, validate, cross-check.
+
+``load_config(dir)`` returns a :class:`Config` or raises :class:`ConfigError` listing every
+problem with its file, line and key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from ioc.config.alerts import AlertRule, AlertsFile
+from ioc.config.cameras import Camera, CamerasFile
+from ioc.config.kpis import Kpi, KpisFile
+from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
+from ioc.config.procedures import HolidaysFile, Procedure, ProceduresFile
+from ioc.config.sensors import DeviceType, Metric, SensorsFile
+from ioc.config.system import SystemFile
+from ioc.config.wards import Ward, WardsFile
+
+__all__ = [
+    "AlertRule",
+    "Camera",
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "DeviceType",
+    "Kpi",
+    "Metric",
+    "Procedure",
+    "Ward",
+    "load_config",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+# file name -> (model, required?)
+FILES: dict[str, tuple[type[BaseModel], bool]] = {
+    "wards.yaml": (WardsFile, True),
+    "sensors.yaml": (SensorsFile, True),
+    "cameras.yaml": (CamerasFile, False),
+    "kpis.yaml": (KpisFile, False),
+    "alerts.yaml": (AlertsFile, False),
+    "procedures.yaml": (ProceduresFile, False),
+    "holidays.yaml": (HolidaysFile, False),
+    "ioc.yaml": (SystemFile, False),
+}
+
+
+@dataclass
+class Config:
+    """Every configuration section, validated and cross-checked."""
+
+    dir: Path
+    wards_file: WardsFile
+    sensors: SensorsFile
+    cameras: CamerasFile = field(default_factory=CamerasFile)
+    kpis: KpisFile = field(default_factory=lambda: KpisFile(kpis={}))
+    alerts: AlertsFile = field(default_factory=AlertsFile)
+    procedures: ProceduresFile | None = None
+    holidays: HolidaysFile = field(default_factory=HolidaysFile)
+    system: SystemFile = field(default_factory=SystemFile)
+
+    @property
+    def wards(self) -> list[Ward]:
+        return self.wards_file.wards
+
+    @property
+    def ward_codes(self) -> set[str]:
+        return {w.code for w in self.wards_file.wards}
+
+    def ward(self, code: str) -> Ward | None:
+        for w in self.wards_file.wards:
+            if w.code == code:
+                return w
+        return None
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.system.mqtt.topic_prefix
+
+
+def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    wdoc = docs["wards.yaml"]
+    seen: dict[str, int] = {}
+    for i, w in enumerate(cfg.wards):
+        if w.code in seen:
+            first = wdoc.line_of(("wards", seen[w.code]))
+            issues.append(
+                wdoc.issue(
+                    ("wards", i, "code"), f"duplicate ward code {w.code!r} (first at line {first})"
+                )
+            )
+        else:
+            seen[w.code] = i
+    expected = cfg.wards_file.expected_count
+    if len(seen) != expected:
+        issues.append(
+            wdoc.issue(("wards",), f"expected {expected} unique ward codes, found {len(seen)}")
+        )
+
+    metrics = cfg.sensors.all_metric_names()
+    codes = cfg.ward_codes
+    if "cameras.yaml" in docs:
+        cdoc = docs["cameras.yaml"]
+        ids: set[str] = set()
+        for i, cam in enumerate(cfg.cameras.cameras):
+            if cam.ward not in codes:
+                issues.append(cdoc.issue(("cameras", i, "ward"), f"unknown ward {cam.ward!r}"))
+            if cam.id in ids:
+                issues.append(cdoc.issue(("cameras", i, "id"), f"duplicate camera id {cam.id!r}"))
+            ids.add(cam.id)
+            names = [ln.name for ln in cam.lines]
+            for j, n in enumerate(names):
+                if names.index(n) != j:
+                    issues.append(
+                        cdoc.issue(("cameras", i, "lines", j, "name"), f"duplicate line {n!r}")
+                    )
+    if "kpis.yaml" in docs:
+        kdoc = docs["kpis.yaml"]
+        for name, kpi in cfg.kpis.kpis.items():
+            if kpi.metric is not None and kpi.metric not in metrics:
+                issues.append(
+                    kdoc.issue(("kpis", name, "metric"), f"unknown metric {kpi.metric!r}")
+                )
+    if "alerts.yaml" in docs:
+        adoc = docs["alerts.yaml"]
+        rule_ids: set[str] = set()
+        for i, rule in enumerate(cfg.alerts.rules):
+            if rule.id in rule_ids:
+                issues.append(adoc.issue(("rules", i, "id"), f"duplicate rule id {rule.id!r}"))
+            rule_ids.add(rule.id)
+            if rule.metric is not None and rule.metric not in metrics:
+                issues.append(adoc.issue(("rules", i, "metric"), f"unknown metric {rule.metric!r}"))
+            if rule.kpi is not None and rule.kpi not in cfg.kpis.kpis:
+                issues.append(adoc.issue(("rules", i, "kpi"), f"unknown KPI {rule.kpi!r}"))
+    return issues
+
+
+def load_config(config_dir: Path | str | None = None) -> Config:
+    """Load and validate every file of the config folder; raise ConfigError with all issues."""
+    base = Path(config_dir) if config_dir is not None else Path("config")
+    if not base.is_dir():
+        raise ConfigError([ConfigIssue(str(base), None, "", "configuration folder not found")])
+    issues: list[ConfigIssue] = []
+    docs: dict[str, YamlDoc] = {}
+    models: dict[str, BaseModel] = {}
+    for fname, (model, required) in FILES.items():
+        path = base / fname
+        if not path.exists():
+            if required:
+                issues.append(ConfigIssue(str(path), None, "", "file not found"))
+            continue
+        try:
+            doc = load_yaml(path)
+            docs[fname] = doc
+            models[fname] = validate(doc, model)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues)
+
+    def get(name: str, cls: type[M], default: Callable[[], M]) -> M:
+        m = models.get(name)
+        return m if isinstance(m, cls) else default()
+
+    cfg = Config(
+        dir=base,
+        wards_file=get("wards.yaml", WardsFile, lambda: WardsFile(wards=[])),
+        sensors=get("sensors.yaml", SensorsFile, lambda: SensorsFile(device_types={})),
+        cameras=get("cameras.yaml", CamerasFile, CamerasFile),
+        kpis=get("kpis.yaml", KpisFile, lambda: KpisFile(kpis={})),
+        alerts=get("alerts.yaml", AlertsFile, AlertsFile),
+        procedures=models.get("procedures.yaml"),  # type: ignore[arg-type]
+        holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
+        system=get("ioc.yaml", SystemFile, SystemFile),
+    )
+    issues = _cross_check(cfg, docs)
+    if issues:
+        raise ConfigError(issues)
+    return cfg
+
+
+# Re-exported for type hints elsewhere.
+_ = (AlertRule, Camera, DeviceType, Kpi, Metric, Procedure)

@@ -1,0 +1,119 @@
+"""Every TimescaleDB-specific statement lives here: hypertables, continuous aggregates,
+columnstore (compression) and retention policies. The plain-PostgreSQL twin is ioc/db/plain.py;
+both produce the same relation names and columns, so no caller needs to know which is in use.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from ioc.config.system import StorageSection
+from ioc.db import Connection
+
+# hypertable -> (time column, columnstore segmentby, retention setting)
+HYPERTABLES: dict[str, tuple[str, str | None, str]] = {
+    "readings": ("ts", "device_id, metric", "readings_days"),
+    "camera_metrics": ("ts", "camera_id, metric", "camera_metrics_days"),
+    "ingest_rejects": ("received_at", None, "ingest_rejects_days"),
+}
+
+
+def available(conn: Connection) -> bool:
+    """True when the extension is installed AND preloaded (a non-preloaded one cannot work)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+        if cur.fetchone() is None:
+            return False
+        cur.execute("SELECT current_setting('shared_preload_libraries', true)")
+        row = cur.fetchone()
+    preload = (row[0] or "") if row else ""
+    return "timescaledb" in [p.strip() for p in preload.split(",")]
+
+
+def setup(conn: Connection, storage: StorageSection) -> list[str]:
+    """Create the extension, hypertables, continuous aggregates and policies (idempotent)."""
+    done: list[str] = []
+    retention = storage.retention
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        for table, (tcol, segmentby, keep) in HYPERTABLES.items():
+            cur.execute(
+                "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = %s",
+                (table,),
+            )
+            if cur.fetchone() is None:
+                cur.execute(
+                    "SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval),"
+                    " if_not_exists => TRUE, migrate_data => TRUE)",
+                    (table, tcol, storage.chunk_interval),
+                )
+                done.append(f"hypertable {table}")
+                if segmentby:
+                    cur.execute(
+                        sql.SQL(
+                            "ALTER TABLE {} SET (timescaledb.enable_columnstore = true,"
+                            " timescaledb.segmentby = %s, timescaledb.orderby = %s)"
+                        ).format(sql.Identifier(table)),
+                        (segmentby, f"{tcol} DESC"),
+                    )
+                    cur.execute(
+                        "CALL add_columnstore_policy(%s::regclass, after => %s::interval,"
+                        " if_not_exists => TRUE)",
+                        (table, storage.compress_after),
+                    )
+                cur.execute(
+                    "SELECT add_retention_policy(%s::regclass, drop_after => %s::interval,"
+                    " if_not_exists => TRUE)",
+                    (table, f"{getattr(retention, keep)} days"),
+                )
+        cur.execute(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+            " WHERE view_name IN ('readings_hourly', 'readings_daily')"
+        )
+        have = {r[0] for r in cur.fetchall()}
+        if "readings_hourly" not in have:
+            cur.execute(
+                """
+                CREATE MATERIALIZED VIEW readings_hourly
+                WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+                SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket, ward_code, metric,
+                       count(*) AS n, sum(value) AS sum, avg(value) AS avg,
+                       min(value) AS min, max(value) AS max
+                FROM readings
+                GROUP BY 1, 2, 3
+                WITH NO DATA
+                """
+            )
+            cur.execute(
+                "SELECT add_continuous_aggregate_policy('readings_hourly',"
+                " start_offset => %s::interval, end_offset => INTERVAL '1 minute',"
+                " schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)",
+                (f"{storage.rollup_lookback_hours} hours",),
+            )
+            cur.execute(
+                "SELECT add_retention_policy('readings_hourly', drop_after => %s::interval,"
+                " if_not_exists => TRUE)",
+                (f"{retention.hourly_days} days",),
+            )
+            done.append("continuous aggregate readings_hourly")
+        if "readings_daily" not in have:
+            # Hierarchical aggregate; days are local (Asia/Ho_Chi_Minh) days.
+            cur.execute(
+                """
+                CREATE MATERIALIZED VIEW readings_daily
+                WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+                SELECT time_bucket(INTERVAL '1 day', bucket, 'Asia/Ho_Chi_Minh') AS bucket,
+                       ward_code, metric, sum(n)::bigint AS n, sum(sum) AS sum,
+                       sum(sum) / NULLIF(sum(n), 0) AS avg, min(min) AS min, max(max) AS max
+                FROM readings_hourly
+                GROUP BY 1, 2, 3
+                WITH NO DATA
+                """
+            )
+            cur.execute(
+                "SELECT add_continuous_aggregate_policy('readings_daily',"
+                " start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',"
+                " schedule_interval => INTERVAL '15 minutes', if_not_exists => TRUE)"
+            )
+            done.append("continuous aggregate readings_daily")
+    return done

@@ -1,0 +1,110 @@
+"""Settings from the environment (IOC_DATABASE_URL, IOC_MQTT_URL, IOC_CONFIG_DIR).
+
+Secrets stay inside these objects: ``redacted()`` is what logs and error messages show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ioc.errors import IOCError
+
+PLACEHOLDER_PASSWORDS = frozenset({"changeme", "change-me", "password", "secret", "ioc"})
+
+
+class Settings(BaseSettings):
+    """Process settings; every field comes from an ``IOC_`` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL postgresql://user:pass@host:port/db; unset = embedded (demo)",
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="Broker URL mqtt://user:pass@host:port or mqtts:// for TLS; unset = embedded",
+    )
+    config_dir: Path = Field(default=Path("config"), description="Folder of the YAML config")
+    var_dir: Path = Field(default=Path("var"), description="Data of the embedded servers")
+    secret_key: str | None = Field(
+        default=None, description="Key that signs session cookies; generated under var/ if unset"
+    )
+    kiosk_token: str | None = Field(
+        default=None, description="Read-only token for wall displays (/wall?token=...)"
+    )
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token for /metrics; unset = /metrics is open"
+    )
+
+
+def get_settings() -> Settings:
+    return Settings()
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """A parsed broker URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    def redacted(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """Parse ``mqtt://user:pass@host:port`` (or ``mqtts://``); one-line error if malformed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise IOCError(f"IOC_MQTT_URL is not a valid URL: {exc}") from None
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise IOCError(
+            f"IOC_MQTT_URL must start with mqtt:// or mqtts:// (got {parts.scheme or 'no'} scheme)"
+        )
+    if not parts.hostname:
+        raise IOCError("IOC_MQTT_URL has no host name")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return MqttTarget(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def redact_db_url(url: str) -> str:
+    """The database URL with its password replaced, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def check_db_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise IOCError(f"IOC_DATABASE_URL is not a valid URL: {exc}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise IOCError(
+            "IOC_DATABASE_URL must start with postgresql:// "
+            f"(got {redact_db_url(url).split(':', 1)[0] or 'nothing'})"
+        )

@@ -1,0 +1,118 @@
+"""Shared fixtures: real PostgreSQL and a real MQTT broker.
+
+``IOC_DATABASE_URL`` / ``IOC_MQTT_URL`` point at the servers to use (CI: the machine's
+PostgreSQL 15 and Mosquitto). When unset, the same embedded servers as ``ioc demo`` are started
+(under a temporary folder), so the suite runs on a machine with neither installed.
+Each test session works in its own freshly created database; ``fresh_db_url`` gives a test a
+database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from ioc.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+
+
+def _with_db(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return load_config(CONFIG_DIR)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server we may create databases on."""
+    url = os.environ.get("IOC_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from ioc.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    yield server.start()
+    server.stop()
+
+
+def create_database(server_url: str) -> str:
+    name = f"ioc_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return _with_db(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def init_schema(url: str, cfg: Config) -> None:
+    from ioc.db import connect
+    from ioc.db.migrate import init_db
+
+    conn = connect(url)
+    try:
+        init_db(conn, cfg)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server_url: str, config: Config) -> Iterator[str]:
+    """A database created for this test session, with the schema initialised."""
+    url = create_database(pg_server_url)
+    init_schema(url, config)
+    yield url
+    drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def fresh_db_url(pg_server_url: str, config: Config) -> Iterator[str]:
+    """A database of this test's own, with the schema initialised."""
+    url = create_database(pg_server_url)
+    init_schema(url, config)
+    yield url
+    drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A database of this test's own, with no schema."""
+    url = create_database(pg_server_url)
+    yield url
+    drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """URL of a running MQTT broker (the machine's, or an embedded one)."""
+    url = os.environ.get("IOC_MQTT_URL")
+    if url:
+        yield url
+        return
+    from ioc.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    yield broker.start()
+    broker.stop()
