@@ -6,10 +6,14 @@ import datetime as dt
 import threading
 
 import psycopg2
+import pytest
 
 from ioc.config import Config
 from ioc.db import connect, storage_mode
 from ioc.db.migrate import apply_retention, init_db, refresh_rollups
+
+# Runs in CI's smoke subset on the embedded PostgreSQL too.
+pytestmark = pytest.mark.embedded
 
 CONTRACT_COLUMNS = {
     "readings": {"ts", "ward_code", "device_id", "metric", "value"},
