@@ -1,0 +1,234 @@
+"""Working-day arithmetic for legal processing times (weekends and Vietnamese public holidays).
+
+Pure functions, no I/O except :func:`load_holidays`. The model is *working time*: every working
+day counts as 24 working hours (local midnight to midnight, Asia/Ho_Chi_Minh, UTC+7 all year),
+every other day counts as nothing. So
+
+* ``working_days_between(a, b)`` is the working time from ``a`` to ``b`` in days (negative when
+  ``b < a``): Friday 10:00 → Monday 10:00 is 1.0, Friday 10:00 → Saturday 10:00 is 0.5833
+  (14 h of Friday);
+* ``add_working_days(start, days)`` is its inverse: the earliest instant ``t`` with
+  ``working_days_between(start, t) == days``. A start on a day off counts from the next working
+  day's midnight: received on Saturday with 1 working day to go → due at the end of Monday.
+
+A *working day* is Monday-Friday unless listed in ``holidays.yaml`` ``holidays``, plus any
+Saturday/Sunday listed in ``working_weekends`` (worked in exchange for a bridge day).
+
+Datetimes may be aware (any zone; the result keeps ``start``'s zone) or naive (taken as local
+time, result naive local). ``holidays`` arguments accept a :class:`Holidays`, the
+``HolidaysFile`` model (``cfg.holidays``), an iterable of dates, or ``None`` (weekends only).
+
+Office hours (7:30-11:30, 13:30-17:00 local) are given by :data:`OFFICE_HOURS` and
+:func:`is_office_time` for callers that need them; they do not change the day arithmetic.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from ioc.config.procedures import HolidaysFile
+
+__all__ = [
+    "LOCAL_TZ",
+    "OFFICE_HOURS",
+    "Holidays",
+    "add_working_days",
+    "is_office_time",
+    "is_working_day",
+    "load_holidays",
+    "next_working_day",
+    "working_days_between",
+]
+
+LOCAL_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh, no DST
+DAY_S = 86400.0
+OFFICE_HOURS: tuple[tuple[dt.time, dt.time], ...] = (
+    (dt.time(7, 30), dt.time(11, 30)),
+    (dt.time(13, 30), dt.time(17, 0)),
+)
+
+
+@dataclass(frozen=True)
+class Holidays:
+    """Weekdays off and weekend days worked; build with :meth:`of` or :func:`load_holidays`."""
+
+    days_off: frozenset[dt.date] = frozenset()
+    working_weekends: frozenset[dt.date] = frozenset()
+    names: dict[dt.date, str] = field(default_factory=dict, compare=False)
+    _off_sorted: tuple[dt.date, ...] = field(default=(), compare=False, repr=False)
+    _work_sorted: tuple[dt.date, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_off_sorted", tuple(sorted(self.days_off)))
+        object.__setattr__(self, "_work_sorted", tuple(sorted(self.working_weekends)))
+
+    @classmethod
+    def of(cls, value: HolidaysLike) -> Holidays:
+        """Normalise any accepted ``holidays`` argument to a :class:`Holidays`."""
+        if value is None:
+            return _NO_HOLIDAYS
+        if isinstance(value, Holidays):
+            return value
+        hol = getattr(value, "holidays", None)
+        if hol is not None and hasattr(value, "working_weekends"):
+            return cls(
+                days_off=frozenset(h.date for h in hol),
+                working_weekends=frozenset(value.working_weekends),
+                names={h.date: h.name for h in hol},
+            )
+        return cls(days_off=frozenset(_as_date(d) for d in value))  # type: ignore[union-attr]
+
+    def is_working_day(self, day: dt.date) -> bool:
+        if day.weekday() >= 5:
+            return day in self.working_weekends
+        return day not in self.days_off
+
+    def count_working_days(self, first: dt.date, stop: dt.date) -> int:
+        """Working days in ``[first, stop)`` (0 when ``stop <= first``)."""
+        n = (stop - first).days
+        if n <= 0:
+            return 0
+        weeks, rest = divmod(n, 7)
+        count = 5 * weeks
+        wd = first.weekday()
+        for i in range(rest):
+            if (wd + i) % 7 < 5:
+                count += 1
+        count -= _count_between(self._off_sorted, first, stop, weekdays=True)
+        count += _count_between(self._work_sorted, first, stop, weekdays=False)
+        return count
+
+
+HolidaysLike = Union[Holidays, "HolidaysFile", Iterable[dt.date], None]
+_NO_HOLIDAYS = Holidays()
+
+
+def _count_between(days: tuple[dt.date, ...], first: dt.date, stop: dt.date, weekdays: bool) -> int:
+    lo = bisect.bisect_left(days, first)
+    hi = bisect.bisect_left(days, stop)
+    return sum(1 for d in days[lo:hi] if (d.weekday() < 5) == weekdays)
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return _to_local(value).date()
+    return value
+
+
+def _to_local(ts: dt.datetime) -> dt.datetime:
+    """Naive local wall time (naive input is already local)."""
+    if ts.tzinfo is None:
+        return ts
+    return ts.astimezone(LOCAL_TZ).replace(tzinfo=None)
+
+
+def _from_local(local: dt.datetime, like: dt.datetime) -> dt.datetime:
+    if like.tzinfo is None:
+        return local
+    return local.replace(tzinfo=LOCAL_TZ).astimezone(like.tzinfo)
+
+
+def load_holidays(path: Path | str) -> Holidays:
+    """Load ``holidays.yaml`` (a file, or a config folder holding one); missing file → none."""
+    from ioc.config.loader import load_yaml, validate
+    from ioc.config.procedures import HolidaysFile
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "holidays.yaml"
+    if not p.exists():
+        return _NO_HOLIDAYS
+    return Holidays.of(validate(load_yaml(p), HolidaysFile))
+
+
+def is_working_day(day: dt.date | dt.datetime, holidays: HolidaysLike = None) -> bool:
+    """Whether ``day`` (a date, or the local date of a datetime) is a working day."""
+    return Holidays.of(holidays).is_working_day(_as_date(day))
+
+
+def next_working_day(day: dt.date | dt.datetime, holidays: HolidaysLike = None) -> dt.date:
+    """The first working day on or after ``day``."""
+    cal = Holidays.of(holidays)
+    d = _as_date(day)
+    for _ in range(366):
+        if cal.is_working_day(d):
+            return d
+        d += dt.timedelta(days=1)
+    raise ValueError(f"no working day within a year after {day}")
+
+
+def is_office_time(ts: dt.datetime, holidays: HolidaysLike = None) -> bool:
+    """Whether ``ts`` falls in office hours (7:30-11:30, 13:30-17:00 local) of a working day."""
+    local = _to_local(ts)
+    if not Holidays.of(holidays).is_working_day(local.date()):
+        return False
+    t = local.time()
+    return any(a <= t < b for a, b in OFFICE_HOURS)
+
+
+def _working_seconds(a: dt.datetime, b: dt.datetime, cal: Holidays) -> float:
+    """Working seconds in ``[a, b]`` for naive local ``a <= b``."""
+    da, db = a.date(), b.date()
+    if da == db:
+        return (b - a).total_seconds() if cal.is_working_day(da) else 0.0
+    total = 0.0
+    if cal.is_working_day(da):
+        total += (dt.datetime.combine(da + dt.timedelta(days=1), dt.time()) - a).total_seconds()
+    total += DAY_S * cal.count_working_days(da + dt.timedelta(days=1), db)
+    if cal.is_working_day(db):
+        total += (b - dt.datetime.combine(db, dt.time())).total_seconds()
+    return total
+
+
+def working_days_between(a: dt.datetime, b: dt.datetime, holidays: HolidaysLike = None) -> float:
+    """Working time from ``a`` to ``b`` in (fractional) working days; negative if ``b < a``.
+
+    Both must be aware, or both naive (local time).
+    """
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        raise ValueError("working_days_between: mix of naive and aware datetimes")
+    cal = Holidays.of(holidays)
+    la, lb = _to_local(a), _to_local(b)
+    if lb < la:
+        return -_working_seconds(lb, la, cal) / DAY_S
+    return _working_seconds(la, lb, cal) / DAY_S
+
+
+def add_working_days(start: dt.datetime, days: float, holidays: HolidaysLike = None) -> dt.datetime:
+    """The earliest instant ``days`` working days after ``start`` (``days >= 0``).
+
+    ``add_working_days(Fri 10:00, 1) == Mon 10:00``; with 0 days the result is ``start``.
+    """
+    if days < 0:
+        raise ValueError(f"add_working_days: days must be >= 0 (got {days})")
+    cal = Holidays.of(holidays)
+    remaining = float(days) * DAY_S
+    cur = _to_local(start)
+    if remaining == 0:
+        return start
+    day = cur.date()
+    if cal.is_working_day(day):
+        avail = (dt.datetime.combine(day + dt.timedelta(days=1), dt.time()) - cur).total_seconds()
+        if remaining <= avail:
+            return _from_local(cur + dt.timedelta(seconds=remaining), start)
+        remaining -= avail
+    # Whole working days from the next day on: the k-th working day holds the end.
+    k = int(-(-remaining // DAY_S))  # ceil, >= 1
+    d = day + dt.timedelta(days=1)
+    found = 0
+    for _ in range(k * 7 + 400):
+        if cal.is_working_day(d):
+            found += 1
+            if found == k:
+                break
+        d += dt.timedelta(days=1)
+    else:  # pragma: no cover - only with a calendar of days off for a whole year
+        raise ValueError("add_working_days: no working days in the calendar")
+    end = dt.datetime.combine(d, dt.time()) + dt.timedelta(seconds=remaining - (k - 1) * DAY_S)
+    return _from_local(end, start)
