@@ -29,10 +29,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
-if TYPE_CHECKING:
-    from ioc.config.procedures import HolidaysFile
+from ioc.config.procedures import HolidaysFile
 
 __all__ = [
     "LOCAL_TZ",
@@ -75,14 +74,13 @@ class Holidays:
             return _NO_HOLIDAYS
         if isinstance(value, Holidays):
             return value
-        hol = getattr(value, "holidays", None)
-        if hol is not None and hasattr(value, "working_weekends"):
+        if isinstance(value, HolidaysFile):
             return cls(
-                days_off=frozenset(h.date for h in hol),
+                days_off=frozenset(h.date for h in value.holidays),
                 working_weekends=frozenset(value.working_weekends),
-                names={h.date: h.name for h in hol},
+                names={h.date: h.name for h in value.holidays},
             )
-        return cls(days_off=frozenset(_as_date(d) for d in value))  # type: ignore[union-attr]
+        return cls(days_off=frozenset(_as_date(d) for d in value))
 
     def is_working_day(self, day: dt.date) -> bool:
         if day.weekday() >= 5:
@@ -105,7 +103,7 @@ class Holidays:
         return count
 
 
-HolidaysLike = Union[Holidays, "HolidaysFile", Iterable[dt.date], None]
+HolidaysLike = Union[Holidays, HolidaysFile, Iterable[dt.date], None]
 _NO_HOLIDAYS = Holidays()
 
 
@@ -137,7 +135,6 @@ def _from_local(local: dt.datetime, like: dt.datetime) -> dt.datetime:
 def load_holidays(path: Path | str) -> Holidays:
     """Load ``holidays.yaml`` (a file, or a config folder holding one); missing file → none."""
     from ioc.config.loader import load_yaml, validate
-    from ioc.config.procedures import HolidaysFile
 
     p = Path(path)
     if p.is_dir():
