@@ -29,7 +29,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from ioc.config.procedures import HolidaysFile
 
@@ -103,7 +102,7 @@ class Holidays:
         return count
 
 
-HolidaysLike = Union[Holidays, HolidaysFile, Iterable[dt.date], None]
+HolidaysLike = Holidays | HolidaysFile | Iterable[dt.date] | None
 _NO_HOLIDAYS = Holidays()
 
 
