@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from ioc.config import Config
-from ioc.db import connect, storage_mode
+from ioc.db import connect, storage_mode, timescale
 from ioc.db.migrate import apply_retention, init_db, refresh_rollups
 
 # Runs in CI's smoke subset on the embedded PostgreSQL too.
@@ -37,11 +37,12 @@ def test_init_twice_is_a_noop(empty_db_url: str, config: Config) -> None:
     conn = connect(empty_db_url)
     first = init_db(conn, config)
     assert first.changed and first.applied == ["0001_core.sql"]
-    assert first.mode == "postgresql"  # no TimescaleDB preloaded on this server
+    expected = "timescaledb" if timescale.available(conn) else "postgresql"
+    assert first.mode == expected
     second = init_db(conn, config)
     assert not second.changed, second.summary()
     assert "nothing to do" in second.summary()
-    assert storage_mode(conn) == "postgresql"
+    assert storage_mode(conn) == expected
     conn.close()
     for table, cols in CONTRACT_COLUMNS.items():
         assert cols <= _columns(empty_db_url, table), table
