@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 
 from ioc.config import Config, load_config
 from ioc.errors import IOCError
-from ioc.settings import MqttTarget, Settings, check_db_url, parse_mqtt_url
+from ioc.settings import (
+    MqttTarget,
+    Settings,
+    check_db_url,
+    parse_mqtt_url,
+    refuse_placeholder_password,
+)
 
 
 @dataclass
@@ -27,10 +33,12 @@ class Context:
                 "IOC_DATABASE_URL is not set (only `ioc demo` starts an embedded database)"
             )
         check_db_url(url)
+        refuse_placeholder_password("IOC_DATABASE_URL", url, demo=self.settings.demo)
         return url
 
     def mqtt(self) -> MqttTarget:
         url = self.settings.mqtt_url
         if not url:
             raise IOCError("IOC_MQTT_URL is not set (only `ioc demo` starts an embedded broker)")
+        refuse_placeholder_password("IOC_MQTT_URL", url, demo=self.settings.demo)
         return parse_mqtt_url(url)

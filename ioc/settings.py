@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     kiosk_token: str | None = Field(
         default=None, description="Read-only token for wall displays (/wall?token=...)"
     )
+    demo: bool = Field(
+        default=False, description="Set by `ioc demo` for its children: placeholder passwords OK"
+    )
     metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
@@ -96,6 +99,18 @@ def redact_db_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def refuse_placeholder_password(name: str, url: str, *, demo: bool) -> None:
+    """Outside the demo, a well-known placeholder password in a URL is refused."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password and not demo and unquote(password).lower() in PLACEHOLDER_PASSWORDS:
+        raise IOCError(
+            f"{name} uses a placeholder password; set a real one (allowed only in `ioc demo`)"
+        )
 
 
 def check_db_url(url: str) -> None:

@@ -80,6 +80,13 @@ def test_bad_database_url(url: str, needle: str) -> None:
     assert "secretpw" not in line  # secrets never printed
 
 
+def test_placeholder_password_refused() -> None:
+    line = one_line_error(
+        run("db", "init", env={"IOC_DATABASE_URL": "postgresql://ioc:changeme@127.0.0.1:1/x"})
+    )
+    assert "placeholder password" in line and "changeme" not in line
+
+
 def test_bad_config_names_file_and_line(tmp_path: Path) -> None:
     cfg = tmp_path / "config"
     cfg.mkdir()
