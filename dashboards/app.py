@@ -1,0 +1,93 @@
+"""The Dash application: pages, the guard, sign-in, health and metrics routes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dash
+import flask
+from dash import html
+
+from dashboards import ops, security
+from dashboards.db import Pool
+from dashboards.state import AppState, state
+from ioc.config import Config
+from ioc.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+
+
+def secret_key(settings: Settings) -> str:
+    """IOC_SECRET_KEY, or a key generated once under var/ (shared by every process there)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.var_dir) / "dashboard_secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key)
+    return key
+
+
+def report_download(report_id: int) -> flask.Response:
+    """A scheduled report file listed in ``reports`` (analysts and admins; checked by guard)."""
+    from dashboards import queries
+
+    user = getattr(flask.g, "user", None)
+    if user is None or not user.can("export"):
+        flask.abort(403)
+    st = state()
+    with st.pool.conn() as conn:
+        row = queries.report(conn, report_id=report_id)
+    if row is None:
+        flask.abort(404)
+    path = Path(str(row["path"]))
+    if not path.is_file():
+        flask.abort(404)
+    return flask.send_file(path.resolve(), as_attachment=True, download_name=path.name)
+
+
+def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
+    settings = settings or Settings()
+    st = AppState(
+        cfg=cfg,
+        pool=Pool(database_url),
+        secret_key=secret_key(settings),
+        kiosk_token=settings.kiosk_token,
+        metrics_token=settings.metrics_token,
+    )
+    wall_period = os.environ.get("IOC_WALL_PERIOD_S")
+    if wall_period:
+        st.wall_period_s = max(5.0, float(wall_period))
+    server = flask.Flask("ioc-dashboard")
+    server.config["IOC_STATE"] = st
+    server.config["IOC_METRICS"] = ops.Metrics(st)
+    server.secret_key = st.secret_key
+    app = dash.Dash(
+        "ioc-dashboard",
+        server=server,
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        title="IOC Đà Nẵng",
+        update_title=None,
+        compress=False,
+    )
+    app.layout = html.Div([dash.page_container], id="app-root")
+    # Dash registers its own before_request hooks; ours must run first.
+    server.before_request_funcs.setdefault(None, []).insert(0, security.guard)
+    server.after_request(security.after)
+    server.after_request(ops.timing_after)
+    server.add_url_rule("/login", "login", security.login, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "logout", security.logout, methods=["GET", "POST"])
+    server.add_url_rule("/healthz", "healthz", ops.healthz)
+    server.add_url_rule("/metrics", "metrics", ops.metrics)
+    server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
+    return app

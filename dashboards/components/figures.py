@@ -1,0 +1,222 @@
+"""Figures built from DataFrames by pure functions (no database, no request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t
+from dashboards.kpiview import decimals, is_missing
+from ioc.config import Kpi
+
+DARK = {"bg": "#05080f", "fg": "#f2f5fa", "grid": "#2a3344", "base": "#2b3445", "line": "#0b1220"}
+LIGHT = {"bg": "#ffffff", "fg": "#1b2330", "grid": "#e3e7ee", "base": "#d9dde3", "line": "#ffffff"}
+
+# green = good: the scale runs bad -> good along increasing "goodness"
+GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
+
+
+def _theme(dark: bool) -> dict[str, str]:
+    return DARK if dark else LIGHT
+
+
+def empty_figure(message: str, *, dark: bool = False, height: int = 300) -> go.Figure:
+    th = _theme(dark)
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message, showarrow=False, font={"size": 18, "color": th["fg"]}, x=0.5, y=0.5,
+        xref="paper", yref="paper",
+    )
+    fig.update_layout(
+        height=height, paper_bgcolor=th["bg"], plot_bgcolor=th["bg"],
+        xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+    )
+    return fig
+
+
+def ward_map(
+    geojson: dict[str, Any],
+    names: dict[str, str],
+    ranked: pd.DataFrame,
+    kpi_name: str,
+    kpi: Kpi | None,
+    *,
+    lang: str,
+    dark: bool = False,
+    height: int = 560,
+    n_wards: int = 94,
+) -> go.Figure:
+    """All wards of the GeoJSON in grey, wards with a value coloured (green = good).
+
+    ``ranked`` has columns ward_code, value, rank (see kpiview.ranks). No tiles, no network:
+    a geo subplot with its base layers hidden, fitted to the wards.
+    """
+    th = _theme(dark)
+    codes = [str(f["id"]) for f in geojson["features"]]
+    label = (kpi.label_en if lang == "en" else kpi.label_vi) if kpi else kpi_name
+    unit = kpi.unit if kpi else ""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Choropleth(
+            geojson=geojson,
+            locations=codes,
+            z=[0] * len(codes),
+            featureidkey="id",
+            colorscale=[[0, th["base"]], [1, th["base"]]],
+            showscale=False,
+            marker={"line": {"color": th["line"], "width": 0.6}},
+            customdata=[[names.get(c, c), t("no_data", lang)] for c in codes],
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
+            name="wards",
+        )
+    )
+    data = ranked.dropna(subset=["value"]) if not ranked.empty else ranked
+    if not data.empty:
+        n_ranked = int(ranked["rank"].notna().sum())
+        dec = decimals(kpi) if kpi else 1
+        custom = [
+            [
+                names.get(r.ward_code, r.ward_code),
+                f"{fmt_num(r.value, dec, lang)} {unit}".strip(),
+                f"{t('rank', lang)} {int(r.rank)}/{n_ranked}" if not is_missing(r.rank) else "",
+            ]
+            for r in data.itertuples()
+        ]
+        reverse = kpi is not None and kpi.direction == "lower_better"
+        fig.add_trace(
+            go.Choropleth(
+                geojson=geojson,
+                locations=list(data["ward_code"]),
+                z=list(data["value"].astype(float)),
+                featureidkey="id",
+                colorscale=GOOD_SCALE,
+                reversescale=reverse,
+                marker={"line": {"color": th["line"], "width": 0.6}},
+                customdata=custom,
+                hovertemplate=(
+                    "<b>%{customdata[0]}</b><br>" + label
+                    + ": %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
+                ),
+                colorbar={
+                    "title": {"text": unit, "font": {"color": th["fg"]}},
+                    "tickfont": {"color": th["fg"], "size": 18 if dark else 12},
+                    "thickness": 22 if dark else 14,
+                },
+                name=label,
+            )
+        )
+    fig.update_geos(
+        fitbounds="locations", visible=False, bgcolor=th["bg"], projection={"type": "mercator"}
+    )
+    fig.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        paper_bgcolor=th["bg"],
+        font={"color": th["fg"], "size": 20 if dark else 13},
+        separators=plotly_separators(lang),
+        hoverlabel={"font": {"size": 22 if dark else 13}},
+        uirevision=kpi_name,
+    )
+    return fig
+
+
+def kpi_history(
+    hist: pd.DataFrame, ward: str, kpi: Kpi, *, lang: str, ward_label: str, height: int = 220
+) -> go.Figure:
+    """One KPI of one ward over time, with the city and the target."""
+    fig = go.Figure()
+    for code, name, dash in ((ward, ward_label, "solid"), ("city", t("city", lang), "dot")):
+        d = hist[hist["ward_code"] == code]
+        if d.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[local(x) for x in d["period_start"]],
+                y=d["value"],
+                mode="lines+markers",
+                name=name,
+                line={"dash": dash},
+                connectgaps=False,
+            )
+        )
+    if kpi.target is not None:
+        fig.add_hline(
+            y=kpi.target, line_dash="dash", line_color="#888",
+            annotation_text=t("target", lang), annotation_position="top left",
+        )
+    fig.update_layout(
+        height=height,
+        margin={"l": 40, "r": 10, "t": 10, "b": 30},
+        showlegend=True,
+        legend={"orientation": "h", "y": -0.25},
+        separators=plotly_separators(lang),
+        xaxis={"tickformat": date_axis_format(lang)},
+        paper_bgcolor="#ffffff",
+        plot_bgcolor="#ffffff",
+    )
+    return fig
+
+
+def bars(
+    df: pd.DataFrame,
+    x: str,
+    series: list[tuple[str, str, str]],
+    *,
+    lang: str,
+    dark: bool = False,
+    height: int = 320,
+    stacked: bool = False,
+    horizontal: bool = False,
+) -> go.Figure:
+    """Grouped (or stacked) bars; ``series`` = (column, label, colour)."""
+    th = _theme(dark)
+    fig = go.Figure()
+    for col, label, color in series:
+        if horizontal:
+            fig.add_trace(go.Bar(y=df[x], x=df[col], name=label, marker_color=color, orientation="h"))
+        else:
+            fig.add_trace(go.Bar(x=df[x], y=df[col], name=label, marker_color=color))
+    fig.update_layout(
+        barmode="stack" if stacked else "group",
+        height=height,
+        margin={"l": 50, "r": 10, "t": 10, "b": 40},
+        paper_bgcolor=th["bg"],
+        plot_bgcolor=th["bg"],
+        font={"color": th["fg"], "size": 20 if dark else 12},
+        legend={"orientation": "h", "y": 1.12},
+        separators=plotly_separators(lang),
+        xaxis={"gridcolor": th["grid"]},
+        yaxis={"gridcolor": th["grid"], "automargin": True},
+    )
+    return fig
+
+
+def lines(
+    df: pd.DataFrame,
+    x: str,
+    series: list[tuple[str, str, str]],
+    *,
+    lang: str,
+    dark: bool = False,
+    height: int = 320,
+) -> go.Figure:
+    th = _theme(dark)
+    fig = go.Figure()
+    for col, label, color in series:
+        fig.add_trace(
+            go.Scatter(x=df[x], y=df[col], name=label, mode="lines+markers", line_color=color)
+        )
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 10, "t": 10, "b": 40},
+        paper_bgcolor=th["bg"],
+        plot_bgcolor=th["bg"],
+        font={"color": th["fg"], "size": 20 if dark else 12},
+        legend={"orientation": "h", "y": 1.12},
+        separators=plotly_separators(lang),
+        xaxis={"gridcolor": th["grid"], "tickformat": date_axis_format(lang)},
+        yaxis={"gridcolor": th["grid"]},
+    )
+    return fig

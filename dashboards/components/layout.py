@@ -1,0 +1,149 @@
+"""Shared widgets: the navigation bar, page frame, KPI tiles, tables, refusal notices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dash import dash_table, dcc, html
+
+from dashboards.i18n import fmt_num, t
+from dashboards.kpiview import COLORS, decimals, status, trend
+from ioc.auth import User
+from ioc.config import Kpi
+
+NAV = [
+    ("/", "overview", "view"),
+    ("/applications", "applications", "view"),
+    ("/cameras", "cameras", "view"),
+    ("/alerts", "alerts", "view"),
+    ("/export", "export", "export"),
+    ("/wall", "wall", "wall"),
+]
+
+
+def navbar(user: User, active: str, lang: str) -> html.Div:
+    links: list[Any] = []
+    for href, key, perm in NAV:
+        if not user.can(perm):
+            continue
+        cls = "nav-link active" if href == active else "nav-link"
+        links.append(dcc.Link(t(key, lang), href=href, className=cls))
+    if user.ward_scoped:
+        for code in sorted(user.wards):
+            href = f"/ward/{code}"
+            cls = "nav-link active" if href == active else "nav-link"
+            links.append(dcc.Link(f"{t('ward', lang)} {code}", href=href, className=cls))
+    other = "en" if lang == "vi" else "vi"
+    return html.Div(
+        className="navbar",
+        children=[
+            html.Span(t("app_title", lang), className="brand"),
+            html.Div(links, className="nav-links"),
+            html.Div(
+                className="nav-user",
+                children=[
+                    html.Span(f"{user.name} ({user.role})", className="user-name"),
+                    # a real link: the language cookie is set by the server on reload
+                    html.A(t("language", lang), href=f"{active}?lang={other}", id="nav-lang"),
+                    html.A(t("logout", lang), href="/logout", id="nav-logout"),
+                ],
+            ),
+        ],
+    )
+
+
+def frame(user: User, active: str, lang: str, children: Sequence[Any]) -> html.Div:
+    return html.Div([navbar(user, active, lang), html.Div(list(children), className="page")])
+
+
+def refused(lang: str) -> html.Div:
+    return html.Div(t("forbidden", lang), className="refused", id="refused")
+
+
+def kpi_tile(
+    name: str, kpi: Kpi, value: float | None, prev: float | None, lang: str, *, extra: str = ""
+) -> html.Div:
+    st = status(value, kpi)
+    arrow, arrow_color = trend(value, prev, kpi)
+    label = kpi.label_en if lang == "en" else kpi.label_vi
+    shown = fmt_num(value, decimals(kpi), lang) if value is not None else t("no_data", lang)
+    return html.Div(
+        className="tile",
+        id=f"tile-{name}",
+        style={"borderTopColor": COLORS[st]},
+        children=[
+            html.Div(label, className="tile-label"),
+            html.Div(
+                [
+                    html.Span(shown, className="tile-value"),
+                    html.Span(f" {kpi.unit}" if value is not None else "", className="tile-unit"),
+                    html.Span(f" {arrow}", className="tile-arrow", style={"color": arrow_color}),
+                ]
+            ),
+            html.Div(
+                (
+                    f"{t('target', lang)}: {fmt_num(kpi.target, decimals(kpi), lang)}"
+                    if kpi.target is not None
+                    else ""
+                )
+                + (f" · {extra}" if extra else ""),
+                className="tile-sub",
+            ),
+        ],
+    )
+
+
+def numeric_format(lang: str, decimals_: int = 1) -> dict[str, Any]:
+    """A DataTable number format with the language's separators."""
+    if lang == "vi":
+        return {
+            "locale": {"decimal": ",", "group": "."},
+            "specifier": f",.{decimals_}f",
+        }
+    return {"specifier": f",.{decimals_}f"}
+
+
+def table(
+    table_id: str,
+    rows: list[dict[str, Any]],
+    columns: list[dict[str, Any]],
+    *,
+    page_size: int = 15,
+    sortable: bool = True,
+    filterable: bool = False,
+    selectable: bool = False,
+    dark: bool = False,
+    style_data_conditional: list[dict[str, Any]] | None = None,
+) -> dash_table.DataTable:
+    return dash_table.DataTable(
+        id=table_id,
+        data=rows,
+        columns=columns,
+        page_size=page_size,
+        sort_action="native" if sortable else "none",
+        filter_action="native" if filterable else "none",
+        row_selectable="multi" if selectable else False,
+        selected_rows=[],
+        style_table={"overflowX": "auto"},
+        style_cell={
+            "fontFamily": "inherit",
+            "padding": "6px 8px",
+            "textAlign": "left",
+            "backgroundColor": "#0b1220" if dark else "#ffffff",
+            "color": "#f2f5fa" if dark else "#1b2330",
+            "fontSize": "22px" if dark else "14px",
+            "border": "1px solid #2a3344" if dark else "1px solid #e3e7ee",
+        },
+        style_header={"fontWeight": "bold"},
+        style_data_conditional=style_data_conditional or [],
+    )
+
+
+def severity_styles() -> list[dict[str, Any]]:
+    return [
+        {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity_label"},
+         "backgroundColor": COLORS["red"], "color": "white"},
+        {"if": {"filter_query": '{severity} = "warning"', "column_id": "severity_label"},
+         "backgroundColor": COLORS["amber"], "color": "black"},
+    ]

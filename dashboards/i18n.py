@@ -1,0 +1,200 @@
+"""Vietnamese (default) and English UI text, and locale-aware number and date formats.
+
+The language comes from ``?lang=en|vi`` (which also sets the ``ioc_lang`` cookie) or the
+cookie; Vietnamese formats are 1.234,5 and dd/mm/yyyy, English 1,234.5 and yyyy-mm-dd.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+import flask
+
+LANGS = ("vi", "en")
+COOKIE = "ioc_lang"
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+TEXT: dict[str, tuple[str, str]] = {
+    "app_title": ("Trung tâm Điều hành Đà Nẵng", "Da Nang Operations Center"),
+    "overview": ("Tổng quan", "Overview"),
+    "wall": ("Màn hình lớn", "Wall"),
+    "applications": ("Hồ sơ hành chính", "Applications"),
+    "cameras": ("Camera", "Cameras"),
+    "alerts": ("Cảnh báo", "Alerts"),
+    "export": ("Xuất báo cáo", "Export"),
+    "logout": ("Đăng xuất", "Sign out"),
+    "login": ("Đăng nhập", "Sign in"),
+    "username": ("Tên đăng nhập", "User name"),
+    "password": ("Mật khẩu", "Password"),
+    "bad_login": ("Sai tên đăng nhập hoặc mật khẩu", "Wrong user name or password"),
+    "throttled": (
+        "Quá nhiều lần đăng nhập sai; vui lòng thử lại sau ít phút",
+        "Too many failed sign-ins; try again in a few minutes",
+    ),
+    "forbidden": ("Bạn không có quyền xem nội dung này", "You may not see this"),
+    "not_found": ("Không tìm thấy", "Not found"),
+    "city": ("Toàn thành phố", "Whole city"),
+    "ward": ("Phường/xã", "Ward"),
+    "kpi": ("Chỉ số", "KPI"),
+    "value": ("Giá trị", "Value"),
+    "target": ("Mục tiêu", "Target"),
+    "city_avg": ("Toàn TP", "City"),
+    "rank": ("Hạng", "Rank"),
+    "no_data": ("không có dữ liệu", "no data"),
+    "last_update": ("Cập nhật lúc", "Last update"),
+    "color_by": ("Tô màu theo", "Colour by"),
+    "ranking": ("Xếp hạng phường/xã", "Ward ranking"),
+    "best": ("Tốt nhất", "Best"),
+    "worst": ("Kém nhất", "Worst"),
+    "open_alerts": ("Cảnh báo đang mở", "Open alerts"),
+    "no_open_alerts": ("Không có cảnh báo đang mở", "No open alerts"),
+    "severity": ("Mức độ", "Severity"),
+    "state": ("Trạng thái", "State"),
+    "title": ("Nội dung", "Title"),
+    "opened": ("Thời điểm", "Opened"),
+    "acknowledge": ("Xác nhận", "Acknowledge"),
+    "resolve": ("Đóng cảnh báo", "Resolve"),
+    "acknowledged": ("Đã xác nhận", "Acknowledged"),
+    "resolved": ("Đã đóng", "Resolved"),
+    "open": ("Đang mở", "Open"),
+    "critical": ("Nghiêm trọng", "Critical"),
+    "warning": ("Cảnh báo", "Warning"),
+    "info": ("Thông tin", "Info"),
+    "history": ("Diễn biến 30 ngày", "Last 30 days"),
+    "devices": ("Thiết bị", "Devices"),
+    "device_type": ("Loại thiết bị", "Device type"),
+    "online": ("Hoạt động", "Online"),
+    "offline": ("Mất kết nối", "Offline"),
+    "unknown": ("Chưa rõ", "Unknown"),
+    "last_seen": ("Lần cuối", "Last seen"),
+    "overdue_list": ("Hồ sơ quá hạn", "Overdue applications"),
+    "procedure": ("Thủ tục", "Procedure"),
+    "received": ("Tiếp nhận", "Received"),
+    "due": ("Hạn trả", "Due"),
+    "days_late": ("Số ngày trễ", "Days late"),
+    "channel": ("Kênh", "Channel"),
+    "on_time": ("Đúng hạn", "On time"),
+    "late": ("Trễ hạn", "Late"),
+    "overdue": ("Quá hạn (đang xử lý)", "Overdue (open)"),
+    "returned": ("Yêu cầu bổ sung", "Supplements requested"),
+    "completed": ("Đã giải quyết", "Completed"),
+    "period_days": ("Khoảng thời gian", "Period"),
+    "days": ("ngày", "days"),
+    "group_by": ("Nhóm theo", "Group by"),
+    "worst_procedures": ("Thủ tục trễ hạn nhiều nhất", "Procedures most often late"),
+    "trend": ("Xu hướng theo ngày", "Daily trend"),
+    "camera": ("Camera", "Camera"),
+    "status": ("Trạng thái", "Status"),
+    "health": ("Sự cố", "Health issue"),
+    "count_1h": ("Lượt đếm 1 giờ", "Count, last hour"),
+    "all": ("Tất cả", "All"),
+    "filter": ("Lọc", "Filter"),
+    "selected": ("đã chọn", "selected"),
+    "kpis": ("Chỉ số", "KPIs"),
+    "wards": ("Phường/xã", "Wards"),
+    "all_wards": ("Tất cả phường/xã", "All wards"),
+    "from": ("Từ ngày", "From"),
+    "to": ("Đến ngày", "To"),
+    "granularity": ("Chu kỳ", "Granularity"),
+    "hour": ("Giờ", "Hour"),
+    "day": ("Ngày", "Day"),
+    "week": ("Tuần", "Week"),
+    "month": ("Tháng", "Month"),
+    "format": ("Định dạng", "Format"),
+    "download": ("Tải xuống", "Download"),
+    "reports": ("Báo cáo định kỳ", "Scheduled reports"),
+    "name": ("Tên", "Name"),
+    "created": ("Tạo lúc", "Created"),
+    "period": ("Kỳ", "Period"),
+    "stale": ("DỮ LIỆU CŨ", "STALE DATA"),
+    "disconnected": ("MẤT KẾT NỐI MÁY CHỦ", "SERVER UNREACHABLE"),
+    "env_flood": ("Môi trường & ngập lụt", "Environment & flooding"),
+    "map": ("Bản đồ", "Map"),
+    "map_title": ("Bản đồ 94 phường/xã", "Map of the 94 wards"),
+    "aqi_by_ward": ("Chỉ số AQI theo phường/xã", "AQI by ward"),
+    "flood_by_ward": ("Nguy cơ ngập theo phường/xã", "Flood risk by ward"),
+    "water_level": ("Mực nước cao nhất (cm)", "Highest water level (cm)"),
+    "rain_24h": ("Lượng mưa 24 giờ (mm)", "Rainfall 24 h (mm)"),
+    "cameras_online": ("Camera hoạt động", "Cameras online"),
+    "devices_online": ("Thiết bị hoạt động", "Devices online"),
+    "n_selected_none": ("Chọn cảnh báo trong bảng", "Select alerts in the table"),
+    "done_n": ("Đã cập nhật {n} cảnh báo", "{n} alert(s) updated"),
+    "not_allowed_ack": ("Bạn không có quyền xác nhận cảnh báo", "You may not acknowledge alerts"),
+    "export_empty": ("Không có dữ liệu trong khoảng đã chọn", "No data in the chosen range"),
+    "export_bad": ("Chọn ít nhất một chỉ số và khoảng thời gian", "Pick KPIs and a period"),
+    "preparing": ("Đang chuẩn bị tệp…", "Preparing the file…"),
+    "ward_page": ("Trang phường/xã", "Ward page"),
+    "vs_target": ("so với mục tiêu", "vs target"),
+    "language": ("English", "Tiếng Việt"),
+    "no_rows": ("Không có dòng nào", "No rows"),
+    "signed_in_as": ("Người dùng", "Signed in as"),
+    "kpi_missing": (
+        "Chưa có định nghĩa chỉ số (config/kpis.yaml)",
+        "No KPI definitions yet (config/kpis.yaml)",
+    ),
+}
+
+
+def lang() -> str:
+    """The language of the current request."""
+    if flask.has_request_context():
+        value = getattr(flask.g, "lang", None)
+        if value in LANGS:
+            return str(value)
+        arg = flask.request.args.get("lang")
+        if arg in LANGS:
+            return str(arg)
+        cookie = flask.request.cookies.get(COOKIE)
+        if cookie in LANGS:
+            return str(cookie)
+    return "vi"
+
+
+def t(key: str, language: str | None = None, **fmt: object) -> str:
+    pair = TEXT.get(key)
+    if pair is None:
+        return key
+    text = pair[1] if (language or lang()) == "en" else pair[0]
+    return text.format(**fmt) if fmt else text
+
+
+def fmt_num(value: float | int | None, decimals: int = 1, language: str | None = None) -> str:
+    """1.234,5 in Vietnamese, 1,234.5 in English; '—' for no data."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    text = f"{value:,.{decimals}f}"
+    if (language or lang()) == "vi":
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
+
+
+def local(ts: dt.datetime) -> dt.datetime:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.astimezone(TZ)
+
+
+def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dt.datetime):
+        value = local(value).date()
+    return value.strftime("%d/%m/%Y" if (language or lang()) == "vi" else "%Y-%m-%d")
+
+
+def fmt_datetime(value: dt.datetime | None, language: str | None = None) -> str:
+    if value is None:
+        return "—"
+    v = local(value)
+    return v.strftime("%d/%m/%Y %H:%M" if (language or lang()) == "vi" else "%Y-%m-%d %H:%M")
+
+
+def plotly_separators(language: str | None = None) -> str:
+    """Plotly's ``layout.separators``: decimal then thousands."""
+    return ",." if (language or lang()) == "vi" else ".,"
+
+
+def date_axis_format(language: str | None = None) -> str:
+    return "%d/%m" if (language or lang()) == "vi" else "%m-%d"

@@ -1,0 +1,74 @@
+"""Pure functions from KPI rows to what pages show: status colours, trends, ranks."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ioc.config import Kpi
+
+COLORS = {"green": "#1a9850", "amber": "#f0a202", "red": "#d73027", "none": "#9e9e9e"}
+
+
+def is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def status(value: float | None, kpi: Kpi) -> str:
+    """'green', 'amber', 'red' against the KPI's thresholds, or 'none' without data."""
+    if value is None or is_missing(value):
+        return "none"
+    v = float(value)
+    if kpi.direction == "higher_better":
+        if kpi.red is not None and v <= kpi.red:
+            return "red"
+        if kpi.amber is not None and v <= kpi.amber:
+            return "amber"
+    else:
+        if kpi.red is not None and v >= kpi.red:
+            return "red"
+        if kpi.amber is not None and v >= kpi.amber:
+            return "amber"
+    return "green"
+
+
+def trend(value: float | None, prev: float | None, kpi: Kpi) -> tuple[str, str]:
+    """(arrow, colour): ▲/▼/▶ and whether the change is good (green) or bad (red)."""
+    if is_missing(value) or is_missing(prev):
+        return "", COLORS["none"]
+    assert value is not None and prev is not None
+    diff = float(value) - float(prev)
+    scale = max(abs(float(prev)), 1e-9)
+    if abs(diff) / scale < 0.005:
+        return "▶", COLORS["none"]
+    better = diff > 0 if kpi.direction == "higher_better" else diff < 0
+    return ("▲" if diff > 0 else "▼"), COLORS["green" if better else "red"]
+
+
+def ranks(latest: pd.DataFrame, kpi_name: str, kpi: Kpi) -> pd.DataFrame:
+    """Wards of one KPI ranked best first: ward_code, value, prev_value, rank (1 = best).
+
+    Wards with no data get no rank (NaN) and sort last. 'city' is excluded.
+    """
+    df = latest[(latest["kpi"] == kpi_name) & (latest["ward_code"] != "city")][
+        ["ward_code", "value", "prev_value"]
+    ].copy()
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    asc = kpi.direction == "lower_better"
+    df["rank"] = df["value"].rank(ascending=asc, method="min")
+    return df.sort_values(["rank", "ward_code"], na_position="last").reset_index(drop=True)
+
+
+def city_value(latest: pd.DataFrame, kpi_name: str) -> tuple[float | None, float | None]:
+    """(value, previous value) of the city roll-up of a KPI."""
+    row = latest[(latest["kpi"] == kpi_name) & (latest["ward_code"] == "city")]
+    if row.empty:
+        return None, None
+    v, p = row.iloc[0]["value"], row.iloc[0]["prev_value"]
+    return (None if is_missing(v) else float(v)), (None if is_missing(p) else float(p))
+
+
+def decimals(kpi: Kpi) -> int:
+    """Counts (summed to the city) show as integers, rates and indices with one decimal."""
+    return 0 if kpi.rollup == "sum" else 1

@@ -1,0 +1,148 @@
+"""``/healthz`` (open JSON: is each part up; no data) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+import flask
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from dashboards.state import AppState, state
+
+# a service that has not reported for this long is stale
+STALE_AFTER_S = 120.0
+OK_STATES = {"ok", "running", "online", "connected", "up", "idle"}
+
+
+class Metrics:
+    """The server's own Prometheus registry (one per app, so tests can build several)."""
+
+    def __init__(self, st: AppState) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ioc_dashboard_requests_total",
+            "HTTP requests by kind and status code",
+            ["kind", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ioc_dashboard_request_seconds",
+            "Request latency by kind",
+            ["kind"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
+            registry=self.registry,
+        )
+        self.registry.register(_DbCollector(st))
+
+    def observe(self, path: str, code: int, seconds: float) -> None:
+        if path == "/_dash-update-component":
+            kind = "callback"
+        elif path.startswith(("/_dash-component-suites/", "/assets/")):
+            kind = "static"
+        elif path in ("/healthz", "/metrics"):
+            kind = path.strip("/")
+        else:
+            kind = "page"
+        self.requests.labels(kind, str(code)).inc()
+        self.latency.labels(kind).observe(seconds)
+
+
+class _DbCollector(Collector):
+    """Gauges read from the database at scrape time (counts only, no ward data)."""
+
+    def __init__(self, st: AppState) -> None:
+        self.st = st
+
+    def collect(self) -> Any:
+        alerts = GaugeMetricFamily(
+            "ioc_alerts_active", "Alerts not resolved", labels=["severity", "state"]
+        )
+        devices = GaugeMetricFamily("ioc_devices", "Devices by status", labels=["status"])
+        cams = GaugeMetricFamily("ioc_cameras", "Cameras by status", labels=["status"])
+        up = GaugeMetricFamily("ioc_dashboard_database_up", "Database reachable")
+        try:
+            with self.st.pool.conn() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT severity, state, count(*) FROM alerts WHERE state <> 'resolved'"
+                    " GROUP BY 1, 2"
+                )
+                for sev, st_, n in cur.fetchall():
+                    alerts.add_metric([sev, st_], n)
+                cur.execute("SELECT status, count(*) FROM devices GROUP BY 1")
+                for s, n in cur.fetchall():
+                    devices.add_metric([s], n)
+                cur.execute("SELECT status, count(*) FROM cameras GROUP BY 1")
+                for s, n in cur.fetchall():
+                    cams.add_metric([s], n)
+            up.add_metric([], 1)
+        except Exception:
+            up.add_metric([], 0)
+        yield from (alerts, devices, cams, up)
+
+
+def health_report(st: AppState) -> tuple[dict[str, Any], int]:
+    """Status of the database, the broker (as the ingesters last saw it) and each service."""
+    out: dict[str, Any] = {"status": "ok", "database": "ok", "broker": "unknown", "services": {}}
+    try:
+        with st.pool.conn() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.execute(
+                "SELECT service, status, details, extract(epoch FROM now() - updated_at)"
+                " FROM service_status"
+            )
+            rows = cur.fetchall()
+    except Exception:
+        out.update(status="down", database="down")
+        return out, 503
+    services: dict[str, str] = {}
+    broker: str | None = None
+    for service, status, details, age in rows:
+        fresh = age is not None and float(age) <= STALE_AFTER_S
+        s = str(status).lower()
+        value = ("ok" if s in OK_STATES else s) if fresh else "stale"
+        # best of the instances of a service
+        if services.get(service) != "ok":
+            services[service] = value
+        b = details.get("broker") if isinstance(details, dict) else None
+        if "mqtt" in str(service).lower() or b is not None:
+            seen = ("ok" if str(b or s).lower() in OK_STATES else "down") if fresh else "unknown"
+            if broker != "ok":
+                broker = seen
+    out["services"] = {k: services[k] for k in sorted(services)}
+    out["ingest"] = {k: v for k, v in out["services"].items() if "ingest" in k} or "unknown"
+    if broker is not None:
+        out["broker"] = broker
+    if any(v != "ok" for v in services.values()) or out["broker"] == "down":
+        out["status"] = "degraded"
+    return out, 200
+
+
+def healthz() -> flask.Response:
+    body, code = health_report(state())
+    resp = flask.Response(json.dumps(body), status=code, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def metrics() -> flask.Response:
+    st = state()
+    if st.metrics_token:
+        auth = flask.request.headers.get("Authorization", "")
+        given = auth[7:] if auth.startswith("Bearer ") else flask.request.args.get("token", "")
+        if not hmac.compare_digest(given.encode(), st.metrics_token.encode()):
+            return flask.Response("unauthorized\n", status=401, mimetype="text/plain")
+    m: Metrics = flask.current_app.config["IOC_METRICS"]
+    return flask.Response(generate_latest(m.registry), mimetype="text/plain; version=0.0.4")
+
+
+def timing_after(resp: flask.Response) -> flask.Response:
+    t0 = getattr(flask.g, "t0", None)
+    m: Metrics | None = flask.current_app.config.get("IOC_METRICS")
+    if t0 is not None and m is not None:
+        m.observe(flask.request.path, resp.status_code, time.perf_counter() - t0)
+    return resp

@@ -1,0 +1,239 @@
+"""``/``: city overview — KPI tiles with trends, the map of the 94 wards, rankings, alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dash
+from dash import Input, Output, callback, dcc, html
+
+from dashboards import queries
+from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
+from dashboards.components.figures import empty_figure, ward_map
+from dashboards.components.layout import (
+    frame,
+    kpi_tile,
+    numeric_format,
+    refused,
+    severity_styles,
+    table,
+)
+from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.kpiview import city_value, decimals, ranks, status
+from dashboards.state import state
+
+dash.register_page(__name__, path="/", title="IOC Đà Nẵng", order=0)
+
+REFRESH_MS = 30_000
+DEFAULT_MAP_KPI = "on_time_rate"
+
+
+def layout(**_: Any) -> html.Div:
+    user, lang = who()
+    if not user.can("view"):
+        return refused(lang)
+    st = state()
+    kpis = st.kpis
+    options = [
+        {"label": k.label_en if lang == "en" else k.label_vi, "value": name}
+        for name, k in kpis.items()
+    ]
+    default = DEFAULT_MAP_KPI if DEFAULT_MAP_KPI in kpis else (options[0]["value"] if options else None)
+    return frame(
+        user,
+        "/",
+        lang,
+        [
+            dcc.Interval(id="ov-interval", interval=REFRESH_MS),
+            html.Div(
+                className="page-head",
+                children=[
+                    html.H1(t("overview", lang)),
+                    html.Span(id="ov-updated", className="updated"),
+                ],
+            ),
+            html.Div(id="ov-tiles", className="tiles"),
+            html.Div(
+                className="grid-2",
+                children=[
+                    html.Div(
+                        className="card",
+                        children=[
+                            html.Div(
+                                className="card-head",
+                                children=[
+                                    html.H2(t("map_title", lang)),
+                                    html.Label(t("color_by", lang)),
+                                    dcc.Dropdown(
+                                        id="ov-kpi",
+                                        options=options,
+                                        value=default,
+                                        clearable=False,
+                                        className="kpi-select",
+                                    ),
+                                ],
+                            ),
+                            dcc.Graph(
+                                id="ov-map",
+                                config={"displayModeBar": False, "responsive": True},
+                                style={"height": "560px"},
+                            ),
+                        ],
+                    ),
+                    html.Div(
+                        className="card",
+                        children=[
+                            html.H2(t("ranking", lang)),
+                            html.Div(id="ov-best-worst", className="best-worst"),
+                            html.Div(id="ov-ranking"),
+                        ],
+                    ),
+                ],
+            ),
+            html.Div(
+                className="card",
+                children=[html.H2(t("open_alerts", lang)), html.Div(id="ov-alerts")],
+            ),
+        ],
+    )
+
+
+@callback(
+    Output("ov-tiles", "children"),
+    Output("ov-map", "figure"),
+    Output("ov-ranking", "children"),
+    Output("ov-best-worst", "children"),
+    Output("ov-alerts", "children"),
+    Output("ov-updated", "children"),
+    Input("ov-interval", "n_intervals"),
+    Input("ov-kpi", "value"),
+)
+def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
+    user = require("view")
+    _, lang = who()
+    st = state()
+    kpis = st.kpis
+    latest = latest_kpis("day")
+    allowed = user.allowed_wards()
+
+    if not kpis:
+        tiles: Any = html.Div(t("kpi_missing", lang), className="muted")
+    else:
+        tiles = []
+        for name, kpi in kpis.items():
+            value, prev = city_value(latest, name) if not latest.empty else (None, None)
+            tiles.append(kpi_tile(name, kpi, value, prev, lang))
+
+    kpi = kpis.get(kpi_name or "")
+    if kpi is None or latest.empty:
+        ranked = latest.iloc[0:0]
+        fig = ward_map(st.geojson, st.ward_names, _empty_ranked(), kpi_name or "", kpi, lang=lang)
+    else:
+        ranked = ranks(latest, kpi_name or "", kpi)
+        if allowed is not None:  # ranks are among all wards; values only of granted wards
+            ranked = ranked[ranked["ward_code"].isin(allowed)]
+        fig = ward_map(st.geojson, st.ward_names, ranked, kpi_name or "", kpi, lang=lang)
+
+    ranking, best_worst = _ranking(ranked, kpi_name or "", kpi, lang)
+    alerts = _alerts(user, lang)
+    fresh = freshness()
+    stamps = [v for v in fresh.values() if v is not None]
+    updated = f"{t('last_update', lang)}: {fmt_datetime(max(stamps), lang)}" if stamps else ""
+    return tiles, fig, ranking, best_worst, alerts, updated
+
+
+def _empty_ranked() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"ward_code": [], "value": [], "rank": []})
+
+
+def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]:
+    if kpi is None or ranked is None or len(ranked) == 0:
+        return html.Div(t("no_data", lang), className="muted"), ""
+    names = state().ward_names
+    dec = decimals(kpi)
+    rows = []
+    for r in ranked.itertuples():
+        has = r.value == r.value  # not NaN
+        rows.append(
+            {
+                "rank": int(r.rank) if has else None,
+                "ward": f"[{names.get(r.ward_code, r.ward_code)}](/ward/{r.ward_code})",
+                "code": r.ward_code,
+                "value": float(r.value) if has else None,
+                "status": t(
+                    {"green": "on_time", "amber": "warning", "red": "late", "none": "no_data"}[
+                        status(r.value if has else None, kpi)
+                    ],
+                    lang,
+                ),
+            }
+        )
+    columns = [
+        {"name": t("rank", lang), "id": "rank", "type": "numeric"},
+        {"name": t("ward", lang), "id": "ward", "presentation": "markdown"},
+        {"name": "Mã" if lang == "vi" else "Code", "id": "code"},
+        {
+            "name": f"{kpi.label_en if lang == 'en' else kpi.label_vi} ({kpi.unit})",
+            "id": "value",
+            "type": "numeric",
+            "format": numeric_format(lang, dec),
+        },
+    ]
+    ranked_only = [r for r in rows if r["rank"] is not None]
+    best = ranked_only[:5]
+    worst = list(reversed(ranked_only[-5:])) if len(ranked_only) > 5 else []
+
+    def lst(title: str, items: list[dict[str, Any]], cls: str) -> html.Div:
+        return html.Div(
+            className=f"bw {cls}",
+            children=[
+                html.H3(title),
+                html.Ol(
+                    [
+                        html.Li(
+                            f"{names.get(i['code'], i['code'])}: "
+                            f"{fmt_num(i['value'], dec, lang)} {kpi.unit}"
+                        )
+                        for i in items
+                    ]
+                ),
+            ],
+        )
+
+    bw = [lst(t("best", lang), best, "best")]
+    if worst:
+        bw.append(lst(t("worst", lang), worst, "worst"))
+    return table("ov-rank-table", rows, columns, page_size=12), bw
+
+
+def _alerts(user: Any, lang: str) -> Any:
+    key = ("alerts_open", scope_key(user))
+    df = cached(key, lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=20))
+    if df.empty:
+        return html.Div(t("no_open_alerts", lang), className="muted", id="ov-no-alerts")
+    names = state().ward_names
+    rows = [
+        {
+            "severity": r.severity,
+            "severity_label": t(r.severity, lang),
+            "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
+            "title": r.title,
+            "opened": fmt_datetime(r.opened_at, lang),
+        }
+        for r in df.itertuples()
+    ]
+    cols = [
+        {"name": t("severity", lang), "id": "severity_label"},
+        {"name": t("ward", lang), "id": "ward"},
+        {"name": t("title", lang), "id": "title"},
+        {"name": t("opened", lang), "id": "opened"},
+    ]
+    return table(
+        "ov-alerts-table", rows, cols, page_size=10, style_data_conditional=severity_styles()
+    )
+
+
+_ = (dt, empty_figure)

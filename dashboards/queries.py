@@ -1,0 +1,349 @@
+"""The dashboard's SQL: keyword-only functions taking a connection and returning DataFrames.
+
+``wards=None`` means every ward; a list restricts rows to those wards (ward leaders). Every
+parameter is bound, never formatted into the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ioc.db import Connection
+
+WardScope = Sequence[str] | None
+
+
+def _frame(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(sql, params or {})
+        cols = [d[0] for d in cur.description or ()]
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=cols)
+
+
+def _scope(wards: WardScope) -> list[str] | None:
+    return None if wards is None else list(wards)
+
+
+def kpi_latest(conn: Connection, *, period: str = "day") -> pd.DataFrame:
+    """Per KPI, its latest ``period`` values (every ward and 'city') with the previous period's.
+
+    Columns: kpi, ward_code, period_start, value, prev_value, computed_at.
+    """
+    return _frame(
+        conn,
+        """
+        WITH latest AS (
+            SELECT kpi, max(period_start) AS ps FROM kpi_values
+            WHERE period = %(p)s AND ward_code = 'city' GROUP BY kpi
+        ), prev AS (
+            SELECT l.kpi, l.ps,
+                   (SELECT max(period_start) FROM kpi_values q
+                     WHERE q.kpi = l.kpi AND q.ward_code = 'city' AND q.period = %(p)s
+                       AND q.period_start < l.ps) AS prev_ps
+            FROM latest l
+        )
+        SELECT v.kpi, v.ward_code, v.period_start, v.value, pv.value AS prev_value,
+               v.computed_at
+        FROM prev
+        JOIN kpi_values v ON v.kpi = prev.kpi AND v.period = %(p)s AND v.period_start = prev.ps
+        LEFT JOIN kpi_values pv ON pv.kpi = v.kpi AND pv.ward_code = v.ward_code
+             AND pv.period = %(p)s AND pv.period_start = prev.prev_ps
+        """,
+        {"p": period},
+    )
+
+
+def kpi_history(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    since: dt.datetime,
+    period: str = "day",
+    kpis: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """KPI values of the given wards (may include 'city') since ``since``."""
+    return _frame(
+        conn,
+        """
+        SELECT kpi, ward_code, period_start, value FROM kpi_values
+        WHERE period = %(p)s AND ward_code = ANY(%(wards)s) AND period_start >= %(since)s
+          AND (%(kpis)s::text[] IS NULL OR kpi = ANY(%(kpis)s))
+        ORDER BY kpi, ward_code, period_start
+        """,
+        {"p": period, "wards": list(wards), "since": since, "kpis": _scope(kpis)},
+    )
+
+
+def freshness(conn: Connection) -> dict[str, dt.datetime | None]:
+    """When data last arrived: KPIs computed, devices heard from, cameras seen."""
+    out: dict[str, dt.datetime | None] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT max(computed_at) FROM kpi_values"
+            " WHERE period = 'day' AND ward_code = 'city'"
+            "   AND period_start >= now() - interval '3 days'"
+        )
+        out["kpi"] = (cur.fetchone() or (None,))[0]
+        cur.execute("SELECT max(last_seen) FROM devices")
+        out["devices"] = (cur.fetchone() or (None,))[0]
+        cur.execute("SELECT max(last_seen) FROM cameras")
+        out["cameras"] = (cur.fetchone() or (None,))[0]
+    return out
+
+
+def alerts(
+    conn: Connection,
+    *,
+    wards: WardScope = None,
+    states: Sequence[str] = ("open", "acknowledged"),
+    severities: Sequence[str] | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Alerts, most severe and newest first. Ward leaders see only their wards' alerts."""
+    return _frame(
+        conn,
+        """
+        SELECT id, rule_id, subject, ward_code, severity, state, title, value, opened_at,
+               acknowledged_at, acknowledged_by, resolved_at, resolved_by
+        FROM alerts
+        WHERE state = ANY(%(states)s)
+          AND (%(sev)s::text[] IS NULL OR severity = ANY(%(sev)s))
+          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                 opened_at DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "states": list(states),
+            "sev": _scope(severities),
+            "wards": _scope(wards),
+            "limit": limit,
+        },
+    )
+
+
+def alert_wards(conn: Connection, *, ids: Sequence[int]) -> dict[int, str | None]:
+    """Ward of each alert id (to check a user's right to act on it)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, ward_code FROM alerts WHERE id = ANY(%s)", (list(ids),))
+        return {int(r[0]): r[1] for r in cur.fetchall()}
+
+
+def device_status(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+    """Device counts per ward, type and status."""
+    return _frame(
+        conn,
+        """
+        SELECT ward_code, device_type, status, count(*) AS n, max(last_seen) AS last_seen
+        FROM devices
+        WHERE (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        GROUP BY ward_code, device_type, status
+        """,
+        {"wards": _scope(wards)},
+    )
+
+
+def devices_not_online(conn: Connection, *, ward: str, limit: int = 200) -> pd.DataFrame:
+    return _frame(
+        conn,
+        """
+        SELECT device_id, device_type, status, last_seen FROM devices
+        WHERE ward_code = %(w)s AND status <> 'online'
+        ORDER BY last_seen NULLS FIRST LIMIT %(limit)s
+        """,
+        {"w": ward, "limit": limit},
+    )
+
+
+def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+    """Cameras with status, open health events and the last hour's counts."""
+    return _frame(
+        conn,
+        """
+        SELECT c.camera_id, c.ward_code, c.name, c.status, c.last_seen,
+               ev.kinds AS issues, m.count_1h
+        FROM cameras c
+        LEFT JOIN LATERAL (
+            SELECT string_agg(kind, ', ' ORDER BY kind) AS kinds FROM camera_events e
+            WHERE e.camera_id = c.camera_id AND e.ended_at IS NULL
+        ) ev ON true
+        LEFT JOIN LATERAL (
+            SELECT sum(value) AS count_1h FROM camera_metrics cm
+            WHERE cm.camera_id = c.camera_id AND cm.ts > now() - interval '1 hour'
+              AND cm.metric LIKE 'count%%'
+        ) m ON true
+        WHERE (%(wards)s::text[] IS NULL OR c.ward_code = ANY(%(wards)s))
+        ORDER BY c.ward_code, c.camera_id
+        """,
+        {"wards": _scope(wards)},
+    )
+
+
+def overdue_applications(
+    conn: Connection, *, wards: WardScope = None, limit: int = 200
+) -> pd.DataFrame:
+    """Open applications past due: procedure and days late (calendar days, as of now)."""
+    return _frame(
+        conn,
+        """
+        SELECT id, ward_code, procedure, channel, received_at, due_at, status,
+               extract(epoch FROM now() - due_at) / 86400.0 AS days_late
+        FROM applications
+        WHERE status IN ('received', 'returned') AND due_at < now()
+          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        ORDER BY due_at LIMIT %(limit)s
+        """,
+        {"wards": _scope(wards), "limit": limit},
+    )
+
+
+APP_GROUPS = {"ward_code", "procedure", "channel"}
+
+
+def application_stats(
+    conn: Connection, *, since: dt.datetime, group_by: str, wards: WardScope = None
+) -> pd.DataFrame:
+    """Received / completed on time / late / open overdue / returned, grouped.
+
+    Applications received since ``since`` or completed since then. ``group_by`` is one of
+    ward_code, procedure, channel.
+    """
+    if group_by not in APP_GROUPS:
+        raise ValueError(f"cannot group applications by {group_by!r}")
+    col = {"ward_code": "ward_code", "procedure": "procedure", "channel": "channel"}[group_by]
+    return _frame(
+        conn,
+        f"""
+        SELECT coalesce({col}, '?') AS grp,
+               count(*) FILTER (WHERE received_at >= %(since)s) AS received,
+               count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
+                                AND completed_at <= due_at) AS on_time,
+               count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
+                                AND completed_at > due_at) AS late,
+               count(*) FILTER (WHERE status IN ('received', 'returned')
+                                AND due_at < now()) AS overdue,
+               count(*) FILTER (WHERE return_count > 0 AND received_at >= %(since)s)
+                   AS returned,
+               count(*) FILTER (WHERE channel = 'online' AND received_at >= %(since)s)
+                   AS online
+        FROM applications
+        WHERE (received_at >= %(since)s OR completed_at >= %(since)s
+               OR status IN ('received', 'returned'))
+          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        GROUP BY 1 ORDER BY received DESC
+        """,  # noqa: S608 - col comes from the fixed APP_GROUPS mapping
+        {"since": since, "wards": _scope(wards)},
+    )
+
+
+def application_trend(
+    conn: Connection, *, since: dt.datetime, wards: WardScope = None
+) -> pd.DataFrame:
+    """Per local day: received, completed, completed late."""
+    return _frame(
+        conn,
+        """
+        WITH r AS (
+            SELECT (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+                   count(*) AS received
+            FROM applications
+            WHERE received_at >= %(since)s
+              AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+            GROUP BY 1
+        ), c AS (
+            SELECT (completed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+                   count(*) AS completed, count(*) FILTER (WHERE completed_at > due_at) AS late
+            FROM applications
+            WHERE status = 'completed' AND completed_at >= %(since)s
+              AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+            GROUP BY 1
+        )
+        SELECT coalesce(r.day, c.day) AS day, coalesce(received, 0) AS received,
+               coalesce(completed, 0) AS completed, coalesce(late, 0) AS late
+        FROM r FULL JOIN c ON r.day = c.day ORDER BY 1
+        """,
+        {"since": since, "wards": _scope(wards)},
+    )
+
+
+def worst_procedures(
+    conn: Connection, *, since: dt.datetime, wards: WardScope = None, limit: int = 10
+) -> pd.DataFrame:
+    """Procedures by share late (completed late + open overdue) among those ended or due."""
+    return _frame(
+        conn,
+        """
+        SELECT procedure,
+               count(*) FILTER (WHERE completed_at > due_at
+                                OR (status IN ('received', 'returned') AND due_at < now()))
+                   AS late,
+               count(*) AS total,
+               avg(extract(epoch FROM coalesce(completed_at, now()) - due_at) / 86400.0)
+                   FILTER (WHERE coalesce(completed_at, now()) > due_at) AS avg_days_late
+        FROM applications
+        WHERE (received_at >= %(since)s OR completed_at >= %(since)s)
+          AND status <> 'cancelled' AND procedure IS NOT NULL
+          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        GROUP BY procedure
+        HAVING count(*) FILTER (WHERE completed_at > due_at
+                                OR (status IN ('received', 'returned') AND due_at < now())) > 0
+        ORDER BY late::float / count(*) DESC, late DESC
+        LIMIT %(limit)s
+        """,
+        {"since": since, "wards": _scope(wards), "limit": limit},
+    )
+
+
+def environment(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+    """Per ward over the last 24 h (roll-ups): highest water level and total rainfall."""
+    return _frame(
+        conn,
+        """
+        SELECT ward_code,
+               max(max) FILTER (WHERE metric = 'water_level_cm') AS water_level_max,
+               sum(sum) FILTER (WHERE metric = 'rain_mm') AS rain_24h,
+               avg(avg) FILTER (WHERE metric = 'pm25') AS pm25_avg
+        FROM readings_hourly
+        WHERE bucket >= now() - interval '24 hours'
+          AND metric IN ('water_level_cm', 'rain_mm', 'pm25')
+          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+        GROUP BY ward_code
+        """,
+        {"wards": _scope(wards)},
+    )
+
+
+def reports(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
+    return _frame(
+        conn,
+        """
+        SELECT id, name, schedule, format, path, period_from, period_to, created_at
+        FROM reports ORDER BY created_at DESC LIMIT %(limit)s
+        """,
+        {"limit": limit},
+    )
+
+
+def report(conn: Connection, *, report_id: int) -> dict[str, Any] | None:
+    df = _frame(
+        conn,
+        "SELECT id, name, format, path FROM reports WHERE id = %(id)s",
+        {"id": report_id},
+    )
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def service_status(conn: Connection) -> pd.DataFrame:
+    return _frame(
+        conn,
+        """
+        SELECT service, instance, status, details,
+               extract(epoch FROM now() - updated_at) AS age_s
+        FROM service_status
+        """,
+    )
