@@ -1,12 +1,16 @@
-"""``kpis.yaml``: KPI definitions, targets, thresholds and city roll-up rules."""
+"""``kpis.yaml``: KPI definitions, targets, thresholds, city roll-up rules, the scheduler's
+settings and the scheduled reports."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ioc.config.base import Section
+
+Period = Literal["hour", "day", "week", "month"]
+ALL_PERIODS: tuple[Period, ...] = ("hour", "day", "week", "month")
 
 
 class Kpi(Section):
@@ -21,17 +25,104 @@ class Kpi(Section):
         description="How ward values roll up to the city"
     )
     weight: str | None = Field(
-        default=None, description="Weight of weighted_mean: population, area or a volume KPI"
+        default=None,
+        description="Weight of weighted_mean: population, area, volume (the KPI's own "
+        "denominator, e.g. applications counted) or the name of another KPI",
     )
-    query: str = Field(description="Name of the SQL-backed query function that computes it")
+    query: str = Field(description="Name of the SQL-backed query function in ioc/kpi/queries.py")
     metric: str | None = Field(default=None, description="Sensor metric the query reads, if any")
+    decimals: int = Field(default=1, ge=0, le=6, description="Decimals shown and exported")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword parameters of the query function"
+    )
+    description_vi: str | None = Field(default=None, description="Definition, Vietnamese")
+    description_en: str | None = Field(default=None, description="Definition, English")
 
     @model_validator(mode="after")
     def _weights(self) -> Kpi:
         if self.rollup == "weighted_mean" and not self.weight:
             raise ValueError("rollup weighted_mean needs a weight")
+        if self.amber is not None and self.red is not None:
+            if self.direction == "higher_better" and self.red > self.amber:
+                raise ValueError("higher_better: red must be at or below amber")
+            if self.direction == "lower_better" and self.red < self.amber:
+                raise ValueError("lower_better: red must be at or above amber")
         return self
+
+    def status(self, value: float | None) -> str:
+        """'green', 'amber', 'red' or 'none' (no data) for a value."""
+        if value is None:
+            return "none"
+        if self.direction == "higher_better":
+            if self.red is not None and value <= self.red:
+                return "red"
+            if self.amber is not None and value <= self.amber:
+                return "amber"
+        else:
+            if self.red is not None and value >= self.red:
+                return "red"
+            if self.amber is not None and value >= self.amber:
+                return "amber"
+        return "green"
+
+
+class Backfill(Section):
+    hour: int = Field(default=48, ge=1, description="Hours computed on the very first run")
+    day: int = Field(default=31, ge=1, description="Days computed on the very first run")
+    week: int = Field(default=8, ge=1, description="Weeks computed on the very first run")
+    month: int = Field(default=3, ge=1, description="Months computed on the very first run")
+
+
+class SchedulerSection(Section):
+    rollups_every_s: float = Field(default=60, gt=0, description="Roll-up refresh interval")
+    kpis_every_s: float = Field(default=300, gt=0, description="KPI computation interval")
+    alerts_every_s: float = Field(default=60, gt=0, description="Alert evaluation interval")
+    offline_every_s: float = Field(default=60, gt=0, description="Offline detection interval")
+    reports_every_s: float = Field(default=900, gt=0, description="Due reports checked this often")
+    retention_every_s: float = Field(default=6 * 3600, gt=0, description="Retention interval")
+    heartbeat_every_s: float = Field(default=10, gt=0, description="service_status heartbeat")
+    leader_retry_s: float = Field(default=5, gt=0, description="Stand-by retries the lock")
+    misfire_grace_s: int = Field(default=600, ge=1, description="APScheduler misfire grace")
+    periods: list[Period] = Field(
+        default_factory=lambda: list(ALL_PERIODS),
+        description="Periods computed into kpi_values",
+    )
+    recompute_closed: int = Field(
+        default=1, ge=0, description="Closed periods recomputed each run (late data)"
+    )
+    backfill: Backfill = Field(default_factory=Backfill)
+    offline_factor: float = Field(
+        default=3, gt=0, description="Offline after this many expected intervals without data"
+    )
+    camera_interval_s: float = Field(
+        default=10, gt=0, description="Expected interval of camera metrics, seconds"
+    )
+    reports_dir: str = Field(default="var/reports", description="Folder of scheduled reports")
+
+
+class ReportDef(Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Report name (file name prefix)")
+    schedule: Literal["daily", "weekly", "monthly"] = Field(description="Which periods it covers")
+    kpis: list[str] = Field(min_length=1, description="KPIs included")
+    every: Period = Field(default="day", description="Rows per this period")
+    format: Literal["csv", "xlsx"] = Field(default="xlsx")
+    lang: Literal["vi", "en"] = Field(default="vi")
+    catch_up: int = Field(default=7, ge=0, description="Missed periods written after downtime")
 
 
 class KpisFile(Section):
     kpis: dict[str, Kpi] = Field(description="KPIs by name")
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    reports: list[ReportDef] = Field(default_factory=list, description="Scheduled reports")
+
+    @model_validator(mode="after")
+    def _refs(self) -> KpisFile:
+        for rep in self.reports:
+            for k in rep.kpis:
+                if k not in self.kpis:
+                    raise ValueError(f"report {rep.name!r}: unknown KPI {k!r}")
+        for name, kpi in self.kpis.items():
+            w = kpi.weight
+            if w and w not in ("population", "area", "volume") and w not in self.kpis:
+                raise ValueError(f"KPI {name!r}: unknown weight {w!r}")
+        return self

@@ -1,0 +1,541 @@
+"""SQL-backed KPI query functions, one per KPI definition in ``config/kpis.yaml``.
+
+Each is a plain keyword-only function ``(conn, *, wards, start, end, env, params) -> DataFrame``
+returning one row per ward that has data, with columns ``ward_code``, ``value`` and ``weight``
+(the KPI's own volume, e.g. the applications counted; used by ``weight: volume`` roll-ups).
+A ward missing from the frame, or with ``value`` NaN, has **no data** (never 0).
+
+``start``/``end`` bound the period; ``end`` is the instant the period is measured at (the end
+of a closed period, or "now" for the current one). SQL parameters are always bound.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ioc.db import Connection
+from ioc.kpi import aqi as aqi_math
+from ioc.workdays import Holidays, working_days_between
+
+COLUMNS = ["ward_code", "value", "weight"]
+
+
+@dataclass(frozen=True)
+class KpiEnv:
+    """What the queries need from the configuration."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    holidays: Holidays = field(default_factory=Holidays)
+    device_intervals: Mapping[str, float] = field(default_factory=dict)
+    default_interval_s: float = 300.0
+    offline_factor: float = 3.0
+    camera_interval_s: float = 10.0
+
+
+QueryFn = Callable[..., pd.DataFrame]
+QUERIES: dict[str, QueryFn] = {}
+
+
+def query(fn: QueryFn) -> QueryFn:
+    QUERIES[fn.__name__] = fn
+    return fn
+
+
+def _frame(rows: Sequence[tuple[Any, ...]], cols: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows), columns=list(cols))
+    for c in cols[1:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    return df
+
+
+def _fetch(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+# --------------------------------------------------------------------------- applications
+
+# The end of an application (Decision 766 / portal rule): the first of completed (decided,
+# result returned) and cancelled (refused, stopped, withdrawn); an application whose only
+# supplement request has nothing after it ends at the request date.
+_APPS_CTE = """
+WITH a AS (
+    SELECT id, ward_code, channel, received_at, due_at, return_count, paused_seconds,
+           LEAST(completed_at, cancelled_at,
+                 CASE WHEN status = 'returned' AND return_count = 1 THEN returned_at END)
+               AS ended_at,
+           (date_trunc('day', due_at AT TIME ZONE %(tz)s) + INTERVAL '1 day')
+               AT TIME ZONE %(tz)s AS due_day_end
+    FROM applications
+    WHERE ward_code = ANY(%(wards)s::text[]) AND received_at < %(end)s
+)
+"""
+
+
+@query
+def on_time_rate(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Decision 766: (ended on or before due + open and not yet due) ÷ all applications
+    received or processed in the period, %.
+
+    In the period = received before ``end`` and not ended before ``start``. On time = ended
+    (or, if still open, measured at ``end``) before the end of its due date (local day);
+    more than one supplement request counts as overdue.
+    """
+    sql = (
+        _APPS_CTE
+        + """
+    SELECT ward_code, 100.0 * count(*) FILTER (
+               WHERE return_count < 2 AND (due_day_end IS NULL
+                     OR LEAST(COALESCE(ended_at, %(end)s), %(end)s) < due_day_end))
+               / count(*),
+           count(*)
+    FROM a WHERE ended_at IS NULL OR ended_at >= %(start)s
+    GROUP BY ward_code
+    """
+    )
+    rows = _fetch(conn, sql, {"wards": list(wards), "start": start, "end": end, "tz": env.timezone})
+    return _frame(rows)
+
+
+@query
+def overdue_applications(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Applications still open at ``end`` and past their due date (or returned more than once).
+
+    No data (NULL) for a ward that has never received an application before ``end``.
+    """
+    sql = (
+        _APPS_CTE
+        + """
+    SELECT ward_code, count(*) FILTER (
+               WHERE (ended_at IS NULL OR ended_at >= %(end)s)
+                 AND (return_count >= 2 OR %(end)s >= due_day_end)),
+           count(*) FILTER (WHERE ended_at IS NULL OR ended_at >= %(end)s)
+    FROM a GROUP BY ward_code
+    """
+    )
+    rows = _fetch(conn, sql, {"wards": list(wards), "start": start, "end": end, "tz": env.timezone})
+    return _frame(rows)
+
+
+@query
+def online_share(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Applications received online ÷ all received in the period, %."""
+    sql = """
+    SELECT ward_code, 100.0 * count(*) FILTER (WHERE channel = 'online') / count(*), count(*)
+    FROM applications
+    WHERE ward_code = ANY(%(wards)s::text[]) AND received_at >= %(start)s AND received_at < %(end)s
+    GROUP BY ward_code
+    """
+    return _frame(_fetch(conn, sql, {"wards": list(wards), "start": start, "end": end}))
+
+
+@query
+def applications_received(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Applications received in the period (0 only for a ward that has received some before;
+    a ward that has never received one has no data)."""
+    sql = """
+    SELECT ward_code, count(*) FILTER (WHERE received_at >= %(start)s), count(*)
+    FROM applications
+    WHERE ward_code = ANY(%(wards)s::text[]) AND received_at < %(end)s
+    GROUP BY ward_code
+    """
+    rows = _fetch(conn, sql, {"wards": list(wards), "start": start, "end": end})
+    return _frame([(w, v, v) for w, v, _ in rows])
+
+
+@query
+def avg_processing_days(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Mean processing time, in working days (weekends and holidays excluded), of the
+    applications that ended in the period, not counting time paused for supplements.
+
+    Pauses come from ``application_events`` (``returned`` → next ``received``); for an
+    application without events, ``paused_seconds`` is subtracted as calendar time.
+    """
+    sql = (
+        _APPS_CTE
+        + """
+    SELECT a.id, a.ward_code, a.received_at, a.ended_at, a.paused_seconds,
+           COALESCE((SELECT array_agg(e.event ORDER BY e.ts, e.event) FROM application_events e
+                     WHERE e.app_id = a.id AND e.ts <= a.ended_at), '{}'),
+           COALESCE((SELECT array_agg(e.ts ORDER BY e.ts, e.event) FROM application_events e
+                     WHERE e.app_id = a.id AND e.ts <= a.ended_at), '{}')
+    FROM a WHERE a.ended_at >= %(start)s AND a.ended_at < %(end)s
+    """
+    )
+    rows = _fetch(conn, sql, {"wards": list(wards), "start": start, "end": end, "tz": env.timezone})
+    per_ward: dict[str, list[float]] = {}
+    for _id, ward, received, ended, paused_s, events, times in rows:
+        total = working_days_between(received, ended, env.holidays)
+        paused = _paused_working_days(list(events), list(times), ended, env.holidays)
+        if paused is None:
+            paused = min(float(paused_s or 0) / 86400.0, total)
+        per_ward.setdefault(ward, []).append(max(0.0, total - paused))
+    return _frame([(w, sum(v) / len(v), len(v)) for w, v in per_ward.items()])
+
+
+def _paused_working_days(
+    events: list[str], times: list[dt.datetime], ended: dt.datetime, holidays: Holidays
+) -> float | None:
+    """Working days between each ``returned`` event and the next ``received``; None when the
+    application has no ``returned`` event recorded (caller falls back to paused_seconds)."""
+    if "returned" not in events:
+        return None
+    paused = 0.0
+    pause_start: dt.datetime | None = None
+    for ev, ts in zip(events, times, strict=True):
+        if ev == "returned" and pause_start is None:
+            pause_start = ts
+        elif ev == "received" and pause_start is not None:
+            paused += working_days_between(pause_start, ts, holidays)
+            pause_start = None
+    if pause_start is not None and pause_start < ended:
+        paused += working_days_between(pause_start, ended, holidays)
+    return paused
+
+
+# --------------------------------------------------------------------------- sensors
+
+
+def _hourly(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    metrics: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pd.DataFrame:
+    sql = """
+    SELECT bucket, ward_code, metric, n, sum, avg, min, max FROM readings_hourly
+    WHERE ward_code = ANY(%(wards)s::text[]) AND metric = ANY(%(metrics)s::text[])
+      AND bucket >= %(start)s AND bucket < %(end)s
+    """
+    rows = _fetch(
+        conn, sql, {"wards": list(wards), "metrics": list(metrics), "start": start, "end": end}
+    )
+    cols = ["bucket", "ward_code", "metric", "n", "sum", "avg", "min", "max"]
+    df = pd.DataFrame(rows, columns=cols)
+    for c in cols[3:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    return df
+
+
+@query
+def aqi(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """VN_AQI (Decision 1459) of each ward from its hourly means (all stations of the ward).
+
+    A period of up to one hour: the hourly AQI (NowCast for PM). One day: the daily AQI
+    (24-h mean for PM, largest 1-h mean for gases). Longer: the mean of the daily AQIs.
+    """
+    hours = (end - start).total_seconds() / 3600.0
+    if hours <= 1.0 + 1e-9:
+        return _aqi_hourly(conn, wards=wards, hour=start, env=env)
+    df = _hourly(conn, wards=wards, metrics=aqi_math.POLLUTANTS, start=start, end=end)
+    if df.empty:
+        return _frame([])
+    import zoneinfo
+
+    tz = zoneinfo.ZoneInfo(env.timezone)
+    df["day"] = df["bucket"].dt.tz_convert(tz).dt.date
+    out = []
+    for ward, wdf in df.groupby("ward_code"):
+        daily: list[int] = []
+        for _day, ddf in wdf.groupby("day"):
+            pm = {}
+            gases = {}
+            for metric, mdf in ddf.groupby("metric"):
+                if metric in aqi_math.PM:
+                    pm[str(metric)] = float(mdf["sum"].sum() / mdf["n"].sum())
+                else:
+                    gases[str(metric)] = float(mdf["avg"].max())
+            value, _ = aqi_math.daily_aqi(pm, gases)
+            if value is not None:
+                daily.append(value)
+        if daily:
+            out.append((ward, sum(daily) / len(daily), len(daily)))
+    return _frame(out)
+
+
+def _aqi_hourly(
+    conn: Connection, *, wards: Sequence[str], hour: dt.datetime, env: KpiEnv
+) -> pd.DataFrame:
+    df = _hourly(
+        conn,
+        wards=wards,
+        metrics=aqi_math.POLLUTANTS,
+        start=hour - dt.timedelta(hours=11),
+        end=hour + dt.timedelta(hours=1),
+    )
+    out = []
+    h0 = pd.Timestamp(hour).tz_convert("UTC")
+    for ward, wdf in df.groupby("ward_code"):
+        pm_hours: dict[str, list[float | None]] = {}
+        gases: dict[str, float | None] = {}
+        for metric, mdf in wdf.groupby("metric"):
+            by_bucket = dict(zip(mdf["bucket"], mdf["avg"], strict=True))
+            if metric in aqi_math.PM:
+                pm_hours[str(metric)] = [
+                    by_bucket.get(h0 - pd.Timedelta(hours=i)) for i in range(12)
+                ]
+            else:
+                gases[str(metric)] = by_bucket.get(h0)
+        value, _ = aqi_math.hourly_aqi(pm_hours, gases)
+        if value is not None:
+            out.append((ward, float(value), 1.0))
+    return _frame(out)
+
+
+@query
+def flood_risk(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Highest water level in the period ÷ the ward's flood threshold, % (100 = at threshold).
+
+    ``params``: ``metric`` (default water_level_cm), ``threshold_cm`` (default for every ward),
+    ``thresholds`` (ward code → cm, overrides).
+    """
+    metric = str(params.get("metric", "water_level_cm"))
+    default = float(params.get("threshold_cm", 100.0))
+    per_ward = {str(k): float(v) for k, v in dict(params.get("thresholds") or {}).items()}
+    sql = """
+    SELECT ward_code, max(max), sum(n) FROM readings_hourly
+    WHERE ward_code = ANY(%(wards)s::text[]) AND metric = %(metric)s
+      AND bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY ward_code
+    """
+    rows = _fetch(conn, sql, {"wards": list(wards), "metric": metric, "start": start, "end": end})
+    return _frame([(w, 100.0 * float(m) / per_ward.get(w, default), n) for w, m, n in rows])
+
+
+@query
+def traffic_congestion(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Mean congestion index (0-100 %) of the ward's traffic sensors over the period; the
+    weight (volume) is the number of vehicles counted, for the city's weighted mean."""
+    metric = str(params.get("metric", "congestion"))
+    volume = str(params.get("volume_metric", "vehicle_count"))
+    sql = """
+    SELECT ward_code,
+           sum(sum) FILTER (WHERE metric = %(metric)s)
+               / NULLIF(sum(n) FILTER (WHERE metric = %(metric)s), 0),
+           sum(sum) FILTER (WHERE metric = %(volume)s)
+    FROM readings_hourly
+    WHERE ward_code = ANY(%(wards)s::text[]) AND metric IN (%(metric)s, %(volume)s)
+      AND bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY ward_code
+    """
+    rows = _fetch(
+        conn,
+        sql,
+        {"wards": list(wards), "metric": metric, "volume": volume, "start": start, "end": end},
+    )
+    return _frame([r for r in rows if r[1] is not None])
+
+
+# --------------------------------------------------------------------------- health
+
+
+def sample_instants(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """Instants an uptime is sampled at: every hour boundary in (start, end] (every 6 hours
+    for periods longer than 2 days), plus ``end`` itself."""
+    step = dt.timedelta(hours=1 if end - start <= dt.timedelta(days=2) else 6)
+    first = start.replace(minute=0, second=0, microsecond=0) + step
+    out = []
+    t = first
+    while t < end:
+        out.append(t)
+        t += step
+    out.append(end)
+    return out
+
+
+@query
+def sensor_uptime(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Share of registered devices that reported within N × their type's expected interval,
+    sampled at every hour end of the period (and at ``end``), %."""
+    factor = float(params.get("offline_factor", env.offline_factor))
+    types = list(env.device_intervals)
+    windows = [factor * env.device_intervals[t] for t in types]
+    max_win = max([*windows, factor * env.default_interval_s])
+    sql = """
+    WITH s AS (SELECT unnest(%(samples)s::timestamptz[]) AS tau),
+    w AS (SELECT * FROM unnest(%(types)s::text[], %(windows)s::float8[]) AS w(device_type, win)),
+    dev AS (
+        SELECT d.device_id, d.ward_code, d.first_seen, COALESCE(w.win, %(default_win)s) AS win
+        FROM devices d LEFT JOIN w USING (device_type)
+        WHERE d.ward_code = ANY(%(wards)s::text[])
+    ),
+    slots AS (SELECT dev.*, s.tau FROM dev JOIN s ON dev.first_seen <= s.tau),
+    seen AS (
+        SELECT DISTINCT s.tau, r.device_id
+        FROM s JOIN readings r
+          ON r.ts > s.tau - make_interval(secs => %(max_win)s) AND r.ts <= s.tau
+        JOIN dev ON dev.device_id = r.device_id
+        WHERE r.ward_code = ANY(%(wards)s::text[]) AND r.ts > s.tau - make_interval(secs => dev.win)
+    )
+    SELECT slots.ward_code,
+           100.0 * count(seen.device_id) / count(*), count(*)
+    FROM slots LEFT JOIN seen ON seen.tau = slots.tau AND seen.device_id = slots.device_id
+    GROUP BY slots.ward_code
+    """
+    rows = _fetch(
+        conn,
+        sql,
+        {
+            "samples": sample_instants(start, end),
+            "types": types,
+            "windows": windows,
+            "default_win": factor * env.default_interval_s,
+            "max_win": max_win,
+            "wards": list(wards),
+        },
+    )
+    return _frame(rows)
+
+
+@query
+def camera_uptime(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Share of the ward's cameras that were up, sampled like sensor_uptime, %: up = a camera
+    metric row within N × the camera interval before the instant (and, when the camera
+    reports ``online``, that value > 0), and no open ``offline`` health event."""
+    factor = float(params.get("offline_factor", env.offline_factor))
+    win = factor * float(params.get("interval_s", env.camera_interval_s))
+    sql = """
+    WITH s AS (SELECT unnest(%(samples)s::timestamptz[]) AS tau),
+    cams AS (SELECT camera_id, ward_code FROM cameras WHERE ward_code = ANY(%(wards)s::text[])),
+    slots AS (SELECT cams.*, s.tau FROM cams CROSS JOIN s),
+    seen AS (
+        SELECT s.tau, m.camera_id
+        FROM s JOIN camera_metrics m
+          ON m.ts > s.tau - make_interval(secs => %(win)s) AND m.ts <= s.tau
+        WHERE m.ward_code = ANY(%(wards)s::text[])
+        GROUP BY s.tau, m.camera_id
+        HAVING COALESCE(bool_or(m.value > 0) FILTER (WHERE m.metric = 'online'), true)
+    ),
+    down AS (
+        SELECT DISTINCT s.tau, e.camera_id FROM s JOIN camera_events e
+          ON e.kind = 'offline' AND e.started_at <= s.tau
+             AND (e.ended_at IS NULL OR e.ended_at > s.tau)
+        WHERE e.ward_code = ANY(%(wards)s::text[])
+    )
+    SELECT slots.ward_code,
+           100.0 * count(*) FILTER (WHERE seen.camera_id IS NOT NULL AND down.camera_id IS NULL)
+               / count(*),
+           count(*)
+    FROM slots
+    LEFT JOIN seen ON seen.tau = slots.tau AND seen.camera_id = slots.camera_id
+    LEFT JOIN down ON down.tau = slots.tau AND down.camera_id = slots.camera_id
+    GROUP BY slots.ward_code
+    """
+    rows = _fetch(
+        conn,
+        sql,
+        {"samples": sample_instants(start, end), "win": win, "wards": list(wards)},
+    )
+    return _frame(rows)
+
+
+@query
+def open_alerts(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Alerts open or acknowledged (not resolved) at ``end`` per ward. Alerts are IOC's own
+    records, so a ward without any has a true 0."""
+    sql = """
+    SELECT w.code,
+           (SELECT count(*) FROM alerts a
+            WHERE a.ward_code = w.code AND a.opened_at < %(end)s
+              AND (a.resolved_at IS NULL OR a.resolved_at >= %(end)s)),
+           1
+    FROM unnest(%(wards)s::text[]) AS w(code)
+    """
+    return _frame(_fetch(conn, sql, {"wards": list(wards), "end": end}))
