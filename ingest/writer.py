@@ -37,11 +37,22 @@ Cursor = psycopg2.extensions.cursor
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A target table: its columns in row order and the unique key that makes writes idempotent."""
+    """A target table: its columns in row order and the unique key that makes writes idempotent.
+
+    ``insert_sql`` replaces the default ``INSERT … SELECT … ON CONFLICT DO NOTHING`` from the
+    staging table (``{staging}`` in it is the staging table's name), e.g. for an upsert that
+    aggregates the batch first. ``key`` tells apart specs of the same table.
+    """
 
     name: str
     columns: tuple[str, ...]
     conflict: tuple[str, ...] | None = None
+    insert_sql: str | None = None
+    key: str = ""
+
+    @property
+    def staging(self) -> str:
+        return f"_stage_{self.name}{'_' + self.key if self.key else ''}"
 
 
 READINGS = TableSpec(
@@ -53,6 +64,20 @@ CAMERA_METRICS = TableSpec(
     ("camera_id", "metric", "ts"),
 )
 INGEST_REJECTS = TableSpec("ingest_rejects", ("received_at", "topic", "reason", "payload"), None)
+# Devices seen in a batch: registers new ones, moves last_seen forward (never back).
+DEVICES_SEEN = TableSpec(
+    "devices",
+    ("device_id", "ward_code", "device_type", "last_seen"),
+    ("device_id",),
+    insert_sql=(
+        "INSERT INTO devices (device_id, ward_code, device_type, first_seen, last_seen)"
+        " SELECT DISTINCT ON (device_id) device_id, ward_code, device_type, last_seen, last_seen"
+        " FROM {staging} ORDER BY device_id, last_seen DESC"
+        " ON CONFLICT (device_id) DO UPDATE"
+        " SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen)"
+    ),
+    key="seen",
+)
 
 
 def _copy_text(value: Any) -> str:
@@ -77,54 +102,69 @@ def _copy_text(value: Any) -> str:
     return s
 
 
-def copy_insert(cur: Cursor, spec: TableSpec, rows: Sequence[Row]) -> int:
-    """Write ``rows`` into ``spec`` through a staging table; returns rows actually inserted."""
-    if not rows:
+def copy_lines(rows: Iterable[Row]) -> str:
+    """Rows as PostgreSQL COPY text (one line each, tab-separated, escaped)."""
+    return "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows)
+
+
+def copy_insert(
+    cur: Cursor, spec: TableSpec, rows: Sequence[Row], lines: Sequence[str] = ()
+) -> int:
+    """Write ``rows`` (and ready-made COPY ``lines``) into ``spec`` through a staging table;
+    returns rows actually inserted (conflicting ones are skipped)."""
+    if not rows and not lines:
         return 0
-    staging = f"_stage_{spec.name}"
+    staging = sql.Identifier(spec.staging)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)
     cur.execute(
         sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        ).format(sql.Identifier(staging), sql.Identifier(spec.name))
+        ).format(staging, sql.Identifier(spec.name))
     )
-    buf = io.StringIO()
-    for row in rows:
-        buf.write("\t".join(_copy_text(v) for v in row))
-        buf.write("\n")
-    buf.seek(0)
+    buf = io.StringIO(copy_lines(rows) + "".join(lines))
     cur.copy_expert(
-        sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(staging), cols).as_string(cur),
+        sql.SQL("COPY {} ({}) FROM STDIN").format(staging, cols).as_string(cur),
         buf,
+        size=1 << 20,
     )
-    conflict: sql.Composable
-    if spec.conflict:
-        conflict = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in spec.conflict)
-        )
+    if spec.insert_sql:
+        cur.execute(spec.insert_sql.format(staging=staging.as_string(cur)))
     else:
-        conflict = sql.SQL("")
-    cur.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
-            sql.Identifier(spec.name), cols, cols, sql.Identifier(staging), conflict
+        conflict: sql.Composable
+        if spec.conflict:
+            conflict = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in spec.conflict)
+            )
+        else:
+            conflict = sql.SQL("")
+        cur.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
+                sql.Identifier(spec.name), cols, cols, staging, conflict
+            )
         )
-    )
     inserted = cur.rowcount
-    cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(staging)))
+    cur.execute(sql.SQL("TRUNCATE {}").format(staging))
     return inserted
 
 
 @dataclass
 class Work:
-    """One producer's unit: rows per table, an idempotent extra step, and callbacks."""
+    """One producer's unit: rows per table, an idempotent extra step, and callbacks.
+
+    ``lines``: rows already formatted as COPY text lines (each ending in a newline, fields
+    escaped), the fast path of the MQTT ingester; they go with ``rows`` of the same table.
+    """
 
     rows: dict[TableSpec, list[Row]] = field(default_factory=dict)
     apply: Callable[[Cursor], None] | None = None
     done: Callable[[], None] | None = None
     on_fail: Callable[[Exception], Work | None] | None = None
+    lines: dict[TableSpec, list[str]] = field(default_factory=dict)
 
     def size(self) -> int:
-        return sum(len(r) for r in self.rows.values()) or 1
+        return (
+            sum(len(r) for r in self.rows.values()) + sum(len(x) for x in self.lines.values())
+        ) or 1
 
 
 @dataclass
@@ -154,6 +194,7 @@ class BatchWriter:
         max_rows: int = 5000,
         max_delay_s: float = 0.5,
         max_pending: int = 200_000,
+        linger_s: float = 0.01,
         name: str = "ioc-writer",
         application_name: str = "ioc-writer",
         on_batch: Callable[[int, float], None] | None = None,
@@ -162,6 +203,7 @@ class BatchWriter:
         self.dsn = dsn
         self.max_rows = max_rows
         self.max_delay_s = max_delay_s
+        self.linger_s = min(linger_s, max_delay_s)
         self.application_name = application_name
         self.stats = WriterStats()
         self._on_batch = on_batch
@@ -180,7 +222,7 @@ class BatchWriter:
         """Queue a unit; blocks while the queue is full (back-pressure)."""
         if self._stopping.is_set():
             raise RuntimeError("writer is stopping")
-        self.stats.rows_submitted += sum(len(r) for r in work.rows.values())
+        self.stats.rows_submitted += work.size()
         self._queue.put(work, timeout=timeout)
 
     def pending(self) -> int:
@@ -221,23 +263,29 @@ class BatchWriter:
                 delay = min(delay * 2, 10.0)
 
     def _gather(self) -> tuple[list[Work], bool]:
-        """Block for the first unit, then take more until max_rows or max_delay_s."""
+        """Block for the first unit, then take what is queued (group commit): a batch closes
+        at ``max_rows``, when the queue has been empty for ``linger_s``, or at
+        ``max_delay_s`` after its first unit, whichever comes first. Under load, batches grow
+        by themselves while the previous one commits."""
         first = self._queue.get()
         if first is _STOP:
             return [], True
         batch: list[Work] = [first]
         rows = first.size()
-        deadline = time.monotonic() + self.max_delay_s
+        now = time.monotonic()
+        deadline = now + self.max_delay_s
+        get_nowait = self._queue.get_nowait
         while rows < self.max_rows:
-            remaining = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                item = get_nowait()
             except queue.Empty:
-                break
+                remaining = min(self.linger_s, deadline - time.monotonic())
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
             if item is _STOP:
                 return batch, True
             batch.append(item)
@@ -290,16 +338,19 @@ class BatchWriter:
 
     def _write(self, conn: psycopg2.extensions.connection, batch: Iterable[Work]) -> int:
         merged: dict[TableSpec, list[Row]] = {}
+        texts: dict[TableSpec, list[str]] = {}
         applies: list[Callable[[Cursor], None]] = []
         for w in batch:
             for spec, rows in w.rows.items():
                 merged.setdefault(spec, []).extend(rows)
+            for spec, lines in w.lines.items():
+                texts.setdefault(spec, []).extend(lines)
             if w.apply is not None:
                 applies.append(w.apply)
         inserted = 0
         with conn.cursor() as cur:
-            for spec, rows in merged.items():
-                inserted += copy_insert(cur, spec, rows)
+            for spec in list(dict.fromkeys([*merged, *texts])):
+                inserted += copy_insert(cur, spec, merged.get(spec, ()), texts.get(spec, ()))
             for fn in applies:
                 fn(cur)
         conn.commit()

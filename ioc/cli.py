@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = ings.add_parser("mqtt", help="the MQTT ingester (runs until stopped)")
     m.add_argument("--shared", metavar="GROUP", help="subscribe via $share/GROUP/... to split load")
     m.add_argument("--client-id", help="MQTT client id (default from ioc.yaml + --shared group)")
+    m.add_argument("--metrics-port", type=_port, help="serve Prometheus metrics on this port")
     _cmd(m, "ingest.mqtt:main")
     c = ings.add_parser("cameras", help="the camera ingester for config/cameras.yaml")
     c.add_argument("--camera", action="append", metavar="ID", help="only these cameras")

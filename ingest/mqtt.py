@@ -1,0 +1,641 @@
+"""``ioc ingest mqtt``: the MQTT client of the ingester, and nothing else.
+
+Delivery guarantees (see docs/ingest.md):
+
+* MQTT 5 (3.1.1 accepted) with a persistent session: ``clean_start=False`` plus a session
+  expiry, QoS 1 subscriptions, so the broker keeps our messages while we are away;
+* ``manual_ack``: a message's PUBACK is sent by the writer thread only after the transaction
+  holding its rows (or its reject) is committed. A crash before that means the broker
+  redelivers, and the idempotent writer turns the redelivery into no new rows;
+* Receive Maximum (``mqtt.max_inflight``) bounds unacknowledged messages: when the database is
+  slow or away, the broker holds the rest instead of this process growing without bound;
+* acks are tagged with the connection they came from and never sent on a later connection.
+
+``on_message`` never blocks long and never dies: decode, validate (``ingest.parse``), hand one
+:class:`~ingest.writer.Work` per message to the :class:`~ingest.writer.BatchWriter`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import re
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg2
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.metrics import IngestStats, make_registry
+from ingest.parse import Parsed, Parser, Problem, clean_topic, truncate_payload
+from ingest.writer import DEVICES_SEEN, INGEST_REJECTS, READINGS, BatchWriter, Cursor, Row, Work
+from ioc.applications import AppEvent, store_event
+from ioc.config import Config
+from ioc.context import Context
+from ioc.errors import IOCError, UsageError
+from ioc.settings import MqttTarget
+
+log = logging.getLogger(__name__)
+
+SERVICE = "mqtt-ingest"
+UTC = dt.UTC
+# CONNACK / DISCONNECT reason codes after which retrying cannot help.
+FATAL_CONNACK = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x95, 0x9A}
+SESSION_TAKEN_OVER = 0x8E
+LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+_STATUS_SQL = """
+INSERT INTO devices (device_id, ward_code, device_type, status, first_seen, last_seen,
+                     status_changed_at)
+VALUES (%(id)s, %(ward)s, %(type)s, %(status)s, %(at)s,
+        CASE WHEN %(status)s = 'online' THEN %(at)s::timestamptz END, %(at)s)
+ON CONFLICT (device_id) DO UPDATE SET
+    status = EXCLUDED.status,
+    status_changed_at = CASE WHEN devices.status IS DISTINCT FROM EXCLUDED.status
+                             THEN EXCLUDED.status_changed_at ELSE devices.status_changed_at END,
+    last_seen = CASE WHEN EXCLUDED.status = 'online'
+                     THEN GREATEST(devices.last_seen, EXCLUDED.status_changed_at)
+                     ELSE devices.last_seen END
+"""
+_REJECT_SQL = (
+    "INSERT INTO ingest_rejects (received_at, topic, reason, payload) VALUES (%s, %s, %s, %s)"
+)
+_SERVICE_SQL = """
+INSERT INTO service_status (service, instance, status, updated_at, details)
+VALUES (%s, %s, %s, now(), %s)
+ON CONFLICT (service, instance) DO UPDATE
+SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details
+"""
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, UTC)
+
+
+def default_client_id(base: str, shared: str | None) -> str:
+    """``ioc-ingest`` alone; ``ioc-ingest-{group}-{host}`` in a shared group (several hosts)."""
+    if not shared:
+        return base
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40]
+    return f"{base}-{shared}-{host}"
+
+
+class MqttIngester:
+    """Broker session → parser → batched writer → acks. ``start()`` then ``stop()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        database_url: str,
+        target: MqttTarget,
+        *,
+        client_id: str | None = None,
+        shared: str | None = None,
+        metrics_port: int | None = None,
+        status_interval_s: float = 5.0,
+        connect_timeout_s: float = 15.0,
+    ) -> None:
+        if shared is not None and not GROUP_NAME.match(shared):
+            raise UsageError(f"--shared {shared!r}: a group name is 1-64 of A-Z a-z 0-9 _ . -")
+        self.config = config
+        self.mq = config.system.mqtt
+        self.ing = config.system.ingest
+        self.database_url = database_url
+        self.target = target
+        self.shared = shared
+        self.client_id = client_id or default_client_id(self.mq.client_id, shared)
+        self.metrics_port = metrics_port
+        self.status_interval_s = status_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self.prefix = config.topic_prefix
+        self.status_topic = f"{self.prefix}/_ingest/{self.client_id}/status"
+        self.parser = Parser(config)
+        self.stats = IngestStats()
+        self.late_rejects: Counter[str] = Counter()  # counted by the writer thread
+        self.writer = BatchWriter(
+            database_url,
+            max_rows=self.ing.batch_max_rows,
+            max_delay_s=self.ing.batch_max_delay_s,
+            max_pending=4 * self.mq.max_inflight + 1000,
+            name="ioc-ingest-writer",
+            application_name=f"ioc-ingest-mqtt {self.client_id}"[:63],
+            on_batch=lambda rows, secs: self.stats.observe_batch(secs),
+        )
+        self._devices: dict[str, tuple[str, str]] = {}
+        self._last_seen_sent: dict[str, float] = {}
+        self._accepting = False
+        self._gen = 0  # connection generation: acks never cross connections
+        self._connack = threading.Event()
+        self._fatal: str | None = None
+        self._protocol: MQTTProtocolVersion = mqtt.MQTTv5
+        self._client: mqtt.Client | None = None
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self._metrics_server: Any = None
+        self.fatal_event = threading.Event()
+        self._started = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> MqttIngester:
+        """Database check and device registry, writer, metrics, broker session, status."""
+        from ioc.db import connect
+
+        conn = connect(self.database_url, application_name="ioc-ingest-mqtt-init")
+        try:
+            self._load_devices(conn)
+        finally:
+            conn.close()
+        self.writer.start()
+        if self.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            registry = make_registry(
+                self.stats, self.writer.stats, self.client_id, self.writer.pending
+            )
+            try:
+                self._metrics_server, _ = start_http_server(self.metrics_port, registry=registry)
+            except OSError as exc:
+                self.writer.stop()
+                raise IOCError(f"--metrics-port {self.metrics_port}: {exc.strerror}") from None
+        self._started = True
+        self._accepting = True
+        try:
+            self._connect()
+        except BaseException:
+            self._started = False
+            self._accepting = False
+            self.writer.stop()
+            self._stop_metrics()
+            raise
+        self._status_thread = threading.Thread(
+            target=self._status_loop, name="ioc-ingest-status", daemon=True
+        )
+        self._status_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Flush and acknowledge what was received, say offline, disconnect, in that order."""
+        if not self._started:
+            return
+        self._started = False
+        self._accepting = False
+        self.writer.stop()  # commits queued work; its done callbacks queue the PUBACKs
+        client = self._client
+        if client is not None:
+            if self.stats.broker_connected:
+                try:
+                    info = client.publish(self.status_topic, "offline", qos=1, retain=True)
+                    info.wait_for_publish(timeout=5)
+                except (RuntimeError, ValueError):
+                    pass
+            client.disconnect()
+            client.loop_stop()
+            self._client = None
+        self.stats.broker_connected = False
+        self._status_stop.set()
+        if self._status_thread is not None:
+            self._status_thread.join(10)
+        self._write_service_status(final=True)
+        self._stop_metrics()
+
+    def _stop_metrics(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
+
+    @property
+    def fatal(self) -> str | None:
+        return self._fatal
+
+    # -- broker session ---------------------------------------------------------------------
+    def _make_client(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
+        v5 = protocol == mqtt.MQTTv5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=protocol,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if self.target.username:
+            client.username_pw_set(self.target.username, self.target.password)
+        if self.target.tls:
+            client.tls_set()
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _connect(self) -> None:
+        for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
+            self._protocol = protocol
+            self._connack.clear()
+            self._fatal = None
+            client = self._make_client(protocol)
+            self._client = client
+            kwargs: dict[str, Any] = {}
+            if protocol == mqtt.MQTTv5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.mq.session_expiry_s
+                props.ReceiveMaximum = self.mq.max_inflight
+                kwargs = {"clean_start": False, "properties": props}
+            try:
+                client.connect(
+                    self.target.host, self.target.port, keepalive=self.mq.keepalive_s, **kwargs
+                )
+            except (OSError, ValueError) as exc:
+                self._client = None
+                raise IOCError(
+                    f"cannot connect to broker {self.target.redacted()}: "
+                    f"{getattr(exc, 'strerror', None) or exc}"
+                ) from None
+            client.loop_start()
+            got = self._connack.wait(self.connect_timeout_s)
+            if got and self._fatal is None and self.stats.broker_connected:
+                log.info(
+                    "connected to %s as %s (MQTT %s)",
+                    self.target.redacted(),
+                    self.client_id,
+                    "5" if protocol == mqtt.MQTTv5 else "3.1.1",
+                )
+                return
+            client.disconnect()
+            client.loop_stop()
+            self._client = None
+            if self._fatal and "Unsupported protocol version" in self._fatal:
+                log.info("broker does not speak MQTT 5; retrying with MQTT 3.1.1")
+                continue
+            if self._fatal:
+                raise IOCError(self._fatal)
+            if not got and protocol == mqtt.MQTTv5:
+                log.info("no CONNACK for MQTT 5; retrying with MQTT 3.1.1")
+                continue
+            raise IOCError(
+                f"broker {self.target.redacted()} did not accept the connection within "
+                f"{self.connect_timeout_s:.0f} s"
+            )
+        raise IOCError(f"broker {self.target.redacted()} accepts neither MQTT 5 nor 3.1.1")
+
+    def _topics(self) -> list[str]:
+        p = self.prefix
+        topics = [f"{p}/+/+/+/telemetry", f"{p}/+/+/+/status", f"{p}/+/applications"]
+        if self.shared:
+            topics = [f"$share/{self.shared}/{t}" for t in topics]
+        return topics
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self.stats.broker_connected = False
+            message = f"broker {self.target.redacted()} refused the connection: {reason_code}"
+            if reason_code.value in FATAL_CONNACK or (
+                self._protocol == mqtt.MQTTv311 and reason_code.value in (0x84, 0x85, 0x86, 0x87)
+            ):
+                self._set_fatal(message, client)
+            else:
+                log.warning("%s; retrying with backoff", message)
+            self._connack.set()
+            return
+        self._gen += 1
+        self.stats.connects += 1
+        self.stats.broker_connected = True
+        if not flags.session_present and self.stats.connects > 1:
+            log.warning(
+                "the broker had no session for %s: messages published while disconnected may"
+                " be lost (broker restarted without persistence, or session expired)",
+                self.client_id,
+            )
+        if self._protocol == mqtt.MQTTv5:
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            client.subscribe([(t, opts) for t in self._topics()])
+        else:
+            client.subscribe([(t, 1) for t in self._topics()])
+        client.publish(self.status_topic, "online", qos=1, retain=True)
+        self._connack.set()
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        bad = [str(rc) for rc in reason_codes if rc.is_failure]
+        if bad:
+            self._set_fatal(
+                f"broker refused the subscription(s) {', '.join(self._topics())}: "
+                f"{', '.join(bad)} (check the ACL for {self.client_id})",
+                client,
+            )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was = self.stats.broker_connected
+        self.stats.broker_connected = False
+        self._gen += 1  # pending acks belong to the old connection: drop them
+        if reason_code.value == SESSION_TAKEN_OVER:
+            self._set_fatal(
+                f"another client connected with client id {self.client_id!r} and took over the"
+                " session; give each ingester its own --client-id",
+                client,
+            )
+        elif was and self._accepting:
+            log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+
+    def _set_fatal(self, message: str, client: mqtt.Client) -> None:
+        if self._fatal is None:
+            self._fatal = message
+            log.error("%s", message)
+        self.fatal_event.set()
+        self._connack.set()
+        client.disconnect()  # stops paho's reconnect loop
+
+    # -- messages ---------------------------------------------------------------------------
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        received = time.time()
+        if not self._accepting:
+            self.stats.dropped += 1  # not acked: the broker redelivers it next session
+            return
+        gen = self._gen
+        try:
+            work = self._work_for(msg, received)
+        except Exception as exc:  # a bug must not stop ingestion: store it as a reject
+            log.exception("unexpected error on a message")
+            work = Work(
+                rows={
+                    INGEST_REJECTS: [
+                        self._reject_row(msg, received, "internal_error", repr(exc)[:200])
+                    ]
+                }
+            )
+            self.stats.rejects["internal_error"] += 1
+        work.done = self._done(msg.mid, msg.qos, gen, received)
+        try:
+            self.writer.submit(work)
+        except RuntimeError:  # writer stopping
+            self.stats.dropped += 1
+
+    def _done(self, mid: int, qos: int, gen: int, received: float) -> Callable[[], None]:
+        stats = self.stats
+
+        def done() -> None:
+            stats.acked += 1
+            stats.last_lag_s = time.time() - received
+            client = self._client
+            if qos and client is not None and gen == self._gen:
+                client.ack(mid, qos)
+
+        return done
+
+    @staticmethod
+    def _topic(msg: mqtt.MQTTMessage) -> str:
+        try:
+            return msg.topic
+        except UnicodeDecodeError:
+            return bytes(msg._topic).decode("utf-8", errors="backslashreplace")
+
+    def _reject_row(self, msg: mqtt.MQTTMessage, received: float, code: str, detail: str) -> Row:
+        return (
+            _utc(received),
+            clean_topic(self._topic(msg)),
+            f"{code}: {detail}",
+            truncate_payload(msg.payload, self.ing.reject_payload_chars),
+        )
+
+    def _work_for(self, msg: mqtt.MQTTMessage, received: float) -> Work:
+        parsed = self.parser.parse(self._topic(msg), msg.payload, received)
+        self.stats.received[parsed.kind] += 1
+        work = Work()
+        if parsed.kind == "telemetry" or parsed.kind == "status":
+            problem = self._check_device(parsed, received, work)
+            if problem is not None:
+                parsed.problems = [problem]
+                parsed.lines = []
+                parsed.kind = "invalid"
+        if parsed.lines:
+            work.lines[READINGS] = parsed.lines
+            self.stats.readings += len(parsed.lines)
+            if parsed.newest_ts is not None:
+                self.stats.newest_reading_ts = max(self.stats.newest_reading_ts, parsed.newest_ts)
+        if parsed.kind == "status" and parsed.status is not None:
+            work.apply = self._status_apply(parsed, received)
+        elif parsed.kind == "application" and parsed.event is not None:
+            work.apply = self._event_apply(parsed.event, msg, received)
+        if parsed.problems:
+            work.rows[INGEST_REJECTS] = self._reject_rows(msg, received, parsed.problems)
+        work.on_fail = lambda exc: Work(
+            rows={
+                INGEST_REJECTS: [
+                    self._reject_row(msg, received, "db_refused", str(exc).strip()[:300])
+                ]
+            }
+        )
+        return work
+
+    def _reject_rows(
+        self, msg: mqtt.MQTTMessage, received: float, problems: list[Problem]
+    ) -> list[Row]:
+        at = _utc(received)
+        topic = clean_topic(self._topic(msg))
+        payload = truncate_payload(msg.payload, self.ing.reject_payload_chars)
+        rejects = self.stats.rejects
+        rows = []
+        for p in problems:
+            rejects[p.code] += 1
+            rows.append((at, topic, p.reason, payload))
+        return rows
+
+    def _check_device(self, parsed: Parsed, received: float, work: Work) -> Problem | None:
+        device = parsed.device_id or ""
+        home = (parsed.ward or "", parsed.device_type or "")
+        known = self._devices.get(device)
+        if known is None:
+            if not self.ing.auto_register:
+                return Problem(
+                    "unknown_device",
+                    f"device {device} is not registered (ingest.auto_register is false)",
+                )
+            self._devices[device] = home
+        elif known != home:
+            return Problem(
+                "device_conflict",
+                f"device {device} is registered as {known[1]} in ward {known[0]}",
+            )
+        if parsed.kind == "telemetry" and parsed.lines:
+            last = self._last_seen_sent.get(device, 0.0)
+            if received - last >= LAST_SEEN_EVERY_S:
+                self._last_seen_sent[device] = received
+                work.rows[DEVICES_SEEN] = [(device, home[0], home[1], _utc(received))]
+        return None
+
+    def _status_apply(self, parsed: Parsed, received: float) -> Callable[[Cursor], None]:
+        params = {
+            "id": parsed.device_id,
+            "ward": parsed.ward,
+            "type": parsed.device_type,
+            "status": parsed.status,
+            "at": _utc(received),
+        }
+
+        def apply(cur: Cursor) -> None:
+            cur.execute(_STATUS_SQL, params)
+
+        return apply
+
+    def _event_apply(
+        self, event: AppEvent, msg: mqtt.MQTTMessage, received: float
+    ) -> Callable[[Cursor], None]:
+        def apply(cur: Cursor) -> None:
+            cur.execute("SAVEPOINT ioc_app_event")
+            result = store_event(cur, event)
+            if result.accepted:
+                cur.execute("RELEASE SAVEPOINT ioc_app_event")
+                return
+            cur.execute("ROLLBACK TO SAVEPOINT ioc_app_event")
+            code, _, detail = (result.reason or "rejected: ").partition(": ")
+            cur.execute(_REJECT_SQL, self._reject_row(msg, received, code, detail))
+            self.late_rejects[code] += 1
+
+        return apply
+
+    # -- registry and service status --------------------------------------------------------
+    def _load_devices(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT device_id, ward_code, device_type FROM devices")
+            rows = cur.fetchall()
+        conn.commit()
+        self._devices.update({r[0]: (r[1], r[2]) for r in rows})
+
+    def _status_loop(self) -> None:
+        conn: Any = None
+        last_refresh = time.monotonic()
+        while not self._status_stop.wait(self.status_interval_s):
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg2.connect(
+                        self.database_url,
+                        application_name=f"ioc-ingest-mqtt-status {self.client_id}"[:63],
+                        connect_timeout=5,
+                    )
+                self._write_service_status(conn=conn)
+                if time.monotonic() - last_refresh > 30:
+                    self._load_devices(conn)
+                    last_refresh = time.monotonic()
+            except psycopg2.Error as exc:
+                log.debug("service status not written: %s", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def summary(self) -> dict[str, Any]:
+        details = self.stats.summary(self.writer.stats)
+        if self.late_rejects:
+            by = Counter(details["rejected_by_reason"])
+            by.update(self.late_rejects)
+            details["rejected_by_reason"] = dict(by)
+            details["rejected"] = sum(by.values())
+        details.update(
+            client_id=self.client_id,
+            shared_group=self.shared,
+            broker=self.target.redacted(),
+            writer_queue=self.writer.pending(),
+        )
+        if self._fatal:
+            details["error"] = self._fatal
+        return details
+
+    def _write_service_status(self, conn: Any = None, final: bool = False) -> None:
+        if final:
+            status = "error" if self._fatal else "stopped"
+        elif self.stats.broker_connected and self.writer.stats.connected:
+            status = "running"
+        else:
+            status = "degraded"
+        own = conn is None
+        try:
+            if own:
+                conn = psycopg2.connect(self.database_url, connect_timeout=5)
+            with conn.cursor() as cur:
+                cur.execute(
+                    _SERVICE_SQL,
+                    (SERVICE, self.client_id, status, json.dumps(self.summary(), default=str)),
+                )
+            conn.commit()
+        except psycopg2.Error as exc:
+            if own:
+                log.warning("could not record the service status: %s", str(exc).strip())
+            else:
+                raise
+        finally:
+            if own and conn is not None:
+                conn.close()
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    """Run until SIGTERM/SIGINT; exit 1 on a fatal broker error (refused, taken over)."""
+    config = ctx.config()
+    ingester = MqttIngester(
+        config,
+        ctx.database_url(),
+        ctx.mqtt(),
+        client_id=getattr(args, "client_id", None),
+        shared=getattr(args, "shared", None),
+        metrics_port=getattr(args, "metrics_port", None),
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        ingester.start()
+        log.info(
+            "ingesting %s (client id %s%s)",
+            ", ".join(ingester._topics()),
+            ingester.client_id,
+            f", shared group {ingester.shared}" if ingester.shared else "",
+        )
+        while not stop.wait(0.5):
+            if ingester.fatal_event.is_set():
+                break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        ingester.stop()
+    if ingester.fatal:
+        raise IOCError(ingester.fatal)
+    log.info("stopped cleanly: %s", json.dumps(ingester.summary(), default=str))
+    return 0
