@@ -70,5 +70,8 @@ def city_value(latest: pd.DataFrame, kpi_name: str) -> tuple[float | None, float
 
 
 def decimals(kpi: Kpi) -> int:
-    """Counts (summed to the city) show as integers, rates and indices with one decimal."""
+    """The KPI's own ``decimals`` (kpis.yaml); else counts as integers, rates with one."""
+    own = getattr(kpi, "decimals", None)
+    if isinstance(own, int):
+        return min(own, 2)
     return 0 if kpi.rollup == "sum" else 1

@@ -34,7 +34,7 @@ class AppState:
         path = self.cfg.dir / "wards.geojson"
         with open(path, encoding="utf-8") as fh:
             data: dict[str, Any] = json.load(fh)
-        return data
+        return rewind_for_d3(data)
 
     @cached_property
     def ward_names(self) -> dict[str, str]:
@@ -43,6 +43,36 @@ class AppState:
     @property
     def kpis(self) -> dict[str, Kpi]:
         return self.cfg.kpis.kpis
+
+
+def _signed_area(ring: list[list[float]]) -> float:
+    return sum(
+        (x1 - x0) * (y1 + y0) for (x0, y0, *_), (x1, y1, *_) in zip(ring, ring[1:], strict=False)
+    )
+
+
+def rewind_for_d3(data: dict[str, Any]) -> dict[str, Any]:
+    """Exterior rings clockwise, holes counter-clockwise: what d3-geo (Plotly's geo) needs.
+
+    GeoJSON (RFC 7946) winds the other way; d3 would read such a ring as "the whole globe
+    except this ward" and paint the world in the ward's colour.
+    """
+
+    def fix(poly: list[list[list[float]]]) -> list[list[list[float]]]:
+        out = []
+        for i, ring in enumerate(poly):
+            clockwise = _signed_area(ring) > 0  # shoelace sum > 0 = clockwise (y up)
+            want_cw = i == 0
+            out.append(ring if clockwise == want_cw else list(reversed(ring)))
+        return out
+
+    for feat in data.get("features", []):
+        geom = feat.get("geometry") or {}
+        if geom.get("type") == "Polygon":
+            geom["coordinates"] = fix(geom["coordinates"])
+        elif geom.get("type") == "MultiPolygon":
+            geom["coordinates"] = [fix(p) for p in geom["coordinates"]]
+    return data
 
 
 def state() -> AppState:

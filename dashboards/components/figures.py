@@ -14,6 +14,11 @@ from ioc.config import Kpi
 DARK = {"bg": "#05080f", "fg": "#f2f5fa", "grid": "#2a3344", "base": "#2b3445", "line": "#0b1220"}
 LIGHT = {"bg": "#ffffff", "fg": "#1b2330", "grid": "#e3e7ee", "base": "#d9dde3", "line": "#ffffff"}
 
+# Plotly's geo subplot fetches a world topojson even when its base layers are hidden: serve an
+# empty one locally (dashboards/assets/topojson/) so that nothing is fetched from the internet.
+MAP_CONFIG = {"displayModeBar": False, "responsive": True, "topojsonURL": "/assets/topojson/"}
+GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+
 # green = good: the scale runs bad -> good along increasing "goodness"
 GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
 

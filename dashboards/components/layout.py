@@ -12,6 +12,8 @@ from dashboards.kpiview import COLORS, decimals, status, trend
 from ioc.auth import User
 from ioc.config import Kpi
 
+FONT = '"Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", Arial, sans-serif'
+
 NAV = [
     ("/", "overview", "view"),
     ("/applications", "applications", "view"),
@@ -127,7 +129,7 @@ def table(
         selected_rows=[],
         style_table={"overflowX": "auto"},
         style_cell={
-            "fontFamily": "inherit",
+            "fontFamily": FONT,
             "padding": "6px 8px",
             "textAlign": "left",
             "backgroundColor": "#0b1220" if dark else "#ffffff",
@@ -135,7 +137,11 @@ def table(
             "fontSize": "22px" if dark else "14px",
             "border": "1px solid #2a3344" if dark else "1px solid #e3e7ee",
         },
-        style_header={"fontWeight": "bold"},
+        style_header={
+            "fontWeight": "bold",
+            "fontFamily": FONT,
+            "backgroundColor": "#111a2b" if dark else "#f0f3f7",
+        },
         style_data_conditional=style_data_conditional or [],
     )
 

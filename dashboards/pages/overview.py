@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import dash
@@ -10,7 +9,7 @@ from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
 from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
-from dashboards.components.figures import empty_figure, ward_map
+from dashboards.components.figures import MAP_CONFIG, ward_map
 from dashboards.components.layout import (
     frame,
     kpi_tile,
@@ -76,7 +75,7 @@ def layout(**_: Any) -> html.Div:
                             ),
                             dcc.Graph(
                                 id="ov-map",
-                                config={"displayModeBar": False, "responsive": True},
+                                config=MAP_CONFIG,
                                 style={"height": "560px"},
                             ),
                         ],
@@ -235,5 +234,3 @@ def _alerts(user: Any, lang: str) -> Any:
         "ov-alerts-table", rows, cols, page_size=10, style_data_conditional=severity_styles()
     )
 
-
-_ = (dt, empty_figure)
