@@ -20,6 +20,16 @@ class AlertRule(Section):
     clear: float | None = Field(default=None, description="Hysteresis: resolves past this value")
     for_s: float = Field(default=0, ge=0, description="Condition must hold this long, seconds")
     severity: Literal["info", "warning", "critical"] = Field(default="warning")
+    period: Literal["hour", "day", "week", "month"] = Field(
+        default="day", description="KPI period watched (kind kpi): the current one"
+    )
+    city: bool = Field(default=False, description="Kind kpi: also watch the city roll-up")
+    device_type: str | None = Field(
+        default=None, description="Kind device/reading: only devices of this type"
+    )
+    window_s: float = Field(
+        default=900, gt=0, description="Kind reading: latest reading no older than this"
+    )
     label_vi: str = Field(description="Vietnamese title")
     label_en: str = Field(description="English title")
 
