@@ -401,7 +401,7 @@ class EmbeddedPostgres:
 try:
     from amqtt.plugins.base import BaseAuthPlugin as _BaseAuthPlugin
 except ImportError:  # pragma: no cover - amqtt is a dependency; the broker says so when missing
-    _BaseAuthPlugin = object  # type: ignore[assignment,misc]
+    _BaseAuthPlugin = object  # type: ignore[assignment,misc,unused-ignore]
 
 
 class PasswordAuth(_BaseAuthPlugin):  # type: ignore[misc,valid-type,unused-ignore]
