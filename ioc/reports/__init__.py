@@ -1,0 +1,1 @@
+"""Reports: ``ioc export`` (export) and scheduled daily/weekly/monthly reports (scheduled)."""

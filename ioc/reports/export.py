@@ -1,0 +1,555 @@
+"""``ioc export``: KPI values or readings roll-ups to CSV or XLSX, streamed.
+
+Reusable: :func:`write_export` writes to a path or a binary file object (the dashboard's
+/export page calls it with a ``BytesIO``). Rows come in period order:
+
+* KPIs (``--kpi``): one row per period × ward (× KPI), values from ``kpi_values`` when the
+  scheduler stored them (read through a server-side cursor), otherwise computed on the fly;
+  the city roll-up (``city``) follows the wards when no ``--ward`` is given (or ``city`` is
+  asked for). An empty value means **no data**, never 0.
+* Readings (``--metric``): count, mean, min and max per period × ward × metric from
+  ``readings_hourly`` / ``readings_daily``.
+
+CSV: UTF-8 with BOM (Excel opens it right; pandas reads it as is), ``.`` decimal point,
+ISO-8601 period starts with the +07:00 offset. XLSX (xlsxwriter ``constant_memory``): a first
+sheet saying what, when, which wards, which period and how numbers are formatted, then the
+data sheet with dates and per-KPI number formats. Column titles in Vietnamese unless
+``lang='en'``. A period is included when its start lies between ``start`` (rounded down to the
+period) and ``end``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from psycopg2 import sql as psql
+
+from ioc.config import Config
+from ioc.context import Context
+from ioc.db import Connection, connect
+from ioc.errors import UsageError
+from ioc.kpi import periods
+from ioc.kpi.compute import CITY, compute_period
+
+TITLES = {
+    "kpi": {
+        "vi": [
+            "Kỳ (bắt đầu)",
+            "Mã đơn vị",
+            "Tên đơn vị",
+            "Mã chỉ tiêu",
+            "Chỉ tiêu",
+            "Giá trị",
+            "Đơn vị tính",
+        ],
+        "en": ["Period start", "Ward code", "Ward", "KPI code", "KPI", "Value", "Unit"],
+    },
+    "metric": {
+        "vi": [
+            "Kỳ (bắt đầu)",
+            "Mã đơn vị",
+            "Tên đơn vị",
+            "Chỉ số đo",
+            "Số lần đo",
+            "Trung bình",
+            "Nhỏ nhất",
+            "Lớn nhất",
+            "Đơn vị tính",
+        ],
+        "en": [
+            "Period start",
+            "Ward code",
+            "Ward",
+            "Metric",
+            "Readings",
+            "Mean",
+            "Min",
+            "Max",
+            "Unit",
+        ],
+    },
+}
+EVERY_VI = {"hour": "giờ", "day": "ngày", "week": "tuần", "month": "tháng"}
+CITY_NAME = {"vi": "Toàn thành phố", "en": "Whole city"}
+XLSX_MAX_ROWS = 1_048_576
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    kpis: tuple[str, ...]
+    metrics: tuple[str, ...]
+    wards: tuple[str, ...]
+    include_city: bool
+    all_wards: bool
+    start: dt.datetime
+    end: dt.datetime
+    every: str
+    fmt: str
+    lang: str
+
+
+def make_request(
+    cfg: Config,
+    *,
+    kpis: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    wards: Sequence[str] | None = None,
+    start: dt.datetime,
+    end: dt.datetime,
+    every: str = "day",
+    fmt: str = "csv",
+    lang: str = "vi",
+) -> ExportRequest:
+    """Validate an export request; a bad one raises UsageError (one line, exit code 2)."""
+    if bool(kpis) == bool(metrics):
+        raise UsageError("export: give either --kpi or --metric (one of them)")
+    for k in kpis or ():
+        if k not in cfg.kpis.kpis:
+            raise UsageError(f"export: unknown KPI {k!r} (known: {', '.join(cfg.kpis.kpis)})")
+    known_metrics = cfg.sensors.all_metric_names()
+    for m in metrics or ():
+        if m not in known_metrics:
+            raise UsageError(f"export: unknown metric {m!r}")
+    codes = [w.code for w in cfg.wards]
+    if wards:
+        for w in wards:
+            if w != CITY and w not in cfg.ward_codes:
+                raise UsageError(f"export: unknown ward {w!r} (codes are in config/wards.yaml)")
+        chosen = [w for w in dict.fromkeys(wards) if w != CITY]
+        include_city = CITY in wards
+    else:
+        chosen, include_city = codes, True
+    if every not in periods.PERIODS:
+        raise UsageError(f"export: --every must be one of {', '.join(periods.PERIODS)}")
+    if fmt not in ("csv", "xlsx"):
+        raise UsageError("export: --format must be csv or xlsx")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise UsageError("export: --from/--to need a time zone")
+    if start > end:
+        raise UsageError(
+            f"export: --from ({start.date().isoformat()}) is after --to ({end.date().isoformat()})"
+        )
+    return ExportRequest(
+        kpis=tuple(dict.fromkeys(kpis or ())),
+        metrics=tuple(dict.fromkeys(metrics or ())),
+        wards=tuple(chosen),
+        include_city=include_city if kpis else False,
+        all_wards=not wards,
+        start=start,
+        end=end,
+        every=every,
+        fmt=fmt,
+        lang=lang if lang in ("vi", "en") else "vi",
+    )
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def kpi_rows(
+    conn: Connection, cfg: Config, req: ExportRequest, *, now: dt.datetime | None = None
+) -> Iterator[tuple[dt.datetime, str, str, float | None]]:
+    """(period_start, ward_code, kpi, value) in period order, wards in config order then
+    the city; stored values streamed from a server-side cursor, missing periods computed."""
+    tz = ZoneInfo(cfg.system.timezone)
+    now = now or dt.datetime.now(dt.UTC)
+    first = periods.floor(req.start, req.every, tz)
+    last = min(req.end, now)
+    want = list(req.wards) + ([CITY] if req.include_city else [])
+    cur = conn.cursor(name=f"ioc_export_{os.getpid()}_{id(req)}")
+    cur.itersize = 5000
+    try:
+        cur.execute(
+            """
+            SELECT period_start, kpi, ward_code, value FROM kpi_values
+            WHERE kpi = ANY(%(kpis)s::text[]) AND period = %(every)s
+              AND period_start >= %(first)s AND period_start <= %(last)s
+              AND ward_code = ANY(%(wards)s::text[])
+            ORDER BY period_start
+            """,
+            {
+                "kpis": list(req.kpis),
+                "every": req.every,
+                "first": first,
+                "last": last,
+                "wards": want,
+            },
+        )
+        pending: tuple[Any, ...] | None = next(cur, None)
+        for p_start, p_end in periods.iter_periods(first, last, req.every, tz):
+            stored: dict[str, dict[str, float | None]] = {}
+            while pending is not None and pending[0] <= p_start:
+                if pending[0] == p_start:
+                    stored.setdefault(pending[1], {})[pending[2]] = pending[3]
+                pending = next(cur, None)
+            missing = [k for k in req.kpis if k not in stored]
+            if missing:
+                for v in compute_period(
+                    conn,
+                    cfg,
+                    kpis=missing,
+                    period=req.every,
+                    start=p_start,
+                    end=p_end,
+                    now=now,
+                    wards=list(req.wards),
+                    city=req.include_city,
+                ):
+                    stored.setdefault(v.kpi, {})[v.ward_code] = v.value
+            for ward in want:
+                for k in req.kpis:
+                    yield p_start, ward, k, stored[k].get(ward)
+    finally:
+        cur.close()
+
+
+def metric_rows(
+    conn: Connection, cfg: Config, req: ExportRequest
+) -> Iterator[tuple[dt.datetime, str, str, int, float | None, float | None, float | None]]:
+    """(period_start, ward, metric, n, mean, min, max) from the roll-ups, server-side cursor."""
+    tz = ZoneInfo(cfg.system.timezone)
+    first = periods.floor(req.start, req.every, tz)
+    params = {
+        "metrics": list(req.metrics),
+        "wards": list(req.wards),
+        "first": first,
+        "last": req.end,
+        "tz": cfg.system.timezone,
+        "unit": req.every,
+    }
+    if req.every in ("hour", "day"):
+        table = "readings_hourly" if req.every == "hour" else "readings_daily"
+        query: Any = psql.SQL("""
+            SELECT bucket, ward_code, metric, n, avg, min, max FROM {}
+            WHERE metric = ANY(%(metrics)s::text[]) AND ward_code = ANY(%(wards)s::text[])
+              AND bucket >= %(first)s AND bucket <= %(last)s
+            ORDER BY bucket, ward_code, metric
+        """).format(psql.Identifier(table))
+    else:
+        query = """
+            SELECT (date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s) AS p,
+                   ward_code, metric, sum(n), sum(sum) / NULLIF(sum(n), 0), min(min), max(max)
+            FROM readings_daily
+            WHERE metric = ANY(%(metrics)s::text[]) AND ward_code = ANY(%(wards)s::text[])
+              AND bucket >= %(first)s
+              AND (date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)
+                  <= %(last)s
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """
+    cur = conn.cursor(name=f"ioc_export_m_{os.getpid()}_{id(req)}")
+    cur.itersize = 5000
+    try:
+        cur.execute(query, params)
+        for row in cur:
+            yield row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6]
+    finally:
+        cur.close()
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _ward_name(cfg: Config, code: str, lang: str) -> str:
+    if code == CITY:
+        return CITY_NAME[lang]
+    w = cfg.ward(code)
+    return w.name if w else code
+
+
+def _metric_unit(cfg: Config, metric: str) -> str:
+    for dtype in cfg.sensors.device_types.values():
+        m = dtype.metric(metric)
+        if m is not None:
+            return m.unit
+    return ""
+
+
+def _table(
+    conn: Connection, cfg: Config, req: ExportRequest, now: dt.datetime | None
+) -> Iterator[list[Any]]:
+    """Data rows (period start as an aware datetime) in the column order of TITLES."""
+    lang = req.lang
+    names = {c: _ward_name(cfg, c, lang) for c in (*req.wards, CITY)}
+    if req.kpis:
+        labels = {
+            k: (cfg.kpis.kpis[k].label_vi if lang == "vi" else cfg.kpis.kpis[k].label_en)
+            for k in req.kpis
+        }
+        units = {k: cfg.kpis.kpis[k].unit for k in req.kpis}
+        digits = {k: cfg.kpis.kpis[k].decimals for k in req.kpis}
+        for p, ward, k, v in kpi_rows(conn, cfg, req, now=now):
+            value = None if v is None else round(float(v), digits[k])
+            yield [p, ward, names[ward], k, labels[k], value, units[k]]
+    else:
+        units = {m: _metric_unit(cfg, m) for m in req.metrics}
+        for p, ward, m, n, mean, lo, hi in metric_rows(conn, cfg, req):
+            yield [p, ward, names.get(ward, ward), m, n, mean, lo, hi, units[m]]
+
+
+def _write_csv(
+    rows: Iterator[list[Any]], titles: list[str], out: IO[bytes], tz: ZoneInfo, every: str
+) -> int:
+    text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
+    n = 0
+    try:
+        w = csv.writer(text)
+        w.writerow(titles)
+        for row in rows:
+            row[0] = row[0].astimezone(tz).isoformat()
+            w.writerow(["" if x is None else x for x in row])
+            n += 1
+        text.flush()
+    finally:
+        text.detach()
+    return n
+
+
+def _write_xlsx(
+    rows: Iterator[list[Any]],
+    titles: list[str],
+    out: str | IO[bytes],
+    cfg: Config,
+    req: ExportRequest,
+    tz: ZoneInfo,
+) -> int:
+    import xlsxwriter
+
+    vi = req.lang == "vi"
+    wb = xlsxwriter.Workbook(out, {"constant_memory": True})
+    bold = wb.add_format({"bold": True})
+    title_fmt = wb.add_format({"bold": True, "font_size": 14})
+    wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
+    date_code = ("dd/mm/yyyy" if vi else "yyyy-mm-dd") + (" hh:mm" if req.every == "hour" else "")
+    date_fmt = wb.add_format({"num_format": date_code})
+    int_fmt = wb.add_format({"num_format": "#,##0"})
+    dec_fmt = {
+        d: wb.add_format({"num_format": "#,##0" + ("." + "0" * d if d else "")}) for d in range(7)
+    }
+
+    # --- header sheet: what, when, which wards, which period, number formats
+    info = wb.add_worksheet("Thông tin" if vi else "About")
+    info.set_column(0, 0, 28)
+    info.set_column(1, 1, 90)
+    now_local = dt.datetime.now(tz)
+    first = periods.floor(req.start, req.every, tz)
+    if req.all_wards:
+        wards_txt = (
+            f"Tất cả {len(req.wards)} phường, xã, đặc khu"
+            if vi
+            else f"All {len(req.wards)} wards and communes"
+        )
+    else:
+        wards_txt = ", ".join(f"{c} {_ward_name(cfg, c, req.lang)}" for c in req.wards)
+    if req.include_city:
+        wards_txt += " + " + CITY_NAME[req.lang]
+    dfmt = "%d/%m/%Y" if vi else "%Y-%m-%d"
+    every_txt = EVERY_VI[req.every] if vi else req.every
+    if req.kpis:
+        what = ", ".join(
+            cfg.kpis.kpis[k].label_vi if vi else cfg.kpis.kpis[k].label_en for k in req.kpis
+        )
+    else:
+        what = ", ".join(req.metrics)
+    lines: list[tuple[str, str]] = [
+        (
+            "Báo cáo" if vi else "Report",
+            ("Chỉ tiêu: " if vi else "KPIs: ") + what
+            if req.kpis
+            else ("Số liệu cảm biến: " if vi else "Sensor readings: ") + what,
+        ),
+        ("Thời điểm lập" if vi else "Created", now_local.strftime(dfmt + " %H:%M") + " (GMT+7)"),
+        ("Đơn vị hành chính" if vi else "Wards", wards_txt),
+        (
+            "Kỳ báo cáo" if vi else "Period",
+            f"{first.strftime(dfmt)} – {req.end.astimezone(tz).strftime(dfmt)}, "
+            + (f"theo {every_txt}" if vi else f"per {every_txt}"),
+        ),
+        ("Nguồn" if vi else "Source", "IOC Đà Nẵng (kpi_values / readings)"),
+        ("Múi giờ" if vi else "Time zone", cfg.system.timezone),
+        (
+            "Ô trống" if vi else "Empty cell",
+            "không có dữ liệu (không phải 0)" if vi else "no data (not zero)",
+        ),
+        (
+            "Định dạng số" if vi else "Number format",
+            "Ngày dd/mm/yyyy; số thập phân theo từng chỉ tiêu (cột Giá trị); dấu thập phân theo "
+            "cài đặt vùng của Excel"
+            if vi
+            else "Dates yyyy-mm-dd; decimals per KPI (Value column); "
+            "decimal mark follows Excel's locale",
+        ),
+    ]
+    info.write(0, 0, "Báo cáo IOC Đà Nẵng" if vi else "IOC Da Nang report", title_fmt)
+    r = 2
+    for key, val in lines:
+        info.write(r, 0, key, bold)
+        info.write(r, 1, val, wrap)
+        r += 1
+    if req.kpis:
+        r += 1
+        cols = (
+            ["Mã", "Chỉ tiêu", "Đơn vị", "Số chữ số thập phân", "Tổng hợp toàn TP", "Định nghĩa"]
+            if vi
+            else ["Code", "KPI", "Unit", "Decimals", "City roll-up", "Definition"]
+        )
+        info.set_column(2, 5, 18)
+        for c, name in enumerate(cols):
+            info.write(r, c, name, head)
+        r += 1
+        for k in req.kpis:
+            kd = cfg.kpis.kpis[k]
+            rollup = kd.rollup + (f" ({kd.weight})" if kd.weight else "")
+            info.write_row(
+                r,
+                0,
+                [
+                    k,
+                    kd.label_vi if vi else kd.label_en,
+                    kd.unit,
+                    kd.decimals,
+                    rollup,
+                    (kd.description_vi if vi else kd.description_en) or "",
+                ],
+            )
+            r += 1
+
+    # --- data sheet(s)
+    n = 0
+    sheet_no = 0
+    ws: Any = None
+    row_i = XLSX_MAX_ROWS
+    kpi_digits = {k: cfg.kpis.kpis[k].decimals for k in req.kpis}
+    for row in rows:
+        if row_i >= XLSX_MAX_ROWS:
+            sheet_no += 1
+            base = "Dữ liệu" if vi else "Data"
+            ws = wb.add_worksheet(base if sheet_no == 1 else f"{base} {sheet_no}")
+            ws.set_column(0, 0, 17 if req.every == "hour" else 12)
+            ws.set_column(1, 1, 10)
+            ws.set_column(2, 2, 26)
+            ws.set_column(3, 3, 22)
+            ws.set_column(4, 4, 36 if req.kpis else 10)
+            ws.set_column(5, len(titles) - 1, 12)
+            ws.freeze_panes(1, 0)
+            ws.write_row(0, 0, titles, head)
+            row_i = 1
+        ws.write_datetime(row_i, 0, row[0].astimezone(tz).replace(tzinfo=None), date_fmt)
+        ws.write_string(row_i, 1, row[1])
+        ws.write_string(row_i, 2, row[2])
+        ws.write_string(row_i, 3, row[3])
+        if req.kpis:
+            ws.write_string(row_i, 4, row[4])
+            if row[5] is not None:
+                ws.write_number(row_i, 5, row[5], dec_fmt[kpi_digits[row[3]]])
+            ws.write_string(row_i, 6, row[6])
+        else:
+            ws.write_number(row_i, 4, row[4], int_fmt)
+            for c in (5, 6, 7):
+                if row[c] is not None:
+                    ws.write_number(row_i, c, float(row[c]), dec_fmt[2])
+            ws.write_string(row_i, 8, row[8])
+        row_i += 1
+        n += 1
+    if ws is None:
+        ws = wb.add_worksheet("Dữ liệu" if vi else "Data")
+        ws.write_row(0, 0, titles, head)
+    wb.close()
+    return n
+
+
+def write_export(
+    conn: Connection,
+    cfg: Config,
+    *,
+    kpis: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    wards: Sequence[str] | None = None,
+    start: dt.datetime,
+    end: dt.datetime,
+    every: str = "day",
+    fmt: str = "csv",
+    out: str | os.PathLike[str] | IO[bytes],
+    lang: str = "vi",
+    now: dt.datetime | None = None,
+) -> int:
+    """Write a KPI or readings export to ``out`` (a path or a binary file); returns the number
+    of data rows. Raises UsageError on a bad request."""
+    req = make_request(
+        cfg,
+        kpis=kpis,
+        metrics=metrics,
+        wards=wards,
+        start=start,
+        end=end,
+        every=every,
+        fmt=fmt,
+        lang=lang,
+    )
+    return write_request(conn, cfg, req, out=out, now=now)
+
+
+def write_request(
+    conn: Connection,
+    cfg: Config,
+    req: ExportRequest,
+    *,
+    out: str | os.PathLike[str] | IO[bytes],
+    now: dt.datetime | None = None,
+) -> int:
+    tz = ZoneInfo(cfg.system.timezone)
+    titles = TITLES["kpi" if req.kpis else "metric"][req.lang]
+    rows = _table(conn, cfg, req, now)
+    try:
+        if req.fmt == "xlsx":
+            target: str | IO[bytes] = os.fspath(out) if isinstance(out, (str, os.PathLike)) else out
+            return _write_xlsx(rows, titles, target, cfg, req, tz)
+        if isinstance(out, (str, os.PathLike)):
+            with open(out, "wb") as fh:
+                return _write_csv(rows, titles, fh, tz, req.every)
+        return _write_csv(rows, titles, out, tz, req.every)
+    finally:
+        if not conn.autocommit:
+            conn.rollback()  # end the read transaction (and its named cursors)
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    """``ioc export``: validate, then write to a temporary file renamed over ``--out``."""
+    cfg = ctx.config()
+    req = make_request(
+        cfg,
+        kpis=args.kpi,
+        metrics=args.metric,
+        wards=args.ward,
+        start=args.start,
+        end=args.end,
+        every=args.every,
+        fmt=args.format,
+        lang=args.lang,
+    )
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"export: folder {out.parent} does not exist")
+    conn = connect(ctx.database_url(), application_name="ioc-export")
+    fd, tmp = tempfile.mkstemp(prefix=".ioc-export-", suffix="." + req.fmt, dir=out.parent)
+    os.close(fd)
+    try:
+        n = write_request(conn, cfg, req, out=tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        conn.close()
+    print(f"wrote {n} rows to {out}")
+    return 0
