@@ -81,6 +81,15 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         compress=False,
     )
     app.layout = html.Div([dash.page_container], id="app-root")
+    app.index_string = app.index_string.replace("<html>", '<html lang="{%lang%}">')
+    original = app.interpolate_index
+
+    def interpolate_index(**kwargs: object) -> str:
+        from dashboards.i18n import lang
+
+        return original(**kwargs).replace("{%lang%}", lang())
+
+    app.interpolate_index = interpolate_index  # type: ignore[method-assign]
     # Dash registers its own before_request hooks; ours must run first.
     server.before_request_funcs.setdefault(None, []).insert(0, security.guard)
     server.after_request(security.after)

@@ -278,21 +278,22 @@ def worst_procedures(
     return _frame(
         conn,
         """
-        SELECT procedure,
-               count(*) FILTER (WHERE completed_at > due_at
-                                OR (status IN ('received', 'returned') AND due_at < now()))
-                   AS late,
-               count(*) AS total,
-               avg(extract(epoch FROM coalesce(completed_at, now()) - due_at) / 86400.0)
-                   FILTER (WHERE coalesce(completed_at, now()) > due_at) AS avg_days_late
-        FROM applications
-        WHERE (received_at >= %(since)s OR completed_at >= %(since)s)
-          AND status <> 'cancelled' AND procedure IS NOT NULL
-          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
-        GROUP BY procedure
-        HAVING count(*) FILTER (WHERE completed_at > due_at
-                                OR (status IN ('received', 'returned') AND due_at < now())) > 0
-        ORDER BY late::float / count(*) DESC, late DESC
+        SELECT * FROM (
+            SELECT procedure,
+                   count(*) FILTER (WHERE completed_at > due_at
+                                    OR (status IN ('received', 'returned') AND due_at < now()))
+                       AS late,
+                   count(*) AS total,
+                   avg(extract(epoch FROM coalesce(completed_at, now()) - due_at) / 86400.0)
+                       FILTER (WHERE coalesce(completed_at, now()) > due_at) AS avg_days_late
+            FROM applications
+            WHERE (received_at >= %(since)s OR completed_at >= %(since)s)
+              AND status <> 'cancelled' AND procedure IS NOT NULL
+              AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
+            GROUP BY procedure
+        ) p
+        WHERE late > 0
+        ORDER BY late::float / total DESC, late DESC
         LIMIT %(limit)s
         """,
         {"since": since, "wards": _scope(wards), "limit": limit},

@@ -1,0 +1,185 @@
+"""``/alerts``: open, acknowledged and resolved alerts; filters; acknowledge and resolve
+(operators and admins; every alert id is re-checked against the user's role and wards)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboards import queries
+from dashboards.components.common import require, scope_key, who, ward_options
+from dashboards.components.layout import frame, refused, severity_styles, table
+from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.state import state
+
+dash.register_page(__name__, path="/alerts", title="IOC — Cảnh báo", order=3)
+
+REFRESH_MS = 15_000
+STATES = ("open", "acknowledged", "resolved")
+SEVERITIES = ("critical", "warning", "info")
+
+
+def layout(**_: Any) -> html.Div:
+    user, lang = who()
+    if not user.can("view"):
+        return refused(lang)
+    can_act = user.can("ack")
+    return frame(
+        user,
+        "/alerts",
+        lang,
+        [
+            dcc.Interval(id="alerts-interval", interval=REFRESH_MS),
+            dcc.Store(id="alerts-version", data=0),
+            html.H1(t("alerts", lang)),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Div([
+                        html.Label(t("state", lang)),
+                        dcc.Checklist(
+                            id="alerts-state",
+                            options=[{"label": t(s, lang), "value": s} for s in STATES],
+                            value=["open", "acknowledged"],
+                            inline=True,
+                        ),
+                    ]),
+                    html.Div([
+                        html.Label(t("severity", lang)),
+                        dcc.Checklist(
+                            id="alerts-sev",
+                            options=[{"label": t(s, lang), "value": s} for s in SEVERITIES],
+                            value=list(SEVERITIES),
+                            inline=True,
+                        ),
+                    ]),
+                    html.Div([
+                        html.Label(t("wards", lang)),
+                        dcc.Dropdown(id="alerts-ward", options=ward_options(user), multi=True,
+                                     placeholder=t("all_wards", lang)),
+                    ], style={"minWidth": "320px"}),
+                ],
+            ),
+            html.Div(
+                className="controls",
+                style={} if can_act else {"display": "none"},
+                children=[
+                    html.Button(t("acknowledge", lang), id="alerts-ack", className="btn",
+                                n_clicks=0),
+                    html.Button(t("resolve", lang), id="alerts-resolve",
+                                className="btn secondary", n_clicks=0),
+                    html.Span(id="alerts-msg", className="msg"),
+                ],
+            ),
+            html.Div(className="card", children=[
+                html.Div(id="alerts-count", className="muted"),
+                table("alerts-table", [], _columns(lang), page_size=20, selectable=can_act,
+                      style_data_conditional=severity_styles()),
+            ]),
+        ],
+    )
+
+
+def _columns(lang: str) -> list[dict[str, Any]]:
+    return [
+        {"name": t("severity", lang), "id": "severity_label"},
+        {"name": t("state", lang), "id": "state_label"},
+        {"name": t("ward", lang), "id": "ward"},
+        {"name": t("title", lang), "id": "title"},
+        {"name": t("opened", lang), "id": "opened"},
+        {"name": t("acknowledged", lang), "id": "ack"},
+        {"name": t("resolved", lang), "id": "res"},
+    ]
+
+
+@callback(
+    Output("alerts-table", "data"),
+    Output("alerts-table", "selected_rows"),
+    Output("alerts-count", "children"),
+    Input("alerts-interval", "n_intervals"),
+    Input("alerts-state", "value"),
+    Input("alerts-sev", "value"),
+    Input("alerts-ward", "value"),
+    Input("alerts-version", "data"),
+)
+def refresh(
+    _n: int | None,
+    states: list[str] | None,
+    sevs: list[str] | None,
+    wards: list[str] | None,
+    _v: int | None,
+) -> tuple[Any, ...]:
+    user = require("view")
+    _, lang = who()
+    states = [s for s in states or [] if s in STATES]
+    sevs = [s for s in sevs or [] if s in SEVERITIES]
+    scope: list[str] | None = list(scope_key(user)) if scope_key(user) is not None else None
+    if wards:
+        scope = [w for w in wards if user.may_see_ward(w)]
+    with state().pool.conn() as conn:  # not cached: operators act on what they see
+        df = queries.alerts(conn, wards=scope, states=states, severities=sevs, limit=1000)
+    names = state().ward_names
+    rows = [
+        {
+            "id": int(r.id),
+            "severity": r.severity,
+            "severity_label": t(r.severity, lang),
+            "state_label": t(r.state, lang),
+            "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
+            "title": r.title,
+            "opened": fmt_datetime(r.opened_at, lang),
+            "ack": f"{r.acknowledged_by} {fmt_datetime(r.acknowledged_at, lang)}"
+            if r.acknowledged_by else "",
+            "res": f"{r.resolved_by} {fmt_datetime(r.resolved_at, lang)}" if r.resolved_by else "",
+        }
+        for r in df.itertuples()
+    ]
+    return rows, [], f"{fmt_num(len(rows), 0, lang)} {t('alerts', lang).lower()}"
+
+
+@callback(
+    Output("alerts-msg", "children"),
+    Output("alerts-version", "data"),
+    Input("alerts-ack", "n_clicks"),
+    Input("alerts-resolve", "n_clicks"),
+    State("alerts-table", "selected_row_ids"),
+    State("alerts-version", "data"),
+    prevent_initial_call=True,
+)
+def act(
+    _ack: int | None, _res: int | None, ids: list[Any] | None, version: int | None
+) -> tuple[Any, ...]:
+    from ioc.alerts import acknowledge, resolve
+
+    user = require("view")
+    _, lang = who()
+    if not user.can("ack"):
+        return t("not_allowed_ack", lang), dash.no_update
+    trigger = dash.ctx.triggered_id
+    if trigger not in ("alerts-ack", "alerts-resolve"):
+        raise PreventUpdate
+    try:
+        wanted = sorted({int(i) for i in ids or []})
+    except (TypeError, ValueError):
+        raise PreventUpdate from None
+    if not wanted:
+        return t("n_selected_none", lang), dash.no_update
+    action = acknowledge if trigger == "alerts-ack" else resolve
+    done = 0
+    with state().pool.conn() as conn:
+        wards = queries.alert_wards(conn, ids=wanted)
+        for alert_id in wanted:
+            if alert_id not in wards:
+                continue
+            ward = wards[alert_id]
+            if ward is not None and not user.may_see_ward(ward):
+                continue
+            if ward is None and user.ward_scoped:
+                continue
+            if action(conn, alert_id, user.name):
+                done += 1
+    state().cache.clear()
+    return t("done_n", lang, n=done), (version or 0) + 1

@@ -1,0 +1,182 @@
+"""``/applications``: application processing by ward, procedure and channel; trends; the
+procedures most often late."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dash
+from dash import Input, Output, callback, dcc, html
+
+from dashboards import queries
+from dashboards.components.common import cached, require, scope_key, who
+from dashboards.components.figures import GRAPH_CONFIG, bars, lines
+from dashboards.components.layout import frame, numeric_format, refused, table
+from dashboards.i18n import fmt_num, t
+from dashboards.state import state
+
+dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
+
+REFRESH_MS = 60_000
+COUNTS = ("received", "on_time", "late", "overdue", "returned", "online")
+COLORS = {"on_time": "#1a9850", "late": "#f0a202", "overdue": "#d73027", "returned": "#4e8ef7"}
+
+
+def layout(**_: Any) -> html.Div:
+    user, lang = who()
+    if not user.can("view"):
+        return refused(lang)
+    return frame(
+        user,
+        "/applications",
+        lang,
+        [
+            dcc.Interval(id="apps-interval", interval=REFRESH_MS),
+            html.H1(t("applications", lang)),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Div([
+                        html.Label(t("period_days", lang)),
+                        dcc.Dropdown(
+                            id="apps-days",
+                            options=[{"label": f"{d} {t('days', lang)}", "value": d}
+                                     for d in (7, 30, 90)],
+                            value=30,
+                            clearable=False,
+                        ),
+                    ]),
+                    html.Div([
+                        html.Label(t("group_by", lang)),
+                        dcc.Dropdown(
+                            id="apps-group",
+                            options=[
+                                {"label": t("ward", lang), "value": "ward_code"},
+                                {"label": t("procedure", lang), "value": "procedure"},
+                                {"label": t("channel", lang), "value": "channel"},
+                            ],
+                            value="ward_code",
+                            clearable=False,
+                        ),
+                    ]),
+                ],
+            ),
+            html.Div(id="apps-summary", className="tiles"),
+            html.Div(
+                className="card",
+                children=[dcc.Graph(id="apps-bars", config=GRAPH_CONFIG,
+                                    style={"height": "380px"})],
+            ),
+            html.Div(
+                className="grid-2",
+                children=[
+                    html.Div(className="card", children=[
+                        html.H2(t("trend", lang)),
+                        dcc.Graph(id="apps-trend", config=GRAPH_CONFIG,
+                                  style={"height": "320px"}),
+                    ]),
+                    html.Div(className="card", children=[
+                        html.H2(t("worst_procedures", lang)), html.Div(id="apps-worst")]),
+                ],
+            ),
+            html.Div(className="card", children=[html.Div(id="apps-table")]),
+        ],
+    )
+
+
+@callback(
+    Output("apps-summary", "children"),
+    Output("apps-bars", "figure"),
+    Output("apps-trend", "figure"),
+    Output("apps-worst", "children"),
+    Output("apps-table", "children"),
+    Input("apps-interval", "n_intervals"),
+    Input("apps-days", "value"),
+    Input("apps-group", "value"),
+)
+def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, ...]:
+    user = require("view")
+    _, lang = who()
+    days = days if days in (7, 30, 90) else 30
+    group = group if group in queries.APP_GROUPS else "ward_code"
+    scope = scope_key(user)
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    stats = cached(
+        ("app_stats", since, group, scope),
+        lambda c: queries.application_stats(c, since=since, group_by=group, wards=scope),
+    )
+    trend = cached(
+        ("app_trend", since, scope),
+        lambda c: queries.application_trend(c, since=since, wards=scope),
+    )
+    worst = cached(
+        ("app_worst", since, scope),
+        lambda c: queries.worst_procedures(c, since=since, wards=scope),
+    )
+    names = state().ward_names
+    totals = {k: int(stats[k].sum()) if not stats.empty else 0 for k in COUNTS}
+    summary = [
+        html.Div(
+            className="tile",
+            style={"borderTopColor": COLORS.get(k, "#0b5cad")},
+            id=f"apps-total-{k}",
+            children=[html.Div(t(k, lang), className="tile-label"),
+                      html.Div(fmt_num(totals[k], 0, lang), className="tile-value")],
+        )
+        for k in ("received", "on_time", "late", "overdue", "returned")
+    ]
+    df = stats.copy()
+    label_of = (lambda g: names.get(g, g)) if group == "ward_code" else (lambda g: g)
+    if not df.empty:
+        df["label"] = [label_of(g) for g in df["grp"]]
+        top = df.sort_values("received", ascending=False).head(30)
+    else:
+        top = df.assign(label=[])
+    bar_fig = bars(
+        top, "label",
+        [(k, t(k, lang), COLORS[k]) for k in ("on_time", "late", "overdue", "returned")],
+        lang=lang, height=380, stacked=False,
+    )
+    trend_fig = lines(
+        trend, "day",
+        [("received", t("received", lang), "#0b5cad"),
+         ("completed", t("completed", lang), "#1a9850"),
+         ("late", t("late", lang), "#d73027")],
+        lang=lang,
+    )
+    if worst.empty:
+        worst_div: Any = html.Div(t("no_rows", lang), className="muted")
+    else:
+        rows = [
+            {"procedure": r.procedure, "late": int(r.late), "total": int(r.total),
+             "share": 100.0 * r.late / r.total if r.total else None,
+             "avg_days_late": None if r.avg_days_late is None else float(r.avg_days_late)}
+            for r in worst.itertuples()
+        ]
+        worst_div = table(
+            "apps-worst-table", rows,
+            [{"name": t("procedure", lang), "id": "procedure"},
+             {"name": t("late", lang), "id": "late", "type": "numeric"},
+             {"name": "Tổng" if lang == "vi" else "Total", "id": "total", "type": "numeric"},
+             {"name": "%", "id": "share", "type": "numeric", "format": numeric_format(lang, 1)},
+             {"name": t("days_late", lang), "id": "avg_days_late", "type": "numeric",
+              "format": numeric_format(lang, 1)}],
+            page_size=10,
+        )
+    rows = [
+        {"grp": label_of(r.grp), **{k: int(getattr(r, k)) for k in COUNTS}}
+        for r in stats.itertuples()
+    ]
+    head = {"ward_code": t("ward", lang), "procedure": t("procedure", lang),
+            "channel": t("channel", lang)}[group]
+    tbl = table(
+        "apps-stats-table", rows,
+        [{"name": head, "id": "grp"}]
+        + [{"name": t(k, lang) if k != "online" else "Online", "id": k, "type": "numeric"}
+           for k in COUNTS],
+        page_size=15, filterable=True,
+    )
+    return summary, bar_fig, trend_fig, worst_div, tbl

@@ -1,0 +1,377 @@
+"""``/wall``: the wall display — dark, large type, rotating views, live, self-recovering.
+
+``?view=map|applications|environment|cameras|alerts`` pins a view; ``?period=SECONDS`` sets the
+rotation period; ``?token=KIOSK`` signs in the read-only kiosk (see security.py). One
+``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
+clientside callback on the same interval flags a lost connection within seconds and reloads the
+page once ``/healthz`` answers again (the server restarted or the network came back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
+
+from dashboards import queries
+from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
+from dashboards.components.figures import MAP_CONFIG, GRAPH_CONFIG, bars, ward_map
+from dashboards.components.layout import kpi_tile, refused
+from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
+from dashboards.kpiview import city_value, ranks
+from dashboards.state import state
+from ioc.auth import User
+
+dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
+
+REFRESH_MS = 5_000
+VIEWS = ("map", "applications", "environment", "cameras", "alerts")
+VIEW_TITLES = {
+    "map": "map_title",
+    "applications": "applications",
+    "environment": "env_flood",
+    "cameras": "cameras",
+    "alerts": "alerts",
+}
+APP_KPIS = (
+    "on_time_rate",
+    "overdue_applications",
+    "online_share",
+    "avg_processing_days",
+    "applications_received",
+)
+CITY_KPIS = ("on_time_rate", "aqi", "flood_risk", "traffic_congestion", "sensor_uptime",
+             "open_alerts")
+
+
+def layout(view: str | None = None, period: str | None = None, **_: Any) -> html.Div:
+    user, lang = who()
+    if not user.can("wall"):
+        return refused(lang)
+    try:
+        period_s = max(5.0, float(period)) if period else state().wall_period_s
+    except ValueError:
+        period_s = state().wall_period_s
+    pinned = view if view in VIEWS else None
+    return html.Div(
+        className="wall",
+        id="wall-root",
+        children=[
+            dcc.Interval(id="wall-interval", interval=REFRESH_MS),
+            dcc.Store(id="wall-config", data={"view": pinned, "period": period_s}),
+            dcc.Store(id="wall-last", data=None),
+            dcc.Store(id="wall-screen", data=None),
+            html.Div(
+                className="wall-head",
+                children=[
+                    html.Div(t("app_title", lang), className="wall-title"),
+                    html.Div(id="wall-view-name", className="wall-view"),
+                    html.Div(id="wall-stale", className="wall-badge ok"),
+                    html.Div(id="wall-conn", className="wall-badge ok"),
+                    html.Div(id="wall-clock", className="wall-clock"),
+                ],
+            ),
+            html.Div(id="wall-body", className="wall-body", children=_loading(lang)),
+        ],
+    )
+
+
+def _loading(lang: str) -> html.Div:
+    return html.Div("…", className="muted")
+
+
+def current_view(config: dict[str, Any] | None, now: float) -> str:
+    """The pinned view, or the one the rotation has reached (same on every wall)."""
+    cfg = config or {}
+    if cfg.get("view") in VIEWS:
+        return str(cfg["view"])
+    period = float(cfg.get("period") or 20.0)
+    return VIEWS[int(now // period) % len(VIEWS)]
+
+
+@callback(
+    Output("wall-body", "children"),
+    Output("wall-view-name", "children"),
+    Output("wall-clock", "children"),
+    Output("wall-stale", "children"),
+    Output("wall-stale", "className"),
+    Output("wall-last", "data"),
+    Input("wall-interval", "n_intervals"),
+    State("wall-config", "data"),
+    State("wall-screen", "data"),
+)
+def refresh(_n: int | None, config: dict[str, Any] | None, screen: Any) -> tuple[Any, ...]:
+    user = require("wall")
+    _, lang = who()
+    now = time.time()
+    view = current_view(config, now)
+    scale = 1.0
+    if isinstance(screen, (int, float)) and screen > 0:
+        scale = max(0.6, min(3.0, float(screen) / 1920.0))
+    body = VIEW_BUILDERS[view](user, lang, scale)
+    fresh = freshness()
+    stamps = [v for v in fresh.values() if v is not None]
+    newest = max(stamps) if stamps else None
+    age = (dt.datetime.now(dt.UTC) - newest).total_seconds() if newest else None
+    if age is None or age > state().stale_after_s:
+        since = fmt_datetime(newest, lang) if newest else t("no_data", lang)
+        stale = (f"⚠ {t('stale', lang)} ({t('last_update', lang)}: {since})", "wall-badge stale")
+    else:
+        stale = ("", "wall-badge ok")
+    clock = dt.datetime.now(TZ).strftime("%H:%M  %d/%m/%Y" if lang == "vi" else "%H:%M  %Y-%m-%d")
+    return body, t(VIEW_TITLES[view], lang), clock, stale[0], stale[1], int(now * 1000)
+
+
+# Runs in the browser on the same interval, even when the server is unreachable.
+clientside_callback(
+    """
+    function(n, last, screen) {
+        var now = Date.now();
+        var width = window.innerWidth;
+        var out = ["", "wall-badge ok"];
+        if (last && now - last > 15000) {
+            var text = document.documentElement.lang === "en" ? "SERVER UNREACHABLE"
+                                                               : "MẤT KẾT NỐI MÁY CHỦ";
+            out = ["⚠ " + text, "wall-badge down"];
+            if (now - last > 30000 && !window.__iocProbe) {
+                window.__iocProbe = true;
+                fetch("/healthz", {cache: "no-store"}).then(function(r) {
+                    if (r.ok) { window.location.reload(); }
+                }).catch(function() {}).finally(function() { window.__iocProbe = false; });
+            }
+        }
+        return [out[0], out[1], screen === width ? window.dash_clientside.no_update : width];
+    }
+    """,
+    Output("wall-conn", "children"),
+    Output("wall-conn", "className"),
+    Output("wall-screen", "data"),
+    Input("wall-interval", "n_intervals"),
+    State("wall-last", "data"),
+    State("wall-screen", "data"),
+)
+
+
+def _tiles(names: tuple[str, ...], lang: str) -> html.Div:
+    kpis = state().kpis
+    latest = latest_kpis("day")
+    tiles = []
+    for name in names:
+        kpi = kpis.get(name)
+        if kpi is None:
+            continue
+        value, prev = city_value(latest, name) if not latest.empty else (None, None)
+        tiles.append(kpi_tile(name, kpi, value, prev, lang))
+    return html.Div(tiles, className="tiles")
+
+
+def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "day") -> Any:
+    st = state()
+    kpi = st.kpis.get(kpi_name)
+    latest = latest_kpis(period)
+    if latest.empty or kpi is None or (latest["kpi"] == kpi_name).sum() == 0:
+        latest = latest_kpis("day")
+    ranked = (
+        ranks(latest, kpi_name, kpi)
+        if kpi is not None and not latest.empty
+        else pd.DataFrame({"ward_code": [], "value": [], "rank": []})
+    )
+    fig = ward_map(
+        st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True,
+        height=int(760 * scale),
+    )
+    fig.update_layout(font={"size": int(20 * scale)})
+    return dcc.Graph(
+        id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": f"{int(760 * scale)}px"}
+    )
+
+
+def _view_map(user: User, lang: str, scale: float) -> list[Any]:
+    kpi_name = "on_time_rate" if "on_time_rate" in state().kpis else next(iter(state().kpis), "")
+    label = state().kpis[kpi_name].label_vi if kpi_name else ""
+    if lang == "en" and kpi_name:
+        label = state().kpis[kpi_name].label_en
+    return [
+        html.Div(
+            [html.H2(label), _map(kpi_name, lang, scale, "wall-map-graph")],
+            className="wall-col wall-main",
+        ),
+        html.Div([_tiles(CITY_KPIS, lang)], className="wall-col wall-side"),
+    ]
+
+
+def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    df = cached(
+        ("wall_apps", since.date().isoformat()),
+        lambda c: queries.application_stats(c, since=since, group_by="ward_code"),
+    )
+    names = state().ward_names
+    if df.empty:
+        chart: Any = html.Div(t("no_data", lang), className="muted")
+    else:
+        top = df.sort_values(["overdue", "late"], ascending=False).head(12).iloc[::-1].copy()
+        top["label"] = [names.get(c, c) for c in top["grp"]]
+        fig = bars(
+            top, "label",
+            [("overdue", t("overdue", lang), "#d73027"), ("late", t("late", lang), "#f0a202")],
+            lang=lang, dark=True, height=int(700 * scale), horizontal=True, stacked=True,
+        )
+        fig.update_layout(font={"size": int(18 * scale)})
+        chart = dcc.Graph(
+            id="wall-apps-graph",
+            figure=fig,
+            config=GRAPH_CONFIG,
+            style={"height": f"{int(700 * scale)}px"},
+        )
+    return [
+        html.Div([html.H2(t("overdue_list", lang)), chart], className="wall-col wall-main"),
+        html.Div([_tiles(APP_KPIS, lang)], className="wall-col wall-side"),
+    ]
+
+
+def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
+    env = cached(("wall_env",), lambda c: queries.environment(c))
+    names = state().ward_names
+    items: list[Any] = []
+    if not env.empty:
+        top = env.dropna(subset=["water_level_max"]).sort_values(
+            "water_level_max", ascending=False
+        ).head(8)
+        for r in top.itertuples():
+            items.append(
+                html.Li(
+                    [
+                        html.Span(names.get(r.ward_code, r.ward_code)),
+                        html.Span(
+                            f"{fmt_num(r.water_level_max, 0, lang)} cm · "
+                            f"{fmt_num(r.rain_24h, 1, lang)} mm",
+                            className="num",
+                        ),
+                    ]
+                )
+            )
+    lst = (
+        html.Ul(items, className="wall-list")
+        if items
+        else html.Div(t("no_data", lang), className="muted")
+    )
+    kpi_name = "aqi" if "aqi" in state().kpis else next(iter(state().kpis), "")
+    return [
+        html.Div(
+            [html.H2(t("aqi_by_ward", lang)), _map(kpi_name, lang, scale, "wall-env-map", "hour")],
+            className="wall-col wall-main",
+        ),
+        html.Div(
+            [
+                _tiles(("aqi", "flood_risk"), lang),
+                html.H2(f"{t('water_level', lang)} · {t('rain_24h', lang)}"),
+                lst,
+            ],
+            className="wall-col wall-side",
+        ),
+    ]
+
+
+def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
+    cams = cached(("cameras", None), lambda c: queries.cameras(c))
+    devs = cached(("device_status", None), lambda c: queries.device_status(c))
+    names = state().ward_names
+    n_cam = len(cams)
+    n_on = int((cams["status"] == "online").sum()) if n_cam else 0
+    n_dev = int(devs["n"].sum()) if not devs.empty else 0
+    n_dev_on = int(devs.loc[devs["status"] == "online", "n"].sum()) if not devs.empty else 0
+    problems = cams[(cams["status"] != "online") | cams["issues"].notna()] if n_cam else cams
+    items = [
+        html.Li(
+            [
+                html.Span(f"{r.name or r.camera_id}"),
+                html.Span(names.get(r.ward_code, r.ward_code)),
+                html.Span(r.issues or t(r.status, lang), className="num"),
+            ],
+            className="sev-critical" if r.status == "offline" else "sev-warning",
+        )
+        for r in problems.head(12).itertuples()
+    ]
+    tiles = html.Div(
+        className="tiles",
+        children=[
+            _count_tile(t("cameras_online", lang), n_on, n_cam, lang),
+            _count_tile(t("devices_online", lang), n_dev_on, n_dev, lang),
+        ],
+    )
+    return [
+        html.Div(
+            [
+                html.H2(t("health", lang)),
+                html.Ul(items, className="wall-list")
+                if items
+                else html.Div(t("no_rows", lang), className="muted"),
+            ],
+            className="wall-col wall-main",
+        ),
+        html.Div([tiles, _tiles(("camera_uptime", "sensor_uptime"), lang)],
+                 className="wall-col wall-side"),
+    ]
+
+
+def _count_tile(label: str, n: int, total: int, lang: str) -> html.Div:
+    share = 100.0 * n / total if total else None
+    color = "#9e9e9e" if share is None else ("#1a9850" if share >= 95 else "#f0a202")
+    return html.Div(
+        className="tile",
+        style={"borderTopColor": color},
+        children=[
+            html.Div(label, className="tile-label"),
+            html.Div([html.Span(f"{fmt_num(n, 0, lang)}", className="tile-value"),
+                      html.Span(f" / {fmt_num(total, 0, lang)}", className="tile-unit")]),
+            html.Div(f"{fmt_num(share, 1, lang)} %" if share is not None else "",
+                     className="tile-sub"),
+        ],
+    )
+
+
+def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
+    df = cached(
+        ("alerts_open", scope_key(user)),
+        lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=20),
+    )
+    names = state().ward_names
+    items = [
+        html.Li(
+            [
+                html.Span(t(r.severity, lang)),
+                html.Span(r.title),
+                html.Span(names.get(r.ward_code or "", ""), className="num"),
+                html.Span(fmt_datetime(r.opened_at, lang)),
+            ],
+            className=f"sev-{r.severity}",
+        )
+        for r in df.head(14).itertuples()
+    ]
+    return [
+        html.Div(
+            [
+                html.H2(f"{t('open_alerts', lang)} ({fmt_num(len(df), 0, lang)})"),
+                html.Ul(items, className="wall-list")
+                if items
+                else html.Div(t("no_open_alerts", lang), className="muted"),
+            ],
+            className="wall-col wall-main",
+        ),
+        html.Div([_tiles(("open_alerts", "flood_risk", "aqi"), lang)],
+                 className="wall-col wall-side"),
+    ]
+
+
+VIEW_BUILDERS = {
+    "map": _view_map,
+    "applications": _view_applications,
+    "environment": _view_environment,
+    "cameras": _view_cameras,
+    "alerts": _view_alerts,
+}

@@ -1,0 +1,265 @@
+"""``/ward/{code}``: one ward's KPIs against target, city and rank; devices, cameras, overdue
+applications and alerts. Ward leaders see only the wards granted to them (checked here, in the
+callback and by the guard in front of both)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboards import queries
+from dashboards.components.common import cached, latest_kpis, require, who
+from dashboards.components.figures import GRAPH_CONFIG, kpi_history
+from dashboards.components.layout import frame, numeric_format, refused, severity_styles, table
+from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.kpiview import COLORS, city_value, decimals, ranks, status
+from dashboards.state import state
+
+dash.register_page(
+    __name__, path_template="/ward/<code>", title="IOC — Phường/xã", order=5
+)
+
+REFRESH_MS = 60_000
+
+
+def layout(code: str | None = None, **_: Any) -> html.Div:
+    user, lang = who()
+    st = state()
+    if not code or code not in st.ward_names:
+        return html.Div(t("not_found", lang), className="refused", id="ward-not-found")
+    if not user.can("view") or not user.may_see_ward(code):
+        return refused(lang)
+    return frame(
+        user,
+        f"/ward/{code}",
+        lang,
+        [
+            dcc.Interval(id="ward-interval", interval=REFRESH_MS),
+            dcc.Store(id="ward-code", data=code),
+            html.Div(
+                className="page-head",
+                children=[html.H1(f"{st.ward_names[code]} ({code})", id="ward-title")],
+            ),
+            html.Div(className="card", children=[html.Div(id="ward-kpis")]),
+            html.Div(
+                className="card",
+                children=[html.H2(t("history", lang)),
+                          html.Div(id="ward-history", className="small-multiples")],
+            ),
+            html.Div(
+                className="grid-2",
+                children=[
+                    html.Div(className="card", children=[
+                        html.H2(t("overdue_list", lang)), html.Div(id="ward-overdue")]),
+                    html.Div(className="card", children=[
+                        html.H2(t("open_alerts", lang)), html.Div(id="ward-alerts")]),
+                ],
+            ),
+            html.Div(
+                className="grid-2",
+                children=[
+                    html.Div(className="card", children=[
+                        html.H2(t("devices", lang)), html.Div(id="ward-devices")]),
+                    html.Div(className="card", children=[
+                        html.H2(t("cameras", lang)), html.Div(id="ward-cameras")]),
+                ],
+            ),
+        ],
+    )
+
+
+@callback(
+    Output("ward-kpis", "children"),
+    Output("ward-history", "children"),
+    Output("ward-overdue", "children"),
+    Output("ward-alerts", "children"),
+    Output("ward-devices", "children"),
+    Output("ward-cameras", "children"),
+    Input("ward-interval", "n_intervals"),
+    State("ward-code", "data"),
+)
+def refresh(_n: int | None, code: str | None) -> tuple[Any, ...]:
+    st = state()
+    if not isinstance(code, str) or code not in st.ward_names:
+        raise dash.exceptions.PreventUpdate
+    require("view", ward=code)  # the guard checked already; check again here
+    _, lang = who()
+    return (
+        _kpi_table(code, lang),
+        _history(code, lang),
+        _overdue(code, lang),
+        _alerts(code, lang),
+        _devices(code, lang),
+        _cameras(code, lang),
+    )
+
+
+def _kpi_table(code: str, lang: str) -> Any:
+    st = state()
+    latest = latest_kpis("day")
+    if not st.kpis:
+        return html.Div(t("kpi_missing", lang), className="muted")
+    rows = []
+    for name, kpi in st.kpis.items():
+        ranked = ranks(latest, name, kpi) if not latest.empty else None
+        value = rank = None
+        n_ranked = 0
+        if ranked is not None and not ranked.empty:
+            n_ranked = int(ranked["rank"].notna().sum())
+            mine = ranked[ranked["ward_code"] == code]
+            if not mine.empty and mine.iloc[0]["value"] == mine.iloc[0]["value"]:
+                value = float(mine.iloc[0]["value"])
+                rank = int(mine.iloc[0]["rank"])
+        city, _ = city_value(latest, name) if not latest.empty else (None, None)
+        dec = decimals(kpi)
+        stt = status(value, kpi)
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(kpi.label_en if lang == "en" else kpi.label_vi),
+                    html.Td(
+                        f"{fmt_num(value, dec, lang)} {kpi.unit}" if value is not None
+                        else t("no_data", lang),
+                        className=f"kpi-status-{stt}" if stt != "none" else "",
+                    ),
+                    html.Td(fmt_num(kpi.target, dec, lang) if kpi.target is not None else "—"),
+                    html.Td(fmt_num(city, dec, lang)),
+                    html.Td(f"{rank}/{n_ranked}" if rank is not None else "—"),
+                    html.Td("●", style={"color": COLORS[stt], "fontSize": "20px"}),
+                ],
+                id=f"ward-kpi-{name}",
+            )
+        )
+    head = html.Tr(
+        [html.Th(t(k, lang)) for k in ("kpi", "value", "target", "city_avg", "rank")]
+        + [html.Th("")]
+    )
+    return html.Table([html.Thead(head), html.Tbody(rows)], className="kpi-table")
+
+
+def _history(code: str, lang: str) -> Any:
+    st = state()
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    hist = cached(
+        ("ward_hist", code, since.date().isoformat()),
+        lambda c: queries.kpi_history(c, wards=[code, "city"], since=since, period="day"),
+    )
+    if hist.empty:
+        return html.Div(t("no_data", lang), className="muted")
+    out = []
+    for name, kpi in st.kpis.items():
+        h = hist[hist["kpi"] == name]
+        if h.empty:
+            continue
+        fig = kpi_history(h, code, kpi, lang=lang, ward_label=st.ward_names[code])
+        out.append(
+            html.Div(
+                [
+                    html.H3(f"{kpi.label_en if lang == 'en' else kpi.label_vi} ({kpi.unit})"),
+                    dcc.Graph(
+                        id=f"ward-hist-{name}",
+                        figure=fig,
+                        config=GRAPH_CONFIG,
+                        style={"height": "230px"},
+                    ),
+                ]
+            )
+        )
+    return out
+
+
+def _overdue(code: str, lang: str) -> Any:
+    df = cached(("overdue", code), lambda c: queries.overdue_applications(c, wards=[code]))
+    if df.empty:
+        return html.Div(t("no_rows", lang), className="muted", id="ward-no-overdue")
+    rows = [
+        {
+            "id": r.id,
+            "procedure": r.procedure,
+            "channel": r.channel,
+            "received": fmt_datetime(r.received_at, lang),
+            "due": fmt_datetime(r.due_at, lang),
+            "days_late": float(r.days_late),
+        }
+        for r in df.itertuples()
+    ]
+    cols = [
+        {"name": "ID", "id": "id"},
+        {"name": t("procedure", lang), "id": "procedure"},
+        {"name": t("channel", lang), "id": "channel"},
+        {"name": t("received", lang), "id": "received"},
+        {"name": t("due", lang), "id": "due"},
+        {"name": t("days_late", lang), "id": "days_late", "type": "numeric",
+         "format": numeric_format(lang, 1)},
+    ]
+    return table("ward-overdue-table", rows, cols, page_size=10)
+
+
+def _alerts(code: str, lang: str) -> Any:
+    df = cached(("ward_alerts", code), lambda c: queries.alerts(c, wards=[code]))
+    if df.empty:
+        return html.Div(t("no_open_alerts", lang), className="muted")
+    rows = [
+        {"severity": r.severity, "severity_label": t(r.severity, lang), "title": r.title,
+         "state": t(r.state, lang), "opened": fmt_datetime(r.opened_at, lang)}
+        for r in df.itertuples()
+    ]
+    cols = [{"name": t("severity", lang), "id": "severity_label"},
+            {"name": t("title", lang), "id": "title"},
+            {"name": t("state", lang), "id": "state"},
+            {"name": t("opened", lang), "id": "opened"}]
+    return table("ward-alerts-table", rows, cols, page_size=10,
+                 style_data_conditional=severity_styles())
+
+
+def _devices(code: str, lang: str) -> Any:
+    st = state()
+    df = cached(("device_status", code), lambda c: queries.device_status(c, wards=[code]))
+    if df.empty:
+        return html.Div(t("no_rows", lang), className="muted")
+    piv = df.pivot_table(index="device_type", columns="status", values="n", aggfunc="sum",
+                         fill_value=0)
+    labels = {k: (v.label_en if lang == "en" else v.label_vi)
+              for k, v in st.cfg.sensors.device_types.items()}
+    rows = [
+        {"type": labels.get(str(dtype), str(dtype)),
+         "online": int(piv.loc[dtype].get("online", 0)),
+         "offline": int(piv.loc[dtype].get("offline", 0)),
+         "unknown": int(piv.loc[dtype].get("unknown", 0))}
+        for dtype in piv.index
+    ]
+    cols = [{"name": t("device_type", lang), "id": "type"}] + [
+        {"name": t(s, lang), "id": s, "type": "numeric"} for s in ("online", "offline", "unknown")
+    ]
+    off = cached(("devices_off", code), lambda c: queries.devices_not_online(c, ward=code))
+    extra: list[Any] = []
+    if not off.empty:
+        extra = [
+            html.H3(t("offline", lang)),
+            html.Ul([html.Li(f"{r.device_id} — {labels.get(r.device_type, r.device_type)} — "
+                             f"{t('last_seen', lang)} {fmt_datetime(r.last_seen, lang)}")
+                     for r in off.head(20).itertuples()]),
+        ]
+    return [table("ward-devices-table", rows, cols, page_size=10), *extra]
+
+
+def _cameras(code: str, lang: str) -> Any:
+    df = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
+    if df.empty:
+        return html.Div(t("no_rows", lang), className="muted")
+    rows = [
+        {"camera": r.name or r.camera_id, "status": t(r.status, lang),
+         "issues": r.issues or "", "count_1h": None if r.count_1h is None else float(r.count_1h),
+         "last_seen": fmt_datetime(r.last_seen, lang)}
+        for r in df.itertuples()
+    ]
+    cols = [{"name": t("camera", lang), "id": "camera"},
+            {"name": t("status", lang), "id": "status"},
+            {"name": t("health", lang), "id": "issues"},
+            {"name": t("count_1h", lang), "id": "count_1h", "type": "numeric",
+             "format": numeric_format(lang, 0)},
+            {"name": t("last_seen", lang), "id": "last_seen"}]
+    return table("ward-cameras-table", rows, cols, page_size=10)
