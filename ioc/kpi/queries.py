@@ -284,30 +284,40 @@ def aqi(
     hours = (end - start).total_seconds() / 3600.0
     if hours <= 1.0 + 1e-9:
         return _aqi_hourly(conn, wards=wards, hour=start, env=env)
-    df = _hourly(conn, wards=wards, metrics=aqi_math.POLLUTANTS, start=start, end=end)
-    if df.empty:
-        return _frame([])
-    import zoneinfo
-
-    tz = zoneinfo.ZoneInfo(env.timezone)
-    df["day"] = df["bucket"].dt.tz_convert(tz).dt.date
-    out = []
-    for ward, wdf in df.groupby("ward_code"):
-        daily: list[int] = []
-        for _day, ddf in wdf.groupby("day"):
-            pm = {}
-            gases = {}
-            for metric, mdf in ddf.groupby("metric"):
-                if metric in aqi_math.PM:
-                    pm[str(metric)] = float(mdf["sum"].sum() / mdf["n"].sum())
-                else:
-                    gases[str(metric)] = float(mdf["avg"].max())
-            value, _ = aqi_math.daily_aqi(pm, gases)
-            if value is not None:
-                daily.append(value)
-        if daily:
-            out.append((ward, sum(daily) / len(daily), len(daily)))
-    return _frame(out)
+    # per ward, local day and pollutant: the day's mean (PM) and largest hourly mean (gases)
+    sql = """
+    SELECT ward_code, (bucket AT TIME ZONE %(tz)s)::date AS day, metric,
+           sum(sum) / NULLIF(sum(n), 0), max(avg)
+    FROM readings_hourly
+    WHERE ward_code = ANY(%(wards)s::text[]) AND metric = ANY(%(metrics)s::text[])
+      AND bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2
+    """
+    rows = _fetch(
+        conn,
+        sql,
+        {
+            "wards": list(wards),
+            "metrics": list(aqi_math.POLLUTANTS),
+            "start": start,
+            "end": end,
+            "tz": env.timezone,
+        },
+    )
+    days: dict[tuple[str, dt.date], tuple[dict[str, float | None], dict[str, float | None]]] = {}
+    for ward, day, metric, mean, max_1h in rows:
+        pm, gases = days.setdefault((ward, day), ({}, {}))
+        if metric in aqi_math.PM:
+            pm[metric] = None if mean is None else float(mean)
+        else:
+            gases[metric] = None if max_1h is None else float(max_1h)
+    per_ward: dict[str, list[int]] = {}
+    for (ward, _day), (pm, gases) in days.items():
+        value, _ = aqi_math.daily_aqi(pm, gases)
+        if value is not None:
+            per_ward.setdefault(ward, []).append(value)
+    return _frame([(w, sum(v) / len(v), len(v)) for w, v in per_ward.items()])
 
 
 def _aqi_hourly(

@@ -1,0 +1,108 @@
+"""Scheduled daily, weekly and monthly reports (``reports:`` in ``config/kpis.yaml``).
+
+Each completed period gets one file in the reports folder (``var/reports/`` by default),
+e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``reports`` (name, schedule, format, path,
+period) that the dashboard lists. Idempotent: a period that already has its row is skipped
+(unique index on name × period). After downtime, up to ``catch_up`` missed periods are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ioc.config import Config
+from ioc.config.kpis import ReportDef
+from ioc.db import Connection
+from ioc.kpi import periods
+from ioc.reports.export import make_request, write_request
+
+log = logging.getLogger("ioc.reports")
+
+UNIT = {"daily": "day", "weekly": "week", "monthly": "month"}
+
+
+def report_file_name(rep: ReportDef, start: dt.datetime, tz: ZoneInfo) -> str:
+    local = start.astimezone(tz)
+    if rep.schedule == "monthly":
+        stamp = local.strftime("%Y-%m")
+    elif rep.schedule == "weekly":
+        iso = local.isocalendar()
+        stamp = f"{iso.year}-W{iso.week:02d}"
+    else:
+        stamp = local.strftime("%Y-%m-%d")
+    return f"{rep.name}_{stamp}.{rep.format}"
+
+
+def due_periods(
+    rep: ReportDef, now: dt.datetime, tz: ZoneInfo
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The completed periods a report may still owe, oldest first (at most catch_up, ≥ 1)."""
+    unit = UNIT[rep.schedule]
+    current = periods.floor(now, unit, tz)
+    out = []
+    start = current
+    for _ in range(max(1, rep.catch_up)):
+        start = periods.prev_start(start, unit, tz)
+        out.append((start, periods.next_start(start, unit, tz)))
+    return out[::-1]
+
+
+def run_due_reports(
+    conn: Connection,
+    cfg: Config,
+    *,
+    now: dt.datetime | None = None,
+    reports_dir: Path | str | None = None,
+) -> list[Path]:
+    """Write every report period that is due and not yet written; returns the new files."""
+    now = now or dt.datetime.now(dt.UTC)
+    tz = ZoneInfo(cfg.system.timezone)
+    folder = Path(reports_dir or cfg.kpis.scheduler.reports_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for rep in cfg.kpis.reports:
+        for start, end in due_periods(rep, now, tz):
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT 1 FROM reports WHERE name = %s AND period_from = %s"
+                    " AND schedule IS NOT NULL",
+                    (rep.name, start),
+                )
+                done = cur.fetchone() is not None
+            conn.commit()
+            if done:
+                continue
+            path = folder / report_file_name(rep, start, tz)
+            req = make_request(
+                cfg,
+                kpis=rep.kpis,
+                start=start,
+                end=end - dt.timedelta(microseconds=1),
+                every=rep.every,
+                fmt=rep.format,
+                lang=rep.lang,
+            )
+            fd, tmp = tempfile.mkstemp(prefix=".report-", suffix="." + rep.format, dir=folder)
+            os.close(fd)
+            try:
+                rows = write_request(conn, cfg, req, out=tmp, now=now)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO reports (name, schedule, format, path, period_from, period_to)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (name, period_from) WHERE schedule IS NOT NULL DO NOTHING",
+                    (rep.name, rep.schedule, rep.format, str(path), start, end),
+                )
+            conn.commit()
+            log.info("report %s: %d rows", path, rows)
+            written.append(path)
+    return written

@@ -1,0 +1,385 @@
+"""``ioc scheduler``: roll-ups, KPIs, alerts, offline detection, reports and retention.
+
+APScheduler 3.x ``BackgroundScheduler`` runs the jobs (interval triggers, ``coalesce``,
+``max_instances=1``, ``misfire_grace_time``). Only one scheduler runs jobs at a time: the
+leader holds a PostgreSQL session advisory lock on its control connection; any other
+``ioc scheduler`` stands by, retrying the lock, and takes over when the leader's session ends
+(process killed, connection lost). Liveness goes to ``service_status`` (service
+``scheduler``, status ``leader`` / ``standby`` / ``stopped``) on every heartbeat.
+
+Every job is idempotent. ``compute_kpis`` works from a watermark in ``job_watermarks``
+(``kpi:{period}`` = start of the first period not yet final), so after downtime it computes
+every missed period; closed periods are recomputed while late data may still arrive
+(``storage.rollup_lookback_hours``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg2
+
+from ioc import alerts
+from ioc.config import Config
+from ioc.context import Context
+from ioc.db import Connection, connect
+from ioc.db.migrate import apply_retention, refresh_rollups
+from ioc.kpi import periods
+from ioc.kpi.compute import compute_period, store
+from ioc.reports.scheduled import run_due_reports
+
+log = logging.getLogger("ioc.scheduler")
+
+SERVICE = "scheduler"
+LOCK_KEY = 7_140_2026  # the leader's session advisory lock
+
+
+# --------------------------------------------------------------------------- KPI job
+
+
+def get_watermark(conn: Connection, job: str) -> dt.datetime | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT done_until FROM job_watermarks WHERE job = %s", (job,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def set_watermark(conn: Connection, job: str, until: dt.datetime) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO job_watermarks (job, done_until, updated_at) VALUES (%s, %s, now())"
+            " ON CONFLICT (job) DO UPDATE SET done_until = EXCLUDED.done_until,"
+            " updated_at = now()",
+            (job, until),
+        )
+
+
+def compute_kpis(
+    conn: Connection, cfg: Config, *, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Compute every KPI for every configured period from the watermark up to ``now``.
+
+    Returns the number of periods computed per period kind. Idempotent (upserts).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    tz = ZoneInfo(cfg.system.timezone)
+    sched = cfg.kpis.scheduler
+    late = dt.timedelta(hours=cfg.system.storage.rollup_lookback_hours)
+    names = list(cfg.kpis.kpis)
+    done: dict[str, int] = {}
+    for period in sched.periods:
+        job = f"kpi:{period}"
+        wm = get_watermark(conn, job)
+        conn.commit()
+        if wm is None:
+            first = periods.back(now, period, getattr(sched.backfill, period) - 1, tz)
+        else:
+            # closed periods that late data may still change are recomputed
+            first = min(wm, periods.floor(now - late, period, tz))
+        current = periods.floor(now, period, tz)
+        n = 0
+        for start, end in periods.iter_periods(first, now, period, tz):
+            values = compute_period(
+                conn, cfg, kpis=names, period=period, start=start, end=end, now=now
+            )
+            store(conn, values, commit=False)
+            if start < current:
+                set_watermark(conn, job, end)
+            conn.commit()
+            n += 1
+        if wm is None or wm < current:
+            set_watermark(conn, job, current)
+            conn.commit()
+        done[period] = n
+    return done
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class JobStats:
+    runs: int = 0
+    failures: int = 0
+    last_ok: str | None = None
+    last_error: str | None = None
+    last_result: Any = None
+
+
+@dataclass
+class Jobs:
+    """The scheduler's jobs, each on its own short-lived connection."""
+
+    cfg: Config
+    db_url: str
+    publisher: alerts.MqttPublisher | None = None
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    stats: dict[str, JobStats] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self, name: str, fn: Callable[[Connection, dt.datetime], Any]) -> Any:
+        st = self.stats.setdefault(name, JobStats())
+        t0 = time.monotonic()
+        try:
+            conn = connect(self.db_url, application_name=f"ioc-scheduler-{name}")
+            try:
+                result = fn(conn, self.now())
+            finally:
+                conn.close()
+        except Exception as exc:
+            with self._lock:
+                st.runs += 1
+                st.failures += 1
+                st.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            log.error("job %s failed: %s", name, st.last_error)
+            log.debug("%s", traceback.format_exc())
+            return None
+        with self._lock:
+            st.runs += 1
+            st.last_ok = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            st.last_result = _jsonable(result)
+        log.info("job %s done in %.2f s: %s", name, time.monotonic() - t0, st.last_result)
+        return result
+
+    def rollups(self) -> Any:
+        return self._run("rollups", lambda c, now: refresh_rollups(c, self.cfg, now=now))
+
+    def kpis(self) -> Any:
+        def job(c: Connection, now: dt.datetime) -> Any:
+            refresh_rollups(c, self.cfg, now=now)  # KPIs read the roll-ups: bring them current
+            return compute_kpis(c, self.cfg, now=now)
+
+        return self._run("kpis", job)
+
+    def offline(self) -> Any:
+        def job(c: Connection, now: dt.datetime) -> Any:
+            res = alerts.detect_offline(c, self.cfg, now=now)
+            return {
+                "devices_offline": len(res.devices_offline),
+                "devices_online": len(res.devices_online),
+                "cameras_offline": len(res.cameras_offline),
+                "cameras_online": len(res.cameras_online),
+            }
+
+        return self._run("offline", job)
+
+    def alerts(self) -> Any:
+        def job(c: Connection, now: dt.datetime) -> Any:
+            res = alerts.evaluate(c, self.cfg, now=now)
+            if self.publisher is not None and res.transitions:
+                self.publisher.publish(res.transitions)
+            return {"opened": res.opened, "resolved": res.resolved, "pending": res.pending}
+
+        return self._run("alerts", job)
+
+    def reports(self) -> Any:
+        return self._run(
+            "reports", lambda c, now: [str(p) for p in run_due_reports(c, self.cfg, now=now)]
+        )
+
+    def retention(self) -> Any:
+        return self._run("retention", lambda c, now: apply_retention(c, self.cfg, now=now))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {k: vars(v).copy() for k, v in self.stats.items()}
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except TypeError:
+        return str(x)
+
+
+def build_scheduler(jobs: Jobs) -> Any:
+    """A BackgroundScheduler with every job, each first run right away."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    s = jobs.cfg.kpis.scheduler
+    tz = ZoneInfo(jobs.cfg.system.timezone)
+    sched = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(2)},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": s.misfire_grace_s,
+        },
+        timezone=tz,
+    )
+    start = dt.datetime.now(tz)
+    plan: list[tuple[str, Callable[[], Any], float, float]] = [
+        ("rollups", jobs.rollups, s.rollups_every_s, 0),
+        ("kpis", jobs.kpis, s.kpis_every_s, 1),
+        ("offline", jobs.offline, s.offline_every_s, 0),
+        ("alerts", jobs.alerts, s.alerts_every_s, 2),
+        ("reports", jobs.reports, s.reports_every_s, 5),
+        ("retention", jobs.retention, s.retention_every_s, 10),
+    ]
+    for name, fn, every, delay in plan:
+        sched.add_job(
+            fn,
+            "interval",
+            seconds=every,
+            id=name,
+            name=name,
+            next_run_time=start + dt.timedelta(seconds=delay),
+        )
+    return sched
+
+
+# --------------------------------------------------------------------------- leadership
+
+
+class Control:
+    """The control connection: holds the leader lock and writes the heartbeat."""
+
+    def __init__(self, db_url: str, instance: str) -> None:
+        self.db_url = db_url
+        self.instance = instance
+        self.conn: Connection | None = None
+        self.leader = False
+
+    def _conn(self) -> Connection:
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(self.db_url, application_name="ioc-scheduler", autocommit=True)
+            self.leader = False  # a new session holds no lock
+        return self.conn
+
+    def try_lead(self) -> bool:
+        with self._conn().cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+            row = cur.fetchone()
+        self.leader = bool(row and row[0])
+        return self.leader
+
+    def still_leader(self) -> bool:
+        """False when the control session died (the lock went with it)."""
+        if not self.leader or self.conn is None or self.conn.closed:
+            return False
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objid = %s",
+                    (LOCK_KEY % (1 << 32),),
+                )
+                row = cur.fetchone()
+            return bool(row and row[0])
+        except psycopg2.Error:
+            self.close()
+            return False
+
+    def heartbeat(self, status: str, details: dict[str, Any]) -> None:
+        with self._conn().cursor() as cur:
+            cur.execute(
+                "INSERT INTO service_status (service, instance, status, updated_at, details)"
+                " VALUES (%s, %s, %s, now(), %s) ON CONFLICT (service, instance) DO UPDATE"
+                " SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details",
+                (SERVICE, self.instance, status, json.dumps(details, default=str)),
+            )
+
+    def resign(self) -> None:
+        if self.conn is not None and not self.conn.closed and self.leader:
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            except psycopg2.Error:
+                pass
+        self.leader = False
+
+    def close(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.close()
+        self.conn = None
+        self.leader = False
+
+
+def run(
+    cfg: Config,
+    db_url: str,
+    *,
+    stop: threading.Event,
+    publisher: alerts.MqttPublisher | None = None,
+    instance: str | None = None,
+) -> None:
+    """Stand by until leader, run the jobs while leader, until ``stop`` is set."""
+    s = cfg.kpis.scheduler
+    instance = instance or f"{socket.gethostname()}:{os.getpid()}"
+    control = Control(db_url, instance)
+    jobs = Jobs(cfg, db_url, publisher=publisher)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    try:
+        while not stop.is_set():
+            try:
+                if not control.try_lead():
+                    control.heartbeat("standby", {"since": started})
+                    stop.wait(s.leader_retry_s)
+                    continue
+            except Exception as exc:  # database unreachable: keep trying
+                log.warning("scheduler: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                control.close()
+                stop.wait(s.leader_retry_s)
+                continue
+            log.info("scheduler %s is the leader", instance)
+            sched = build_scheduler(jobs)
+            sched.start()
+            try:
+                while True:
+                    if not control.still_leader():
+                        log.warning("scheduler %s lost the leader lock; standing by", instance)
+                        break
+                    try:
+                        control.heartbeat("leader", {"since": started, "jobs": jobs.snapshot()})
+                    except psycopg2.Error:
+                        control.close()
+                        break
+                    if stop.wait(s.heartbeat_every_s):
+                        break
+            finally:
+                sched.shutdown(wait=True)
+                control.resign()
+    finally:
+        with contextlib.suppress(Exception):
+            control.heartbeat("stopped", {"since": started, "jobs": jobs.snapshot()})
+        control.close()
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    """``ioc scheduler``: runs until SIGINT/SIGTERM."""
+    cfg = ctx.config()
+    db_url = ctx.database_url()
+    if not ctx.debug:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    connect(db_url, application_name="ioc-scheduler-check").close()  # one-line error if down
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("scheduler: signal %d, stopping", signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
+    try:
+        run(cfg, db_url, stop=stop, publisher=publisher)
+    finally:
+        if publisher is not None:
+            publisher.close()
+    return 0
