@@ -1,0 +1,231 @@
+"""``ioc simulate``: the simulated city over MQTT (live, replayed faster, or history).
+
+* live (default): every device reports at its interval from sensors.yaml divided by ``--rate``,
+  until ``--duration`` seconds have passed or SIGTERM/SIGINT (clean exit, code 0);
+* ``--speedup S``: simulated time runs S times faster, starting in the past so that it never
+  runs ahead of the wall clock (``(S-1) x --duration`` back, or one day back without
+  ``--duration``); once it has caught up it goes on in real time;
+* ``--backfill DAYS``: DAYS of history up to now, at ``history_interval_s`` (15 min by default)
+  as arrays of readings, plus every application event of the period; then exits, or goes on
+  live when ``--duration`` is also given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from types import FrameType
+
+from ioc.context import Context
+from ioc.errors import IOCError, UsageError
+from ioc.workdays import Holidays
+from sensors.applications import ArrivalModel
+from sensors.faults import FaultPlan
+from sensors.fleet import build_fleet
+from sensors.mqttio import Net
+from sensors.settings import load_simulator_settings
+from sensors.stream import (
+    LiveStream,
+    Message,
+    Stats,
+    history_app_messages,
+    history_messages,
+)
+
+log = logging.getLogger("ioc.simulate")
+
+
+class Simulation:
+    """Everything ``ioc simulate`` needs, built from the configuration and the arguments."""
+
+    def __init__(self, args: argparse.Namespace, ctx: Context) -> None:
+        cfg = ctx.config()
+        self.cfg = cfg
+        self.sim = load_simulator_settings(cfg.dir)
+        if args.wards:
+            unknown = sorted(set(args.wards) - cfg.ward_codes)
+            if unknown:
+                raise UsageError(f"ioc simulate: unknown ward code(s): {', '.join(unknown)}")
+        if args.backfill is not None and not 0 < args.backfill <= 400:
+            raise UsageError("ioc simulate: --backfill DAYS must be between 1 and 400")
+        all_profiles, all_devices = build_fleet(cfg, self.sim)
+        chosen = set(args.wards) if args.wards else set(all_profiles)
+        self.profiles = {c: p for c, p in all_profiles.items() if c in chosen}
+        self.devices = [d for d in all_devices if d.ward in chosen]
+        self.seed = args.seed
+        self.prefix = cfg.topic_prefix
+        self.faults = FaultPlan(args.seed, self.sim.faults, enabled=not args.no_faults)
+        self.apps = (
+            ArrivalModel.build(
+                all_profiles.values(),
+                cfg.procedures.procedures,
+                Holidays.of(cfg.holidays),
+                self.sim.applications,
+            )
+            if cfg.procedures is not None
+            else None
+        )
+        self.args = args
+        self.ctx = ctx
+
+    def live_stream(self, start: float) -> LiveStream:
+        return LiveStream(
+            self.cfg,
+            self.profiles,
+            self.devices,
+            seed=self.seed,
+            start=start,
+            rate=self.args.rate,
+            faults=self.faults,
+            apps=self.apps,
+            prefix=self.prefix,
+        )
+
+
+def _dispatch(net: Net, m: Message) -> None:
+    if m.action == "drop":
+        net.drop(m.conn)
+        return
+    if m.action is not None:
+        return
+    will = None
+    if m.device is not None and m.conn == m.device:  # a direct station: its own will
+        will = m.topic.rsplit("/", 1)[0] + "/status"
+    net.publish(m.conn, m.topic, m.payload, retain=m.retain, will=will)
+
+
+def _publish_all(net: Net, messages: Iterable[Message], stop: threading.Event) -> int:
+    n = 0
+    for m in messages:
+        if stop.is_set():
+            break
+        _dispatch(net, m)
+        n += 1
+        if n % 200 == 0:
+            net.poll(0)
+            if n % 2000 == 0:
+                while net.unacked() > 20_000 and not stop.is_set():
+                    net.poll(0.05)
+    return n
+
+
+def run_backfill(s: Simulation, net: Net, stop: threading.Event, end: float) -> Stats:
+    days = s.args.backfill
+    interval = s.sim.history_interval_s
+    start = end - days * 86400.0
+    stats = Stats()
+    t0 = time.monotonic()
+    log.info(
+        "backfill: %d day(s) for %d ward(s), %d devices, every %.0f s, then applications",
+        days,
+        len(s.profiles),
+        len(s.devices),
+        interval,
+    )
+    hist = history_messages(
+        s.cfg,
+        s.profiles,
+        s.devices,
+        seed=s.seed,
+        t0=start,
+        t1=end,
+        interval=interval,
+        faults=s.faults,
+        prefix=s.prefix,
+        stats=stats,
+        per_type=s.sim.history_intervals,
+    )
+    _publish_all(net, hist, stop)
+    t1 = time.monotonic()
+    log.info("backfill: readings published in %.1f s (%s)", t1 - t0, stats.summary())
+    if s.apps is not None and not stop.is_set():
+        apps = history_app_messages(
+            s.apps,
+            list(s.profiles.values()),
+            seed=s.seed,
+            t0=start,
+            t1=end,
+            prefix=s.prefix,
+            stats=stats,
+        )
+        _publish_all(net, apps, stop)
+    left = net.flush(120)
+    log.info(
+        "backfill done in %.1f s: %s%s",
+        time.monotonic() - t0,
+        stats.summary(),
+        f" ({left} not acknowledged)" if left else "",
+    )
+    return stats
+
+
+def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> Stats:
+    args = s.args
+    speed = args.speedup
+    lag = 0.0
+    if speed > 1:
+        lag = (speed - 1) * args.duration if args.duration else 86400.0
+    sim0 = real0 - lag
+    stream = s.live_stream(sim0)
+    log.info(
+        "live: %d ward(s), %d devices, rate x%g, speedup x%g%s",
+        len(s.profiles),
+        len(stream.devices),
+        args.rate,
+        speed,
+        f", for {args.duration:g} s" if args.duration else " until stopped",
+    )
+    mono0 = time.monotonic()
+    last_log = mono0
+    while not stop.is_set():
+        elapsed = time.monotonic() - mono0
+        if args.duration is not None and elapsed >= args.duration:
+            break
+        sim_now = min(sim0 + elapsed * speed, real0 + elapsed)
+        for m in stream.advance(sim_now):
+            _dispatch(net, m)
+        net.poll(0.1)
+        if time.monotonic() - last_log >= 60:
+            last_log = time.monotonic()
+            log.info("live: %s", stream.stats.summary())
+    return stream.stats
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    s = Simulation(args, ctx)
+    target = ctx.mqtt()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    tag = "iocsim-" + s.prefix.replace("/", "-")
+    net = Net(target, tag=tag, inflight=1000 if args.backfill else 200)
+    try:
+        first = next(iter(s.profiles))
+        net.check_connected(f"gw-{first}")
+        real0 = time.time()
+        if args.backfill:
+            interval = s.sim.history_interval_s
+            end = math.floor(real0 / interval) * interval
+            run_backfill(s, net, stop, end)
+            if args.duration is None:
+                return 0
+        stats = run_live(s, net, stop, time.time())
+        left = net.flush(10)
+        log.info("stopped: %s%s", stats.summary(), f" ({left} not acknowledged)" if left else "")
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except IOCError:
+        raise
+    finally:
+        net.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
