@@ -162,7 +162,7 @@ def t(key: str, language: str | None = None, **fmt: object) -> str:
 
 def fmt_num(value: float | int | None, decimals: int = 1, language: str | None = None) -> str:
     """1.234,5 in Vietnamese, 1,234.5 in English; '—' for no data."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value) or (isinstance(value, float) and math.isnan(value)):
         return "—"
     text = f"{value:,.{decimals}f}"
     if (language or lang()) == "vi":
@@ -176,8 +176,13 @@ def local(ts: dt.datetime) -> dt.datetime:
     return ts.astimezone(TZ)
 
 
+def _missing(value: object) -> bool:
+    """None, NaN or pandas' NaT (which is a datetime subclass)."""
+    return value is None or value != value  # noqa: PLR0124 - NaN/NaT are unequal to themselves
+
+
 def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -> str:
-    if value is None:
+    if _missing(value):
         return "—"
     if isinstance(value, dt.datetime):
         value = local(value).date()
@@ -185,7 +190,7 @@ def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -
 
 
 def fmt_datetime(value: dt.datetime | None, language: str | None = None) -> str:
-    if value is None:
+    if value is None or _missing(value):
         return "—"
     v = local(value)
     return v.strftime("%d/%m/%Y %H:%M" if (language or lang()) == "vi" else "%Y-%m-%d %H:%M")

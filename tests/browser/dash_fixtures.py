@@ -1,0 +1,212 @@
+"""A seeded database, an ``ioc serve`` subprocess on it, and headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # dash_seed beside this file
+
+from dash_seed import add_users, seed  # noqa: E402
+
+PASSWORD = "browser-test-pass-1"
+KIOSK_TOKEN = "kiosk-test-token-0123456789"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--enable-unsafe-swiftshader",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], db_url: str, facts: dict[str, Any]):
+        self.url = url
+        self.proc = proc
+        self.db_url = db_url
+        self.facts = facts
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.3)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+def start_server(db_url: str, var_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        IOC_DATABASE_URL=db_url,
+        IOC_KIOSK_TOKEN=KIOSK_TOKEN,
+        IOC_VAR_DIR=str(var_dir),
+        IOC_SECRET_KEY="test-secret-key-for-sessions-0123456789",
+        IOC_CONFIG_DIR=str(ROOT / "config"),
+    )
+    env.pop("IOC_METRICS_TOKEN", None)
+    fh = open(log, "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ioc.cli", "serve", "--port", str(port), "--workers", "6"],
+        cwd=ROOT,
+        env=env,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+    )
+    fh.close()
+    return proc
+
+
+@pytest.fixture(scope="session")
+def dash_server(
+    pg_server_url: str, config: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    from conftest import create_database, drop_database, init_schema
+
+    from ioc.db import connect
+
+    url = create_database(pg_server_url)
+    init_schema(url, config)
+    tmp = tmp_path_factory.mktemp("dash")
+    conn = connect(url)
+    try:
+        facts = seed(conn, config, reports_dir=tmp / "reports")
+        facts["grants"] = add_users(conn, config, PASSWORD)
+    finally:
+        conn.close()
+    port = free_port()
+    log = tmp / "serve.log"
+    proc = start_server(url, tmp / "var", port, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz")
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
+    facts["log"] = log
+    facts["var"] = tmp / "var"
+    facts["port"] = port
+    yield Server(base, proc, url, facts)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    drop_database(pg_server_url, url)
+
+
+def make_driver(download_dir: Path | None = None, size: tuple[int, int] = (1600, 1000)) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    for f in CHROME_FLAGS:
+        opts.add_argument(f)
+    opts.add_argument(f"--window-size={size[0]},{size[1]}")
+    opts.binary_location = "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if download_dir is not None:
+        opts.add_experimental_option(
+            "prefs",
+            {
+                "download.default_directory": str(download_dir),
+                "download.prompt_for_download": False,
+            },
+        )
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    set_viewport(driver, *size)
+    if download_dir is not None:
+        driver.execute_cdp_cmd(
+            "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)}
+        )
+    return driver
+
+
+def set_viewport(driver: Any, width: int, height: int) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    driver = make_driver()
+    yield driver
+    driver.quit()
+
+
+def login(driver: Any, base: str, user: str, password: str = PASSWORD) -> None:
+    driver.get(base + "/login")
+    driver.find_element("id", "username").send_keys(user)
+    driver.find_element("id", "password").send_keys(password)
+    driver.find_element("id", "login-submit").click()
+    wait_for(driver, lambda d: "/login" not in d.current_url, 10)
+
+
+def wait_for(driver: Any, cond: Any, timeout: float = 15.0) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(cond)
+
+
+def severe_logs(driver: Any) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def external_requests(driver: Any, base: str) -> list[str]:
+    names = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    return [n for n in names if not n.startswith(base) and not n.startswith("data:")]
+
+
+def session_cookie(driver: Any) -> str:
+    for c in driver.get_cookies():
+        if c["name"] == "ioc_session":
+            return str(c["value"])
+    raise AssertionError("no session cookie")
+
+
+def post_json(url: str, body: dict[str, Any], cookie: str | None, origin: str | None = None):
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST")
+    req.add_header("Content-Type", "application/json")
+    if cookie:
+        req.add_header("Cookie", f"ioc_session={cookie}")
+    if origin:
+        req.add_header("Origin", origin)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        body_text = exc.read().decode(errors="replace")
+        exc.close()
+        return exc.code, body_text
