@@ -40,9 +40,19 @@ def kpi_env(cfg: Config) -> KpiEnv:
         timezone=cfg.system.timezone,
         holidays=Holidays.of(cfg.holidays),
         device_intervals={k: t.interval_s for k, t in cfg.sensors.device_types.items()},
+        metric_intervals=_metric_intervals(cfg),
         offline_factor=sched.offline_factor,
         camera_interval_s=sched.camera_interval_s,
     )
+
+
+def _metric_intervals(cfg: Config) -> dict[str, float]:
+    """Metric → expected interval of the device type reporting it (the longest if several)."""
+    out: dict[str, float] = {}
+    for dtype in cfg.sensors.device_types.values():
+        for m in dtype.metrics:
+            out[m.name] = max(out.get(m.name, 0.0), dtype.interval_s)
+    return out
 
 
 def tz_of(cfg: Config) -> ZoneInfo:

@@ -32,6 +32,7 @@ class KpiEnv:
     timezone: str = "Asia/Ho_Chi_Minh"
     holidays: Holidays = field(default_factory=Holidays)
     device_intervals: Mapping[str, float] = field(default_factory=dict)
+    metric_intervals: Mapping[str, float] = field(default_factory=dict)
     default_interval_s: float = 300.0
     offline_factor: float = 3.0
     camera_interval_s: float = 10.0
@@ -439,24 +440,25 @@ def sensor_uptime(
     """Share of registered devices that reported within N × their type's expected interval,
     sampled at every hour end of the period (and at ``end``), %."""
     factor = float(params.get("offline_factor", env.offline_factor))
-    types = list(env.device_intervals)
-    windows = [factor * env.device_intervals[t] for t in types]
-    max_win = max([*windows, factor * env.default_interval_s])
+    metrics = list(env.metric_intervals)
+    # per metric, the window of its device type: readings are found through the
+    # (ward_code, metric, ts) index, only inside each sample's window
     sql = """
     WITH s AS (SELECT unnest(%(samples)s::timestamptz[]) AS tau),
-    w AS (SELECT * FROM unnest(%(types)s::text[], %(windows)s::float8[]) AS w(device_type, win)),
-    dev AS (
-        SELECT d.device_id, d.ward_code, d.first_seen, COALESCE(w.win, %(default_win)s) AS win
-        FROM devices d LEFT JOIN w USING (device_type)
+    mw AS (SELECT * FROM unnest(%(metrics)s::text[], %(windows)s::float8[]) AS mw(metric, win)),
+    slots AS (
+        SELECT d.device_id, d.ward_code, s.tau FROM devices d JOIN s ON d.first_seen <= s.tau
         WHERE d.ward_code = ANY(%(wards)s::text[])
     ),
-    slots AS (SELECT dev.*, s.tau FROM dev JOIN s ON dev.first_seen <= s.tau),
     seen AS (
+        -- OFFSET 0 keeps the lateral subquery a per-(instant, metric) index range scan
         SELECT DISTINCT s.tau, r.device_id
-        FROM s JOIN readings r
-          ON r.ts > s.tau - make_interval(secs => %(max_win)s) AND r.ts <= s.tau
-        JOIN dev ON dev.device_id = r.device_id
-        WHERE r.ward_code = ANY(%(wards)s::text[]) AND r.ts > s.tau - make_interval(secs => dev.win)
+        FROM s CROSS JOIN mw CROSS JOIN LATERAL (
+            SELECT device_id FROM readings r
+            WHERE r.metric = mw.metric AND r.ward_code = ANY(%(wards)s::text[])
+              AND r.ts > s.tau - make_interval(secs => mw.win) AND r.ts <= s.tau
+            OFFSET 0
+        ) r
     )
     SELECT slots.ward_code,
            100.0 * count(seen.device_id) / count(*), count(*)
@@ -468,10 +470,8 @@ def sensor_uptime(
         sql,
         {
             "samples": sample_instants(start, end),
-            "types": types,
-            "windows": windows,
-            "default_win": factor * env.default_interval_s,
-            "max_win": max_win,
+            "metrics": metrics,
+            "windows": [factor * env.metric_intervals[m] for m in metrics],
             "wards": list(wards),
         },
     )
@@ -499,9 +499,12 @@ def camera_uptime(
     slots AS (SELECT cams.*, s.tau FROM cams CROSS JOIN s),
     seen AS (
         SELECT s.tau, m.camera_id
-        FROM s JOIN camera_metrics m
-          ON m.ts > s.tau - make_interval(secs => %(win)s) AND m.ts <= s.tau
-        WHERE m.ward_code = ANY(%(wards)s::text[])
+        FROM s CROSS JOIN LATERAL (
+            SELECT camera_id, metric, value FROM camera_metrics m
+            WHERE m.ward_code = ANY(%(wards)s::text[])
+              AND m.ts > s.tau - make_interval(secs => %(win)s) AND m.ts <= s.tau
+            OFFSET 0
+        ) m
         GROUP BY s.tau, m.camera_id
         HAVING COALESCE(bool_or(m.value > 0) FILTER (WHERE m.metric = 'online'), true)
     ),
