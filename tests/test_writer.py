@@ -1,0 +1,197 @@
+"""ingest.writer against the real PostgreSQL: idempotent COPY, ready-made lines, group commit,
+callbacks after COMMIT only, connection loss, refused units, stop() flushing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import psycopg2
+from ingest_helpers import query_all, query_one, terminate_backends
+
+from ingest.writer import (
+    CAMERA_METRICS,
+    DEVICES_SEEN,
+    INGEST_REJECTS,
+    READINGS,
+    BatchWriter,
+    TableSpec,
+    Work,
+    copy_insert,
+    copy_lines,
+)
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def reading(i: int, device: str = "w-dev") -> tuple[object, ...]:
+    return (T0 + dt.timedelta(seconds=i), "20195", device, "pm25", float(i))
+
+
+def test_copy_insert_is_idempotent_and_escapes(fresh_db_url: str) -> None:
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            rows = [reading(i) for i in range(100)]
+            assert copy_insert(cur, READINGS, rows) == 100
+            assert copy_insert(cur, READINGS, rows) == 0  # redelivery: nothing new
+            lines = [f"{T0.isoformat()}\t20195\tw-dev2\tpm10\t{i}\n" for i in range(1)]
+            assert copy_insert(cur, READINGS, [reading(500)], lines) == 2
+            odd = (T0, "ioc/x", "bad_json: tab\there\nnew\\line", None)
+            assert copy_insert(cur, INGEST_REJECTS, [odd]) == 1
+            cam = [(T0, "20195", "cam1", "count_in", 3)]
+            assert copy_insert(cur, CAMERA_METRICS, cam) == 1
+            assert copy_insert(cur, CAMERA_METRICS, cam) == 0
+        conn.commit()
+    finally:
+        conn.close()
+    assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == 102
+    assert query_one(fresh_db_url, "SELECT reason FROM ingest_rejects") == odd[2]
+    assert query_one(fresh_db_url, "SELECT payload IS NULL FROM ingest_rejects") is True
+
+
+def test_copy_lines_formats_special_values() -> None:
+    text = copy_lines([(None, True, 1.5, float("nan"), "a\tb", T0)])
+    assert text == f"\\N\tt\t1.5\tNaN\ta\\tb\t{T0.isoformat()}\n"
+
+
+def test_devices_seen_upsert_moves_last_seen_forward_only(fresh_db_url: str) -> None:
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            later, earlier = T0 + dt.timedelta(hours=1), T0
+            copy_insert(
+                cur,
+                DEVICES_SEEN,
+                [("d1", "20195", "noise", later), ("d1", "20195", "noise", earlier)],
+            )
+            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", earlier)])
+        conn.commit()
+    finally:
+        conn.close()
+    assert query_all(fresh_db_url, "SELECT device_id, last_seen, status FROM devices") == [
+        ("d1", T0 + dt.timedelta(hours=1), "unknown")
+    ]
+
+
+def test_done_runs_after_commit_and_batches_group(fresh_db_url: str) -> None:
+    seen_at_done: list[int] = []
+    writer = BatchWriter(fresh_db_url, max_rows=10_000, max_delay_s=0.5).start()
+    try:
+        lock = threading.Lock()
+
+        def done() -> None:
+            # the unit's rows are visible to another connection when done() runs
+            with lock:
+                seen_at_done.append(query_one(fresh_db_url, "SELECT count(*) FROM readings"))
+
+        n = 2000
+        for i in range(n):
+            w = Work(rows={READINGS: [reading(i)]})
+            if i == n - 1:
+                w.done = done
+            writer.submit(w)
+        deadline = time.monotonic() + 30
+        while not seen_at_done and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert seen_at_done == [2000]
+    assert writer.stats.rows_inserted == 2000
+    assert writer.stats.batches < 200  # units were grouped into few transactions
+
+
+def test_connection_loss_retries_without_loss(fresh_db_url: str) -> None:
+    done_count = 0
+    writer = BatchWriter(
+        fresh_db_url, max_rows=200, max_delay_s=0.05, application_name="ioc-ingest-mqtt test"
+    ).start()
+    try:
+
+        def done() -> None:
+            nonlocal done_count
+            done_count += 1
+
+        total = 0
+        for k in range(20):
+            for i in range(200):
+                writer.submit(Work(rows={READINGS: [reading(k * 200 + i)]}, done=done))
+                total += 1
+            if k in (5, 12):
+                time.sleep(0.1)
+                terminate_backends(fresh_db_url, "ioc-ingest-mqtt test")
+        deadline = time.monotonic() + 60
+        while done_count < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert done_count == total
+    assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == total
+    assert writer.stats.db_errors >= 1
+
+
+def test_refused_unit_goes_to_on_fail_and_the_rest_is_written(fresh_db_url: str) -> None:
+    failures: list[str] = []
+    acked: list[int] = []
+    writer = BatchWriter(fresh_db_url, max_rows=1000, max_delay_s=0.2).start()
+    try:
+        for i in range(10):
+            rows = [reading(i)]
+            if i == 4:  # NULL value violates NOT NULL: the database refuses this unit
+                rows = [(T0, "20195", "w-dev", "pm25", None)]
+            writer.submit(
+                Work(
+                    rows={READINGS: rows},
+                    done=lambda i=i: acked.append(i),
+                    on_fail=lambda exc: (
+                        failures.append(type(exc).__name__)
+                        or Work(rows={INGEST_REJECTS: [(T0, "t", f"db_refused: {exc}", "")]})
+                    ),
+                )
+            )
+    finally:
+        writer.stop()
+    assert sorted(acked) == list(range(10))  # the refused one is acked after its reject
+    assert failures == ["NotNullViolation"]
+    assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == 9
+    assert query_one(fresh_db_url, "SELECT count(*) FROM ingest_rejects") == 1
+
+
+def test_apply_steps_run_in_the_batch_transaction(fresh_db_url: str) -> None:
+    writer = BatchWriter(fresh_db_url, max_delay_s=0.05).start()
+    try:
+        for i in range(3):
+            writer.submit(
+                Work(
+                    apply=lambda cur, i=i: cur.execute(
+                        "INSERT INTO service_status (service, instance, status)"
+                        " VALUES ('t', %s, 'ok')",
+                        (str(i),),
+                    )
+                )
+            )
+    finally:
+        writer.stop()
+    assert query_one(fresh_db_url, "SELECT count(*) FROM service_status") == 3
+
+
+def test_stop_flushes_everything_queued(fresh_db_url: str) -> None:
+    writer = BatchWriter(fresh_db_url, max_rows=50, max_delay_s=5).start()
+    for i in range(1234):
+        writer.submit(Work(rows={READINGS: [reading(i)]}))
+    writer.stop()
+    assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == 1234
+    assert not writer.alive()
+
+
+def test_custom_table_spec(fresh_db_url: str) -> None:
+    spec = TableSpec("wards", ("code", "name", "type", "lat", "lon", "area_km2"), ("code",))
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            assert copy_insert(cur, spec, [("20195", "x", "xã", 1, 2, 3)]) == 0  # exists
+            assert copy_insert(cur, spec, [("T1", "x", "xã", 1, 2, 3)]) == 1
+        conn.commit()
+    finally:
+        conn.close()
