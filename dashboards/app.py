@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any, cast
 
 import dash
 import flask
@@ -70,14 +71,14 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.secret_key = st.secret_key
     app = dash.Dash(
         "ioc-dashboard",
-        server=server,
+        server=cast(Any, server),
         use_pages=True,
         pages_folder=str(HERE / "pages"),
         assets_folder=str(HERE / "assets"),
         serve_locally=True,
         suppress_callback_exceptions=True,
         title="IOC Đà Nẵng",
-        update_title=None,
+        update_title=cast(Any, None),
         compress=False,
     )
     app.layout = html.Div([dash.page_container], id="app-root")
@@ -89,7 +90,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
 
         return original(**kwargs).replace("{%lang%}", lang())
 
-    app.interpolate_index = interpolate_index  # type: ignore[method-assign]
+    setattr(app, "interpolate_index", interpolate_index)  # noqa: B010
     # Dash registers its own before_request hooks; ours must run first.
     server.before_request_funcs.setdefault(None, []).insert(0, security.guard)
     server.after_request(security.after)

@@ -103,14 +103,14 @@ class TTLCache:
             item = self._data.get(key)
             if item is not None and item[0] > now:
                 self.hits += 1
-                return item[1]  # type: ignore[no-any-return]
+                return item[1]  # type: ignore[no-any-return,unused-ignore]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 item = self._data.get(key)
                 if item is not None and item[0] > time.monotonic():
                     self.hits += 1
-                    return item[1]  # type: ignore[no-any-return]
+                    return item[1]  # type: ignore[no-any-return,unused-ignore]
             value = compute()
             with self._lock:
                 self.misses += 1

@@ -178,12 +178,13 @@ def local(ts: dt.datetime) -> dt.datetime:
 
 def _missing(value: object) -> bool:
     """None, NaN or pandas' NaT (which is a datetime subclass)."""
-    return value is None or value != value  # noqa: PLR0124 - NaN/NaT are unequal to themselves
+    return value is None or value != value
 
 
 def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -> str:
     if _missing(value):
         return "—"
+    assert value is not None
     if isinstance(value, dt.datetime):
         value = local(value).date()
     return value.strftime("%d/%m/%Y" if (language or lang()) == "vi" else "%Y-%m-%d")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -23,6 +24,11 @@ def _frame(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> 
         cols = [d[0] for d in cur.description or ()]
         rows = cur.fetchall()
     return pd.DataFrame.from_records(rows, columns=cols)
+
+
+def records(df: pd.DataFrame) -> list[Any]:
+    """The rows of ``df`` as attribute objects (``r.ward_code``), loosely typed for pages."""
+    return [SimpleNamespace(**{str(k): v for k, v in r.items()}) for r in df.to_dict("records")]
 
 
 def _scope(wards: WardScope) -> list[str] | None:
@@ -236,7 +242,7 @@ def application_stats(
                OR status IN ('received', 'returned'))
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         GROUP BY 1 ORDER BY received DESC
-        """,  # noqa: S608 - col comes from the fixed APP_GROUPS mapping
+        """,
         {"since": since, "wards": _scope(wards)},
     )
 
@@ -336,7 +342,7 @@ def report(conn: Connection, *, report_id: int) -> dict[str, Any] | None:
         "SELECT id, name, format, path FROM reports WHERE id = %(id)s",
         {"id": report_id},
     )
-    return None if df.empty else df.iloc[0].to_dict()
+    return None if df.empty else {str(k): v for k, v in df.iloc[0].to_dict().items()}
 
 
 def service_status(conn: Connection) -> pd.DataFrame:

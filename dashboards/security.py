@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import flask
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from dashboards.i18n import COOKIE as LANG_COOKIE
 from dashboards.i18n import LANGS, t
@@ -33,7 +34,12 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
-DASH_INTERNAL = ("/_dash-layout", "/_dash-dependencies", "/_dash-component-suites/", "/_reload-hash")
+DASH_INTERNAL = (
+    "/_dash-layout",
+    "/_dash-dependencies",
+    "/_dash-component-suites/",
+    "/_reload-hash",
+)
 CALLBACK_PATH = "/_dash-update-component"
 WARD_PATH = re.compile(r"^/ward/([^/?#]+)/?$")
 
@@ -72,7 +78,7 @@ def _secure() -> bool:
     return req.is_secure or req.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
-def set_session(resp: flask.Response, payload: dict[str, Any]) -> None:
+def set_session(resp: Response, payload: dict[str, Any]) -> None:
     value = _serializer(state()).dumps(payload)
     resp.set_cookie(
         SESSION_COOKIE,
@@ -223,7 +229,7 @@ def _same_origin() -> bool:
     return urlsplit(origin).netloc == flask.request.host
 
 
-def guard() -> flask.Response | None:
+def guard() -> Response | None:
     """Flask before_request: refuse what the request's user may not do."""
     req = flask.request
     flask.g.t0 = time.perf_counter()
@@ -268,7 +274,7 @@ def guard() -> flask.Response | None:
     return None
 
 
-def after(resp: flask.Response) -> flask.Response:
+def after(resp: Response) -> Response:
     lang_arg = flask.request.args.get("lang")
     if lang_arg in LANGS:
         resp.set_cookie(
@@ -283,7 +289,7 @@ def after(resp: flask.Response) -> flask.Response:
     return resp
 
 
-def _refuse(code: int) -> flask.Response:
+def _refuse(code: int) -> Response:
     if _want_html():
         body = _page(t("forbidden"), f"<p class='refused'>{html.escape(t('forbidden'))}</p>")
         return flask.Response(body, status=code, mimetype="text/html")
@@ -307,7 +313,7 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def login_page(message: str = "", status_code: int = 200) -> flask.Response:
+def login_page(message: str = "", status_code: int = 200) -> Response:
     nxt = _safe_next(flask.request.values.get("next"))
     other = "en" if t("login") != "Sign in" else "vi"
     msg = f"<p class='login-error' id='login-error'>{html.escape(message)}</p>" if message else ""
@@ -329,7 +335,7 @@ def login_page(message: str = "", status_code: int = 200) -> flask.Response:
     return flask.Response(_page(t("login"), body), status=status_code, mimetype="text/html")
 
 
-def login() -> flask.Response:
+def login() -> Response:
     req = flask.request
     if req.method == "GET":
         return login_page()
@@ -355,7 +361,7 @@ def login() -> flask.Response:
     return resp
 
 
-def logout() -> flask.Response:
+def logout() -> Response:
     resp = flask.redirect("/login")
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp

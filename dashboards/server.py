@@ -25,7 +25,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     state = app.server.config["IOC_STATE"]
     with state.pool.conn():  # fail fast, one line, when the database is unreachable
         pass
-    print(f"IOC dashboard on http://{args.host}:{args.port}/ ({threads} worker threads)", flush=True)
+    print(
+        f"IOC dashboard on http://{args.host}:{args.port}/ ({threads} worker threads)", flush=True
+    )
     try:
         waitress.serve(
             app.server,

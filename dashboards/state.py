@@ -5,6 +5,7 @@ Nothing here changes per request or per user; callbacks reach it through :func:`
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,9 +47,7 @@ class AppState:
 
 
 def _signed_area(ring: list[list[float]]) -> float:
-    return sum(
-        (x1 - x0) * (y1 + y0) for (x0, y0, *_), (x1, y1, *_) in zip(ring, ring[1:], strict=False)
-    )
+    return sum((x1 - x0) * (y1 + y0) for (x0, y0, *_), (x1, y1, *_) in itertools.pairwise(ring))
 
 
 def rewind_for_d3(data: dict[str, Any]) -> dict[str, Any]:
@@ -85,4 +84,4 @@ def current_user() -> User:
     user = getattr(flask.g, "user", None)
     if user is None:  # unreachable behind the guard; refuse rather than leak
         flask.abort(401)
-    return user  # type: ignore[no-any-return]
+    return user  # type: ignore[no-any-return,unused-ignore]

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t
 from dashboards.kpiview import decimals, is_missing
+from dashboards.queries import records
 from ioc.config import Kpi
 
 DARK = {"bg": "#05080f", "fg": "#f2f5fa", "grid": "#2a3344", "base": "#2b3445", "line": "#0b1220"}
@@ -16,8 +17,8 @@ LIGHT = {"bg": "#ffffff", "fg": "#1b2330", "grid": "#e3e7ee", "base": "#d9dde3",
 
 # Plotly's geo subplot fetches a world topojson even when its base layers are hidden: serve an
 # empty one locally (dashboards/assets/topojson/) so that nothing is fetched from the internet.
-MAP_CONFIG = {"displayModeBar": False, "responsive": True, "topojsonURL": "/assets/topojson/"}
-GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+MAP_CONFIG: Any = {"displayModeBar": False, "responsive": True, "topojsonURL": "/assets/topojson/"}
+GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
 
 # green = good: the scale runs bad -> good along increasing "goodness"
 GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
@@ -31,12 +32,21 @@ def empty_figure(message: str, *, dark: bool = False, height: int = 300) -> go.F
     th = _theme(dark)
     fig = go.Figure()
     fig.add_annotation(
-        text=message, showarrow=False, font={"size": 18, "color": th["fg"]}, x=0.5, y=0.5,
-        xref="paper", yref="paper",
+        text=message,
+        showarrow=False,
+        font={"size": 18, "color": th["fg"]},
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
     )
     fig.update_layout(
-        height=height, paper_bgcolor=th["bg"], plot_bgcolor=th["bg"],
-        xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=height,
+        paper_bgcolor=th["bg"],
+        plot_bgcolor=th["bg"],
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
     )
     return fig
 
@@ -50,7 +60,7 @@ def ward_map(
     *,
     lang: str,
     dark: bool = False,
-    height: int = 560,
+    height: int | None = 560,
     n_wards: int = 94,
 ) -> go.Figure:
     """All wards of the GeoJSON in grey, wards with a value coloured (green = good).
@@ -87,7 +97,7 @@ def ward_map(
                 f"{fmt_num(r.value, dec, lang)} {unit}".strip(),
                 f"{t('rank', lang)} {int(r.rank)}/{n_ranked}" if not is_missing(r.rank) else "",
             ]
-            for r in data.itertuples()
+            for r in records(data)
         ]
         reverse = kpi is not None and kpi.direction == "lower_better"
         fig.add_trace(
@@ -101,7 +111,8 @@ def ward_map(
                 marker={"line": {"color": th["line"], "width": 0.6}},
                 customdata=custom,
                 hovertemplate=(
-                    "<b>%{customdata[0]}</b><br>" + label
+                    "<b>%{customdata[0]}</b><br>"
+                    + label
                     + ": %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
                 ),
                 colorbar={
@@ -148,8 +159,11 @@ def kpi_history(
         )
     if kpi.target is not None:
         fig.add_hline(
-            y=kpi.target, line_dash="dash", line_color="#888",
-            annotation_text=t("target", lang), annotation_position="top left",
+            y=kpi.target,
+            line_dash="dash",
+            line_color="#888",
+            annotation_text=t("target", lang),
+            annotation_position="top left",
         )
     fig.update_layout(
         height=height,
@@ -171,7 +185,7 @@ def bars(
     *,
     lang: str,
     dark: bool = False,
-    height: int = 320,
+    height: int | None = 320,
     stacked: bool = False,
     horizontal: bool = False,
 ) -> go.Figure:
@@ -180,7 +194,9 @@ def bars(
     fig = go.Figure()
     for col, label, color in series:
         if horizontal:
-            fig.add_trace(go.Bar(y=df[x], x=df[col], name=label, marker_color=color, orientation="h"))
+            fig.add_trace(
+                go.Bar(y=df[x], x=df[col], name=label, marker_color=color, orientation="h")
+            )
         else:
             fig.add_trace(go.Bar(x=df[x], y=df[col], name=label, marker_color=color))
     fig.update_layout(

@@ -117,8 +117,8 @@ def table(
     selectable: bool = False,
     dark: bool = False,
     style_data_conditional: list[dict[str, Any]] | None = None,
-) -> dash_table.DataTable:
-    return dash_table.DataTable(
+) -> Any:
+    return dash_table.DataTable(  # type: ignore[attr-defined,unused-ignore]
         id=table_id,
         data=rows,
         columns=columns,
@@ -148,8 +148,14 @@ def table(
 
 def severity_styles() -> list[dict[str, Any]]:
     return [
-        {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity_label"},
-         "backgroundColor": COLORS["red"], "color": "white"},
-        {"if": {"filter_query": '{severity} = "warning"', "column_id": "severity_label"},
-         "backgroundColor": COLORS["amber"], "color": "black"},
+        {
+            "if": {"filter_query": '{severity} = "critical"', "column_id": "severity_label"},
+            "backgroundColor": COLORS["red"],
+            "color": "white",
+        },
+        {
+            "if": {"filter_query": '{severity} = "warning"', "column_id": "severity_label"},
+            "backgroundColor": COLORS["amber"],
+            "color": "black",
+        },
     ]

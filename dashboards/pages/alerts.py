@@ -10,9 +10,10 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.components.common import require, scope_key, who, ward_options
+from dashboards.components.common import require, scope_key, ward_options, who
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path="/alerts", title="IOC — Cảnh báo", order=3)
@@ -38,47 +39,72 @@ def layout(**_: Any) -> html.Div:
             html.Div(
                 className="controls",
                 children=[
-                    html.Div([
-                        html.Label(t("state", lang)),
-                        dcc.Checklist(
-                            id="alerts-state",
-                            options=[{"label": t(s, lang), "value": s} for s in STATES],
-                            value=["open", "acknowledged"],
-                            inline=True,
-                        ),
-                    ]),
-                    html.Div([
-                        html.Label(t("severity", lang)),
-                        dcc.Checklist(
-                            id="alerts-sev",
-                            options=[{"label": t(s, lang), "value": s} for s in SEVERITIES],
-                            value=list(SEVERITIES),
-                            inline=True,
-                        ),
-                    ]),
-                    html.Div([
-                        html.Label(t("wards", lang)),
-                        dcc.Dropdown(id="alerts-ward", options=ward_options(user), multi=True,
-                                     placeholder=t("all_wards", lang)),
-                    ], style={"minWidth": "320px"}),
+                    html.Div(
+                        [
+                            html.Label(t("state", lang)),
+                            dcc.Checklist(
+                                id="alerts-state",
+                                options=[{"label": t(s, lang), "value": s} for s in STATES],
+                                value=["open", "acknowledged"],
+                                inline=True,
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Label(t("severity", lang)),
+                            dcc.Checklist(
+                                id="alerts-sev",
+                                options=[{"label": t(s, lang), "value": s} for s in SEVERITIES],
+                                value=list(SEVERITIES),
+                                inline=True,
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Label(t("wards", lang)),
+                            dcc.Dropdown(
+                                id="alerts-ward",
+                                options=ward_options(user),
+                                multi=True,
+                                placeholder=t("all_wards", lang),
+                            ),
+                        ],
+                        style={"minWidth": "320px"},
+                    ),
                 ],
             ),
             html.Div(
                 className="controls",
                 style={} if can_act else {"display": "none"},
                 children=[
-                    html.Button(t("acknowledge", lang), id="alerts-ack", className="btn",
-                                n_clicks=0),
-                    html.Button(t("resolve", lang), id="alerts-resolve",
-                                className="btn secondary", n_clicks=0),
+                    html.Button(
+                        t("acknowledge", lang), id="alerts-ack", className="btn", n_clicks=0
+                    ),
+                    html.Button(
+                        t("resolve", lang),
+                        id="alerts-resolve",
+                        className="btn secondary",
+                        n_clicks=0,
+                    ),
                     html.Span(id="alerts-msg", className="msg"),
                 ],
             ),
-            html.Div(className="card", children=[
-                html.Div(id="alerts-count", className="muted"),
-                table("alerts-table", [], _columns(lang), page_size=20, selectable=can_act,
-                      style_data_conditional=severity_styles()),
-            ]),
+            html.Div(
+                className="card",
+                children=[
+                    html.Div(id="alerts-count", className="muted"),
+                    table(
+                        "alerts-table",
+                        [],
+                        _columns(lang),
+                        page_size=20,
+                        selectable=can_act,
+                        style_data_conditional=severity_styles(),
+                    ),
+                ],
+            ),
         ],
     )
 
@@ -116,7 +142,8 @@ def refresh(
     _, lang = who()
     states = [s for s in states or [] if s in STATES]
     sevs = [s for s in sevs or [] if s in SEVERITIES]
-    scope: list[str] | None = list(scope_key(user)) if scope_key(user) is not None else None
+    key = scope_key(user)
+    scope: list[str] | None = None if key is None else list(key)
     if wards:
         scope = [w for w in wards if user.may_see_ward(w)]
     with state().pool.conn() as conn:  # not cached: operators act on what they see
@@ -132,10 +159,11 @@ def refresh(
             "title": r.title,
             "opened": fmt_datetime(r.opened_at, lang),
             "ack": f"{r.acknowledged_by} {fmt_datetime(r.acknowledged_at, lang)}"
-            if r.acknowledged_by else "",
+            if r.acknowledged_by
+            else "",
             "res": f"{r.resolved_by} {fmt_datetime(r.resolved_at, lang)}" if r.resolved_by else "",
         }
-        for r in df.itertuples()
+        for r in records(df)
     ]
     return rows, [], f"{fmt_num(len(rows), 0, lang)} {t('alerts', lang).lower()}"
 

@@ -14,6 +14,7 @@ from dashboards.components.common import cached, require, scope_key, who
 from dashboards.components.figures import GRAPH_CONFIG, bars, lines
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_num, t
+from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
@@ -37,47 +38,60 @@ def layout(**_: Any) -> html.Div:
             html.Div(
                 className="controls",
                 children=[
-                    html.Div([
-                        html.Label(t("period_days", lang)),
-                        dcc.Dropdown(
-                            id="apps-days",
-                            options=[{"label": f"{d} {t('days', lang)}", "value": d}
-                                     for d in (7, 30, 90)],
-                            value=30,
-                            clearable=False,
-                        ),
-                    ]),
-                    html.Div([
-                        html.Label(t("group_by", lang)),
-                        dcc.Dropdown(
-                            id="apps-group",
-                            options=[
-                                {"label": t("ward", lang), "value": "ward_code"},
-                                {"label": t("procedure", lang), "value": "procedure"},
-                                {"label": t("channel", lang), "value": "channel"},
-                            ],
-                            value="ward_code",
-                            clearable=False,
-                        ),
-                    ]),
+                    html.Div(
+                        [
+                            html.Label(t("period_days", lang)),
+                            dcc.Dropdown(
+                                id="apps-days",
+                                options=[
+                                    {"label": f"{d} {t('days', lang)}", "value": d}
+                                    for d in (7, 30, 90)
+                                ],
+                                value=30,
+                                clearable=False,
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Label(t("group_by", lang)),
+                            dcc.Dropdown(
+                                id="apps-group",
+                                options=[
+                                    {"label": t("ward", lang), "value": "ward_code"},
+                                    {"label": t("procedure", lang), "value": "procedure"},
+                                    {"label": t("channel", lang), "value": "channel"},
+                                ],
+                                value="ward_code",
+                                clearable=False,
+                            ),
+                        ]
+                    ),
                 ],
             ),
             html.Div(id="apps-summary", className="tiles"),
             html.Div(
                 className="card",
-                children=[dcc.Graph(id="apps-bars", config=GRAPH_CONFIG,
-                                    style={"height": "380px"})],
+                children=[
+                    dcc.Graph(id="apps-bars", config=GRAPH_CONFIG, style={"height": "380px"})
+                ],
             ),
             html.Div(
                 className="grid-2",
                 children=[
-                    html.Div(className="card", children=[
-                        html.H2(t("trend", lang)),
-                        dcc.Graph(id="apps-trend", config=GRAPH_CONFIG,
-                                  style={"height": "320px"}),
-                    ]),
-                    html.Div(className="card", children=[
-                        html.H2(t("worst_procedures", lang)), html.Div(id="apps-worst")]),
+                    html.Div(
+                        className="card",
+                        children=[
+                            html.H2(t("trend", lang)),
+                            dcc.Graph(
+                                id="apps-trend", config=GRAPH_CONFIG, style={"height": "320px"}
+                            ),
+                        ],
+                    ),
+                    html.Div(
+                        className="card",
+                        children=[html.H2(t("worst_procedures", lang)), html.Div(id="apps-worst")],
+                    ),
                 ],
             ),
             html.Div(className="card", children=[html.Div(id="apps-table")]),
@@ -123,8 +137,10 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
             className="tile",
             style={"borderTopColor": COLORS.get(k, "#0b5cad")},
             id=f"apps-total-{k}",
-            children=[html.Div(t(k, lang), className="tile-label"),
-                      html.Div(fmt_num(totals[k], 0, lang), className="tile-value")],
+            children=[
+                html.Div(t(k, lang), className="tile-label"),
+                html.Div(fmt_num(totals[k], 0, lang), className="tile-value"),
+            ],
         )
         for k in ("received", "on_time", "late", "overdue", "returned")
     ]
@@ -136,47 +152,70 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
     else:
         top = df.assign(label=[])
     bar_fig = bars(
-        top, "label",
+        top,
+        "label",
         [(k, t(k, lang), COLORS[k]) for k in ("on_time", "late", "overdue", "returned")],
-        lang=lang, height=380, stacked=False,
+        lang=lang,
+        height=380,
+        stacked=False,
     )
     trend_fig = lines(
-        trend, "day",
-        [("received", t("received", lang), "#0b5cad"),
-         ("completed", t("completed", lang), "#1a9850"),
-         ("late", t("late", lang), "#d73027")],
+        trend,
+        "day",
+        [
+            ("received", t("received", lang), "#0b5cad"),
+            ("completed", t("completed", lang), "#1a9850"),
+            ("late", t("late", lang), "#d73027"),
+        ],
         lang=lang,
     )
     if worst.empty:
         worst_div: Any = html.Div(t("no_rows", lang), className="muted")
     else:
         rows = [
-            {"procedure": r.procedure, "late": int(r.late), "total": int(r.total),
-             "share": 100.0 * r.late / r.total if r.total else None,
-             "avg_days_late": None if r.avg_days_late is None else float(r.avg_days_late)}
-            for r in worst.itertuples()
+            {
+                "procedure": r.procedure,
+                "late": int(r.late),
+                "total": int(r.total),
+                "share": 100.0 * r.late / r.total if r.total else None,
+                "avg_days_late": None if r.avg_days_late is None else float(r.avg_days_late),
+            }
+            for r in records(worst)
         ]
         worst_div = table(
-            "apps-worst-table", rows,
-            [{"name": t("procedure", lang), "id": "procedure"},
-             {"name": t("late", lang), "id": "late", "type": "numeric"},
-             {"name": "Tổng" if lang == "vi" else "Total", "id": "total", "type": "numeric"},
-             {"name": "%", "id": "share", "type": "numeric", "format": numeric_format(lang, 1)},
-             {"name": t("days_late", lang), "id": "avg_days_late", "type": "numeric",
-              "format": numeric_format(lang, 1)}],
+            "apps-worst-table",
+            rows,
+            [
+                {"name": t("procedure", lang), "id": "procedure"},
+                {"name": t("late", lang), "id": "late", "type": "numeric"},
+                {"name": "Tổng" if lang == "vi" else "Total", "id": "total", "type": "numeric"},
+                {"name": "%", "id": "share", "type": "numeric", "format": numeric_format(lang, 1)},
+                {
+                    "name": t("days_late", lang),
+                    "id": "avg_days_late",
+                    "type": "numeric",
+                    "format": numeric_format(lang, 1),
+                },
+            ],
             page_size=10,
         )
     rows = [
-        {"grp": label_of(r.grp), **{k: int(getattr(r, k)) for k in COUNTS}}
-        for r in stats.itertuples()
+        {"grp": label_of(r.grp), **{k: int(getattr(r, k)) for k in COUNTS}} for r in records(stats)
     ]
-    head = {"ward_code": t("ward", lang), "procedure": t("procedure", lang),
-            "channel": t("channel", lang)}[group]
+    head = {
+        "ward_code": t("ward", lang),
+        "procedure": t("procedure", lang),
+        "channel": t("channel", lang),
+    }[group]
     tbl = table(
-        "apps-stats-table", rows,
+        "apps-stats-table",
+        rows,
         [{"name": head, "id": "grp"}]
-        + [{"name": t(k, lang) if k != "online" else "Online", "id": k, "type": "numeric"}
-           for k in COUNTS],
-        page_size=15, filterable=True,
+        + [
+            {"name": t(k, lang) if k != "online" else "Online", "id": k, "type": "numeric"}
+            for k in COUNTS
+        ],
+        page_size=15,
+        filterable=True,
     )
     return summary, bar_fig, trend_fig, worst_div, tbl

@@ -8,9 +8,10 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, require, scope_key, who, ward_options
+from dashboards.components.common import cached, require, scope_key, ward_options, who
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path="/cameras", title="IOC — Camera", order=2)
@@ -32,21 +33,32 @@ def layout(**_: Any) -> html.Div:
             html.Div(
                 className="controls",
                 children=[
-                    html.Div([
-                        html.Label(t("status", lang)),
-                        dcc.Dropdown(
-                            id="cams-status",
-                            options=[{"label": t(s, lang), "value": s}
-                                     for s in ("online", "offline", "unknown")],
-                            multi=True,
-                            placeholder=t("all", lang),
-                        ),
-                    ]),
-                    html.Div([
-                        html.Label(t("wards", lang)),
-                        dcc.Dropdown(id="cams-ward", options=ward_options(user), multi=True,
-                                     placeholder=t("all_wards", lang)),
-                    ], style={"minWidth": "320px"}),
+                    html.Div(
+                        [
+                            html.Label(t("status", lang)),
+                            dcc.Dropdown(
+                                id="cams-status",
+                                options=[
+                                    {"label": t(s, lang), "value": s}
+                                    for s in ("online", "offline", "unknown")
+                                ],
+                                multi=True,
+                                placeholder=t("all", lang),
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Label(t("wards", lang)),
+                            dcc.Dropdown(
+                                id="cams-ward",
+                                options=ward_options(user),
+                                multi=True,
+                                placeholder=t("all_wards", lang),
+                            ),
+                        ],
+                        style={"minWidth": "320px"},
+                    ),
                 ],
             ),
             html.Div(id="cams-summary", className="tiles"),
@@ -83,20 +95,30 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
         df = df[df["status"].isin(statuses)]
     names = state().ward_names
     rows = [
-        {"camera": r.name or r.camera_id, "id": r.camera_id,
-         "ward": names.get(r.ward_code, r.ward_code), "status": t(r.status, lang),
-         "issues": r.issues or "",
-         "count_1h": None if r.count_1h is None else float(r.count_1h),
-         "last_seen": fmt_datetime(r.last_seen, lang)}
-        for r in df.itertuples()
+        {
+            "camera": r.name or r.camera_id,
+            "id": r.camera_id,
+            "ward": names.get(r.ward_code, r.ward_code),
+            "status": t(r.status, lang),
+            "issues": r.issues or "",
+            "count_1h": None if r.count_1h is None else float(r.count_1h),
+            "last_seen": fmt_datetime(r.last_seen, lang),
+        }
+        for r in records(df)
     ]
-    cols = [{"name": t("camera", lang), "id": "camera"},
-            {"name": t("ward", lang), "id": "ward"},
-            {"name": t("status", lang), "id": "status"},
-            {"name": t("health", lang), "id": "issues"},
-            {"name": t("count_1h", lang), "id": "count_1h", "type": "numeric",
-             "format": numeric_format(lang, 0)},
-            {"name": t("last_seen", lang), "id": "last_seen"}]
+    cols: list[dict[str, Any]] = [
+        {"name": t("camera", lang), "id": "camera"},
+        {"name": t("ward", lang), "id": "ward"},
+        {"name": t("status", lang), "id": "status"},
+        {"name": t("health", lang), "id": "issues"},
+        {
+            "name": t("count_1h", lang),
+            "id": "count_1h",
+            "type": "numeric",
+            "format": numeric_format(lang, 0),
+        },
+        {"name": t("last_seen", lang), "id": "last_seen"},
+    ]
     body: Any = (
         table("cams-list", rows, cols, page_size=20, filterable=True)
         if rows
@@ -107,7 +129,8 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
 
 def _tile(label: str, value: str, color: str, tid: str) -> html.Div:
     return html.Div(
-        className="tile", id=tid, style={"borderTopColor": color},
-        children=[html.Div(label, className="tile-label"),
-                  html.Div(value, className="tile-value")],
+        className="tile",
+        id=tid,
+        style={"borderTopColor": color},
+        children=[html.Div(label, className="tile-label"), html.Div(value, className="tile-value")],
     )

@@ -13,9 +13,10 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.components.common import require, who, ward_options
+from dashboards.components.common import require, ward_options, who
 from dashboards.components.layout import frame, refused, table
 from dashboards.i18n import TZ, fmt_datetime, t
+from dashboards.queries import records
 from dashboards.state import state
 from ioc.errors import IOCError
 
@@ -46,47 +47,72 @@ def layout(**_: Any) -> html.Div:
                     html.Div(
                         className="controls",
                         children=[
-                            html.Div([
-                                html.Label(t("kpis", lang)),
-                                dcc.Dropdown(id="export-kpis", options=kpi_opts, multi=True,
-                                             value=[o["value"] for o in kpi_opts[:1]]),
-                            ], style={"minWidth": "360px"}),
-                            html.Div([
-                                html.Label(t("wards", lang)),
-                                dcc.Dropdown(id="export-wards", options=ward_options(user),
-                                             multi=True, placeholder=t("all_wards", lang)),
-                            ], style={"minWidth": "320px"}),
-                            html.Div([
-                                html.Label(f"{t('from', lang)} – {t('to', lang)}"),
-                                dcc.DatePickerRange(
-                                    id="export-range",
-                                    start_date=(today - dt.timedelta(days=30)).isoformat(),
-                                    end_date=today.isoformat(),
-                                    display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
-                                    first_day_of_week=1,
-                                ),
-                            ]),
-                            html.Div([
-                                html.Label(t("granularity", lang)),
-                                dcc.RadioItems(
-                                    id="export-every",
-                                    options=[{"label": t(e, lang), "value": e} for e in EVERY],
-                                    value="day",
-                                    inline=True,
-                                ),
-                            ]),
-                            html.Div([
-                                html.Label(t("format", lang)),
-                                dcc.RadioItems(
-                                    id="export-format",
-                                    options=[{"label": "XLSX", "value": "xlsx"},
-                                             {"label": "CSV", "value": "csv"}],
-                                    value="xlsx",
-                                    inline=True,
-                                ),
-                            ]),
-                            html.Button(t("download", lang), id="export-go", className="btn",
-                                        n_clicks=0),
+                            html.Div(
+                                [
+                                    html.Label(t("kpis", lang)),
+                                    dcc.Dropdown(
+                                        id="export-kpis",
+                                        options=kpi_opts,
+                                        multi=True,
+                                        value=[o["value"] for o in kpi_opts[:1]],
+                                    ),
+                                ],
+                                style={"minWidth": "360px"},
+                            ),
+                            html.Div(
+                                [
+                                    html.Label(t("wards", lang)),
+                                    dcc.Dropdown(
+                                        id="export-wards",
+                                        options=ward_options(user),
+                                        multi=True,
+                                        placeholder=t("all_wards", lang),
+                                    ),
+                                ],
+                                style={"minWidth": "320px"},
+                            ),
+                            html.Div(
+                                [
+                                    html.Label(f"{t('from', lang)} – {t('to', lang)}"),
+                                    dcc.DatePickerRange(
+                                        id="export-range",
+                                        start_date=(today - dt.timedelta(days=30)).isoformat(),
+                                        end_date=today.isoformat(),
+                                        display_format="DD/MM/YYYY"
+                                        if lang == "vi"
+                                        else "YYYY-MM-DD",
+                                        first_day_of_week=1,
+                                    ),
+                                ]
+                            ),
+                            html.Div(
+                                [
+                                    html.Label(t("granularity", lang)),
+                                    dcc.RadioItems(
+                                        id="export-every",
+                                        options=[{"label": t(e, lang), "value": e} for e in EVERY],
+                                        value="day",
+                                        inline=True,
+                                    ),
+                                ]
+                            ),
+                            html.Div(
+                                [
+                                    html.Label(t("format", lang)),
+                                    dcc.RadioItems(
+                                        id="export-format",
+                                        options=[
+                                            {"label": "XLSX", "value": "xlsx"},
+                                            {"label": "CSV", "value": "csv"},
+                                        ],
+                                        value="xlsx",
+                                        inline=True,
+                                    ),
+                                ]
+                            ),
+                            html.Button(
+                                t("download", lang), id="export-go", className="btn", n_clicks=0
+                            ),
                         ],
                     ),
                     # the spinner shows while the file is being written
@@ -94,8 +120,7 @@ def layout(**_: Any) -> html.Div:
                     dcc.Download(id="export-download"),
                 ],
             ),
-            html.Div(className="card", children=[
-                html.H2(t("reports", lang)), _reports(lang)]),
+            html.Div(className="card", children=[html.H2(t("reports", lang)), _reports(lang)]),
         ],
     )
 
@@ -113,7 +138,7 @@ def _reports(lang: str) -> Any:
             "period": f"{fmt_datetime(r.period_from, lang)} – {fmt_datetime(r.period_to, lang)}",
             "created": fmt_datetime(r.created_at, lang),
         }
-        for r in df.itertuples()
+        for r in records(df)
     ]
     cols = [
         {"name": t("name", lang), "id": "name", "presentation": "markdown"},
@@ -179,8 +204,16 @@ def download(
     try:
         with st.pool.conn() as conn:
             rows = write_export(
-                conn, st.cfg, kpis=kpis, wards=chosen, start=start_ts, end=end_ts,
-                every=every, fmt=fmt, out=buf, lang=lang,
+                conn,
+                st.cfg,
+                kpis=kpis,
+                wards=chosen,
+                start=start_ts,
+                end=end_ts,
+                every=every,
+                fmt=fmt,
+                out=buf,
+                lang=lang,
             )
     except IOCError as exc:
         return dash.no_update, str(exc)

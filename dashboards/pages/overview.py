@@ -20,6 +20,7 @@ from dashboards.components.layout import (
 )
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.kpiview import city_value, decimals, ranks, status
+from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path="/", title="IOC Đà Nẵng", order=0)
@@ -38,7 +39,9 @@ def layout(**_: Any) -> html.Div:
         {"label": k.label_en if lang == "en" else k.label_vi, "value": name}
         for name, k in kpis.items()
     ]
-    default = DEFAULT_MAP_KPI if DEFAULT_MAP_KPI in kpis else (options[0]["value"] if options else None)
+    default = (
+        DEFAULT_MAP_KPI if DEFAULT_MAP_KPI in kpis else (options[0]["value"] if options else None)
+    )
     return frame(
         user,
         "/",
@@ -120,9 +123,9 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
         tiles: Any = html.Div(t("kpi_missing", lang), className="muted")
     else:
         tiles = []
-        for name, kpi in kpis.items():
+        for name, meta in kpis.items():
             value, prev = city_value(latest, name) if not latest.empty else (None, None)
-            tiles.append(kpi_tile(name, kpi, value, prev, lang))
+            tiles.append(kpi_tile(name, meta, value, prev, lang))
 
     kpi = kpis.get(kpi_name or "")
     if kpi is None or latest.empty:
@@ -154,7 +157,7 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
     names = state().ward_names
     dec = decimals(kpi)
     rows = []
-    for r in ranked.itertuples():
+    for r in records(ranked):
         has = r.value == r.value  # not NaN
         rows.append(
             {
@@ -170,7 +173,7 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
                 ),
             }
         )
-    columns = [
+    columns: list[dict[str, Any]] = [
         {"name": t("rank", lang), "id": "rank", "type": "numeric"},
         {"name": t("ward", lang), "id": "ward", "presentation": "markdown"},
         {"name": "Mã" if lang == "vi" else "Code", "id": "code"},
@@ -222,9 +225,9 @@ def _alerts(user: Any, lang: str) -> Any:
             "title": r.title,
             "opened": fmt_datetime(r.opened_at, lang),
         }
-        for r in df.itertuples()
+        for r in records(df)
     ]
-    cols = [
+    cols: list[dict[str, Any]] = [
         {"name": t("severity", lang), "id": "severity_label"},
         {"name": t("ward", lang), "id": "ward"},
         {"name": t("title", lang), "id": "title"},
@@ -233,4 +236,3 @@ def _alerts(user: Any, lang: str) -> Any:
     return table(
         "ov-alerts-table", rows, cols, page_size=10, style_data_conditional=severity_styles()
     )
-

@@ -19,17 +19,18 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboards import queries
 from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
-from dashboards.components.figures import MAP_CONFIG, GRAPH_CONFIG, bars, ward_map
+from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, bars, ward_map
 from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.kpiview import city_value, ranks
+from dashboards.queries import records
+from dashboards.rotation import VIEWS, current_view
 from dashboards.state import state
 from ioc.auth import User
 
 dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
 
 REFRESH_MS = 5_000
-VIEWS = ("map", "applications", "environment", "cameras", "alerts")
 VIEW_TITLES = {
     "map": "map_title",
     "applications": "applications",
@@ -44,8 +45,14 @@ APP_KPIS = (
     "avg_processing_days",
     "applications_received",
 )
-CITY_KPIS = ("on_time_rate", "aqi", "flood_risk", "traffic_congestion", "sensor_uptime",
-             "open_alerts")
+CITY_KPIS = (
+    "on_time_rate",
+    "aqi",
+    "flood_risk",
+    "traffic_congestion",
+    "sensor_uptime",
+    "open_alerts",
+)
 
 
 def layout(view: str | None = None, period: str | None = None, **_: Any) -> html.Div:
@@ -84,15 +91,6 @@ def _loading(lang: str) -> html.Div:
     return html.Div("…", className="muted")
 
 
-def current_view(config: dict[str, Any] | None, now: float) -> str:
-    """The pinned view, or the one the rotation has reached (same on every wall)."""
-    cfg = config or {}
-    if cfg.get("view") in VIEWS:
-        return str(cfg["view"])
-    period = float(cfg.get("period") or 20.0)
-    return VIEWS[int(now // period) % len(VIEWS)]
-
-
 @callback(
     Output("wall-body", "children"),
     Output("wall-view-name", "children"),
@@ -101,10 +99,10 @@ def current_view(config: dict[str, Any] | None, now: float) -> str:
     Output("wall-stale", "className"),
     Output("wall-last", "data"),
     Input("wall-interval", "n_intervals"),
+    Input("wall-screen", "data"),
     State("wall-config", "data"),
-    State("wall-screen", "data"),
 )
-def refresh(_n: int | None, config: dict[str, Any] | None, screen: Any) -> tuple[Any, ...]:
+def refresh(_n: int | None, screen: Any, config: dict[str, Any] | None) -> tuple[Any, ...]:
     user = require("wall")
     _, lang = who()
     now = time.time()
@@ -181,13 +179,16 @@ def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "d
         else pd.DataFrame({"ward_code": [], "value": [], "rank": []})
     )
     fig = ward_map(
-        st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True,
-        height=int(760 * scale),
+        st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
     )
-    fig.update_layout(font={"size": int(20 * scale)})
-    return dcc.Graph(
-        id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": f"{int(760 * scale)}px"}
+    fig.update_layout(
+        font={"size": int(20 * scale)}, hoverlabel={"font": {"size": int(22 * scale)}}
     )
+    bar = {"tickfont": {"size": int(18 * scale)}, "thickness": int(24 * scale)}
+    for trace in fig.data:
+        if trace.showscale is not False:
+            trace.update(colorbar=bar)
+    return dcc.Graph(id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": "76vh"})
 
 
 def _view_map(user: User, lang: str, scale: float) -> list[Any]:
@@ -217,16 +218,23 @@ def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
         top = df.sort_values(["overdue", "late"], ascending=False).head(12).iloc[::-1].copy()
         top["label"] = [names.get(c, c) for c in top["grp"]]
         fig = bars(
-            top, "label",
+            top,
+            "label",
             [("overdue", t("overdue", lang), "#d73027"), ("late", t("late", lang), "#f0a202")],
-            lang=lang, dark=True, height=int(700 * scale), horizontal=True, stacked=True,
+            lang=lang,
+            dark=True,
+            height=None,
+            horizontal=True,
+            stacked=True,
         )
-        fig.update_layout(font={"size": int(18 * scale)})
+        fig.update_layout(
+            font={"size": int(18 * scale)}, margin={"l": int(220 * scale), "t": int(40 * scale)}
+        )
         chart = dcc.Graph(
             id="wall-apps-graph",
             figure=fig,
             config=GRAPH_CONFIG,
-            style={"height": f"{int(700 * scale)}px"},
+            style={"height": "76vh"},
         )
     return [
         html.Div([html.H2(t("overdue_list", lang)), chart], className="wall-col wall-main"),
@@ -239,10 +247,12 @@ def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
     names = state().ward_names
     items: list[Any] = []
     if not env.empty:
-        top = env.dropna(subset=["water_level_max"]).sort_values(
-            "water_level_max", ascending=False
-        ).head(8)
-        for r in top.itertuples():
+        top = (
+            env.dropna(subset=["water_level_max"])
+            .sort_values("water_level_max", ascending=False)
+            .head(8)
+        )
+        for r in records(top):
             items.append(
                 html.Li(
                     [
@@ -295,7 +305,7 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className="sev-critical" if r.status == "offline" else "sev-warning",
         )
-        for r in problems.head(12).itertuples()
+        for r in records(problems.head(12))
     ]
     tiles = html.Div(
         className="tiles",
@@ -314,8 +324,10 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className="wall-col wall-main",
         ),
-        html.Div([tiles, _tiles(("camera_uptime", "sensor_uptime"), lang)],
-                 className="wall-col wall-side"),
+        html.Div(
+            [tiles, _tiles(("camera_uptime", "sensor_uptime"), lang)],
+            className="wall-col wall-side",
+        ),
     ]
 
 
@@ -327,10 +339,15 @@ def _count_tile(label: str, n: int, total: int, lang: str) -> html.Div:
         style={"borderTopColor": color},
         children=[
             html.Div(label, className="tile-label"),
-            html.Div([html.Span(f"{fmt_num(n, 0, lang)}", className="tile-value"),
-                      html.Span(f" / {fmt_num(total, 0, lang)}", className="tile-unit")]),
-            html.Div(f"{fmt_num(share, 1, lang)} %" if share is not None else "",
-                     className="tile-sub"),
+            html.Div(
+                [
+                    html.Span(f"{fmt_num(n, 0, lang)}", className="tile-value"),
+                    html.Span(f" / {fmt_num(total, 0, lang)}", className="tile-unit"),
+                ]
+            ),
+            html.Div(
+                f"{fmt_num(share, 1, lang)} %" if share is not None else "", className="tile-sub"
+            ),
         ],
     )
 
@@ -351,7 +368,7 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className=f"sev-{r.severity}",
         )
-        for r in df.head(14).itertuples()
+        for r in records(df.head(14))
     ]
     return [
         html.Div(
@@ -363,8 +380,9 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className="wall-col wall-main",
         ),
-        html.Div([_tiles(("open_alerts", "flood_risk", "aqi"), lang)],
-                 className="wall-col wall-side"),
+        html.Div(
+            [_tiles(("open_alerts", "flood_risk", "aqi"), lang)], className="wall-col wall-side"
+        ),
     ]
 
 

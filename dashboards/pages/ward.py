@@ -16,11 +16,10 @@ from dashboards.components.figures import GRAPH_CONFIG, kpi_history
 from dashboards.components.layout import frame, numeric_format, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.kpiview import COLORS, city_value, decimals, ranks, status
+from dashboards.queries import records
 from dashboards.state import state
 
-dash.register_page(
-    __name__, path_template="/ward/<code>", title="IOC — Phường/xã", order=5
-)
+dash.register_page(__name__, path_template="/ward/<code>", title="IOC — Phường/xã", order=5)
 
 REFRESH_MS = 60_000
 
@@ -46,25 +45,35 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
             html.Div(className="card", children=[html.Div(id="ward-kpis")]),
             html.Div(
                 className="card",
-                children=[html.H2(t("history", lang)),
-                          html.Div(id="ward-history", className="small-multiples")],
-            ),
-            html.Div(
-                className="grid-2",
                 children=[
-                    html.Div(className="card", children=[
-                        html.H2(t("overdue_list", lang)), html.Div(id="ward-overdue")]),
-                    html.Div(className="card", children=[
-                        html.H2(t("open_alerts", lang)), html.Div(id="ward-alerts")]),
+                    html.H2(t("history", lang)),
+                    html.Div(id="ward-history", className="small-multiples"),
                 ],
             ),
             html.Div(
                 className="grid-2",
                 children=[
-                    html.Div(className="card", children=[
-                        html.H2(t("devices", lang)), html.Div(id="ward-devices")]),
-                    html.Div(className="card", children=[
-                        html.H2(t("cameras", lang)), html.Div(id="ward-cameras")]),
+                    html.Div(
+                        className="card",
+                        children=[html.H2(t("overdue_list", lang)), html.Div(id="ward-overdue")],
+                    ),
+                    html.Div(
+                        className="card",
+                        children=[html.H2(t("open_alerts", lang)), html.Div(id="ward-alerts")],
+                    ),
+                ],
+            ),
+            html.Div(
+                className="grid-2",
+                children=[
+                    html.Div(
+                        className="card",
+                        children=[html.H2(t("devices", lang)), html.Div(id="ward-devices")],
+                    ),
+                    html.Div(
+                        className="card",
+                        children=[html.H2(t("cameras", lang)), html.Div(id="ward-cameras")],
+                    ),
                 ],
             ),
         ],
@@ -121,7 +130,8 @@ def _kpi_table(code: str, lang: str) -> Any:
                 [
                     html.Td(kpi.label_en if lang == "en" else kpi.label_vi),
                     html.Td(
-                        f"{fmt_num(value, dec, lang)} {kpi.unit}" if value is not None
+                        f"{fmt_num(value, dec, lang)} {kpi.unit}"
+                        if value is not None
                         else t("no_data", lang),
                         className=f"kpi-status-{stt}" if stt != "none" else "",
                     ),
@@ -184,16 +194,20 @@ def _overdue(code: str, lang: str) -> Any:
             "due": fmt_datetime(r.due_at, lang),
             "days_late": float(r.days_late),
         }
-        for r in df.itertuples()
+        for r in records(df)
     ]
-    cols = [
+    cols: list[dict[str, Any]] = [
         {"name": "ID", "id": "id"},
         {"name": t("procedure", lang), "id": "procedure"},
         {"name": t("channel", lang), "id": "channel"},
         {"name": t("received", lang), "id": "received"},
         {"name": t("due", lang), "id": "due"},
-        {"name": t("days_late", lang), "id": "days_late", "type": "numeric",
-         "format": numeric_format(lang, 1)},
+        {
+            "name": t("days_late", lang),
+            "id": "days_late",
+            "type": "numeric",
+            "format": numeric_format(lang, 1),
+        },
     ]
     return table("ward-overdue-table", rows, cols, page_size=10)
 
@@ -203,16 +217,24 @@ def _alerts(code: str, lang: str) -> Any:
     if df.empty:
         return html.Div(t("no_open_alerts", lang), className="muted")
     rows = [
-        {"severity": r.severity, "severity_label": t(r.severity, lang), "title": r.title,
-         "state": t(r.state, lang), "opened": fmt_datetime(r.opened_at, lang)}
-        for r in df.itertuples()
+        {
+            "severity": r.severity,
+            "severity_label": t(r.severity, lang),
+            "title": r.title,
+            "state": t(r.state, lang),
+            "opened": fmt_datetime(r.opened_at, lang),
+        }
+        for r in records(df)
     ]
-    cols = [{"name": t("severity", lang), "id": "severity_label"},
-            {"name": t("title", lang), "id": "title"},
-            {"name": t("state", lang), "id": "state"},
-            {"name": t("opened", lang), "id": "opened"}]
-    return table("ward-alerts-table", rows, cols, page_size=10,
-                 style_data_conditional=severity_styles())
+    cols: list[dict[str, Any]] = [
+        {"name": t("severity", lang), "id": "severity_label"},
+        {"name": t("title", lang), "id": "title"},
+        {"name": t("state", lang), "id": "state"},
+        {"name": t("opened", lang), "id": "opened"},
+    ]
+    return table(
+        "ward-alerts-table", rows, cols, page_size=10, style_data_conditional=severity_styles()
+    )
 
 
 def _devices(code: str, lang: str) -> Any:
@@ -220,18 +242,23 @@ def _devices(code: str, lang: str) -> Any:
     df = cached(("device_status", code), lambda c: queries.device_status(c, wards=[code]))
     if df.empty:
         return html.Div(t("no_rows", lang), className="muted")
-    piv = df.pivot_table(index="device_type", columns="status", values="n", aggfunc="sum",
-                         fill_value=0)
-    labels = {k: (v.label_en if lang == "en" else v.label_vi)
-              for k, v in st.cfg.sensors.device_types.items()}
+    piv = df.pivot_table(
+        index="device_type", columns="status", values="n", aggfunc="sum", fill_value=0
+    )
+    labels = {
+        k: (v.label_en if lang == "en" else v.label_vi)
+        for k, v in st.cfg.sensors.device_types.items()
+    }
     rows = [
-        {"type": labels.get(str(dtype), str(dtype)),
-         "online": int(piv.loc[dtype].get("online", 0)),
-         "offline": int(piv.loc[dtype].get("offline", 0)),
-         "unknown": int(piv.loc[dtype].get("unknown", 0))}
+        {
+            "type": labels.get(str(dtype), str(dtype)),
+            "online": int(piv.loc[dtype].get("online", 0)),
+            "offline": int(piv.loc[dtype].get("offline", 0)),
+            "unknown": int(piv.loc[dtype].get("unknown", 0)),
+        }
         for dtype in piv.index
     ]
-    cols = [{"name": t("device_type", lang), "id": "type"}] + [
+    cols: list[dict[str, Any]] = [{"name": t("device_type", lang), "id": "type"}] + [
         {"name": t(s, lang), "id": s, "type": "numeric"} for s in ("online", "offline", "unknown")
     ]
     off = cached(("devices_off", code), lambda c: queries.devices_not_online(c, ward=code))
@@ -239,9 +266,15 @@ def _devices(code: str, lang: str) -> Any:
     if not off.empty:
         extra = [
             html.H3(t("offline", lang)),
-            html.Ul([html.Li(f"{r.device_id} — {labels.get(r.device_type, r.device_type)} — "
-                             f"{t('last_seen', lang)} {fmt_datetime(r.last_seen, lang)}")
-                     for r in off.head(20).itertuples()]),
+            html.Ul(
+                [
+                    html.Li(
+                        f"{r.device_id} — {labels.get(r.device_type, r.device_type)} — "
+                        f"{t('last_seen', lang)} {fmt_datetime(r.last_seen, lang)}"
+                    )
+                    for r in records(off.head(20))
+                ]
+            ),
         ]
     return [table("ward-devices-table", rows, cols, page_size=10), *extra]
 
@@ -251,15 +284,25 @@ def _cameras(code: str, lang: str) -> Any:
     if df.empty:
         return html.Div(t("no_rows", lang), className="muted")
     rows = [
-        {"camera": r.name or r.camera_id, "status": t(r.status, lang),
-         "issues": r.issues or "", "count_1h": None if r.count_1h is None else float(r.count_1h),
-         "last_seen": fmt_datetime(r.last_seen, lang)}
-        for r in df.itertuples()
+        {
+            "camera": r.name or r.camera_id,
+            "status": t(r.status, lang),
+            "issues": r.issues or "",
+            "count_1h": None if r.count_1h is None else float(r.count_1h),
+            "last_seen": fmt_datetime(r.last_seen, lang),
+        }
+        for r in records(df)
     ]
-    cols = [{"name": t("camera", lang), "id": "camera"},
-            {"name": t("status", lang), "id": "status"},
-            {"name": t("health", lang), "id": "issues"},
-            {"name": t("count_1h", lang), "id": "count_1h", "type": "numeric",
-             "format": numeric_format(lang, 0)},
-            {"name": t("last_seen", lang), "id": "last_seen"}]
+    cols: list[dict[str, Any]] = [
+        {"name": t("camera", lang), "id": "camera"},
+        {"name": t("status", lang), "id": "status"},
+        {"name": t("health", lang), "id": "issues"},
+        {
+            "name": t("count_1h", lang),
+            "id": "count_1h",
+            "type": "numeric",
+            "format": numeric_format(lang, 0),
+        },
+        {"name": t("last_seen", lang), "id": "last_seen"},
+    ]
     return table("ward-cameras-table", rows, cols, page_size=10)

@@ -66,8 +66,15 @@ def seed(
                                          now(), %(step)s::interval) ps
                     ON CONFLICT DO NOTHING
                     """,
-                    {"kpi": kpi, "period": period, "lo": lo, "hi": hi, "n": n, "step": step,
-                     "trunc": period},
+                    {
+                        "kpi": kpi,
+                        "period": period,
+                        "lo": lo,
+                        "hi": hi,
+                        "n": n,
+                        "step": step,
+                        "trunc": period,
+                    },
                 )
                 # the city roll-up: the mean of the wards (good enough for display tests)
                 cur.execute(

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dash_fixtures import (  # noqa: F401 - fixtures
+
+# ruff: noqa: F811 - pytest fixtures imported from dash_fixtures are used as parameters
+from dash_fixtures import (  # noqa: F401 - fixtures used by name
     KIOSK_TOKEN,
     ROOT,
     SCREENSHOTS,
@@ -69,10 +71,12 @@ def test_every_page_renders_without_console_errors(dash_server: Any, browser: An
         # let the page's callbacks finish
         wait_for(
             browser,
-            lambda d: d.execute_script(
-                "return document.querySelectorAll('[data-dash-is-loading=\"true\"]').length"
-            )
-            == 0,
+            lambda d: (
+                d.execute_script(
+                    "return document.querySelectorAll('[data-dash-is-loading=\"true\"]').length"
+                )
+                == 0
+            ),
             20,
         )
         time.sleep(1.0)
@@ -192,7 +196,9 @@ def test_ward_leader_sees_own_ward_only(dash_server: Any, browser: Any) -> None:
     cookie = session_cookie(browser)
 
     # raw GET of another ward's page: refused by the guard
-    req = urllib.request.Request(base + f"/ward/{other}", headers={"Cookie": f"ioc_session={cookie}"})
+    req = urllib.request.Request(
+        base + f"/ward/{other}", headers={"Cookie": f"ioc_session={cookie}"}
+    )
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=10)
     assert exc.value.code == 403
@@ -225,8 +231,14 @@ def test_ward_leader_sees_own_ward_only(dash_server: Any, browser: Any) -> None:
 def test_anonymous_requests_are_refused(dash_server: Any) -> None:
     base = dash_server.url
     own = dash_server.facts["grants"]["ward_leader"][0]
-    for path in [*PAGES, f"/ward/{own}", "/wall", "/export/report/1", "/_dash-layout",
-                 "/_dash-dependencies"]:
+    for path in [
+        *PAGES,
+        f"/ward/{own}",
+        "/wall",
+        "/export/report/1",
+        "/_dash-layout",
+        "/_dash-dependencies",
+    ]:
         req = urllib.request.Request(base + path)
         opener = urllib.request.build_opener(_NoRedirect())
         try:
@@ -237,8 +249,7 @@ def test_anonymous_requests_are_refused(dash_server: Any) -> None:
             code = exc.code
             exc.close()
         assert code in (302, 401, 403), (path, code)
-    for body in (_ward_callback_body(own), _router_body("/"), _overview_body(),
-                 _export_body(None)):
+    for body in (_ward_callback_body(own), _router_body("/"), _overview_body(), _export_body(None)):
         status, text = post_json(base + "/_dash-update-component", body, None)
         assert status == 401, text
     status, _ = post_json(base + "/_dash-update-component", _overview_body(), "forged.cookie.x")
@@ -286,8 +297,9 @@ def test_analyst_downloads_xlsx(dash_server: Any, tmp_path: Path) -> None:
         assert severe_logs(driver) == []
         # the scheduled report listed on the page downloads too
         cookie = session_cookie(driver)
-        req = urllib.request.Request(base + "/export/report/1",
-                                     headers={"Cookie": f"ioc_session={cookie}"})
+        req = urllib.request.Request(
+            base + "/export/report/1", headers={"Cookie": f"ioc_session={cookie}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert b"on_time_rate" in resp.read()
     finally:
@@ -300,7 +312,9 @@ def test_operator_acknowledges_alert(dash_server: Any, browser: Any) -> None:
     base = dash_server.url
     login(browser, base, "operator")
     browser.get(base + "/alerts")
-    wait_for(browser, lambda d: d.find_elements("css selector", "#alerts-table input[type=checkbox]"), 20)
+    wait_for(
+        browser, lambda d: d.find_elements("css selector", "#alerts-table input[type=checkbox]"), 20
+    )
     time.sleep(1.0)
     boxes = browser.find_elements("css selector", "#alerts-table input[type=checkbox]")
     boxes[0].click()
@@ -351,8 +365,14 @@ def _ward_codes() -> list[str]:
 
 
 def _ward_callback_body(code: str) -> dict[str, Any]:
-    outs = ["ward-kpis", "ward-history", "ward-overdue", "ward-alerts", "ward-devices",
-            "ward-cameras"]
+    outs = [
+        "ward-kpis",
+        "ward-history",
+        "ward-overdue",
+        "ward-alerts",
+        "ward-devices",
+        "ward-cameras",
+    ]
     return {
         "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
         "outputs": [{"id": o, "property": "children"} for o in outs],
@@ -365,22 +385,34 @@ def _ward_callback_body(code: str) -> dict[str, Any]:
 def _router_body(path: str) -> dict[str, Any]:
     return {
         "output": ".._pages_content.children..._pages_store.data..",
-        "outputs": [{"id": "_pages_content", "property": "children"},
-                    {"id": "_pages_store", "property": "data"}],
-        "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                   {"id": "_pages_location", "property": "search", "value": ""}],
+        "outputs": [
+            {"id": "_pages_content", "property": "children"},
+            {"id": "_pages_store", "property": "data"},
+        ],
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
         "changedPropIds": ["_pages_location.pathname"],
     }
 
 
 def _overview_body() -> dict[str, Any]:
-    outs = [("ov-tiles", "children"), ("ov-map", "figure"), ("ov-ranking", "children"),
-            ("ov-best-worst", "children"), ("ov-alerts", "children"), ("ov-updated", "children")]
+    outs = [
+        ("ov-tiles", "children"),
+        ("ov-map", "figure"),
+        ("ov-ranking", "children"),
+        ("ov-best-worst", "children"),
+        ("ov-alerts", "children"),
+        ("ov-updated", "children"),
+    ]
     return {
         "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
         "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [{"id": "ov-interval", "property": "n_intervals", "value": 1},
-                   {"id": "ov-kpi", "property": "value", "value": "on_time_rate"}],
+        "inputs": [
+            {"id": "ov-interval", "property": "n_intervals", "value": 1},
+            {"id": "ov-kpi", "property": "value", "value": "on_time_rate"},
+        ],
         "changedPropIds": ["ov-kpi.value"],
     }
 
@@ -388,8 +420,10 @@ def _overview_body() -> dict[str, Any]:
 def _export_body(wards: list[str] | None) -> dict[str, Any]:
     return {
         "output": "..export-download.data...export-msg.children..",
-        "outputs": [{"id": "export-download", "property": "data"},
-                    {"id": "export-msg", "property": "children"}],
+        "outputs": [
+            {"id": "export-download", "property": "data"},
+            {"id": "export-msg", "property": "children"},
+        ],
         "inputs": [{"id": "export-go", "property": "n_clicks", "value": 1}],
         "changedPropIds": ["export-go.n_clicks"],
         "state": [
