@@ -423,6 +423,52 @@ class PasswordAuth(_BaseAuthPlugin):  # type: ignore[misc,valid-type,unused-igno
         )
 
 
+class _PubackTimeouts(logging.Filter):
+    """Counts, instead of logging with a traceback each time, amqtt's "Timeout waiting for
+    PUBACK": amqtt waits 5 s (fixed) for a subscriber's PUBACK, then forgets the message
+    (the subscriber still has it; it is only not redelivered if that subscriber reconnects)."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        super().__init__()
+        self.broker = broker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += str(record.exc_info[1])
+        if "Timeout waiting for PUBACK" in text:
+            if record.levelno >= logging.ERROR:
+                self.broker.puback_timeouts += 1
+            return False
+        return True
+
+
+class _RefusedConnects(logging.Filter):
+    """asyncio's "Unhandled exception in client_connected_cb" when amqtt closes a refused
+    connection (an MQTT 5 CONNECT, answered "unsupported protocol version") that the client
+    had already closed: an OSError with nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            "client_connected_cb" in record.getMessage() and isinstance(exc, OSError | EOFError)
+        )
+
+
+def _quiet_amqtt(broker: EmbeddedBroker) -> None:
+    """amqtt logs every connection at INFO (and its state machine, ``transitions``, each step)."""
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    aio = logging.getLogger("asyncio")
+    if not any(isinstance(f, _RefusedConnects) for f in aio.filters):
+        aio.addFilter(_RefusedConnects())
+    for name in ("amqtt", "amqtt.broker", "amqtt.mqtt.protocol.handler"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        for old in [f for f in logger.filters if isinstance(f, _PubackTimeouts)]:
+            logger.removeFilter(old)
+        logger.addFilter(_PubackTimeouts(broker))
+
+
 class EmbeddedBroker:
     """An amqtt broker on ``host``:``port`` (0 = a free port) in a background thread."""
 
@@ -439,6 +485,7 @@ class EmbeddedBroker:
         self.username = username
         self.password = password or secrets.token_urlsafe(18)
         self.url: str | None = None
+        self.puback_timeouts = 0  # QoS-1 deliveries whose PUBACK took longer than amqtt's 5 s
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -455,7 +502,7 @@ class EmbeddedBroker:
                 "the embedded MQTT broker needs the amqtt package (pip install amqtt),"
                 " or set IOC_MQTT_URL"
             ) from None
-        logging.getLogger("amqtt").setLevel(logging.WARNING)  # it logs every connection at INFO
+        _quiet_amqtt(self)
         self._thread = threading.Thread(target=self._run, name="embedded-mqtt", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

@@ -174,6 +174,7 @@ def test_broker_qos1_round_trip_and_persistent_session() -> None:
 
         # persistent session: QoS-1 messages sent while the subscriber is away are kept for it
         _stop(sub)
+        time.sleep(1.0)  # let the broker see the disconnect (in-flight messages: see below)
         for i in range(3):
             pub.publish(f"{prefix}/79/air/1/telemetry", str(i).encode(), qos=1).wait_for_publish(10)
         back = _client(url, f"{prefix}-sub", clean=False)

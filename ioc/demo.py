@@ -1,0 +1,631 @@
+"""``ioc demo``: the whole system on one machine, with no set-up.
+
+Uses ``IOC_DATABASE_URL`` / ``IOC_MQTT_URL`` when set, otherwise starts the embedded PostgreSQL
+(data in ``./var/pg``) and the embedded MQTT broker. Then, in order: ``ioc db init``, the demo
+user, the MQTT ingester, the camera ingester, the scheduler, the simulator (a backfill of history
+once, then live) and the dashboard, each as its own ``python -m ioc.cli ...`` subprocess with
+the URLs in its environment. Every output line is prefixed with the child's name.
+
+A supervisor restarts a child that dies (at most ``MAX_RESTARTS`` per ``RESTART_WINDOW_S``,
+recording why), and skips a command that answers "not available yet" (exit 2). Ctrl-C or
+SIGTERM stops everything in reverse order: children get SIGTERM, then SIGKILL after
+``STOP_TIMEOUT_S``; then the broker and the database stop.
+
+This module and ``ioc/cli.py`` are the only places that know every package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from ioc.context import Context
+from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent
+from ioc.errors import IOCError
+from ioc.settings import redact_db_url
+
+NOT_AVAILABLE = "not available yet"
+EXIT_NOT_AVAILABLE = 2
+MAX_RESTARTS = 5  # per window, then the child is given up (and said so)
+RESTART_WINDOW_S = 60.0
+STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this
+SETTLE_S = 1.5  # a command that is not available exits within this; then we go on
+SUBSCRIBER_WAIT_S = 30.0  # how long to wait for the ingester's subscription before history
+LOGIN_FILE = "demo-login.txt"
+ENV_FILE = "demo.env"
+BACKFILL_MARK = "backfill.done"
+DEMO_USER = "demo"
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+class Output:
+    """Lines from the demo and its children, each prefixed with its source's name."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def line(self, name: str, text: str) -> None:
+        with self._lock:
+            try:
+                self.stream.write(f"{name:<14}| {text}\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # stdout closed: keep running, nothing to show
+                pass
+
+    def say(self, text: str) -> None:
+        self.line("demo", text)
+
+
+# --- children ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """One ``ioc`` sub-command run as a subprocess in its own session (own process group)."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    out: Output
+    long_running: bool = True
+    stdin_text: str | None = None
+    then: Callable[[Child], None] | None = None  # called once when a one-shot child exits
+    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "ioc.cli"])
+    proc: subprocess.Popen[bytes] | None = None
+    unavailable: bool = False
+    given_up: bool = False
+    finished: bool = False  # a one-shot child that has exited, or a child we no longer run
+    last_lines: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+    restarts: deque[float] = field(default_factory=deque)
+    restart_at: float | None = None
+    _reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.last_lines.clear()
+        self.proc = subprocess.Popen(
+            [*self.program, *self.args],
+            stdin=subprocess.PIPE if self.stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,  # Ctrl-C reaches only the demo, which stops us in order
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
+        if self.stdin_text is not None:
+            assert self.proc.stdin is not None
+            with suppress(BrokenPipeError):
+                self.proc.stdin.write(self.stdin_text.encode())
+            with suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self._reader = threading.Thread(
+            target=self._read, args=(self.proc,), name=f"out-{self.name}", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for raw in proc.stdout:
+                text = raw.decode("utf-8", "replace").rstrip()
+                if text:
+                    self.last_lines.append(text)
+                    self.out.line(self.name, text)
+
+    def poll(self) -> int | None:
+        if self.proc is None:
+            return None
+        rc = self.proc.poll()
+        if rc is not None and self._reader is not None:
+            self._reader.join(5)  # all its output is shown before we act on its exit
+        return rc
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.poll()
+
+    def exit_reason(self, rc: int) -> str:
+        last = self.last_lines[-1] if self.last_lines else "no output"
+        if rc < 0:
+            with suppress(ValueError):
+                return f"killed by {signal.Signals(-rc).name} ({last})"
+        return f"exit code {rc} ({last})"
+
+    def said_not_available(self, rc: int) -> bool:
+        return rc == EXIT_NOT_AVAILABLE and any(NOT_AVAILABLE in line for line in self.last_lines)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float, hurry: threading.Event | None = None) -> None:
+        """SIGTERM to the child's process group, SIGKILL after ``timeout`` (or on ``hurry``)."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            self.out.say(f"stopping {self.name}")
+            _signal_group(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and time.monotonic() < deadline:
+                if hurry is not None and hurry.wait(0.05):
+                    break
+                time.sleep(0.05)
+            if proc.poll() is None:
+                self.out.say(f"{self.name} did not stop in {timeout:.0f} s: SIGKILL")
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+        if self._reader is not None:
+            self._reader.join(5)
+        self.finished = True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Supervisor:
+    """Watches the children: restarts a dead one (capped), skips what is not available."""
+
+    def __init__(
+        self,
+        out: Output,
+        *,
+        max_restarts: int = MAX_RESTARTS,
+        window_s: float = RESTART_WINDOW_S,
+        first_delay_s: float = 1.0,
+    ) -> None:
+        self.out = out
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self.first_delay_s = first_delay_s
+        self.children: list[Child] = []
+
+    def add(self, child: Child) -> Child:
+        self.children.append(child)
+        child.start()
+        return child
+
+    def check(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for child in list(self.children):
+            if child.finished or child.given_up or child.unavailable:
+                continue
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    self.out.say(f"restarting {child.name}")
+                    child.start()
+                continue
+            rc = child.poll()
+            if rc is None:
+                continue
+            self._exited(child, rc, now)
+
+    def _exited(self, child: Child, rc: int, now: float) -> None:
+        if child.said_not_available(rc):
+            child.unavailable = True
+            self.out.say(
+                f"skipped {child.name}: `ioc {' '.join(child.args[:2])}` is {NOT_AVAILABLE}"
+            )
+            return
+        if not child.long_running:
+            child.finished = True
+            if rc == 0:
+                self.out.say(f"{child.name} finished")
+                if child.then is not None:
+                    child.then(child)
+            else:
+                self.out.say(f"{child.name} failed: {child.exit_reason(rc)}")
+                if child.then is not None:
+                    child.then(child)
+            return
+        reason = child.exit_reason(rc)
+        if rc == EXIT_NOT_AVAILABLE:  # a usage error: restarting cannot help
+            child.given_up = True
+            self.out.say(f"{child.name} refused to start: {reason}; not restarted")
+            return
+        while child.restarts and now - child.restarts[0] > self.window_s:
+            child.restarts.popleft()
+        if len(child.restarts) >= self.max_restarts:
+            child.given_up = True
+            self.out.say(
+                f"{child.name} died: {reason}; restarted {self.max_restarts} times in"
+                f" {self.window_s:.0f} s, giving up on it (the rest keeps running)"
+            )
+            return
+        child.restarts.append(now)
+        delay = min(self.first_delay_s * 2.0 ** (len(child.restarts) - 1), 30.0)
+        child.restart_at = now + delay
+        self.out.say(f"{child.name} died: {reason}; restarting in {delay:.0f} s")
+
+    def stop_all(self, timeout: float, hurry: threading.Event | None = None) -> None:
+        """Stop the children in reverse order of their start."""
+        for child in reversed(self.children):
+            child.stop(timeout, hurry)
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+class StopRequest(threading.Event):
+    """Set by the first SIGINT/SIGTERM; ``hurry`` by the second (stop without waiting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hurry = threading.Event()
+
+
+@contextmanager
+def stop_signals() -> Iterator[StopRequest]:
+    """SIGINT/SIGTERM set the returned event (a second one makes the shutdown quick)."""
+    stop = StopRequest()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            stop.hurry.set()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+
+class Demo:
+    """Starts the services as an ordered list; ``stop()`` undoes them in reverse order."""
+
+    def __init__(self, args: argparse.Namespace, ctx: Context, out: Output) -> None:
+        self.args = args
+        self.ctx = ctx
+        self.out = out
+        self.var_dir = Path(ctx.settings.var_dir).resolve()
+        self.config_dir = Path(ctx.settings.config_dir).resolve()
+        self.supervisor = Supervisor(out)
+        self.database_url: str = ""
+        self.mqtt_url: str = ""
+        self.postgres: EmbeddedPostgres | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.login: tuple[str, str] | None = None
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+        self.began = time.monotonic()
+
+    # -- startup: read top to bottom
+
+    def start(self, stop: threading.Event) -> None:
+        """Each step may register its undo; ``stop()`` runs those in reverse."""
+        self.began = time.monotonic()
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("configuration", self.check_config),
+            ("database", self.start_database),
+            ("broker", self.start_broker),
+            ("environment file", self.write_env_file),
+            ("schema", self.init_schema),
+            ("demo user", self.ensure_demo_user),
+            ("MQTT ingester", self.start_mqtt_ingester),
+            ("camera ingester", self.start_camera_ingester),
+            ("scheduler", self.start_scheduler),
+            ("simulator", self.start_simulator),
+            ("dashboard", self.start_dashboard),
+        ]
+        for _name, step in steps:
+            if stop.is_set():
+                return
+            step()
+        self.announce()
+
+    def check_config(self) -> None:
+        cfg = self.ctx.config()  # a bad configuration stops here, with file/line/key
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.out.say(
+            f"configuration {self.config_dir}: {len(cfg.wards)} wards; data in {self.var_dir}"
+        )
+
+    def start_database(self) -> None:
+        url = self.ctx.settings.database_url
+        if url:
+            self.database_url = self.ctx.database_url()
+            self.out.say(f"database: {redact_db_url(url)} (IOC_DATABASE_URL)")
+            return
+        self.postgres = EmbeddedPostgres(self.var_dir / "pg")
+        self.out.say(f"starting the embedded PostgreSQL in {self.postgres.data_dir}")
+        self.database_url = self.postgres.start()
+        self._undo.append(("stopping the embedded PostgreSQL", self.postgres.stop))
+        how = "new cluster" if self.postgres.initialised else "existing data"
+        self.out.say(
+            f"embedded PostgreSQL ready in {self.postgres.start_seconds:.1f} s ({how}):"
+            f" {redact_db_url(self.database_url)}"
+        )
+
+    def start_broker(self) -> None:
+        if self.ctx.settings.mqtt_url:
+            self.mqtt_url = self.ctx.settings.mqtt_url
+            self.out.say(f"broker: {self.ctx.mqtt().redacted()} (IOC_MQTT_URL)")
+            return
+        self.broker = EmbeddedBroker()
+        self.mqtt_url = self.broker.start()
+        self._undo.append(("stopping the embedded MQTT broker", self.broker.stop))
+        self.out.say(f"embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:{self.broker.port}")
+
+    def write_env_file(self) -> None:
+        """``var/demo.env``: the URLs, so other ``ioc`` commands can reach the running demo."""
+        path = self.var_dir / ENV_FILE
+        path.write_text(
+            "# valid while `ioc demo` runs; use: set -a; . var/demo.env; set +a\n"
+            f"IOC_DATABASE_URL='{self.database_url}'\nIOC_MQTT_URL='{self.mqtt_url}'\n",
+            encoding="utf-8",
+        )
+        path.chmod(0o600)
+        self._undo.append((f"removing {path}", lambda: path.unlink(missing_ok=True)))
+
+    def init_schema(self) -> None:
+        rc, child = self.run_once("db-init", ["db", "init"])
+        if rc != 0:
+            raise IOCError(f"`ioc db init` failed: {child.exit_reason(rc)}")
+
+    def ensure_demo_user(self) -> None:
+        login_file = self.var_dir / LOGIN_FILE
+        password = _saved_password(login_file)
+        if password is not None and self._user_exists(DEMO_USER):
+            self.login = (DEMO_USER, password)
+            return
+        password = password or secrets.token_urlsafe(12)
+        rc, child = self.run_once(
+            "users-add", ["users", "add", DEMO_USER, "--role", "admin"], stdin_text=password + "\n"
+        )
+        if child.said_not_available(rc):
+            self.out.say(f"no demo user: `ioc users add` is {NOT_AVAILABLE}")
+            return
+        if rc != 0:
+            self.out.say(f"no demo user: `ioc users add` failed: {child.exit_reason(rc)}")
+            return
+        self.login = (DEMO_USER, password)
+        login_file.write_text(
+            f"URL: {self.url}\nuser: {DEMO_USER}\npassword: {password}\n", encoding="utf-8"
+        )
+        login_file.chmod(0o600)
+
+    def start_mqtt_ingester(self) -> None:
+        child = self.start_child("ingest-mqtt", ["ingest", "mqtt"])
+        if child.running() and self.broker is not None:
+            # history published before the ingester subscribes would be lost: wait for it
+            topic = f"{self.ctx.config().topic_prefix}/{self._a_ward()}/demo/demo-1/telemetry"
+            deadline = time.monotonic() + SUBSCRIBER_WAIT_S
+            while not self.broker.has_subscriber(topic) and time.monotonic() < deadline:
+                if child.poll() is not None:
+                    break
+                time.sleep(0.2)
+
+    def start_camera_ingester(self) -> None:
+        try:
+            synth = importlib.import_module("sensors.camera_synth")
+        except ModuleNotFoundError:
+            synth = None
+        ensure = getattr(synth, "ensure_demo_videos", None)
+        if ensure is not None:
+            self.out.say("preparing the demo camera videos (rendered on the first start only)")
+            began = time.monotonic()
+            try:
+                written = ensure(self.ctx.config(), self.var_dir)
+            except Exception as exc:  # the rest of the demo is still worth running
+                self.out.say(f"could not prepare the demo videos: {type(exc).__name__}: {exc}")
+                written = []
+            if written:
+                self.out.say(
+                    f"rendered {len(written)} demo camera video(s) in"
+                    f" {time.monotonic() - began:.0f} s (once; kept in {self.var_dir})"
+                )
+        self.start_child("ingest-cameras", ["ingest", "cameras"])
+
+    def start_scheduler(self) -> None:
+        self.start_child("scheduler", ["scheduler"])
+
+    def start_simulator(self) -> None:
+        live = ["simulate", "--rate", str(self.args.rate), "--seed", str(self.args.seed)]
+        mark = self.var_dir / BACKFILL_MARK
+        days = int(self.args.backfill)
+        if days <= 0 or mark.exists():
+            self.start_child("simulate", live)
+            return
+
+        def then_live(backfill: Child) -> None:
+            if backfill.proc is not None and backfill.proc.returncode == 0:
+                mark.write_text(f"{days} days, seed {self.args.seed}\n", encoding="utf-8")
+            self.start_child("simulate", live, settle=False)
+
+        self.out.say(f"simulating {days} days of history first, then live readings")
+        backfill = ["simulate", "--backfill", str(days), "--seed", str(self.args.seed)]
+        self.start_child("backfill", backfill, long_running=False, then=then_live)
+
+    def start_dashboard(self) -> None:
+        self.start_child(
+            "serve", ["serve", "--host", self.args.host, "--port", str(self.args.port)]
+        )
+
+    def announce(self) -> None:
+        serve = next((c for c in self.supervisor.children if c.name == "serve"), None)
+        note = (
+            "" if serve is None or not serve.unavailable else f" (the dashboard is {NOT_AVAILABLE})"
+        )
+        self.out.say(f"ready in {time.monotonic() - self.began:.0f} s")
+        self.out.say(f"URL: {self.url}{note}")
+        if self.login is not None:
+            user, password = self.login
+            self.out.say(f"login: {user} / {password}   (saved in {self.var_dir / LOGIN_FILE})")
+        else:
+            self.out.say("login: no demo user could be created (see above)")
+        self.out.say("press Ctrl-C to stop everything")
+
+    # -- running
+
+    def run(self, stop: threading.Event) -> int:
+        """Supervise until asked to stop; 1 if an embedded server died under us."""
+        while not stop.wait(0.5):
+            self.supervisor.check()
+            if self.postgres is not None and not self.postgres.alive():
+                self.out.say(f"the embedded PostgreSQL died (see {self.postgres.log_path})")
+                return 1
+            if self.broker is not None and not self.broker.alive():
+                self.out.say("the embedded MQTT broker died")
+                return 1
+        return 0
+
+    # -- shutdown: the reverse of start()
+
+    def stop(self, hurry: threading.Event | None = None) -> None:
+        self.out.say("stopping")
+        self.supervisor.stop_all(STOP_TIMEOUT_S, hurry)
+        while self._undo:
+            what, undo = self._undo.pop()
+            self.out.say(what)
+            try:
+                undo()
+            except Exception as exc:  # keep stopping the rest
+                self.out.say(f"{what} failed: {exc}")
+        if self.broker is not None and self.broker.puback_timeouts:
+            self.out.say(
+                f"note: {self.broker.puback_timeouts} QoS-1 deliveries waited more than 5 s for"
+                " their PUBACK (amqtt then stops tracking them; see docs/demo.md)"
+            )
+        self.out.say("stopped")
+
+    # -- helpers
+
+    @property
+    def url(self) -> str:
+        host = self.args.host if self.args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.args.port}/"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            IOC_DATABASE_URL=self.database_url,
+            IOC_MQTT_URL=self.mqtt_url,
+            IOC_CONFIG_DIR=str(self.config_dir),
+            IOC_VAR_DIR=str(self.var_dir),
+            IOC_DEMO="1",  # placeholder passwords are accepted in the demo only
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _cli_args(self, args: list[str]) -> list[str]:
+        return (["--debug"] if self.ctx.debug else []) + args
+
+    def start_child(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        long_running: bool = True,
+        then: Callable[[Child], None] | None = None,
+        settle: bool = True,
+    ) -> Child:
+        child = Child(
+            name,
+            self._cli_args(args),
+            self.child_env(),
+            self.out,
+            long_running=long_running,
+            then=then,
+        )
+        self.supervisor.add(child)
+        if settle:  # a command that is not available says so at once: note it in order
+            child.wait(SETTLE_S)
+            self.supervisor.check()
+        return child
+
+    def run_once(
+        self, name: str, args: list[str], *, stdin_text: str | None = None
+    ) -> tuple[int, Child]:
+        child = Child(
+            name,
+            self._cli_args(args),
+            self.child_env(),
+            self.out,
+            long_running=False,
+            stdin_text=stdin_text,
+        )
+        child.start()
+        assert child.proc is not None
+        try:
+            child.proc.wait()
+        except BaseException:
+            child.stop(1.0)
+            raise
+        rc = child.poll()
+        assert rc is not None
+        return rc, child
+
+    def _user_exists(self, name: str) -> bool:
+        from ioc.db import connection
+
+        with (
+            connection(self.database_url, application_name="ioc-demo") as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT to_regclass('users') IS NOT NULL")
+            row = cur.fetchone()
+            if not row or not row[0]:
+                return False
+            cur.execute("SELECT 1 FROM users WHERE name = %s", (name,))
+            return cur.fetchone() is not None
+
+    def _a_ward(self) -> str:
+        wards = self.ctx.config().wards
+        return wards[0].code if wards else "0"
+
+
+def _saved_password(path: Path) -> str | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "password" and value.strip():
+            return value.strip()
+    return None
+
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
+    out = Output(sys.stdout)
+    ctx.settings.demo = True
+    demo = Demo(args, ctx, out)
+    with stop_signals() as stop:
+        rc = 0
+        try:
+            demo.start(stop)
+            if not stop.is_set():
+                rc = demo.run(stop)
+        finally:
+            demo.stop(stop.hurry)
+    return rc
