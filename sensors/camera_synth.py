@@ -702,7 +702,9 @@ def demo_video_path(source: str, var_dir: Path | str) -> Path | None:
     return p
 
 
-def ensure_demo_videos(cfg: Any, var_dir: Path | str, *, force: bool = False) -> list[Path]:
+def ensure_demo_videos(
+    cfg: Any, var_dir: Path | str, *, force: bool = False, seconds: float = DEMO_SECONDS
+) -> list[Path]:
     """Render the missing video files that demo cameras point at; return the files written.
 
     ``cfg`` is an :class:`ioc.config.Config` (or anything with ``.cameras.cameras``). A JSON
@@ -715,7 +717,7 @@ def ensure_demo_videos(cfg: Any, var_dir: Path | str, *, force: bool = False) ->
         path = demo_video_path(cam.source, var_dir)
         if path is None or (path.exists() and not force):
             continue
-        spec = demo_spec(cam.id)
+        spec = demo_spec(cam.id, duration_s=seconds)
         synth = SyntheticCamera(spec)
         synth.write(path)
         lines: dict[str, Line] = {

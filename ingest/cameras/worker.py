@@ -122,6 +122,7 @@ class CameraSpec:
     width: int = 640
     lines: dict[str, Segment] = field(default_factory=dict)
     name: str | None = None
+    detector: str | None = None  # overrides WorkerOptions.detector for this camera
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class CameraWorker:
         self.opt = options or WorkerOptions()
         self.source: Source = resolve_source(spec.source, self.opt.var_dir)
         self.health = HealthMonitor(self.opt.health, initial)
-        self.detector = detector or make_detector(self.opt.detector)
+        self.detector = detector or make_detector(spec.detector or self.opt.detector)
         self.tracker = CentroidTracker(spec.lines, aspect=16 / 9)
         self.acc = IntervalStats(list(spec.lines), spec.interval_s)
         self.period = 1.0 / spec.analysis_fps
