@@ -39,7 +39,7 @@ from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.kpi import periods
-from ioc.kpi.compute import compute_period, store
+from ioc.kpi.compute import compute_period, get_watermark, set_watermark, store
 from ioc.reports.scheduled import run_due_reports
 
 log = logging.getLogger("ioc.scheduler")
@@ -49,23 +49,6 @@ LOCK_KEY = 7_140_2026  # the leader's session advisory lock
 
 
 # --------------------------------------------------------------------------- KPI job
-
-
-def get_watermark(conn: Connection, job: str) -> dt.datetime | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT done_until FROM job_watermarks WHERE job = %s", (job,))
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
-def set_watermark(conn: Connection, job: str, until: dt.datetime) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO job_watermarks (job, done_until, updated_at) VALUES (%s, %s, now())"
-            " ON CONFLICT (job) DO UPDATE SET done_until = EXCLUDED.done_until,"
-            " updated_at = now()",
-            (job, until),
-        )
 
 
 def compute_kpis(

@@ -109,16 +109,19 @@ def test_scheduled_reports_once_per_period_and_catch_up(
         update={"kpis": ["on_time_rate", "applications_received"], "every": "day", "catch_up": 3}
     )
     cfg = dataclasses.replace(config, kpis=config.kpis.model_copy(update={"reports": [rep]}))
+    # first run: only the last completed day
     files = run_due_reports(conn, cfg, now=t("2025-03-11 01:00"), reports_dir=tmp_path)
-    assert [f.name for f in files] == [f"{rep.name}_2025-03-0{d}.xlsx" for d in (8, 9)] + [
-        f"{rep.name}_2025-03-10.xlsx"
-    ]
+    assert [f.name for f in files] == [f"{rep.name}_2025-03-10.xlsx"]
     assert run_due_reports(conn, cfg, now=t("2025-03-11 05:00"), reports_dir=tmp_path) == []
+    # down for two days: both missed days are written, in order
     files = run_due_reports(conn, cfg, now=t("2025-03-13 00:30"), reports_dir=tmp_path)
     assert [f.name for f in files] == [f"{rep.name}_2025-03-11.xlsx", f"{rep.name}_2025-03-12.xlsx"]
+    # down for longer than catch_up (3 days): only the 3 most recent
+    files = run_due_reports(conn, cfg, now=t("2025-03-20 00:30"), reports_dir=tmp_path)
+    assert [f.name[-10:-5] for f in files] == ["03-17", "03-18", "03-19"]
     with conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT period_from) FROM reports")
-        assert cur.fetchone() == (5, 5)
+        assert cur.fetchone() == (6, 6)
         cur.execute("SELECT path FROM reports WHERE period_from = %s", (t("2025-03-10 00:00"),))
         (path,) = cur.fetchone()
     rows = list(openpyxl.load_workbook(path)["Dữ liệu"].iter_rows(values_only=True))

@@ -226,3 +226,23 @@ def store(conn: Connection, values: Sequence[KpiValue], *, commit: bool = True) 
     if commit:
         conn.commit()
     return len(values)
+
+
+# --------------------------------------------------------------------------- watermarks
+
+
+def get_watermark(conn: Connection, job: str) -> dt.datetime | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT done_until FROM job_watermarks WHERE job = %s", (job,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def set_watermark(conn: Connection, job: str, until: dt.datetime) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO job_watermarks (job, done_until, updated_at) VALUES (%s, %s, now())"
+            " ON CONFLICT (job) DO UPDATE SET done_until = EXCLUDED.done_until,"
+            " updated_at = now()",
+            (job, until),
+        )

@@ -3,7 +3,9 @@
 Each completed period gets one file in the reports folder (``var/reports/`` by default),
 e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``reports`` (name, schedule, format, path,
 period) that the dashboard lists. Idempotent: a period that already has its row is skipped
-(unique index on name × period). After downtime, up to ``catch_up`` missed periods are written.
+(unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers the
+last period written: the first run writes only the last completed period, and after downtime
+every missed period is written (at most ``catch_up``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ioc.config import Config
 from ioc.config.kpis import ReportDef
 from ioc.db import Connection
 from ioc.kpi import periods
+from ioc.kpi.compute import get_watermark, set_watermark
 from ioc.reports.export import make_request, write_request
 
 log = logging.getLogger("ioc.reports")
@@ -39,15 +42,19 @@ def report_file_name(rep: ReportDef, start: dt.datetime, tz: ZoneInfo) -> str:
 
 
 def due_periods(
-    rep: ReportDef, now: dt.datetime, tz: ZoneInfo
+    rep: ReportDef, now: dt.datetime, tz: ZoneInfo, since: dt.datetime | None = None
 ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """The completed periods a report may still owe, oldest first (at most catch_up, ≥ 1)."""
+    """Completed periods a report owes, oldest first: those starting at or after ``since``
+    (the report's watermark; None = first run: only the last completed period), at most
+    ``catch_up`` (at least 1) of the most recent."""
     unit = UNIT[rep.schedule]
     current = periods.floor(now, unit, tz)
-    out = []
+    out: list[tuple[dt.datetime, dt.datetime]] = []
     start = current
     for _ in range(max(1, rep.catch_up)):
         start = periods.prev_start(start, unit, tz)
+        if out and (since is None or start < since):
+            break
         out.append((start, periods.next_start(start, unit, tz)))
     return out[::-1]
 
@@ -62,11 +69,14 @@ def run_due_reports(
     """Write every report period that is due and not yet written; returns the new files."""
     now = now or dt.datetime.now(dt.UTC)
     tz = ZoneInfo(cfg.system.timezone)
-    folder = Path(reports_dir or cfg.kpis.scheduler.reports_dir)
+    folder = Path(reports_dir or cfg.kpis.scheduler.reports_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for rep in cfg.kpis.reports:
-        for start, end in due_periods(rep, now, tz):
+        job = f"report:{rep.name}"
+        since = get_watermark(conn, job)
+        conn.commit()
+        for start, end in due_periods(rep, now, tz, since):
             with conn.cursor() as cur:
                 cur.execute(
                     "SELECT 1 FROM reports WHERE name = %s AND period_from = %s"
@@ -102,6 +112,7 @@ def run_due_reports(
                     " ON CONFLICT (name, period_from) WHERE schedule IS NOT NULL DO NOTHING",
                     (rep.name, rep.schedule, rep.format, str(path), start, end),
                 )
+            set_watermark(conn, job, end)
             conn.commit()
             log.info("report %s: %d rows", path, rows)
             written.append(path)
