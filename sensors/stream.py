@@ -258,7 +258,7 @@ class LiveStream:
         lo, hi = ranges[pick]
         if kind == "spike":
             values[pick] = min(hi, max(lo, values[pick] * 2.5 + 0.2 * (hi - lo)))
-            fault = "spike"
+            fault = fault if fault == "skew_future" else "spike"
         elif kind == "out_of_range":
             values[pick] = (
                 hi + 0.5 * (hi - lo) if float(du) * 7 % 1 < 0.7 else lo - 0.25 * (hi - lo) - 1
