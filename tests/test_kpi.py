@@ -421,3 +421,17 @@ def test_sample_instants() -> None:
     assert len(day) == 24 and day[0] == t("2025-03-10 01:00") and day[-1] == DAY[1]
     partial = sample_instants(DAY[0], t("2025-03-10 02:30"))
     assert partial == [t("2025-03-10 01:00"), t("2025-03-10 02:00"), t("2025-03-10 02:30")]
+
+
+@pytest.mark.usefixtures("sensor_data")
+def test_aqi_week_is_the_mean_of_daily_aqis(conn: Connection, config: Config, wards: tuple) -> None:
+    a, b, _ = wards
+    add_readings(conn, a, "aq-a", "pm25", [("2025-03-11 09:00", 25)])  # daily AQI 50
+    execute(conn, "DELETE FROM rollup_watermarks")  # roll up from the first reading again
+    refresh_rollups(conn, config, now=NOW)
+    week = (t("2025-03-10 00:00"), t("2025-03-17 00:00"))
+    rows = compute_period(
+        conn, config, kpis=["aqi"], period="week", start=week[0], end=week[1], now=NOW
+    )
+    got = {r.ward_code: r.value for r in rows}
+    assert (got[a], got[b], got[CITY]) == (77.5, 75.0, 77.5)  # (105 + 50) / 2
