@@ -62,6 +62,9 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         kiosk_token=settings.kiosk_token,
         metrics_token=settings.metrics_token,
     )
+    ttl = os.environ.get("IOC_DASH_CACHE_TTL")
+    if ttl is not None:
+        st.cache.ttl = max(0.0, float(ttl))
     wall_period = os.environ.get("IOC_WALL_PERIOD_S")
     if wall_period:
         st.wall_period_s = max(5.0, float(wall_period))

@@ -62,33 +62,35 @@ def ward_map(
     dark: bool = False,
     height: int | None = 560,
     n_wards: int = 94,
-) -> go.Figure:
+) -> dict[str, Any]:
     """All wards of the GeoJSON in grey, wards with a value coloured (green = good).
 
     ``ranked`` has columns ward_code, value, rank (see kpiview.ranks). No tiles, no network:
-    a geo subplot with its base layers hidden, fitted to the wards.
+    a geo subplot with its base layers hidden, fitted to the wards. Built as a plain dict
+    (no plotly validation: the figure is rebuilt on every refresh).
     """
     th = _theme(dark)
     codes = [str(f["id"]) for f in geojson["features"]]
     label = (kpi.label_en if lang == "en" else kpi.label_vi) if kpi else kpi_name
     unit = kpi.unit if kpi else ""
-    fig = go.Figure()
-    fig.add_trace(
-        go.Choropleth(
-            geojson=geojson,
-            locations=codes,
-            z=[0] * len(codes),
-            featureidkey="id",
-            colorscale=[[0, th["base"]], [1, th["base"]]],
-            showscale=False,
-            marker={"line": {"color": th["line"], "width": 0.6}},
-            customdata=[[names.get(c, c), t("no_data", lang)] for c in codes],
-            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
-            name="wards",
-        )
-    )
-    data = ranked.dropna(subset=["value"]) if not ranked.empty else ranked
-    if not data.empty:
+    line = {"color": th["line"], "width": 0.6}
+    data: list[dict[str, Any]] = [
+        {
+            "type": "choropleth",
+            "geojson": geojson,
+            "locations": codes,
+            "z": [0] * len(codes),
+            "featureidkey": "id",
+            "colorscale": [[0, th["base"]], [1, th["base"]]],
+            "showscale": False,
+            "marker": {"line": line},
+            "customdata": [[names.get(c, c), t("no_data", lang)] for c in codes],
+            "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
+            "name": "wards",
+        }
+    ]
+    have = ranked.dropna(subset=["value"]) if not ranked.empty else ranked
+    if not have.empty:
         n_ranked = int(ranked["rank"].notna().sum())
         dec = decimals(kpi) if kpi else 1
         custom = [
@@ -97,85 +99,99 @@ def ward_map(
                 f"{fmt_num(r.value, dec, lang)} {unit}".strip(),
                 f"{t('rank', lang)} {int(r.rank)}/{n_ranked}" if not is_missing(r.rank) else "",
             ]
-            for r in records(data)
+            for r in records(have)
         ]
-        reverse = kpi is not None and kpi.direction == "lower_better"
-        fig.add_trace(
-            go.Choropleth(
-                geojson=geojson,
-                locations=list(data["ward_code"]),
-                z=list(data["value"].astype(float)),
-                featureidkey="id",
-                colorscale=GOOD_SCALE,
-                reversescale=reverse,
-                marker={"line": {"color": th["line"], "width": 0.6}},
-                customdata=custom,
-                hovertemplate=(
+        data.append(
+            {
+                "type": "choropleth",
+                "geojson": geojson,
+                "locations": [str(c) for c in have["ward_code"]],
+                "z": [float(v) for v in have["value"]],
+                "featureidkey": "id",
+                "colorscale": GOOD_SCALE,
+                "reversescale": kpi is not None and kpi.direction == "lower_better",
+                "marker": {"line": line},
+                "customdata": custom,
+                "hovertemplate": (
                     "<b>%{customdata[0]}</b><br>"
                     + label
                     + ": %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
                 ),
-                colorbar={
+                "colorbar": {
                     "title": {"text": unit, "font": {"color": th["fg"]}},
                     "tickfont": {"color": th["fg"], "size": 18 if dark else 12},
                     "thickness": 22 if dark else 14,
                 },
-                name=label,
-            )
+                "name": label,
+            }
         )
-    fig.update_geos(
-        fitbounds="locations", visible=False, bgcolor=th["bg"], projection={"type": "mercator"}
-    )
-    fig.update_layout(
-        height=height,
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        paper_bgcolor=th["bg"],
-        font={"color": th["fg"], "size": 20 if dark else 13},
-        separators=plotly_separators(lang),
-        hoverlabel={"font": {"size": 22 if dark else 13}},
-        uirevision=kpi_name,
-    )
-    return fig
+    layout: dict[str, Any] = {
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+        "paper_bgcolor": th["bg"],
+        "font": {"color": th["fg"], "size": 20 if dark else 13},
+        "separators": plotly_separators(lang),
+        "hoverlabel": {"font": {"size": 22 if dark else 13}},
+        "uirevision": kpi_name,
+        "geo": {
+            "fitbounds": "locations",
+            "visible": False,
+            "bgcolor": th["bg"],
+            "projection": {"type": "mercator"},
+        },
+    }
+    if height:
+        layout["height"] = height
+    return {"data": data, "layout": layout}
 
 
 def kpi_history(
     hist: pd.DataFrame, ward: str, kpi: Kpi, *, lang: str, ward_label: str, height: int = 220
-) -> go.Figure:
-    """One KPI of one ward over time, with the city and the target."""
-    fig = go.Figure()
+) -> dict[str, Any]:
+    """One KPI of one ward over time, with the city and the target (a plain figure dict)."""
+    data: list[dict[str, Any]] = []
+    xs_all: list[str] = []
     for code, name, dash in ((ward, ward_label, "solid"), ("city", t("city", lang), "dot")):
         d = hist[hist["ward_code"] == code]
         if d.empty:
             continue
-        fig.add_trace(
-            go.Scatter(
-                x=[local(x) for x in d["period_start"]],
-                y=d["value"],
-                mode="lines+markers",
-                name=name,
-                line={"dash": dash},
-                connectgaps=False,
-            )
+        xs = [local(x).isoformat() for x in d["period_start"]]
+        xs_all += xs
+        data.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [None if is_missing(v) else float(v) for v in d["value"]],
+                "mode": "lines+markers",
+                "name": name,
+                "line": {"dash": dash},
+                "marker": {"size": 4},
+            }
         )
-    if kpi.target is not None:
-        fig.add_hline(
-            y=kpi.target,
-            line_dash="dash",
-            line_color="#888",
-            annotation_text=t("target", lang),
-            annotation_position="top left",
+    if kpi.target is not None and xs_all:
+        data.append(
+            {
+                "type": "scatter",
+                "x": [min(xs_all), max(xs_all)],
+                "y": [kpi.target, kpi.target],
+                "mode": "lines",
+                "name": t("target", lang),
+                "line": {"dash": "dash", "color": "#888"},
+                "hoverinfo": "skip",
+            }
         )
-    fig.update_layout(
-        height=height,
-        margin={"l": 40, "r": 10, "t": 10, "b": 30},
-        showlegend=True,
-        legend={"orientation": "h", "y": -0.25},
-        separators=plotly_separators(lang),
-        xaxis={"tickformat": date_axis_format(lang)},
-        paper_bgcolor="#ffffff",
-        plot_bgcolor="#ffffff",
-    )
-    return fig
+    return {
+        "data": data,
+        "layout": {
+            "height": height,
+            "margin": {"l": 40, "r": 10, "t": 10, "b": 30},
+            "showlegend": True,
+            "legend": {"orientation": "h", "y": -0.25},
+            "separators": plotly_separators(lang),
+            "xaxis": {"tickformat": date_axis_format(lang)},
+            "paper_bgcolor": "#ffffff",
+            "plot_bgcolor": "#ffffff",
+        },
+    }
 
 
 def bars(

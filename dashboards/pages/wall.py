@@ -181,13 +181,11 @@ def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "d
     fig = ward_map(
         st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
     )
-    fig.update_layout(
-        font={"size": int(20 * scale)}, hoverlabel={"font": {"size": int(22 * scale)}}
-    )
-    bar = {"tickfont": {"size": int(18 * scale)}, "thickness": int(24 * scale)}
-    for trace in fig.data:
-        if trace.showscale is not False:
-            trace.update(colorbar=bar)
+    fig["layout"]["font"]["size"] = int(20 * scale)
+    fig["layout"]["hoverlabel"] = {"font": {"size": int(22 * scale)}}
+    for trace in fig["data"][1:]:
+        trace["colorbar"]["tickfont"]["size"] = int(18 * scale)
+        trace["colorbar"]["thickness"] = int(24 * scale)
     return dcc.Graph(id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": "76vh"})
 
 

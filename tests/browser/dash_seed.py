@@ -39,6 +39,7 @@ def seed(
     devices_per_ward: int = 6,
     readings_hours: int = 24,
     readings_devices_per_ward: int = 2,
+    hourly_hours: int = 48,
     reports_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Write the data; returns a few facts the tests check against."""
@@ -47,7 +48,7 @@ def seed(
     with conn.cursor() as cur:
         cur.execute("SELECT setseed(0.42)")
         # KPI values: daily for `days` days and hourly for the last 48 h, wards and city
-        for period, n, step in (("day", days, "1 day"), ("hour", 48, "1 hour")):
+        for period, n, step in (("day", days, "1 day"), ("hour", hourly_hours, "1 hour")):
             for kpi in kpis:
                 lo, hi = RANGES.get(kpi, (0, 100))
                 cur.execute(

@@ -1,0 +1,258 @@
+"""Dashboard benchmark: callback latency (overview, ward page) and /wall first paint.
+
+Seeds a database by direct SQL (94 wards × 30 days of daily KPIs, hourly KPIs for 30 days,
+~5k devices, raw readings of the last day for the water/rain/air stations), starts
+``ioc serve`` on it and measures:
+
+* p50/p95 latency of the overview callback and the ward-page callback (raw POSTs to
+  /_dash-update-component as a signed-in admin), sequential and with 4 concurrent clients,
+  with the query cache on (TTL 5 s, as served) and off (IOC_DASH_CACHE_TTL=0: every call
+  hits PostgreSQL);
+* /wall first contentful paint and time until the map shows 94 wards (headless Chromium);
+* optionally (--wall-minutes N) the browser's JS heap over N minutes of a rotating wall.
+
+    IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/dashboard.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from dash_fixtures import (  # noqa: E402
+    KIOSK_TOKEN,
+    PASSWORD,
+    free_port,
+    make_driver,
+    post_json,
+    start_server,
+    wait_http,
+)
+from dash_seed import add_users, seed  # noqa: E402
+
+from ioc.config import load_config  # noqa: E402
+from ioc.db import connect  # noqa: E402
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def login(base: str) -> str:
+    data = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, "next": "/"})
+    req = urllib.request.Request(base + "/login", data=data.encode(), method="POST")
+    req.add_header("Origin", base)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):  # type: ignore[no-untyped-def]
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect())
+    try:
+        opener.open(req, timeout=10)
+    except urllib.error.HTTPError as exc:
+        cookie = exc.headers.get("Set-Cookie", "")
+        exc.close()
+        return cookie.split("ioc_session=", 1)[1].split(";", 1)[0]
+    raise RuntimeError("login did not redirect")
+
+
+def overview_body(kpi: str) -> dict:
+    outs = [("ov-tiles", "children"), ("ov-map", "figure"), ("ov-ranking", "children"),
+            ("ov-best-worst", "children"), ("ov-alerts", "children"), ("ov-updated", "children")]
+    return {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [{"id": "ov-interval", "property": "n_intervals", "value": 1},
+                   {"id": "ov-kpi", "property": "value", "value": kpi}],
+        "changedPropIds": ["ov-kpi.value"],
+    }
+
+
+def ward_body(code: str) -> dict:
+    outs = ["ward-kpis", "ward-history", "ward-overdue", "ward-alerts", "ward-devices",
+            "ward-cameras"]
+    return {
+        "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
+        "outputs": [{"id": o, "property": "children"} for o in outs],
+        "inputs": [{"id": "ward-interval", "property": "n_intervals", "value": 1}],
+        "changedPropIds": ["ward-interval.n_intervals"],
+        "state": [{"id": "ward-code", "property": "data", "value": code}],
+    }
+
+
+def timed(url: str, body: dict, cookie: str) -> float:
+    t0 = time.perf_counter()
+    status, _ = post_json(url, body, cookie)
+    dt_ms = (time.perf_counter() - t0) * 1000
+    if status != 200:
+        raise RuntimeError(f"callback answered {status}")
+    return dt_ms
+
+
+def measure(base: str, cookie: str, n: int, concurrency: int, kpis: list[str],
+            codes: list[str]) -> dict[str, list[float]]:
+    url = base + "/_dash-update-component"
+    rnd = random.Random(7)
+    jobs = [("overview", overview_body(rnd.choice(kpis))) for _ in range(n)]
+    jobs += [("ward", ward_body(rnd.choice(codes))) for _ in range(n)]
+    rnd.shuffle(jobs)
+    out: dict[str, list[float]] = {"overview": [], "ward": []}
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        futs = {pool.submit(timed, url, body, cookie): kind for kind, body in jobs}
+        for f in cf.as_completed(futs):
+            out[futs[f]].append(f.result())
+    return out
+
+
+def report(label: str, res: dict[str, list[float]]) -> None:
+    for kind, xs in res.items():
+        print(f"  {label:<28} {kind:<9} n={len(xs):<4} p50={pct(xs, 50):7.1f} ms"
+              f"  p95={pct(xs, 95):7.1f} ms  max={max(xs):7.1f} ms")
+
+
+def wall_paint(base: str) -> tuple[float, float]:
+    driver = make_driver(size=(1920, 1080))
+    try:
+        t0 = time.perf_counter()
+        driver.get(base + f"/wall?token={KIOSK_TOKEN}&view=map")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            n = driver.execute_script(
+                "var t=document.querySelector('.trace.choropleth');"
+                "return t ? t.querySelectorAll('path').length : 0")
+            if n == 94:
+                break
+            time.sleep(0.02)
+        ready = (time.perf_counter() - t0) * 1000
+        fcp = driver.execute_script(
+            "var e=performance.getEntriesByName('first-contentful-paint')[0];"
+            "return e ? e.startTime : null")
+        return float(fcp or -1), ready
+    finally:
+        driver.quit()
+
+
+def wall_memory(base: str, minutes: float) -> None:
+    driver = make_driver(size=(1920, 1080))
+    try:
+        driver.get(base + f"/wall?token={KIOSK_TOKEN}&period=5")
+        time.sleep(20)
+        samples = []
+        t_end = time.monotonic() + minutes * 60
+        while True:
+            driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+            m = driver.execute_cdp_cmd("Performance.getMetrics", {}) if samples else None
+            heap = driver.execute_script("return performance.memory.usedJSHeapSize")
+            nodes = driver.execute_script("return document.getElementsByTagName('*').length")
+            samples.append((time.monotonic(), heap / 1e6, nodes))
+            print(f"  t={samples[-1][0] - samples[0][0]:6.0f}s heap={heap / 1e6:7.2f} MB "
+                  f"dom={nodes}", flush=True)
+            _ = m
+            if time.monotonic() >= t_end:
+                break
+            time.sleep(30)
+        xs = [s[0] - samples[0][0] for s in samples]
+        ys = [s[1] for s in samples]
+        if len(xs) >= 3:
+            half = len(ys) // 2
+            slope = statistics.linear_regression(xs[half:], ys[half:]).slope
+            print(f"  heap slope over the second half: {slope * 3600:+.2f} MB/h "
+                  f"-> {slope * 86400:+.1f} MB/day extrapolated "
+                  f"(first {ys[0]:.1f} MB, last {ys[-1]:.1f} MB)")
+    finally:
+        driver.quit()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=60, help="requests per callback and run")
+    ap.add_argument("--devices-per-ward", type=int, default=53, help="53 × 94 ≈ 5k devices")
+    ap.add_argument("--wall-minutes", type=float, default=0, help="measure wall heap (minutes)")
+    ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = ap.parse_args()
+    server_url = os.environ.get("IOC_DATABASE_URL")
+    if not server_url:
+        print("set IOC_DATABASE_URL to a PostgreSQL server", file=sys.stderr)
+        return 2
+    from conftest import create_database, drop_database, init_schema
+
+    cfg = load_config(ROOT / "config")
+    url = create_database(server_url)
+    procs = []
+    try:
+        init_schema(url, cfg)
+        conn = connect(url)
+        t0 = time.perf_counter()
+        seed(conn, cfg, days=30, devices_per_ward=args.devices_per_ward,
+             readings_hours=24, readings_devices_per_ward=args.devices_per_ward,
+             hourly_hours=30 * 24)
+        add_users(conn, cfg, PASSWORD)
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE")
+            facts = {}
+            for table in ("devices", "readings", "readings_hourly", "kpi_values", "applications"):
+                cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+                facts[table] = (cur.fetchone() or (0,))[0]
+        conn.commit()
+        conn.close()
+        print(f"seeded in {time.perf_counter() - t0:.1f} s: {json.dumps(facts)}")
+        codes = sorted(cfg.ward_codes)
+        kpis = list(cfg.kpis.kpis)
+        tmp = Path(tempfile.mkdtemp(prefix="ioc-bench-"))
+        results = {}
+        for label, ttl in (("cache on (TTL 5 s)", None), ("cache off", "0")):
+            if ttl is not None:
+                os.environ["IOC_DASH_CACHE_TTL"] = ttl
+            else:
+                os.environ.pop("IOC_DASH_CACHE_TTL", None)
+            port = free_port()
+            proc = start_server(url, tmp / "var", port, tmp / f"serve-{port}.log")
+            procs.append(proc)
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/healthz")
+            cookie = login(base)
+            measure(base, cookie, 5, 1, kpis, codes)  # warm-up (imports, pool)
+            print(f"{label}:")
+            for conc in (1, 4):
+                res = measure(base, cookie, args.n, conc, kpis, codes)
+                report(f"{conc} client(s)", res)
+                results[(label, conc)] = res
+            if ttl is None:
+                fcp, ready = wall_paint(base)
+                fcp2, ready2 = wall_paint(base)
+                print(f"/wall first contentful paint: {fcp:.0f} ms (again: {fcp2:.0f} ms); "
+                      f"map with 94 wards drawn after {ready:.0f} ms (again: {ready2:.0f} ms)")
+                if args.wall_minutes:
+                    print(f"/wall JS heap over {args.wall_minutes} min (rotating every 5 s):")
+                    wall_memory(base, args.wall_minutes)
+            proc.terminate()
+            proc.wait(timeout=10)
+        os.environ.pop("IOC_DASH_CACHE_TTL", None)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if not args.keep:
+            drop_database(server_url, url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
