@@ -201,7 +201,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     if not specs:
         raise IOCError("no enabled cameras in cameras.yaml (nothing to ingest)")
     dsn = ctx.database_url()
-    cv2.setLogLevel(2)  # errors only: a camera that is down is reported by us, once
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # we report cameras down
     options = WorkerOptions(var_dir=str(ctx.settings.var_dir))
     service = CameraService(specs, dsn, mode=getattr(args, "workers", "threads"), options=options)
     stop = threading.Event()
