@@ -189,7 +189,7 @@ class MjpegCamera:
                 i = 0
                 try:
                     while outer.up.is_set():
-                        ok, buf = cv2.imencode(".jpg", outer.cam.frame(i % 600))
+                        _, buf = cv2.imencode(".jpg", outer.cam.frame(i % 600))
                         data = buf.tobytes()
                         self.wfile.write(
                             b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"

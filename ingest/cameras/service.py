@@ -18,9 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg2
-
 import cv2
+import psycopg2
 
 from ingest.cameras.store import (
     SQL_OPEN_EVENTS,
