@@ -125,7 +125,6 @@ class Formatter:
 @dataclass
 class _DevState:
     k: int = 0
-    started: bool = False
     offline: bool = False
     held: list[str] = field(default_factory=list)
     held_n: int = 0
@@ -166,10 +165,20 @@ class LiveStream:
         self.feed = ApplicationFeed(apps, wards, start, seed) if apps else None
         self.stats = Stats()
         self.t = start
+        self._announced = False
 
     def advance(self, until: float) -> list[Message]:
         """Messages with ``t < until`` not yet returned, in time order."""
         out: list[Message] = []
+        if not self._announced:
+            # Devices announce themselves when they (or their gateway) connect.
+            self._announced = True
+            for dev, st in zip(self.devices, self.state, strict=True):
+                st.offline = self.faults.offline(dev, self.t) is not None
+                if not st.offline:
+                    conn = dev.id if dev.direct else f"gw-{dev.ward}"
+                    topic = dev.topic(self.prefix, "status")
+                    out.append(Message(self.t, conn, topic, b"online", retain=True, device=dev.id))
         while self.heap and self.heap[0][0] < until:
             t, i, k = heapq.heappop(self.heap)
             out.extend(self._tick(i, k, t))
@@ -197,11 +206,6 @@ class LiveStream:
         status_topic = dev.topic(self.prefix, "status")
         out: list[Message] = []
         off = self.faults.offline(dev, t)
-        if not st.started:
-            st.started = True
-            st.offline = off is not None
-            if off is None:
-                out.append(Message(t, conn, status_topic, b"online", retain=True, device=dev.id))
         if off is not None:
             if not st.offline:
                 st.offline = True
