@@ -215,10 +215,7 @@ def _rng(seed: int, ward: str, day: dt.date) -> np.random.Generator:
 
 def _minutes_in_office(u: float) -> dt.time:
     """A time in office hours: 60% in the morning session, 40% in the afternoon."""
-    if u < 0.6:
-        m = 7 * 60 + 30 + (u / 0.6) * 240
-    else:
-        m = 13 * 60 + 30 + ((u - 0.6) / 0.4) * 210
+    m = 7 * 60 + 30 + (u / 0.6) * 240 if u < 0.6 else 13 * 60 + 30 + ((u - 0.6) / 0.4) * 210
     return dt.time(int(m // 60), int(m % 60), int((m * 60) % 60))
 
 

@@ -10,6 +10,7 @@ its will — the "offline with last will" fault.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -17,6 +18,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -124,24 +126,18 @@ class Net:
             return
         sock = conn.client.socket()
         if isinstance(sock, socket.socket):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             conn.client.loop_read()  # sees the closed socket and releases it
-        except (OSError, ssl.SSLError):
-            pass
         self._release(conn.client)
 
     @staticmethod
     def _release(client: mqtt.Client) -> None:
         sock = client.socket()
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
         for attr in ("_sockpairR", "_sockpairW"):
             sp = getattr(client, attr, None)
             if sp is not None:
@@ -151,8 +147,8 @@ class Net:
     # -- servicing ---------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> None:
         """Read, write and keep alive every connection; wait at most ``timeout`` seconds."""
-        socks: dict[object, _Conn] = {}
-        writers = []
+        socks: dict[Any, _Conn] = {}
+        writers: list[Any] = []
         for conn in self.conns.values():
             s = conn.client.socket()
             if s is None:

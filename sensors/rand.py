@@ -49,7 +49,7 @@ def normal(key: int, index: npt.ArrayLike) -> F64:
     idx = np.asarray(index, dtype=np.int64)
     u1 = uniform(key, idx * 2)
     u2 = uniform(key, idx * 2 + 1)
-    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)  # type: ignore[no-any-return]
+    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
 
 
 def smooth(key: int, t: F64, period: float) -> F64:
@@ -60,4 +60,4 @@ def smooth(key: int, t: F64, period: float) -> F64:
     a = uniform(key, k.astype(np.int64)) * 2 - 1
     b = uniform(key, k.astype(np.int64) + 1) * 2 - 1
     w = (1 - np.cos(np.pi * f)) / 2
-    return a * (1 - w) + b * w  # type: ignore[no-any-return]
+    return a * (1 - w) + b * w

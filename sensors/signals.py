@@ -31,33 +31,33 @@ STORM_SLOT = 4 * DAY
 
 
 def local_hour(t: F64) -> F64:
-    return ((t + TZ_S) % DAY) / HOUR  # type: ignore[no-any-return]
+    return ((t + TZ_S) % DAY) / HOUR
 
 
 def local_weekday(t: F64) -> F64:
     """0 = Monday ... 6 = Sunday (1970-01-01 was a Thursday)."""
-    return (np.floor((t + TZ_S) / DAY) + 3) % 7  # type: ignore[no-any-return]
+    return (np.floor((t + TZ_S) / DAY) + 3) % 7
 
 
 def day_of_year(t: F64) -> F64:
     """Approximate day of year (0..365) from Unix seconds, local time."""
-    return ((t + TZ_S) / DAY - 0.0) % 365.2425  # type: ignore[no-any-return]
+    return ((t + TZ_S) / DAY - 0.0) % 365.2425
 
 
 def month(t: F64) -> F64:
     """Approximate month 1..12 (good to a day or so)."""
-    return np.floor(day_of_year(t) / 30.44) % 12 + 1  # type: ignore[no-any-return]
+    return np.floor(day_of_year(t) / 30.44) % 12 + 1
 
 
 def _bump(x: F64, centre: float, width: float) -> F64:
-    return np.exp(-0.5 * ((x - centre) / width) ** 2)  # type: ignore[no-any-return]
+    return np.exp(-0.5 * ((x - centre) / width) ** 2)
 
 
 def wet_season(t: F64) -> F64:
     """1 in the wet season (Sep-Dec), 0 in the dry season (Jan-Aug), smooth in between."""
     doy = day_of_year(t)
     # peak around mid-October (day ~ 290), spans ~ Sep-Dec
-    return np.clip(1.2 * _bump(doy, 295, 45) + 1.2 * _bump(doy, 295 - 365.2425, 45), 0, 1)  # type: ignore[no-any-return]
+    return np.clip(1.2 * _bump(doy, 295, 45) + 1.2 * _bump(doy, 295 - 365.2425, 45), 0, 1)
 
 
 # ---------------------------------------------------------------- weather
@@ -97,7 +97,7 @@ def rain_rate(p: WardProfile, t: F64, seed: int) -> F64:
     # light showers in the wet season
     shower = smooth(key64(seed, "shower", p.code), t, 3 * HOUR)
     rate += np.where(shower > 0.75, (shower - 0.75) * 12 * wet_season(t), 0.0)
-    return rate  # type: ignore[no-any-return]
+    return rate
 
 
 def flood_rise_cm(p: WardProfile, t: F64, seed: int) -> F64:
@@ -114,7 +114,7 @@ def flood_rise_cm(p: WardProfile, t: F64, seed: int) -> F64:
         total_mm = peak * dur / HOUR * 0.55 * p.rain_factor
         amp = total_mm * 0.3 * (0.25 + 1.0 * p.lowness)
         rise += np.minimum(amp, 260.0) * resp
-    return rise  # type: ignore[no-any-return]
+    return rise
 
 
 # ---------------------------------------------------------------- traffic
@@ -125,7 +125,7 @@ def traffic_level(t: F64) -> F64:
     weekday = 0.08 + 0.95 * _bump(h, 7.5, 0.8) + 0.95 * _bump(h, 17.6, 0.9)
     weekday += 0.55 * _bump(h, 12.0, 3.5) + 0.35 * _bump(h, 20.5, 1.5)
     weekend = 0.08 + 0.5 * _bump(h, 9.5, 2.0) + 0.7 * _bump(h, 18.5, 2.2) + 0.3 * _bump(h, 14, 3)
-    return np.where(wd >= 5, weekend, weekday)  # type: ignore[no-any-return]
+    return np.where(wd >= 5, weekend, weekday)
 
 
 def _sun(t: F64) -> tuple[F64, F64]:
@@ -140,7 +140,7 @@ def temperature(t: F64) -> F64:
     doy = day_of_year(t)
     seasonal = 25.8 - 4.3 * np.cos(2 * np.pi * (doy - 15) / 365.2425)  # 21.5 Jan .. 30 Jul
     diurnal = 3.8 * np.cos(2 * np.pi * (local_hour(t) - 14) / 24)
-    return seasonal + diurnal  # type: ignore[no-any-return]
+    return seasonal + diurnal
 
 
 # ---------------------------------------------------------------- per device type
@@ -160,13 +160,13 @@ def device_values(dev: Device, p: WardProfile, t: F64, seed: int) -> dict[str, F
         return {"rain_mm": mm5}
     if dev.type == "water_level":
         base = 30 + 60 * uniform1(key64(k, "base"), 0)
-        tide = 0.0
+        tide: float | F64 = 0.0
         if p.lowness > 0.85:
             tide = 25 * np.sin(2 * np.pi * t / (12.42 * HOUR) + dev.phase * 6.28)
         level = base + tide + flood_rise_cm(p, t, seed) * (0.7 + 0.6 * dev.exposure)
         return {"water_level_cm": level + 1.5 * noise("wl")}
     if dev.type == "traffic":
-        cap = {"core": 90, "urban": 60, "lowland": 30, "highland": 10}.get(p.cls, 5)
+        cap = float({"core": 90, "urban": 60, "lowland": 30, "highland": 10}.get(p.cls, 5))
         cap = cap * (0.5 + dev.exposure)
         rain = rain_rate(p, t, seed)
         wet = 1 / (1 + rain / 25)
@@ -247,4 +247,4 @@ def _waste_fill(dev: Device, p: WardProfile, t: F64, seed: int) -> F64:
     fill = rate * hours * (0.8 + 0.3 * np.sin(np.pi * np.clip(h - 6, 0, 14) / 14))
     since = np.floor(np.where(np.isfinite(last), last, 0) / HOUR).astype(np.int64)
     fill = fill + 2 * uniform(key64(dev.key, "res"), since)
-    return np.clip(fill, 0, 100)  # type: ignore[no-any-return]
+    return np.clip(fill, 0, 100)

@@ -93,7 +93,7 @@ class Formatter:
     @staticmethod
     def num(name: str, v: float) -> str:
         if name in _INT_METRICS:
-            return str(int(round(v)))
+            return str(round(v))
         r = round(v, 1)
         return str(int(r)) if r == int(r) else repr(r)
 
@@ -268,7 +268,7 @@ class LiveStream:
                 hi + 0.5 * (hi - lo) if float(du) * 7 % 1 < 0.7 else lo - 0.25 * (hi - lo) - 1
             )
             fault, valid = "out_of_range", False
-        ts_ms = int(round(ts * 1000))
+        ts_ms = round(ts * 1000)
         if kind == "malformed":
             return [
                 Message(
@@ -364,16 +364,16 @@ def history_messages(
             stats.faults[f"history_offline_{ep.mode}"] += 1
         tv = t.copy()
         for ep in faults.episodes("stuck", dev, t0, t1):
-            m = (t >= ep.start) & (t < ep.end)
-            if m.any():
-                tv[m] = t[m][0]
+            mask = (t >= ep.start) & (t < ep.end)
+            if mask.any():
+                tv[mask] = t[mask][0]
                 stats.faults["history_stuck"] += 1
         ts = t.copy()
         for ep in faults.episodes("skew", dev, t0, t1):
             if ep.mode == "ok":
-                m = (t >= ep.start) & (t < ep.end)
-                ts[m] += ep.value
-                stats.faults["history_skew"] += int(m.any())
+                mask = (t >= ep.start) & (t < ep.end)
+                ts[mask] += ep.value
+                stats.faults["history_skew"] += int(mask.any())
         vals = fmt.clip(dev, device_values(dev, profiles[dev.ward], tv, seed))
         names = list(fmt.ranges[dev.type])
         topic = dev.topic(prefix, "telemetry")

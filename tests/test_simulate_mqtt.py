@@ -142,7 +142,7 @@ def test_simulate_two_wards_end_to_end(
 def test_backfill_one_day_through_the_broker(
     mqtt_url: str, prefixed: tuple[Path, str], collector: Collector
 ) -> None:
-    cfg_dir, prefix = prefixed
+    cfg_dir, _ = prefixed
     res = run_ioc(
         mqtt_url, "--config-dir", str(cfg_dir), "simulate", "--backfill", "1",
         "--wards", "20944", "--seed", "3",
