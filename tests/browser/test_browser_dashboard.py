@@ -435,3 +435,41 @@ def _export_body(wards: list[str] | None) -> dict[str, Any]:
             {"id": "export-format", "property": "value", "value": "xlsx"},
         ],
     }
+
+
+def test_wall_recovers_after_server_restart(dash_server: Any, tmp_path: Path) -> None:
+    """Stop the server under a live wall: it flags the loss, then reloads by itself."""
+    from dash_fixtures import free_port, start_server, wait_http
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = start_server(dash_server.db_url, tmp_path / "var", port, log)
+    base = f"http://127.0.0.1:{port}"
+    driver = make_driver(size=(1920, 1080))
+    try:
+        wait_http(base + "/healthz")
+        driver.get(base + f"/wall?token={KIOSK_TOKEN}&view=alerts")
+        wait_for(driver, lambda d: d.find_element("id", "wall-clock").text != "", 20)
+        proc.terminate()
+        proc.wait(timeout=10)
+        wait_for(
+            driver,
+            lambda d: "down" in d.find_element("id", "wall-conn").get_attribute("class"),
+            40,
+        )
+        proc = start_server(dash_server.db_url, tmp_path / "var", port, log)
+        wait_http(base + "/healthz")
+        # the wall probes /healthz and reloads: the badge clears, content is live again
+        wait_for(
+            driver,
+            lambda d: (
+                "ok" in d.find_element("id", "wall-conn").get_attribute("class")
+                and d.find_element("id", "wall-clock").text != ""
+            ),
+            90,
+        )
+        assert driver.find_elements("id", "wall-body")
+    finally:
+        driver.quit()
+        proc.terminate()
+        proc.wait(timeout=10)
