@@ -137,9 +137,10 @@ def init_db(conn: Connection, cfg: Config) -> InitReport:
 def refresh_rollups(
     conn: Connection, cfg: Config, *, now: dt.datetime | None = None
 ) -> dict[str, int]:
-    """Keep readings_hourly/readings_daily current on the plain path (TimescaleDB does it)."""
+    """Bring readings_hourly/readings_daily up to ``now`` (plain path: the scheduler's job;
+    TimescaleDB: its policies do it continuously, this forces it at once)."""
     if storage_mode(conn) == "timescaledb":
-        return {}
+        return timescale.refresh(conn, now=now)
     return plain.refresh_rollups(
         conn, lookback_hours=cfg.system.storage.rollup_lookback_hours, now=now
     )

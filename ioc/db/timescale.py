@@ -5,6 +5,10 @@ both produce the same relation names and columns, so no caller needs to know whi
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
+import psycopg2.errors
 from psycopg2 import sql
 
 from ioc.config.system import StorageSection
@@ -84,11 +88,13 @@ def setup(conn: Connection, storage: StorageSection) -> list[str]:
                 WITH NO DATA
                 """
             )
+            # start_offset NULL: the whole history, of which TimescaleDB re-materialises only
+            # the buckets its invalidation log marks, so late or back-filled data of any age
+            # appears (the plain path does the same with its own invalidation log).
             cur.execute(
                 "SELECT add_continuous_aggregate_policy('readings_hourly',"
-                " start_offset => %s::interval, end_offset => INTERVAL '1 minute',"
-                " schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)",
-                (f"{storage.rollup_lookback_hours} hours",),
+                " start_offset => NULL, end_offset => INTERVAL '1 minute',"
+                " schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)"
             )
             cur.execute(
                 "SELECT add_retention_policy('readings_hourly', drop_after => %s::interval,"
@@ -112,8 +118,31 @@ def setup(conn: Connection, storage: StorageSection) -> list[str]:
             )
             cur.execute(
                 "SELECT add_continuous_aggregate_policy('readings_daily',"
-                " start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',"
-                " schedule_interval => INTERVAL '15 minutes', if_not_exists => TRUE)"
+                " start_offset => NULL, end_offset => INTERVAL '1 hour',"
+                " schedule_interval => INTERVAL '5 minutes', if_not_exists => TRUE)"
             )
             done.append("continuous aggregate readings_daily")
     return done
+
+
+def refresh(conn: Connection, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Materialise both aggregates up to ``now`` at once (the policies do it in the background;
+    this is for callers that need back-filled history visible immediately)."""
+    end = now or dt.datetime.now(dt.UTC)
+    was = conn.autocommit
+    conn.commit()
+    conn.autocommit = True  # CALL refresh_continuous_aggregate cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            for view in ("readings_hourly", "readings_daily"):
+                for attempt in range(50):  # a policy run may hold the window: wait for it
+                    try:
+                        cur.execute("CALL refresh_continuous_aggregate(%s, NULL, %s)", (view, end))
+                        break
+                    except psycopg2.errors.LockNotAvailable:
+                        if attempt == 49:
+                            raise
+                        time.sleep(0.2)
+    finally:
+        conn.autocommit = was
+    return {}
