@@ -178,7 +178,7 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
         {"name": t("ward", lang), "id": "ward", "presentation": "markdown"},
         {"name": "Mã" if lang == "vi" else "Code", "id": "code"},
         {
-            "name": f"{kpi.label_en if lang == 'en' else kpi.label_vi} ({kpi.unit})",
+            "name": f"{t('value', lang)} ({kpi.unit})" if kpi.unit else t("value", lang),
             "id": "value",
             "type": "numeric",
             "format": numeric_format(lang, dec),
