@@ -289,9 +289,19 @@ def local_day(t: float) -> dt.date:
 
 
 def events_between(
-    model: ArrivalModel, wards: Iterable[WardProfile], t0: float, t1: float, seed: int
+    model: ArrivalModel,
+    wards: Iterable[WardProfile],
+    t0: float,
+    t1: float,
+    seed: int,
+    *,
+    received_from: float | None = None,
 ) -> list[AppEvent]:
-    """Every event with ``t0 <= ts < t1``, in time order (ties: ward, id, event order)."""
+    """Every event with ``t0 <= ts < t1``, in time order (ties: ward, id, event order).
+
+    ``received_from``: only applications first received at or after this time (history
+    uses it so that no application appears without its ``received`` event).
+    """
     first = local_day(t0) - dt.timedelta(days=LOOKBACK_DAYS)
     last = local_day(t1)
     out: list[AppEvent] = []
@@ -300,6 +310,8 @@ def events_between(
         while d <= last:
             for life in _day_cached(model, w, d, seed):
                 if life[-1].t < t0 or life[0].t >= t1:
+                    continue
+                if received_from is not None and life[0].t < received_from:
                     continue
                 out.extend(e for e in life if t0 <= e.t < t1)
             d += dt.timedelta(days=1)

@@ -458,7 +458,7 @@ def history_app_messages(
     prefix: str,
     stats: Stats,
 ) -> Iterator[Message]:
-    for ev in events_between(model, profiles, t0, t1, seed):
+    for ev in events_between(model, profiles, t0, t1, seed, received_from=t0):
         payload = json.dumps(ev.payload(), ensure_ascii=False, separators=(",", ":")).encode()
         m = Message(ev.t, f"gw-{ev.ward}", f"{prefix}/{ev.ward}/applications", payload)
         stats.add(m)

@@ -18,7 +18,14 @@ from sensors.faults import FaultPlan
 from sensors.fleet import build_fleet
 from sensors.settings import FaultsSection, SimulatorFile
 from sensors.signals import device_values, flood_rise_cm, rain_rate, traffic_level
-from sensors.stream import LiveStream, Message, Stats, history_messages, live_messages
+from sensors.stream import (
+    LiveStream,
+    Message,
+    Stats,
+    history_app_messages,
+    history_messages,
+    live_messages,
+)
 
 WARDS = ["20242", "20944"]  # Phường Hải Châu (urban core), Xã Nam Trà My (highland)
 # Tuesday 2026-11-24 00:00 local, in the wet season
@@ -333,3 +340,33 @@ def test_arrivals_scale_with_ward_size(config: Config) -> None:
         ]
     )
     assert 2 <= small <= 60, small
+
+
+def test_history_applications_start_with_received(config: Config) -> None:
+    assert config.procedures is not None
+    sim = SimulatorFile()
+    profiles, _ = build_fleet(config, sim)
+    model = ArrivalModel.build(
+        profiles.values(), config.procedures.procedures, Holidays.of(config.holidays),
+        sim.applications,
+    )  # fmt: skip
+    stats = Stats()
+    msgs = list(
+        history_app_messages(
+            model,
+            [profiles["20242"]],
+            seed=1,
+            t0=START - 5 * 86400,
+            t1=START,
+            prefix="ioc",
+            stats=stats,
+        )
+    )
+    seen: set[str] = set()
+    assert len(msgs) == stats.events > 100
+    for m in msgs:
+        ev = json.loads(m.payload)
+        assert m.topic == "ioc/20242/applications"
+        if ev["id"] not in seen:
+            assert ev["event"] == "received", ev
+            seen.add(ev["id"])
