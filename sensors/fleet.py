@@ -85,14 +85,14 @@ def estimate_population(w: Ward, cls: WardClass) -> int:
     if cls == "island":
         return 0
     if cls == "core":
-        return int(min(160_000, max(60_000, w.area_km2 * 11_000)))
+        return int(min(130_000, max(50_000, w.area_km2 * 9_000)))
     if cls == "urban":
         if w.area_km2 > 100:  # large peri-urban ward (Hải Vân)
-            return 55_000
-        return int(min(120_000, max(35_000, w.area_km2 * 3_500)))
+            return 50_000
+        return int(min(90_000, max(30_000, w.area_km2 * 2_800)))
     if cls == "lowland":
-        return int(min(45_000, max(10_000, w.area_km2 * 450)))
-    return int(min(16_000, max(3_500, w.area_km2 * 45)))
+        return int(min(36_000, max(8_000, w.area_km2 * 360)))
+    return int(min(14_000, max(3_000, w.area_km2 * 40)))
 
 
 def ward_profile(w: Ward) -> WardProfile:

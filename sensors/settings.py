@@ -18,13 +18,13 @@ from ioc.config.loader import load_yaml, validate
 class FleetSection(Section):
     per_10k_people: dict[str, float] = Field(
         default_factory=lambda: {
-            "street_light": 5.0,
-            "waste_bin": 3.4,
-            "traffic": 1.3,
-            "noise": 1.0,
-            "air_quality": 0.45,
-            "water_level": 0.55,
-            "rainfall": 0.3,
+            "street_light": 6.4,
+            "waste_bin": 4.4,
+            "traffic": 1.7,
+            "noise": 1.3,
+            "air_quality": 0.6,
+            "water_level": 0.7,
+            "rainfall": 0.4,
         },
         description="Devices per 10,000 inhabitants, by device type (before class factors)",
     )
