@@ -40,7 +40,16 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.metrics import IngestStats, make_registry
 from ingest.parse import Parsed, Parser, Problem, clean_topic, truncate_payload
-from ingest.writer import DEVICES_SEEN, INGEST_REJECTS, READINGS, BatchWriter, Cursor, Row, Work
+from ingest.writer import (
+    DEVICES_SEEN,
+    INGEST_REJECTS,
+    READINGS,
+    BatchWriter,
+    Cursor,
+    Row,
+    TableSpec,
+    Work,
+)
 from ioc.applications import AppEvent, store_event
 from ioc.config import Config
 from ioc.context import Context
@@ -55,6 +64,8 @@ UTC = dt.UTC
 FATAL_CONNACK = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x95, 0x9A}
 SESSION_TAKEN_OVER = 0x8E
 LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
+GROUP_MAX = 200  # messages merged into one writer unit at most
+GROUP_AFTER_S = 0.005  # ... or after this long
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _STATUS_SQL = """
@@ -147,6 +158,13 @@ class MqttIngester:
         self._metrics_server: Any = None
         self.fatal_event = threading.Event()
         self._started = False
+        self._acc: list[Work] = []
+        self._acc_t0 = 0.0
+        self._acc_lock = threading.Lock()
+        self._flush_stop = threading.Event()
+        self._flush_thread = threading.Thread(
+            target=self._flush_loop, name="ioc-ingest-flush", daemon=True
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MqttIngester:
@@ -172,11 +190,13 @@ class MqttIngester:
                 raise IOCError(f"--metrics-port {self.metrics_port}: {exc.strerror}") from None
         self._started = True
         self._accepting = True
+        self._flush_thread.start()
         try:
             self._connect()
         except BaseException:
             self._started = False
             self._accepting = False
+            self._flush_stop.set()
             self.writer.stop()
             self._stop_metrics()
             raise
@@ -192,6 +212,10 @@ class MqttIngester:
             return
         self._started = False
         self._accepting = False
+        self._flush_stop.set()
+        self._flush_thread.join(5)
+        with self._acc_lock:
+            self._flush_locked()
         self.writer.stop()  # commits queued work; its done callbacks queue the PUBACKs
         client = self._client
         if client is not None:
@@ -400,10 +424,74 @@ class MqttIngester:
             )
             self.stats.rejects["internal_error"] += 1
         work.done = self._done(msg.mid, msg.qos, gen, received)
+        with self._acc_lock:
+            acc = self._acc
+            if not acc:
+                self._acc_t0 = received
+            acc.append(work)
+            if len(acc) >= GROUP_MAX or received - self._acc_t0 >= GROUP_AFTER_S:
+                self._flush_locked()
+
+    # -- grouping: one writer unit per few milliseconds of messages, not per message ----------
+    def _flush_locked(self) -> None:
+        group, self._acc = self._acc, []
+        if not group:
+            return
         try:
-            self.writer.submit(work)
-        except RuntimeError:  # writer stopping
-            self.stats.dropped += 1
+            self.writer.submit(group[0] if len(group) == 1 else self._merge(group))
+        except RuntimeError:  # writer stopping: not acked, the broker redelivers
+            self.stats.dropped += len(group)
+
+    def _flush_loop(self) -> None:
+        while not self._flush_stop.wait(GROUP_AFTER_S):
+            with self._acc_lock:
+                if self._acc and time.time() - self._acc_t0 >= GROUP_AFTER_S:
+                    self._flush_locked()
+
+    def _merge(self, group: list[Work]) -> Work:
+        """One unit for many messages; if the database refuses it, its messages are resubmitted
+        one by one (each with its own ack and reject path)."""
+        lines: list[str] = []
+        rows: dict[TableSpec, list[Row]] = {}
+        applies: list[Callable[[Cursor], None]] = []
+        dones: list[Callable[[], None]] = []
+        for w in group:
+            for part in w.lines.values():
+                lines.extend(part)
+            for spec, r in w.rows.items():
+                rows.setdefault(spec, []).extend(r)
+            if w.apply is not None:
+                applies.append(w.apply)
+            if w.done is not None:
+                dones.append(w.done)
+        split = False
+
+        def done() -> None:
+            if not split:
+                for d in dones:
+                    d()
+
+        def apply(cur: Cursor) -> None:
+            for fn in applies:
+                fn(cur)
+
+        def on_fail(exc: Exception) -> Work:
+            nonlocal split
+            split = True
+            for w in group:
+                try:
+                    self.writer.submit(w)
+                except RuntimeError:
+                    self.stats.dropped += 1
+            return Work()
+
+        return Work(
+            rows=rows,
+            lines={READINGS: lines} if lines else {},
+            apply=apply if applies else None,
+            done=done,
+            on_fail=on_fail,
+        )
 
     def _done(self, mid: int, qos: int, gen: int, received: float) -> Callable[[], None]:
         stats = self.stats

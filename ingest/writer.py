@@ -1,10 +1,14 @@
 """The batched database writer shared by the MQTT and camera ingesters.
 
 Producers ``submit`` units of work (rows per table, an optional idempotent ``apply`` step for
-upserts, and a ``done`` callback — the MQTT ack). A named thread gathers units until
-``max_rows`` or ``max_delay_s``, then writes them in ONE transaction: rows go through
-``COPY`` into a temporary staging table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into
-the target, so redelivered data creates no duplicates. ``done`` callbacks run only after COMMIT.
+upserts, and a ``done`` callback — the MQTT ack). A named thread takes what is queued (group
+commit: a batch closes at ``max_rows``, after ``linger_s`` without new units, or ``max_delay_s``
+after its first unit) and writes it in ONE transaction. Rows of a table with a unique key are
+first ``COPY``-ed straight into it inside a savepoint; if any row already exists (a
+redelivery), that is rolled back and the rows go through ``COPY`` into a temporary staging
+table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (for the next 30 s the staging path is
+used directly). Either way redelivered data creates no duplicates. ``done`` callbacks run only
+after COMMIT.
 
 Faults: a lost connection is retried with backoff, forever, on the same batch (nothing is acked
 meanwhile, so nothing can be lost); a unit whose data the database refuses is retried alone and,
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -108,20 +113,48 @@ def copy_lines(rows: Iterable[Row]) -> str:
 
 
 def copy_insert(
-    cur: Cursor, spec: TableSpec, rows: Sequence[Row], lines: Sequence[str] = ()
+    cur: Cursor,
+    spec: TableSpec,
+    rows: Sequence[Row],
+    lines: Sequence[str] = (),
+    *,
+    direct: bool = False,
 ) -> int:
     """Write ``rows`` (and ready-made COPY ``lines``) into ``spec`` through a staging table;
-    returns rows actually inserted (conflicting ones are skipped)."""
+    returns rows actually inserted (conflicting ones are skipped).
+
+    ``direct=True`` first tries ``COPY`` straight into the target inside a savepoint (half the
+    database work: no staging table, no second pass); if any row conflicts with the unique key
+    (a redelivery), the savepoint is rolled back and :class:`DirectCopyConflict` is raised:
+    the caller then writes the same rows with ``direct=False``.
+    """
     if not rows and not lines:
         return 0
     staging = sql.Identifier(spec.staging)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)
+    text = copy_lines(rows) + "".join(lines)
+    if direct and spec.conflict and not spec.insert_sql:
+        cur.execute("SAVEPOINT ioc_direct_copy")
+        try:
+            cur.copy_expert(
+                sql.SQL("COPY {} ({}) FROM STDIN")
+                .format(sql.Identifier(spec.name), cols)
+                .as_string(cur),
+                io.StringIO(text),
+                size=1 << 20,
+            )
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT ioc_direct_copy")
+            raise DirectCopyConflict from None
+        copied = cur.rowcount if cur.rowcount >= 0 else len(rows) + len(lines)
+        cur.execute("RELEASE SAVEPOINT ioc_direct_copy")
+        return int(copied)
     cur.execute(
         sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         ).format(staging, sql.Identifier(spec.name))
     )
-    buf = io.StringIO(copy_lines(rows) + "".join(lines))
+    buf = io.StringIO(text)
     cur.copy_expert(
         sql.SQL("COPY {} ({}) FROM STDIN").format(staging, cols).as_string(cur),
         buf,
@@ -145,6 +178,10 @@ def copy_insert(
     inserted = cur.rowcount
     cur.execute(sql.SQL("TRUNCATE {}").format(staging))
     return inserted
+
+
+class DirectCopyConflict(Exception):
+    """A direct COPY met an existing row (redelivery): redo this table through staging."""
 
 
 @dataclass
@@ -195,6 +232,7 @@ class BatchWriter:
         max_delay_s: float = 0.5,
         max_pending: int = 200_000,
         linger_s: float = 0.01,
+        direct_copy: bool = True,
         name: str = "ioc-writer",
         application_name: str = "ioc-writer",
         on_batch: Callable[[int, float], None] | None = None,
@@ -204,6 +242,8 @@ class BatchWriter:
         self.max_rows = max_rows
         self.max_delay_s = max_delay_s
         self.linger_s = min(linger_s, max_delay_s)
+        self.direct_copy = direct_copy
+        self._direct_off_until: dict[TableSpec, float] = {}
         self.application_name = application_name
         self.stats = WriterStats()
         self._on_batch = on_batch
@@ -348,9 +388,18 @@ class BatchWriter:
             if w.apply is not None:
                 applies.append(w.apply)
         inserted = 0
+        now = time.monotonic()
         with conn.cursor() as cur:
             for spec in list(dict.fromkeys([*merged, *texts])):
-                inserted += copy_insert(cur, spec, merged.get(spec, ()), texts.get(spec, ()))
+                rows, lines = merged.get(spec, []), texts.get(spec, [])
+                if self.direct_copy and self._direct_off_until.get(spec, 0.0) <= now:
+                    try:
+                        inserted += copy_insert(cur, spec, rows, lines, direct=True)
+                        continue
+                    except DirectCopyConflict:
+                        # redeliveries come in bursts (after a restart): stage for a while
+                        self._direct_off_until[spec] = now + 30.0
+                inserted += copy_insert(cur, spec, rows, lines)
             for fn in applies:
                 fn(cur)
         conn.commit()

@@ -195,3 +195,17 @@ def test_custom_table_spec(fresh_db_url: str) -> None:
         conn.commit()
     finally:
         conn.close()
+
+
+def test_direct_copy_falls_back_to_staging_on_redelivery(fresh_db_url: str) -> None:
+    writer = BatchWriter(fresh_db_url, max_delay_s=0.05, direct_copy=True).start()
+    try:
+        writer.submit(Work(rows={READINGS: [reading(i) for i in range(10)]}))
+        time.sleep(0.3)
+        # a redelivery of 5 rows together with 5 new ones: direct COPY conflicts, staging wins
+        writer.submit(Work(rows={READINGS: [reading(i) for i in range(5, 15)]}))
+    finally:
+        writer.stop()
+    assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == 15
+    assert writer.stats.rows_inserted == 15
+    assert writer._direct_off_until  # staging path chosen for a while after the conflict

@@ -1,0 +1,363 @@
+"""MQTT ingest benchmark (a script, not a test).
+
+One run measures, against a Mosquitto started here with the recommended delivery settings of
+deploy/mosquitto/mosquitto.conf (or --broker URL) and the PostgreSQL of IOC_DATABASE_URL (a
+scratch database is created and dropped):
+
+1. raw ceiling: the publisher below into the broker, a bare paho subscriber (QoS 1, its own
+   process) that only counts;
+2. IOC end to end: the same publisher, ``python -m ioc.cli ingest mqtt`` as a subprocess, into
+   PostgreSQL; 5 metrics per message, QoS 1; done when every row is committed;
+3. the same with batched arrays (50 readings per message).
+
+Rates are messages (and data points) divided by the time from the first publish to the last
+message counted (1) or the last row committed (2, 3). Lost = expected - stored; duplicated =
+rows stored more than once (the unique key makes that impossible; counted anyway) and
+messages delivered twice to the ingester (redeliveries, harmless).
+
+    IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/ingest.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import paho.mqtt.client as mqtt
+import psycopg2
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WARD = "20195"
+METRICS = ("pm25", "pm10", "no2", "so2", "co")
+PROFILE_DIR: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    lines, inside = [], False
+    for line in (ROOT / "deploy/mosquitto/mosquitto.conf").read_text().splitlines():
+        if "BEGIN delivery" in line:
+            inside = True
+        elif "END delivery" in line:
+            inside = False
+        elif inside and line.strip() and not line.startswith("#"):
+            lines.append(line)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o777)
+    port = free_port()
+    lines += [f"persistence_location {folder}/", f"listener {port} 127.0.0.1"]
+    lines += ["allow_anonymous true"] + (["user root"] if os.geteuid() == 0 else [])
+    conf = folder / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    log = (folder / "mosquitto.log").open("ab")
+    proc = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+        stdout=log,
+        stderr=log,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("mosquitto did not start")
+
+
+# -- the one publisher used by every scenario ----------------------------------------------------
+
+
+def payloads(prefix: str, n: int, per_msg: int, devices: int = 50) -> list[tuple[str, bytes]]:
+    t0 = int(time.time() * 1000) - n * per_msg
+    out = []
+    for i in range(n):
+        dev = f"b{i % devices:03d}"
+        topic = f"{prefix}/{WARD}/air_quality/{dev}/telemetry"
+        k = i // devices
+        if per_msg == 5:
+            body: Any = {
+                "ts": t0 + k,
+                "values": {m: float((i + j) % 500) for j, m in enumerate(METRICS)},
+            }
+        else:
+            body = [
+                {"ts": t0 + k * per_msg + j, "values": {"pm25": float((i + j) % 500)}}
+                for j in range(per_msg)
+            ]
+        out.append((topic, json.dumps(body).encode()))
+    return out
+
+
+def publisher(port: int, msgs: list[tuple[str, bytes]], started: Any, done: Any) -> None:
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    started.value = time.time()
+    infos = [c.publish(t, p, qos=1) for t, p in msgs]
+    for info in infos:
+        info.wait_for_publish(600)
+    done.value = time.time()
+    c.disconnect()
+    c.loop_stop()
+
+
+def run_publisher(port: int, msgs: list[tuple[str, bytes]]) -> tuple[mp.Process, Any, Any]:
+    started, done = mp.Value("d", 0.0), mp.Value("d", 0.0)
+    proc = mp.Process(target=publisher, args=(port, msgs, started, done), daemon=True)
+    proc.start()
+    return proc, started, done
+
+
+# -- (1) bare subscriber -------------------------------------------------------------------------
+
+
+def bare_subscriber(port: int, prefix: str, n: int, ready: Any, result: Any) -> None:
+    seen: set[bytes] = set()
+    count = [0]
+    last = [0.0]
+
+    def on_message(c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        seen.add(msg.payload)
+        last[0] = time.time()
+
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    c.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = 1000
+    props.SessionExpiryInterval = 600
+    c.connect("127.0.0.1", port, clean_start=True, properties=props)
+    c.subscribe(f"{prefix}/#", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    ready.value = 1
+    deadline = time.time() + 600
+    while count[0] < n and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(1.0)  # late duplicates
+    c.disconnect()
+    c.loop_stop()
+    result[0], result[1], result[2] = count[0], len(seen), last[0]
+
+
+def scenario_raw(port: int, n: int) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}/ioc"
+    msgs = payloads(prefix, n, 5)
+    ready, result = mp.Value("i", 0), mp.Array("d", 3)
+    sub = mp.Process(target=bare_subscriber, args=(port, prefix, n, ready, result), daemon=True)
+    sub.start()
+    while not ready.value:
+        time.sleep(0.05)
+    pub, started, _done = run_publisher(port, msgs)
+    pub.join()
+    sub.join()
+    count, distinct, last = result[0], result[1], result[2]
+    elapsed = last - started.value
+    return {
+        "msgs": n,
+        "points": n * 5,
+        "elapsed": elapsed,
+        "received": count,
+        "lost": n - distinct,
+        "dup": count - distinct,
+    }
+
+
+# -- (2), (3) IOC end to end ---------------------------------------------------------------------
+
+
+def scratch_db(server_url: str) -> str:
+    from ioc.config import load_config
+    from ioc.db import connect
+    from ioc.db.migrate import init_db
+
+    name = f"ioc_bench_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    c = connect(url)
+    init_db(c, load_config(ROOT / "config"))
+    c.close()
+    return url
+
+
+def drop_db(server_url: str, url: str) -> None:
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+    conn.close()
+
+
+def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) -> dict[str, float]:
+    import yaml
+
+    db = scratch_db(server_url)
+    prefix = f"bench{uuid.uuid4().hex[:6]}/ioc"
+    cfg = tmp / f"cfg-{per_msg}"
+    cfg.mkdir()
+    for f in ("wards.yaml", "sensors.yaml"):
+        shutil.copy(ROOT / "config" / f, cfg / f)
+    system = yaml.safe_load((ROOT / "config/ioc.yaml").read_text())
+    system["mqtt"]["topic_prefix"] = prefix
+    (cfg / "ioc.yaml").write_text(yaml.safe_dump(system))
+    env = {
+        **os.environ,
+        "IOC_DATABASE_URL": db,
+        "IOC_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+        "IOC_CONFIG_DIR": str(cfg),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp / f"ingester-{per_msg}.log"
+    log = log_path.open("wb")
+    client_id = f"bench-ing-{per_msg}"
+    cmd = [sys.executable, "-m", "ioc.cli", "ingest", "mqtt", "--client-id", client_id]
+    ing = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=log,
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(300):
+            if "ingesting " in log_path.read_text():
+                break
+            time.sleep(0.1)
+        expected = n * per_msg
+        msgs = payloads(prefix, n, per_msg)
+        spy = None
+        if PROFILE_DIR:  # py-spy: collapsed stacks of every thread (see --profile)
+            out = Path(PROFILE_DIR) / f"ingester-{per_msg}.txt"
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(ing.pid), "--format", "raw", "--gil",
+                                    "-r", "100", "-d", "12", "-o", str(out)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        conn = psycopg2.connect(db)
+        conn.autocommit = True
+        pub, started, _done = run_publisher(port, msgs)
+        stored, last_change, t_last = 0, time.time(), time.time()
+        with conn.cursor() as cur:
+            while stored < expected and time.time() - last_change < 60:
+                time.sleep(0.2)
+                cur.execute(
+                    "SELECT max(stored_rows) FROM (SELECT count(*) AS stored_rows FROM readings) s"
+                )
+                row = cur.fetchone()
+                now = row[0] if row else 0
+                if now != stored:
+                    stored, last_change = now, time.time()
+                t_last = time.time()
+            # precise end: the commit time of the last row is the writer's last commit
+            pub.join()
+            if spy is not None:
+                spy.wait()
+            ing.terminate()
+            ing.wait(60)
+            cur.execute("SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM readings")
+            total, distinct = cur.fetchone() or (0, 0)
+            cur.execute("SELECT details FROM service_status WHERE instance = %s", (client_id,))
+            row = cur.fetchone()
+            details = row[0] if row else {}
+        conn.close()
+        end = details.get("last_commit_at") or t_last
+        elapsed = end - started.value
+        return {
+            "msgs": n,
+            "points": expected,
+            "elapsed": elapsed,
+            "received": details.get("received", 0),
+            "lost": expected - distinct,
+            "dup": total - distinct,
+            "redelivered": details.get("received", 0) - n,
+            "batches": details.get("batches", 0),
+        }
+    finally:
+        if ing.poll() is None:
+            ing.kill()
+        log.close()
+        drop_db(server_url, db)
+
+
+def report(name: str, r: dict[str, float]) -> None:
+    el = r["elapsed"]
+    print(
+        f"{name:<34} {r['msgs']:>8,} msgs {r['points']:>9,} pts {el:7.2f} s "
+        f"{r['msgs'] / el:>9,.0f} msgs/s {r['points'] / el:>10,.0f} pts/s "
+        f"lost {int(r['lost'])} dup {int(r['dup'])}"
+        + (f" (redelivered msgs {int(r['redelivered'])})" if "redelivered" in r else "")
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=60_000, help="messages in (1) and (2)")
+    ap.add_argument("--array-messages", type=int, default=4_000, help="messages in (3), x50")
+    ap.add_argument("--profile", metavar="DIR", help="run the ingester under py-spy into DIR")
+    args = ap.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
+    server = os.environ.get("IOC_DATABASE_URL")
+    if not server:
+        raise SystemExit("set IOC_DATABASE_URL to a PostgreSQL server we may create databases on")
+    tmp = Path(tempfile.mkdtemp(prefix="ioc-bench-"))
+    broker, port = start_broker(tmp / "broker")
+    try:
+        print(
+            f"broker: test-owned mosquitto :{port} (deploy/mosquitto delivery settings); "
+            f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}"
+        )
+        raw = scenario_raw(port, args.messages)
+        report("(1) raw ceiling, bare subscriber", raw)
+        ioc = scenario_ioc(server, port, args.messages, 5, tmp)
+        report("(2) IOC -> PostgreSQL, 5 metrics", ioc)
+        arr = scenario_ioc(server, port, args.array_messages, 50, tmp)
+        report("(3) IOC -> PostgreSQL, 50/message", arr)
+        ratio = (ioc["msgs"] / ioc["elapsed"]) / (raw["msgs"] / raw["elapsed"])
+        print(
+            f"(2)/(1) = {ratio:.2f}   (target >= 0.95);   (3) points/s = "
+            f"{arr['points'] / arr['elapsed']:,.0f}   (target >= 80,000)"
+        )
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
