@@ -369,10 +369,17 @@ class Demo:
             self.mqtt_url = self.ctx.settings.mqtt_url
             self.out.say(f"broker: {self.ctx.mqtt().redacted()} (IOC_MQTT_URL)")
             return
-        self.broker = EmbeddedBroker()
+        self.broker = EmbeddedBroker(data_dir=self.var_dir / "mqtt")
         self.mqtt_url = self.broker.start()
         self._undo.append(("stopping the embedded MQTT broker", self.broker.stop))
-        self.out.say(f"embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:{self.broker.port}")
+        what = {
+            "amqtt": "amqtt, MQTT 3.1.1 only",
+            "mosquitto": f"mosquitto, {self.var_dir / 'mqtt'}",
+        }
+        self.out.say(
+            f"embedded MQTT broker ({what.get(self.broker.engine, self.broker.engine)})"
+            f" on 127.0.0.1:{self.broker.port}"
+        )
 
     def write_env_file(self) -> None:
         """``var/demo.env``: the URLs, so other ``ioc`` commands can reach the running demo."""

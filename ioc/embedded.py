@@ -13,16 +13,21 @@ package's own start/stop layer):
   caller stops it last, after the processes using it), and it receives SIGINT (fast shutdown)
   if this process dies (``PR_SET_PDEATHSIG``), so no orphan server is left behind.
 
-``EmbeddedBroker(host, port)`` runs an ``amqtt`` broker (MQTT 3.1.1 only) on an asyncio loop in a
-background thread. Clients authenticate with a generated user/password (in the returned URL):
-amqtt keeps no persistent session and queues nothing for anonymous clients.
+``EmbeddedBroker(host, port)`` runs the machine's ``mosquitto`` binary as a child process
+when it is installed (generated config, loopback only, password file, persistence under
+``data_dir`` when given), else an ``amqtt`` broker (MQTT 3.1.1 only) on an asyncio loop in a
+background thread. ``IOC_EMBEDDED_BROKER=amqtt|mosquitto`` forces one. Either way clients
+authenticate with a generated user/password that is in the returned URL (amqtt keeps no
+persistent session and queues nothing for anonymous clients). docs/demo.md says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ctypes
 import dataclasses
+import hashlib
 import hmac
 import importlib.util
 import logging
@@ -34,9 +39,11 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -428,7 +435,7 @@ class _PubackTimeouts(logging.Filter):
     PUBACK": amqtt waits 5 s (fixed) for a subscriber's PUBACK, then forgets the message
     (the subscriber still has it; it is only not redelivered if that subscriber reconnects)."""
 
-    def __init__(self, broker: EmbeddedBroker) -> None:
+    def __init__(self, broker: AmqttBroker) -> None:
         super().__init__()
         self.broker = broker
 
@@ -455,7 +462,7 @@ class _RefusedConnects(logging.Filter):
         )
 
 
-def _quiet_amqtt(broker: EmbeddedBroker) -> None:
+def _quiet_amqtt(broker: AmqttBroker) -> None:
     """amqtt logs every connection at INFO (and its state machine, ``transitions``, each step)."""
     logging.getLogger("transitions").setLevel(logging.WARNING)
     aio = logging.getLogger("asyncio")
@@ -469,8 +476,10 @@ def _quiet_amqtt(broker: EmbeddedBroker) -> None:
         logger.addFilter(_PubackTimeouts(broker))
 
 
-class EmbeddedBroker:
+class AmqttBroker:
     """An amqtt broker on ``host``:``port`` (0 = a free port) in a background thread."""
+
+    engine = "amqtt"
 
     def __init__(
         self,
@@ -485,6 +494,7 @@ class EmbeddedBroker:
         self.username = username
         self.password = password or secrets.token_urlsafe(18)
         self.url: str | None = None
+        self.log_path: Path | None = None
         self.puback_timeouts = 0  # QoS-1 deliveries whose PUBACK took longer than amqtt's 5 s
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -543,13 +553,6 @@ class EmbeddedBroker:
         except Exception:
             return False
 
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- the broker thread
 
     def _config(self) -> dict[str, Any]:
@@ -591,3 +594,276 @@ class EmbeddedBroker:
             await self._stop.wait()
         finally:
             await broker.shutdown()
+
+
+def mosquitto_binary() -> Path | None:
+    """The ``mosquitto`` executable, when installed (Debian puts it in /usr/sbin)."""
+    for candidate in (
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+def mosquitto_password_line(username: str, password: str) -> str:
+    """A password_file line in Mosquitto's salted SHA-512 format (``$6$salt$hash``)."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.sha512(password.encode() + salt).digest()
+    return f"{username}:$6${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+class MosquittoBroker:
+    """The machine's ``mosquitto`` binary as a child process, on loopback, with its own config.
+
+    MQTT 5 and 3.1.1, QoS-1 redelivery of unacknowledged messages to persistent sessions,
+    ``$share/`` subscriptions, and (with ``data_dir``) sessions and queues kept across restarts.
+    """
+
+    engine = "mosquitto"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        data_dir: Path | None = None,
+        username: str = "ioc",
+        password: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self.username = username
+        self.password = password or secrets.token_urlsafe(18)
+        self.timeout = timeout
+        self.url: str | None = None
+        self.log_path: Path | None = None
+        self.puback_timeouts = 0  # amqtt only; Mosquitto keeps waiting for a PUBACK
+        self._dir: Path | None = None
+        self._scratch: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: TextIO | None = None
+
+    def start(self) -> str:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise IOCError("mosquitto is not installed (apt-get install mosquitto)")
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._dir = self.data_dir
+        else:
+            self._scratch = Path(tempfile.mkdtemp(prefix="ioc-mosquitto-"))
+            self._dir = self._scratch
+        passwd = self._dir / "passwd"
+        passwd.write_text(mosquitto_password_line(self.username, self.password) + "\n")
+        passwd.chmod(0o600)
+        self.log_path = self._dir / "mosquitto.log"
+        self._log = self.log_path.open("a", encoding="utf-8")
+        for attempt in range(3):
+            port = self.port or free_port(self.host)
+            conf = self._dir / "mosquitto.conf"
+            conf.write_text(self._config(port, passwd), encoding="utf-8")
+            self._log.write(f"--- ioc: starting {binary} -c {conf}\n")
+            self._log.flush()
+            self._proc = subprocess.Popen(
+                [str(binary), "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
+            )
+            if self._wait_ready(port):
+                self.port = port
+                user = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
+                self.url = f"mqtt://{user}@{self.host}:{port}"
+                log.info("embedded MQTT broker (mosquitto) on %s:%d", self.host, port)
+                return self.url
+            if self.port or attempt == 2:
+                break
+        tail = _tail(self.log_path, 3)
+        self.stop()
+        raise IOCError(f"the embedded MQTT broker (mosquitto) did not start: {tail}")
+
+    def _config(self, port: int, passwd: Path) -> str:
+        assert self._dir is not None
+        persist = self.data_dir is not None
+        return "\n".join(
+            [
+                "# written by ioc.embedded at every start",
+                f"listener {port} {self.host}",
+                "allow_anonymous false",
+                f"password_file {passwd}",
+                f"persistence {'true' if persist else 'false'}",
+                f"persistence_location {self._dir}/",
+                "autosave_interval 60",
+                "max_queued_messages 0",  # no cap: an ingester that is away misses nothing
+                "max_inflight_messages 1000",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "log_type subscribe",
+                "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+                f"user {pwd.getpwuid(os.getuid()).pw_name}",  # no privilege drop: same owner
+                "",
+            ]
+        )
+
+    def _wait_ready(self, port: int) -> bool:
+        """Ready when *our* process listens on the port (another server may hold it)."""
+        assert self._proc is not None
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            mine = _listens_on(self._proc.pid, port)
+            if mine is None:  # no /proc: accept a TCP connection once it stayed up a moment
+                with suppress(OSError), socket.create_connection((self.host, port), timeout=1):
+                    time.sleep(0.5)
+                    mine = self._proc.poll() is None
+            if mine:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # Mosquitto saves its persistence file on SIGTERM
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+        self.url = None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def has_subscriber(self, topic: str) -> bool:
+        """True when the broker logged a subscription whose filter matches ``topic``."""
+        from paho.mqtt.client import topic_matches_sub
+
+        if self.log_path is None:
+            return False
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return False
+        for line in lines:
+            # "<time>: <client id> <qos> <filter>"
+            parts = line.split(": ", 1)[-1].split(" ")
+            if len(parts) == 3 and parts[1] in ("0", "1", "2"):
+                with suppress(ValueError):
+                    if topic_matches_sub(parts[2], topic):
+                        return True
+        return False
+
+
+def _listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` has a TCP socket listening on ``port`` (None: cannot tell)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    inodes = set()
+    for row in table:
+        fields = row.split()
+        if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    for fd in fds:
+        with suppress(OSError):
+            if os.readlink(fd) in inodes:
+                return True
+    return False
+
+
+BROKER_ENGINES = ("auto", "mosquitto", "amqtt")
+
+
+class EmbeddedBroker:
+    """The embedded broker of ``ioc demo`` and of the tests without ``IOC_MQTT_URL``.
+
+    ``engine`` (or ``$IOC_EMBEDDED_BROKER``): ``auto`` (default) runs the machine's Mosquitto
+    when installed, else amqtt; ``mosquitto`` or ``amqtt`` force one. Why Mosquitto first:
+    amqtt does not redeliver unacknowledged QoS-1 messages to a reconnecting persistent session,
+    and speaks MQTT 3.1.1 only (docs/demo.md).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        data_dir: Path | None = None,
+        engine: str | None = None,
+        username: str = "ioc",
+        password: str | None = None,
+    ) -> None:
+        choice = (engine or os.environ.get("IOC_EMBEDDED_BROKER") or "auto").strip().lower()
+        if choice not in BROKER_ENGINES:
+            raise IOCError(
+                f"IOC_EMBEDDED_BROKER must be one of {', '.join(BROKER_ENGINES)} (got {choice!r})"
+            )
+        if choice == "auto":
+            choice = "mosquitto" if mosquitto_binary() is not None else "amqtt"
+        self.impl: MosquittoBroker | AmqttBroker
+        if choice == "mosquitto":
+            self.impl = MosquittoBroker(
+                host, port, data_dir=data_dir, username=username, password=password
+            )
+        else:
+            self.impl = AmqttBroker(host, port, username=username, password=password)
+
+    @property
+    def engine(self) -> str:
+        return self.impl.engine
+
+    @property
+    def url(self) -> str | None:
+        return self.impl.url
+
+    @property
+    def port(self) -> int:
+        return self.impl.port
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.impl.log_path
+
+    @property
+    def puback_timeouts(self) -> int:
+        return self.impl.puback_timeouts
+
+    def start(self) -> str:
+        """Start listening; return ``mqtt://user:password@host:port``."""
+        return self.impl.start()
+
+    def stop(self) -> None:
+        self.impl.stop()
+
+    def alive(self) -> bool:
+        return self.impl.alive()
+
+    def has_subscriber(self, topic: str) -> bool:
+        """True when some session subscribes to a filter matching ``topic`` (e.g. an ingester)."""
+        return self.impl.has_subscriber(topic)
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
