@@ -233,7 +233,7 @@ def day_applications(
     return list(_day_cached(model, ward, day, seed))
 
 
-@lru_cache(maxsize=20_000)
+@lru_cache(maxsize=4096)
 def _day_cached(
     model: ArrivalModel, ward: WardProfile, day: dt.date, seed: int
 ) -> tuple[list[AppEvent], ...]:

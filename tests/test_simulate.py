@@ -5,18 +5,19 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ingest.parse import Parser
 from ioc.applications import event_from_mapping, replay
-from ioc.config import Config
+from ioc.config import Config, ConfigError
 from ioc.workdays import Holidays, is_office_time, working_days_between
 from sensors.applications import ArrivalModel, events_between
 from sensors.faults import FaultPlan
 from sensors.fleet import build_fleet
-from sensors.settings import FaultsSection, SimulatorFile
+from sensors.settings import FaultsSection, SimulatorFile, load_simulator_settings
 from sensors.signals import device_values, flood_rise_cm, rain_rate, traffic_level
 from sensors.stream import (
     LiveStream,
@@ -370,3 +371,12 @@ def test_history_applications_start_with_received(config: Config) -> None:
         if ev["id"] not in seen:
             assert ev["event"] == "received", ev
             seen.add(ev["id"])
+
+
+def test_simulator_yaml_holds_the_defaults(config: Config, tmp_path: Path) -> None:
+    assert load_simulator_settings(config.dir) == SimulatorFile()
+    bad = tmp_path / "simulator.yaml"
+    bad.write_text("faults:\n  offline_per_day: -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_simulator_settings(tmp_path)
+    assert "simulator.yaml:2" in str(exc.value) and "offline_per_day" in str(exc.value)
