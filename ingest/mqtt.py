@@ -24,6 +24,7 @@ import logging
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -66,6 +67,7 @@ SESSION_TAKEN_OVER = 0x8E
 LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
 GROUP_MAX = 200  # messages merged into one writer unit at most
 GROUP_AFTER_S = 0.005  # ... or after this long
+SWITCH_INTERVAL_S = 0.0005
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _STATUS_SQL = """
@@ -694,6 +696,9 @@ class MqttIngester:
 def main(args: argparse.Namespace, ctx: Context) -> int:
     """Run until SIGTERM/SIGINT; exit 1 on a fatal broker error (refused, taken over)."""
     config = ctx.config()
+    # The network thread is busy with messages; a shorter GIL switch interval lets the writer
+    # thread (COPY, COMMIT, acks) get back in quickly after each database round trip.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     ingester = MqttIngester(
         config,
         ctx.database_url(),
