@@ -71,6 +71,11 @@ class Collector:
             time.sleep(quiet)
 
     def close(self) -> None:
+        """Clear the retained statuses left under the test prefix, then disconnect."""
+        topics = {t for t, _, _ in self.messages if t.endswith("/status")}
+        infos = [self.client.publish(t, b"", qos=1, retain=True) for t in topics]
+        for info in infos:
+            info.wait_for_publish(5)
         self.client.loop_stop()
         self.client.disconnect()
 
