@@ -263,9 +263,25 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
         spy = None
         if PROFILE_DIR:  # py-spy: collapsed stacks of every thread (see --profile)
             out = Path(PROFILE_DIR) / f"ingester-{per_msg}.txt"
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(ing.pid), "--format", "raw", "--gil",
-                                    "-r", "100", "-d", "12", "-o", str(out)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(ing.pid),
+                    "--format",
+                    "raw",
+                    "--gil",
+                    "-r",
+                    "100",
+                    "-d",
+                    "12",
+                    "-o",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(1)
         conn = psycopg2.connect(db)
         conn.autocommit = True

@@ -157,7 +157,9 @@ class Parser:
         return kind, parts
 
     # -- whole message ----------------------------------------------------------------------
-    def parse(self, topic: str, payload: bytes | bytearray, received: float | None = None) -> Parsed:
+    def parse(
+        self, topic: str, payload: bytes | bytearray, received: float | None = None
+    ) -> Parsed:
         """Never raises: anything wrong is a :class:`Problem` in the result."""
         received = self.clock() if received is None else received
         try:
