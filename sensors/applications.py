@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -296,11 +296,13 @@ def events_between(
     seed: int,
     *,
     received_from: float | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> list[AppEvent]:
     """Every event with ``t0 <= ts < t1``, in time order (ties: ward, id, event order).
 
     ``received_from``: only applications first received at or after this time (history
-    uses it so that no application appears without its ``received`` event).
+    uses it so that no application appears without its ``received`` event). ``tick`` is
+    called after each ward (the simulator services its connections there).
     """
     first = local_day(t0) - dt.timedelta(days=LOOKBACK_DAYS)
     last = local_day(t1)
@@ -315,6 +317,8 @@ def events_between(
                     continue
                 out.extend(e for e in life if t0 <= e.t < t1)
             d += dt.timedelta(days=1)
+        if tick is not None:
+            tick()
     out.sort(key=lambda e: (e.t, e.ward, e.id))
     return out
 
@@ -329,6 +333,7 @@ class ApplicationFeed:
         self.t = start
         self._pending: list[AppEvent] = []
         self._horizon = start
+        self.tick: Callable[[], None] | None = None
 
     def advance(self, until: float) -> list[AppEvent]:
         if until <= self.t:
@@ -337,7 +342,9 @@ class ApplicationFeed:
             # Compute a day ahead at a time: the events of [horizon, next local midnight + 1 day)
             new_h = max(until, math.floor((until + 7 * 3600) / 86400 + 1) * 86400 - 7 * 3600)
             self._pending.extend(
-                events_between(self.model, self.wards, self._horizon, new_h, self.seed)
+                events_between(
+                    self.model, self.wards, self._horizon, new_h, self.seed, tick=self.tick
+                )
             )
             self._horizon = new_h
         k = 0

@@ -38,6 +38,15 @@ class _Conn:
     refused: str | None = None
 
 
+def _acked(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether a QoS-1 message is acknowledged; also for one queued while disconnected."""
+    if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+        return info.is_published()
+    # Published while the connection was down: paho keeps it and sends it after reconnecting,
+    # but is_published() raises for such a message; read the flag it sets on PUBACK.
+    return bool(getattr(info, "_published", False))
+
+
 class Net:
     """Named MQTT connections over one broker, serviced by :meth:`poll`."""
 
@@ -174,7 +183,7 @@ class Net:
                 conn.client.loop_misc()
                 if conn.client.socket() is None:
                     self._reconnect(name, conn, now)
-                conn.pending = [i for i in conn.pending if not i.is_published()]
+                conn.pending = [i for i in conn.pending if not _acked(i)]
 
     def _reconnect(self, name: str, conn: _Conn, now: float) -> None:
         if conn.lost_at is None:
@@ -192,7 +201,7 @@ class Net:
     def unacked(self) -> int:
         n = 0
         for conn in self.conns.values():
-            conn.pending = [i for i in conn.pending if not i.is_published()]
+            conn.pending = [i for i in conn.pending if not _acked(i)]
             n += len(conn.pending)
         return n
 

@@ -172,6 +172,8 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
         lag = (speed - 1) * args.duration if args.duration else 86400.0
     sim0 = real0 - lag
     stream = s.live_stream(sim0)
+    if stream.feed is not None:
+        stream.feed.tick = lambda: net.poll(0)
     log.info(
         "live: %d ward(s), %d devices, rate x%g, speedup x%g%s",
         len(s.profiles),

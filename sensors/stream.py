@@ -458,7 +458,20 @@ def history_app_messages(
     prefix: str,
     stats: Stats,
 ) -> Iterator[Message]:
-    for ev in events_between(model, profiles, t0, t1, seed, received_from=t0):
+    for ward in profiles:  # ward by ward, so the publisher keeps servicing its connections
+        yield from _app_messages(model, ward, seed, t0, t1, prefix, stats)
+
+
+def _app_messages(
+    model: ArrivalModel,
+    ward: WardProfile,
+    seed: int,
+    t0: float,
+    t1: float,
+    prefix: str,
+    stats: Stats,
+) -> Iterator[Message]:
+    for ev in events_between(model, [ward], t0, t1, seed, received_from=t0):
         payload = json.dumps(ev.payload(), ensure_ascii=False, separators=(",", ":")).encode()
         m = Message(ev.t, f"gw-{ev.ward}", f"{prefix}/{ev.ward}/applications", payload)
         stats.add(m)
