@@ -187,6 +187,12 @@ class Track:
     votes: dict[str, int] = field(default_factory=dict)
     counted: set[str] = field(default_factory=set)
     pending: dict[str, int] = field(default_factory=dict)  # crossings awaiting min_hits
+    x0: float = math.nan  # where the track was first seen
+    y0: float = math.nan
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.x0):
+            self.x0, self.y0 = self.x, self.y
 
     @property
     def category(self) -> Category:
@@ -225,7 +231,9 @@ class CentroidTracker:
         max_area_ratio: float = 4.0,
         min_hits: int = 3,
         max_coast: int = 6,
+        min_travel: float = 0.03,
     ) -> None:
+        self.min_travel = min_travel
         self.max_coast = max_coast
         self.lines = lines
         self.aspect = aspect
@@ -345,13 +353,21 @@ class CentroidTracker:
             if name in tr.counted or name in tr.pending:
                 continue
             c = segment_cross(line, a, b, self.aspect)
-            if c and self._agrees(line, tr, c):
+            if c and self._agrees(line, tr, c) and self._came_from_afar(line, tr, c):
                 tr.pending[name] = c
         for name, c in list(tr.pending.items()):
             if tr.hits >= self.min_hits:
                 del tr.pending[name]
                 tr.counted.add(name)
                 events.append(CountEvent(name, "in" if c > 0 else "out", tr.category, tr.id))
+
+    def _came_from_afar(self, line: Segment, tr: Track, direction: int) -> bool:
+        """The track was first seen clearly on the other side (a blob jittering on the line,
+        e.g. a ghost or a parked car, never counts)."""
+        (x1, y1), (x2, y2) = line
+        length = math.hypot((x2 - x1) * self.aspect, y2 - y1) or 1.0
+        side = line_side(line, tr.x0, tr.y0, self.aspect) / length  # in units of the height
+        return side * direction < 0 and abs(side) >= self.min_travel
 
     def _agrees(self, line: Segment, tr: Track, direction: int) -> bool:
         """The track's velocity points the same way across the line as the crossing."""
