@@ -203,8 +203,12 @@ class Supervisor:
         self.first_delay_s = first_delay_s
         self.children: list[Child] = []
 
-    def add(self, child: Child) -> Child:
-        self.children.append(child)
+    def add(self, child: Child, *, after: Child | None = None) -> Child:
+        """Start ``child``; it stops in reverse order of this list (``after`` = its slot)."""
+        if after is not None and after in self.children:
+            self.children.insert(self.children.index(after) + 1, child)
+        else:
+            self.children.append(child)
         child.start()
         return child
 
@@ -465,7 +469,7 @@ class Demo:
         def then_live(backfill: Child) -> None:
             if backfill.proc is not None and backfill.proc.returncode == 0:
                 mark.write_text(f"{days} days, seed {self.args.seed}\n", encoding="utf-8")
-            self.start_child("simulate", live, settle=False)
+            self.start_child("simulate", live, settle=False, after=backfill)
 
         self.out.say(f"simulating {days} days of history first, then live readings")
         backfill = ["simulate", "--backfill", str(days), "--seed", str(self.args.seed)]
@@ -555,6 +559,7 @@ class Demo:
         long_running: bool = True,
         then: Callable[[Child], None] | None = None,
         settle: bool = True,
+        after: Child | None = None,
     ) -> Child:
         child = Child(
             name,
@@ -564,7 +569,7 @@ class Demo:
             long_running=long_running,
             then=then,
         )
-        self.supervisor.add(child)
+        self.supervisor.add(child, after=after)
         if settle:  # a command that is not available says so at once: note it in order
             child.wait(SETTLE_S)
             self.supervisor.check()

@@ -299,3 +299,15 @@ def test_child_gets_sigterm_when_the_demo_dies(tmp_path: Path) -> None:
         if parent.stdout is not None:
             parent.stdout.close()
     _until(lambda: not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE, 10)
+
+
+def test_successor_takes_its_predecessors_slot_in_the_stop_order() -> None:
+    stream = _Lines()
+    sup = Supervisor(Output(stream))
+    first = sup.add(_child(sup.out, "print('a')", name="backfill", long_running=False))
+    later = sup.add(_child(sup.out, "print('b')", name="serve", long_running=False))
+    live = sup.add(_child(sup.out, "print('c')", name="simulate", long_running=False), after=first)
+    assert sup.children == [first, live, later]
+    for child in sup.children:
+        child.wait(30)
+    sup.stop_all(1.0)
