@@ -129,7 +129,7 @@ def test_fuzz_through_the_broker(config: Config, fresh_db_url: str, mqtt_url: st
     assert sum(late.values()) <= app_ok
     assert {k: v for k, v in stored.items() if k not in late} == expect_problems
     assert sum(expect_problems.values()) > N // 2  # the fuzz really produced junk
-    assert expect_lines > 100  # and valid readings
+    assert expect_lines > N // 50  # and valid readings
     kinds_seen: set[Any] = set(expect_problems)
     for reason in ("bad_json", "bad_utf8", "not_finite", "not_a_number", "unknown_ward"):
         assert reason in kinds_seen, f"fuzz never produced {reason}"
