@@ -1,7 +1,7 @@
-"""Fuzz through the broker: 1,200 hypothesis-generated messages (wrong types, NaN, huge
-numbers, nested junk, bad UTF-8, wrong topics) into a running ingester. It never stops; every
-problem the parser finds is a stored reject with its reason; every valid reading is stored.
-(The 10k-payload fuzz of the parser alone is in test_parse.py.)"""
+"""Fuzz through the broker: 1,200 hypothesis-generated messages plus fixed cases (wrong
+types, NaN, huge numbers, nested junk, bad UTF-8, wrong topics) into a running ingester. It
+never stops; every problem the parser finds is a stored reject with its reason; every valid
+reading is stored. (The 10k-payload fuzz of the parser alone is in test_parse.py.)"""
 
 from __future__ import annotations
 
@@ -83,6 +83,20 @@ def test_fuzz_through_the_broker(config: Config, fresh_db_url: str, mqtt_url: st
     cfg = with_prefix(config, prefix)
     reference = Parser(cfg)
     generated = generate(N)
+    # plus fixed cases, so each category below is present whatever hypothesis drew
+    generated += [
+        ("telemetry", b'{"pm25": NaN, "pm10": Infinity}'),
+        ("telemetry", b'{"pm25": 1e400, "co": "12"}'),
+        ("telemetry", b'{"pm25": 123456789012345678901234567890}'),
+        ("telemetry", b'{"pm25": {"nested": [1, {"junk": null}]}}'),
+        ("telemetry", b"\xff\xfe{"),
+        ("telemetry", b'{"pm25": '),
+        ("bad_ward", b'{"pm25": 1}'),
+        ("bad_type", b'{"pm25": 1}'),
+    ]
+    generated += [
+        ("telemetry", json.dumps({"pm25": i % 500, "pm10": 1.5}).encode()) for i in range(50)
+    ]
     messages: list[tuple[str, bytes]] = []
     for i, (kind, payload) in enumerate(generated):
         if kind == "deep":
@@ -131,5 +145,13 @@ def test_fuzz_through_the_broker(config: Config, fresh_db_url: str, mqtt_url: st
     assert sum(expect_problems.values()) > N // 2  # the fuzz really produced junk
     assert expect_lines > N // 50  # and valid readings
     kinds_seen: set[Any] = set(expect_problems)
-    for reason in ("bad_json", "bad_utf8", "not_finite", "not_a_number", "unknown_ward"):
+    for reason in (
+        "bad_json",
+        "bad_utf8",
+        "not_finite",
+        "not_a_number",
+        "out_of_range",
+        "unknown_ward",
+        "unknown_device_type",
+    ):
         assert reason in kinds_seen, f"fuzz never produced {reason}"
