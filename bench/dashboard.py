@@ -50,7 +50,7 @@ from ioc.db import connect  # noqa: E402
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def login(base: str) -> str:
@@ -73,20 +73,34 @@ def login(base: str) -> str:
 
 
 def overview_body(kpi: str) -> dict:
-    outs = [("ov-tiles", "children"), ("ov-map", "figure"), ("ov-ranking", "children"),
-            ("ov-best-worst", "children"), ("ov-alerts", "children"), ("ov-updated", "children")]
+    outs = [
+        ("ov-tiles", "children"),
+        ("ov-map", "figure"),
+        ("ov-ranking", "children"),
+        ("ov-best-worst", "children"),
+        ("ov-alerts", "children"),
+        ("ov-updated", "children"),
+    ]
     return {
         "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
         "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [{"id": "ov-interval", "property": "n_intervals", "value": 1},
-                   {"id": "ov-kpi", "property": "value", "value": kpi}],
+        "inputs": [
+            {"id": "ov-interval", "property": "n_intervals", "value": 1},
+            {"id": "ov-kpi", "property": "value", "value": kpi},
+        ],
         "changedPropIds": ["ov-kpi.value"],
     }
 
 
 def ward_body(code: str) -> dict:
-    outs = ["ward-kpis", "ward-history", "ward-overdue", "ward-alerts", "ward-devices",
-            "ward-cameras"]
+    outs = [
+        "ward-kpis",
+        "ward-history",
+        "ward-overdue",
+        "ward-alerts",
+        "ward-devices",
+        "ward-cameras",
+    ]
     return {
         "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
         "outputs": [{"id": o, "property": "children"} for o in outs],
@@ -105,8 +119,9 @@ def timed(url: str, body: dict, cookie: str) -> float:
     return dt_ms
 
 
-def measure(base: str, cookie: str, n: int, concurrency: int, kpis: list[str],
-            codes: list[str]) -> dict[str, list[float]]:
+def measure(
+    base: str, cookie: str, n: int, concurrency: int, kpis: list[str], codes: list[str]
+) -> dict[str, list[float]]:
     url = base + "/_dash-update-component"
     rnd = random.Random(7)
     jobs = [("overview", overview_body(rnd.choice(kpis))) for _ in range(n)]
@@ -122,8 +137,10 @@ def measure(base: str, cookie: str, n: int, concurrency: int, kpis: list[str],
 
 def report(label: str, res: dict[str, list[float]]) -> None:
     for kind, xs in res.items():
-        print(f"  {label:<28} {kind:<9} n={len(xs):<4} p50={pct(xs, 50):7.1f} ms"
-              f"  p95={pct(xs, 95):7.1f} ms  max={max(xs):7.1f} ms")
+        print(
+            f"  {label:<28} {kind:<9} n={len(xs):<4} p50={pct(xs, 50):7.1f} ms"
+            f"  p95={pct(xs, 95):7.1f} ms  max={max(xs):7.1f} ms"
+        )
 
 
 def wall_paint(base: str) -> tuple[float, float]:
@@ -135,14 +152,16 @@ def wall_paint(base: str) -> tuple[float, float]:
         while time.monotonic() < deadline:
             n = driver.execute_script(
                 "var t=document.querySelector('.trace.choropleth');"
-                "return t ? t.querySelectorAll('path').length : 0")
+                "return t ? t.querySelectorAll('path').length : 0"
+            )
             if n == 94:
                 break
             time.sleep(0.02)
         ready = (time.perf_counter() - t0) * 1000
         fcp = driver.execute_script(
             "var e=performance.getEntriesByName('first-contentful-paint')[0];"
-            "return e ? e.startTime : null")
+            "return e ? e.startTime : null"
+        )
         return float(fcp or -1), ready
     finally:
         driver.quit()
@@ -161,8 +180,10 @@ def wall_memory(base: str, minutes: float) -> None:
             heap = driver.execute_script("return performance.memory.usedJSHeapSize")
             nodes = driver.execute_script("return document.getElementsByTagName('*').length")
             samples.append((time.monotonic(), heap / 1e6, nodes))
-            print(f"  t={samples[-1][0] - samples[0][0]:6.0f}s heap={heap / 1e6:7.2f} MB "
-                  f"dom={nodes}", flush=True)
+            print(
+                f"  t={samples[-1][0] - samples[0][0]:6.0f}s heap={heap / 1e6:7.2f} MB dom={nodes}",
+                flush=True,
+            )
             _ = m
             if time.monotonic() >= t_end:
                 break
@@ -172,9 +193,11 @@ def wall_memory(base: str, minutes: float) -> None:
         if len(xs) >= 3:
             half = len(ys) // 2
             slope = statistics.linear_regression(xs[half:], ys[half:]).slope
-            print(f"  heap slope over the second half: {slope * 3600:+.2f} MB/h "
-                  f"-> {slope * 86400:+.1f} MB/day extrapolated "
-                  f"(first {ys[0]:.1f} MB, last {ys[-1]:.1f} MB)")
+            print(
+                f"  heap slope over the second half: {slope * 3600:+.2f} MB/h "
+                f"-> {slope * 86400:+.1f} MB/day extrapolated "
+                f"(first {ys[0]:.1f} MB, last {ys[-1]:.1f} MB)"
+            )
     finally:
         driver.quit()
 
@@ -199,15 +222,21 @@ def main() -> int:
         init_schema(url, cfg)
         conn = connect(url)
         t0 = time.perf_counter()
-        seed(conn, cfg, days=30, devices_per_ward=args.devices_per_ward,
-             readings_hours=24, readings_devices_per_ward=args.devices_per_ward,
-             hourly_hours=30 * 24)
+        seed(
+            conn,
+            cfg,
+            days=30,
+            devices_per_ward=args.devices_per_ward,
+            readings_hours=24,
+            readings_devices_per_ward=args.devices_per_ward,
+            hourly_hours=30 * 24,
+        )
         add_users(conn, cfg, PASSWORD)
         with conn.cursor() as cur:
             cur.execute("ANALYZE")
             facts = {}
             for table in ("devices", "readings", "readings_hourly", "kpi_values", "applications"):
-                cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+                cur.execute(f"SELECT count(*) FROM {table}")
                 facts[table] = (cur.fetchone() or (0,))[0]
         conn.commit()
         conn.close()
@@ -236,8 +265,10 @@ def main() -> int:
             if ttl is None:
                 fcp, ready = wall_paint(base)
                 fcp2, ready2 = wall_paint(base)
-                print(f"/wall first contentful paint: {fcp:.0f} ms (again: {fcp2:.0f} ms); "
-                      f"map with 94 wards drawn after {ready:.0f} ms (again: {ready2:.0f} ms)")
+                print(
+                    f"/wall first contentful paint: {fcp:.0f} ms (again: {fcp2:.0f} ms); "
+                    f"map with 94 wards drawn after {ready:.0f} ms (again: {ready2:.0f} ms)"
+                )
                 if args.wall_minutes:
                     print(f"/wall JS heap over {args.wall_minutes} min (rotating every 5 s):")
                     wall_memory(base, args.wall_minutes)
