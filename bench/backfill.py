@@ -105,6 +105,8 @@ def main() -> int:
         if ingester is not None:
             ingester.terminate()
             ingester.wait(30)
+            log_lines = (tmp / "ingest.log").read_text(encoding="utf-8").splitlines()
+            print("ingester log (last lines):", *log_lines[-15:], sep="\n  ")
         broker.terminate()
         broker.wait(10)
         if not args.keep:
