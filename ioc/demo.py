@@ -21,6 +21,7 @@ import importlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -328,6 +329,7 @@ class Demo:
         self.began = time.monotonic()
         steps: list[tuple[str, Callable[[], None]]] = [
             ("configuration", self.check_config),
+            ("dashboard port", self.check_port),
             ("database", self.start_database),
             ("broker", self.start_broker),
             ("environment file", self.write_env_file),
@@ -351,6 +353,20 @@ class Demo:
         self.out.say(
             f"configuration {self.config_dir}: {len(cfg.wards)} wards; data in {self.var_dir}"
         )
+
+    def check_port(self) -> None:
+        """Fail now, in one line, rather than after everything started and serve died 5 times."""
+        host = self.args.host or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, self.args.port))
+            except OSError as exc:
+                raise IOCError(
+                    f"cannot serve the dashboard on {host}:{self.args.port}: {exc.strerror}"
+                    " (another `ioc demo` or server? choose another with --port)"
+                ) from None
 
     def start_database(self) -> None:
         url = self.ctx.settings.database_url

@@ -6,6 +6,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -311,3 +312,27 @@ def test_successor_takes_its_predecessors_slot_in_the_stop_order() -> None:
     for child in sup.children:
         child.wait(30)
     sup.stop_all(1.0)
+
+
+def test_demo_with_its_port_taken_is_one_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("IOC_DATABASE_URL", "IOC_MQTT_URL")}
+    env["IOC_CONFIG_DIR"] = str(ROOT / "config")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "ioc.cli", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    errors = result.stderr.strip().splitlines()
+    assert errors == [
+        f"ioc: error: cannot serve the dashboard on 127.0.0.1:{port}: Address already in use"
+        " (another `ioc demo` or server? choose another with --port)"
+    ]
+    assert not (tmp_path / "var" / "pg").exists()  # nothing was started
