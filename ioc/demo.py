@@ -321,12 +321,14 @@ class Demo:
         self.login: tuple[str, str] | None = None
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.began = time.monotonic()
+        self._stop = threading.Event()
 
     # -- startup: read top to bottom
 
     def start(self, stop: threading.Event) -> None:
         """Each step may register its undo; ``stop()`` runs those in reverse."""
         self.began = time.monotonic()
+        self._stop = stop
         steps: list[tuple[str, Callable[[], None]]] = [
             ("configuration", self.check_config),
             ("dashboard port", self.check_port),
@@ -446,9 +448,8 @@ class Demo:
             topic = f"{self.ctx.config().topic_prefix}/{self._a_ward()}/demo/demo-1/telemetry"
             deadline = time.monotonic() + SUBSCRIBER_WAIT_S
             while not self.broker.has_subscriber(topic) and time.monotonic() < deadline:
-                if child.poll() is not None:
+                if child.poll() is not None or self._stop.wait(0.2):
                     break
-                time.sleep(0.2)
 
     def start_camera_ingester(self) -> None:
         try:
@@ -459,14 +460,25 @@ class Demo:
         if ensure is not None:
             self.out.say("preparing the demo camera videos (rendered on the first start only)")
             began = time.monotonic()
-            try:
-                written = ensure(self.ctx.config(), self.var_dir)
-            except Exception as exc:  # the rest of the demo is still worth running
-                self.out.say(f"could not prepare the demo videos: {type(exc).__name__}: {exc}")
-                written = []
-            if written:
+            result: list[object] = []
+
+            def render() -> None:
+                try:
+                    result.extend(ensure(self.ctx.config(), self.var_dir))
+                except Exception as exc:  # the rest of the demo is still worth running
+                    self.out.say(f"could not prepare the demo videos: {type(exc).__name__}: {exc}")
+
+            # in a thread, so that Ctrl-C need not wait for the rendering (each video is
+            # written to a .part file and renamed: an abandoned one is redone next time)
+            worker = threading.Thread(target=render, name="demo-videos", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                if self._stop.wait(0.2):
+                    self.out.say("video rendering abandoned")
+                    return
+            if result:
                 self.out.say(
-                    f"rendered {len(written)} demo camera video(s) in"
+                    f"rendered {len(result)} demo camera video(s) in"
                     f" {time.monotonic() - began:.0f} s (once; kept in {self.var_dir})"
                 )
         self.start_child("ingest-cameras", ["ingest", "cameras"])
