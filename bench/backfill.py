@@ -38,7 +38,7 @@ def counts(url: str) -> tuple[int, int, int, int]:
             out = []
             for table in ("readings", "ingest_rejects", "applications", "application_events"):
                 try:
-                    cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+                    cur.execute(f"SELECT count(*) FROM {table}")
                     out.append(int(cur.fetchone()[0]))  # type: ignore[index]
                 except psycopg2.Error:
                     conn.rollback()
@@ -67,7 +67,7 @@ def main() -> int:
     port = free_port()
     (tmp / "m.conf").write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 0\nmax_inflight_messages 0\n",
+        "max_queued_messages 0\nmax_inflight_messages 1000\n",  # as the embedded broker
         encoding="utf-8",
     )
     broker = subprocess.Popen(["mosquitto", "-c", str(tmp / "m.conf")], stderr=subprocess.DEVNULL)
@@ -78,7 +78,9 @@ def main() -> int:
         time.sleep(0.5)
         subprocess.run([*ioc, "db", "init"], env=env, check=True, capture_output=True)
         ingester = subprocess.Popen(
-            [*ioc, "ingest", "mqtt"], env=env, stderr=open(tmp / "ingest.log", "w")  # noqa: SIM115
+            [*ioc, "ingest", "mqtt"],
+            env=env,
+            stderr=open(tmp / "ingest.log", "w"),  # noqa: SIM115
         )
         time.sleep(3)
         sim = [*ioc, "simulate", "--backfill", str(args.days), "--seed", "1"]
@@ -102,13 +104,19 @@ def main() -> int:
             flush=True,
         )
     finally:
+        for proc in (ingester, broker):
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                print(f"{proc.args[-1]!r} did not stop within 30 s: killed", flush=True)
+                proc.kill()
+                proc.wait()
         if ingester is not None:
-            ingester.terminate()
-            ingester.wait(30)
             log_lines = (tmp / "ingest.log").read_text(encoding="utf-8").splitlines()
             print("ingester log (last lines):", *log_lines[-15:], sep="\n  ")
-        broker.terminate()
-        broker.wait(10)
         if not args.keep:
             with admin.cursor() as cur:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
