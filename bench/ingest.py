@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +47,66 @@ sys.path.insert(0, str(ROOT))
 WARD = "20195"
 METRICS = ("pm25", "pm10", "no2", "so2", "co")
 PROFILE_DIR: str | None = None
+BROKER_PID = [0]
+CPU_METER = False
+
+
+class CpuMeter:
+    """CPU seconds used by each process during a scenario, grouped by role (psutil; sampled
+    every 0.25 s so short-lived processes such as the publisher are counted too)."""
+
+    def __init__(self, roles: dict[int, str]) -> None:
+        self.roles = roles
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self._stop = False
+        self.t0 = time.time()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        for p in psutil.process_iter(["name", "cmdline"]):
+            try:
+                t = p.cpu_times()
+                created = p.create_time()
+            except psutil.Error:
+                continue
+            cpu = t.user + t.system
+            if p.pid not in self.first:
+                self.first[p.pid] = 0.0 if created > self.t0 else cpu
+                self.names[p.pid] = p.info["name"] or "?"
+            self.last[p.pid] = cpu
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._sample()
+            time.sleep(0.25)
+
+    def start(self) -> CpuMeter:
+        if not CPU_METER:
+            return self
+        self.t0 = time.time()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self, children: dict[int, str] | None = None) -> dict[str, float]:
+        if not CPU_METER:
+            return {}
+        self._stop = True
+        self._thread.join()
+        self._sample()
+        roles = {**self.roles, **(children or {})}
+        out: dict[str, float] = {}
+        for pid, last in self.last.items():
+            role = roles.get(pid) or (
+                "postgres" if self.names[pid].startswith("postgres") else "other"
+            )
+            out[role] = out.get(role, 0.0) + last - self.first[pid]
+        out["wall"] = time.time() - self.t0
+        return out
 
 
 def free_port() -> int:
@@ -179,9 +240,12 @@ def scenario_raw(port: int, n: int) -> dict[str, float]:
     sub.start()
     while not ready.value:
         time.sleep(0.05)
+    meter = CpuMeter({BROKER_PID[0]: "broker", sub.pid: "subscriber", os.getpid(): "bench"})
+    meter.start()
     pub, started, _done = run_publisher(port, msgs)
     pub.join()
     sub.join()
+    cpu = meter.stop({pub.pid: "publisher"})
     count, distinct, last = result[0], result[1], result[2]
     elapsed = last - started.value
     return {
@@ -191,6 +255,7 @@ def scenario_raw(port: int, n: int) -> dict[str, float]:
         "received": count,
         "lost": n - distinct,
         "dup": count - distinct,
+        "cpu": cpu,
     }
 
 
@@ -257,7 +322,7 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
         for _ in range(300):
             if "ingesting " in log_path.read_text():
                 break
-            time.sleep(0.1)
+            time.sleep(0.25)
         expected = n * per_msg
         msgs = payloads(prefix, n, per_msg)
         spy = None
@@ -271,7 +336,7 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
                     str(ing.pid),
                     "--format",
                     "raw",
-                    "--gil",
+                    "--threads",
                     "-r",
                     "100",
                     "-d",
@@ -285,6 +350,8 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
             time.sleep(1)
         conn = psycopg2.connect(db)
         conn.autocommit = True
+        meter = CpuMeter({BROKER_PID[0]: "broker", ing.pid: "ingester", os.getpid(): "bench"})
+        meter.start()
         pub, started, _done = run_publisher(port, msgs)
         stored, last_change, t_last = 0, time.time(), time.time()
         with conn.cursor() as cur:
@@ -300,6 +367,7 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
                 t_last = time.time()
             # precise end: the commit time of the last row is the writer's last commit
             pub.join()
+            cpu = meter.stop({pub.pid: "publisher"})
             if spy is not None:
                 spy.wait()
             ing.terminate()
@@ -321,6 +389,7 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
             "dup": total - distinct,
             "redelivered": details.get("received", 0) - n,
             "batches": details.get("batches", 0),
+            "cpu": cpu,
         }
     finally:
         if ing.poll() is None:
@@ -337,6 +406,14 @@ def report(name: str, r: dict[str, float]) -> None:
         f"lost {int(r['lost'])} dup {int(r['dup'])}"
         + (f" (redelivered msgs {int(r['redelivered'])})" if "redelivered" in r else "")
     )
+    cpu = dict(r.get("cpu") or {})
+    if cpu:
+        wall = cpu.pop("wall")
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+        print(
+            f"    CPU s over {wall:.1f} s wall ({os.cpu_count()} cores = "
+            f"{wall * (os.cpu_count() or 1):.1f} CPU s): {parts}"
+        )
 
 
 def main() -> int:
@@ -344,14 +421,17 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=60_000, help="messages in (1) and (2)")
     ap.add_argument("--array-messages", type=int, default=4_000, help="messages in (3), x50")
     ap.add_argument("--profile", metavar="DIR", help="run the ingester under py-spy into DIR")
+    ap.add_argument("--cpu", action="store_true", help="CPU seconds per process (psutil)")
     args = ap.parse_args()
-    global PROFILE_DIR
+    global PROFILE_DIR, CPU_METER
     PROFILE_DIR = args.profile
+    CPU_METER = args.cpu
     server = os.environ.get("IOC_DATABASE_URL")
     if not server:
         raise SystemExit("set IOC_DATABASE_URL to a PostgreSQL server we may create databases on")
     tmp = Path(tempfile.mkdtemp(prefix="ioc-bench-"))
     broker, port = start_broker(tmp / "broker")
+    BROKER_PID[0] = broker.pid
     try:
         print(
             f"broker: test-owned mosquitto :{port} (deploy/mosquitto delivery settings); "
