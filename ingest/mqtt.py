@@ -40,6 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.metrics import IngestStats, make_registry
+from ingest.mqtt_client import FastClient
 from ingest.parse import Parsed, Parser, Problem, clean_topic, truncate_payload
 from ingest.writer import (
     DEVICES_SEEN,
@@ -98,6 +99,42 @@ def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, UTC)
 
 
+def _topic_text(topic: bytes) -> str:
+    try:
+        return topic.decode("utf-8")
+    except UnicodeDecodeError:
+        return topic.decode("utf-8", errors="backslashreplace")
+
+
+class _Pending:
+    """One received message between parsing and its PUBACK: what it writes, how to ack it."""
+
+    __slots__ = (
+        "apply",
+        "gen",
+        "lines",
+        "mid",
+        "payload",
+        "qos",
+        "received",
+        "rejects",
+        "seen",
+        "topic",
+    )
+
+    def __init__(self, topic: bytes, payload: bytes, received: float) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.received = received
+        self.mid = 0
+        self.qos = 0
+        self.gen = 0
+        self.lines: list[str] | None = None
+        self.seen: Row | None = None
+        self.rejects: list[Row] | None = None
+        self.apply: Callable[[Cursor], None] | None = None
+
+
 def default_client_id(base: str, shared: str | None) -> str:
     """``ioc-ingest`` alone; ``ioc-ingest-{group}-{host}`` in a shared group (several hosts)."""
     if not shared:
@@ -120,6 +157,7 @@ class MqttIngester:
         metrics_port: int | None = None,
         status_interval_s: float = 5.0,
         connect_timeout_s: float = 15.0,
+        fast_client: bool = True,
     ) -> None:
         if shared is not None and not GROUP_NAME.match(shared):
             raise UsageError(f"--shared {shared!r}: a group name is 1-64 of A-Z a-z 0-9 _ . -")
@@ -133,6 +171,8 @@ class MqttIngester:
         self.metrics_port = metrics_port
         self.status_interval_s = status_interval_s
         self.connect_timeout_s = connect_timeout_s
+        # ingest.mqtt_client.FastClient's receive fast path and bulk PUBACKs (off: stock paho)
+        self.fast_client = fast_client
         self.prefix = config.topic_prefix
         self.status_topic = f"{self.prefix}/_ingest/{self.client_id}/status"
         self.parser = Parser(config)
@@ -160,7 +200,7 @@ class MqttIngester:
         self._metrics_server: Any = None
         self.fatal_event = threading.Event()
         self._started = False
-        self._acc: list[Work] = []
+        self._acc: list[_Pending] = []
         self._acc_t0 = 0.0
         self._acc_lock = threading.Lock()
         self._flush_stop = threading.Event()
@@ -250,12 +290,13 @@ class MqttIngester:
     # -- broker session ---------------------------------------------------------------------
     def _make_client(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
         v5 = protocol == mqtt.MQTTv5
-        client = mqtt.Client(
+        client = FastClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=protocol,
             clean_session=None if v5 else False,
             manual_ack=True,
+            fast=self.fast_client,
         )
         if self.target.username:
             client.username_pw_set(self.target.username, self.target.password)
@@ -266,6 +307,7 @@ class MqttIngester:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish_raw = self._on_publish
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -408,29 +450,33 @@ class MqttIngester:
 
     # -- messages ---------------------------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """paho's own path: a PUBLISH with MQTT 5 properties, or the fast path switched off."""
+        self._on_publish(bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos)
+
+    def _on_publish(self, topic_b: bytes, payload: bytes, mid: int, qos: int) -> None:
+        """Every message, on the network thread: parse, validate, add to the open group."""
         received = time.time()
         if not self._accepting:
             self.stats.dropped += 1  # not acked: the broker redelivers it next session
             return
         gen = self._gen
         try:
-            work = self._work_for(msg, received)
+            m = self._pending_for(topic_b, payload, received)
         except Exception as exc:  # a bug must not stop ingestion: store it as a reject
             log.exception("unexpected error on a message")
-            work = Work(
-                rows={
-                    INGEST_REJECTS: [
-                        self._reject_row(msg, received, "internal_error", repr(exc)[:200])
-                    ]
-                }
-            )
+            m = _Pending(topic_b, payload, received)
+            m.rejects = [
+                self._reject_row(
+                    _topic_text(topic_b), payload, received, "internal_error", repr(exc)[:200]
+                )
+            ]
             self.stats.rejects["internal_error"] += 1
-        work.done = self._done(msg.mid, msg.qos, gen, received)
+        m.mid, m.qos, m.gen = mid, qos, gen
         with self._acc_lock:
             acc = self._acc
             if not acc:
                 self._acc_t0 = received
-            acc.append(work)
+            acc.append(m)
             if len(acc) >= GROUP_MAX or received - self._acc_t0 >= GROUP_AFTER_S:
                 self._flush_locked()
 
@@ -440,7 +486,7 @@ class MqttIngester:
         if not group:
             return
         try:
-            self.writer.submit(group[0] if len(group) == 1 else self._merge(group))
+            self.writer.submit(self._merge(group))
         except RuntimeError:  # writer stopping: not acked, the broker redelivers
             self.stats.dropped += len(group)
 
@@ -450,28 +496,33 @@ class MqttIngester:
                 if self._acc and time.time() - self._acc_t0 >= GROUP_AFTER_S:
                     self._flush_locked()
 
-    def _merge(self, group: list[Work]) -> Work:
-        """One unit for many messages; if the database refuses it, its messages are resubmitted
-        one by one (each with its own ack and reject path)."""
+    def _merge(self, group: list[_Pending]) -> Work:
+        """One unit for many messages, acknowledged together after its COMMIT; if the database
+        refuses it, its messages are resubmitted one by one (each with its own ack and reject
+        path)."""
         lines: list[str] = []
-        rows: dict[TableSpec, list[Row]] = {}
+        seen: list[Row] = []
+        rejects: list[Row] = []
         applies: list[Callable[[Cursor], None]] = []
-        dones: list[Callable[[], None]] = []
-        for w in group:
-            for part in w.lines.values():
-                lines.extend(part)
-            for spec, r in w.rows.items():
-                rows.setdefault(spec, []).extend(r)
-            if w.apply is not None:
-                applies.append(w.apply)
-            if w.done is not None:
-                dones.append(w.done)
+        for m in group:
+            if m.lines:
+                lines += m.lines
+            if m.seen is not None:
+                seen.append(m.seen)
+            if m.rejects:
+                rejects += m.rejects
+            if m.apply is not None:
+                applies.append(m.apply)
+        rows: dict[TableSpec, list[Row]] = {}
+        if rejects:
+            rows[INGEST_REJECTS] = rejects
+        if seen:
+            rows[DEVICES_SEEN] = seen
         split = False
 
         def done() -> None:
             if not split:
-                for d in dones:
-                    d()
+                self._ack(group)
 
         def apply(cur: Cursor) -> None:
             for fn in applies:
@@ -480,9 +531,9 @@ class MqttIngester:
         def on_fail(exc: Exception) -> Work:
             nonlocal split
             split = True
-            for w in group:
+            for m in group:
                 try:
-                    self.writer.submit(w)
+                    self.writer.submit(self._work_of(m))
                 except RuntimeError:
                     self.stats.dropped += 1
             return Work()
@@ -495,77 +546,102 @@ class MqttIngester:
             on_fail=on_fail,
         )
 
-    def _done(self, mid: int, qos: int, gen: int, received: float) -> Callable[[], None]:
-        stats = self.stats
-
-        def done() -> None:
-            stats.acked += 1
-            stats.last_lag_s = time.time() - received
-            client = self._client
-            if qos and client is not None and gen == self._gen:
-                client.ack(mid, qos)
-
-        return done
-
-    @staticmethod
-    def _topic(msg: mqtt.MQTTMessage) -> str:
-        try:
-            return msg.topic
-        except UnicodeDecodeError:
-            return bytes(msg._topic).decode("utf-8", errors="backslashreplace")
-
-    def _reject_row(self, msg: mqtt.MQTTMessage, received: float, code: str, detail: str) -> Row:
-        return (
-            _utc(received),
-            clean_topic(self._topic(msg)),
-            f"{code}: {detail}",
-            truncate_payload(msg.payload, self.ing.reject_payload_chars),
+    def _work_of(self, m: _Pending) -> Work:
+        """One message alone (after its group was refused): its own ack and reject path."""
+        rows: dict[TableSpec, list[Row]] = {}
+        if m.rejects:
+            rows[INGEST_REJECTS] = list(m.rejects)
+        if m.seen is not None:
+            rows[DEVICES_SEEN] = [m.seen]
+        return Work(
+            rows=rows,
+            lines={READINGS: m.lines} if m.lines else {},
+            apply=m.apply,
+            done=lambda: self._ack([m]),
+            on_fail=lambda exc: Work(
+                rows={
+                    INGEST_REJECTS: [
+                        self._reject_row(
+                            _topic_text(m.topic),
+                            m.payload,
+                            m.received,
+                            "db_refused",
+                            str(exc).strip()[:300],
+                        )
+                    ]
+                }
+            ),
         )
 
-    def _work_for(self, msg: mqtt.MQTTMessage, received: float) -> Work:
-        parsed = self.parser.parse(self._topic(msg), msg.payload, received)
+    def _ack(self, group: list[_Pending]) -> None:
+        """Writer thread, after COMMIT: PUBACK the group's QoS-1 messages in one buffer. Acks
+        of an earlier connection are dropped (the broker redelivers those messages)."""
+        stats = self.stats
+        stats.acked += len(group)
+        stats.last_lag_s = time.time() - group[-1].received
+        client = self._client
+        if client is None:
+            return
+        gen = self._gen
+        mids = [m.mid for m in group if m.qos == 1 and m.gen == gen]
+        if mids:
+            if isinstance(client, FastClient):
+                client.ack_many(mids)
+            else:
+                for mid in mids:
+                    client.ack(mid, 1)
+        for m in group:
+            if m.qos == 2 and m.gen == gen:
+                client.ack(m.mid, 2)
+
+    def _reject_row(
+        self, topic: str, payload: bytes, received: float, code: str, detail: str
+    ) -> Row:
+        return (
+            _utc(received),
+            clean_topic(topic),
+            f"{code}: {detail}",
+            truncate_payload(payload, self.ing.reject_payload_chars),
+        )
+
+    def _pending_for(self, topic_b: bytes, payload: bytes, received: float) -> _Pending:
+        topic = _topic_text(topic_b)
+        parsed = self.parser.parse(topic, payload, received)
         self.stats.received[parsed.kind] += 1
-        work = Work()
+        m = _Pending(topic_b, payload, received)
         if parsed.kind == "telemetry" or parsed.kind == "status":
-            problem = self._check_device(parsed, received, work)
+            problem = self._check_device(parsed, received, m)
             if problem is not None:
                 parsed.problems = [problem]
                 parsed.lines = []
                 parsed.kind = "invalid"
         if parsed.lines:
-            work.lines[READINGS] = parsed.lines
+            m.lines = parsed.lines
             self.stats.readings += len(parsed.lines)
-            if parsed.newest_ts is not None:
-                self.stats.newest_reading_ts = max(self.stats.newest_reading_ts, parsed.newest_ts)
+            if parsed.newest_ts is not None and parsed.newest_ts > self.stats.newest_reading_ts:
+                self.stats.newest_reading_ts = parsed.newest_ts
         if parsed.kind == "status" and parsed.status is not None:
-            work.apply = self._status_apply(parsed, received)
+            m.apply = self._status_apply(parsed, received)
         elif parsed.kind == "application" and parsed.event is not None:
-            work.apply = self._event_apply(parsed.event, msg, received)
+            m.apply = self._event_apply(parsed.event, topic, payload, received)
         if parsed.problems:
-            work.rows[INGEST_REJECTS] = self._reject_rows(msg, received, parsed.problems)
-        work.on_fail = lambda exc: Work(
-            rows={
-                INGEST_REJECTS: [
-                    self._reject_row(msg, received, "db_refused", str(exc).strip()[:300])
-                ]
-            }
-        )
-        return work
+            m.rejects = self._reject_rows(topic, payload, received, parsed.problems)
+        return m
 
     def _reject_rows(
-        self, msg: mqtt.MQTTMessage, received: float, problems: list[Problem]
+        self, topic: str, payload: bytes, received: float, problems: list[Problem]
     ) -> list[Row]:
         at = _utc(received)
-        topic = clean_topic(self._topic(msg))
-        payload = truncate_payload(msg.payload, self.ing.reject_payload_chars)
+        topic = clean_topic(topic)
+        text = truncate_payload(payload, self.ing.reject_payload_chars)
         rejects = self.stats.rejects
         rows = []
         for p in problems:
             rejects[p.code] += 1
-            rows.append((at, topic, p.reason, payload))
+            rows.append((at, topic, p.reason, text))
         return rows
 
-    def _check_device(self, parsed: Parsed, received: float, work: Work) -> Problem | None:
+    def _check_device(self, parsed: Parsed, received: float, m: _Pending) -> Problem | None:
         device = parsed.device_id or ""
         home = (parsed.ward or "", parsed.device_type or "")
         known = self._devices.get(device)
@@ -585,7 +661,7 @@ class MqttIngester:
             last = self._last_seen_sent.get(device, 0.0)
             if received - last >= LAST_SEEN_EVERY_S:
                 self._last_seen_sent[device] = received
-                work.rows[DEVICES_SEEN] = [(device, home[0], home[1], _utc(received))]
+                m.seen = (device, home[0], home[1], _utc(received))
         return None
 
     def _status_apply(self, parsed: Parsed, received: float) -> Callable[[Cursor], None]:
@@ -603,7 +679,7 @@ class MqttIngester:
         return apply
 
     def _event_apply(
-        self, event: AppEvent, msg: mqtt.MQTTMessage, received: float
+        self, event: AppEvent, topic: str, payload: bytes, received: float
     ) -> Callable[[Cursor], None]:
         def apply(cur: Cursor) -> None:
             cur.execute("SAVEPOINT ioc_app_event")
@@ -613,7 +689,7 @@ class MqttIngester:
                 return
             cur.execute("ROLLBACK TO SAVEPOINT ioc_app_event")
             code, _, detail = (result.reason or "rejected: ").partition(": ")
-            cur.execute(_REJECT_SQL, self._reject_row(msg, received, code, detail))
+            cur.execute(_REJECT_SQL, self._reject_row(topic, payload, received, code, detail))
             self.late_rejects[code] += 1
 
         return apply

@@ -1,0 +1,177 @@
+"""ingest.mqtt_client.FastClient against a real Mosquitto: every message arrives once, in order,
+through the fast path or paho's own (properties, big payloads, QoS 0), and ``ack_many`` really
+acknowledges: a new session with the same client id gets nothing redelivered, while messages
+left unacknowledged are redelivered."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from ingest_helpers import Mosquitto
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest import mqtt_client
+from ingest.mqtt_client import FAST_PATH_AVAILABLE, FastClient
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+class Sub:
+    """A FastClient subscriber that records (topic, payload, mid, qos, path) and acks in bulk."""
+
+    def __init__(
+        self,
+        port: int,
+        client_id: str,
+        *,
+        fast: bool,
+        receive_max: int = 1000,
+        loop_after_s: float = 0.0,
+    ) -> None:
+        self.got: list[tuple[bytes, bytes, int, int, str]] = []
+        self.lock = threading.Lock()
+        self.c = FastClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+            fast=fast,
+        )
+        self.c.on_publish_raw = self._raw
+        self.c.on_message = self._msg
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300
+        props.ReceiveMaximum = receive_max
+        self.c.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.c.subscribe("fc/#", qos=1)
+        time.sleep(loop_after_s)  # the broker's packets pile up in the socket meanwhile
+        self.c.loop_start()
+        time.sleep(0.3)
+
+    def _raw(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+        with self.lock:
+            self.got.append((topic, payload, mid, qos, "fast"))
+
+    def _msg(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.got.append((bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos, "paho"))
+
+    def wait(self, n: int, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.got) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.got) >= n, f"received {len(self.got)} of {n}"
+
+    def ack_all(self) -> None:
+        with self.lock:
+            mids = [g[2] for g in self.got if g[3] == 1]
+        self.c.ack_many(mids)
+
+    def close(self) -> None:
+        time.sleep(0.3)  # let the PUBACK buffer go out before DISCONNECT
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def publish(port: int, msgs: list[tuple[str, bytes, int, Properties | None]]) -> None:
+    p = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    p.max_inflight_messages_set(0)
+    p.connect("127.0.0.1", port)
+    p.loop_start()
+    infos = [p.publish(t, b, qos=q, properties=props) for t, b, q, props in msgs]
+    for info in infos:
+        info.wait_for_publish(30)
+    p.disconnect()
+    p.loop_stop()
+
+
+def mixed_messages(n: int) -> list[tuple[str, bytes, int, Properties | None]]:
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("k", "v")
+    out: list[tuple[str, bytes, int, Properties | None]] = []
+    for i in range(n):
+        body = f"m{i}".encode()
+        if i % 97 == 5:
+            out.append((f"fc/big/{i}", body + b"x" * 200_000, 1, None))  # > 3 recv chunks
+        elif i % 50 == 7:
+            out.append((f"fc/props/{i}", body, 1, props))  # paho's own path
+        elif i % 40 == 3:
+            out.append((f"fc/q0/{i}", body, 0, None))
+        else:
+            out.append((f"fc/d/{i % 7}", body, 1, None))
+    return out
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "stock"])
+def test_every_message_once_in_order_and_acks_stick(broker: Mosquitto, fast: bool) -> None:
+    cid = f"fc-{uuid.uuid4().hex[:8]}"
+    n = 3000
+    msgs = mixed_messages(n)
+    sub = Sub(broker.port, cid, fast=fast, receive_max=n)
+    publish(broker.port, msgs)
+    sub.wait(n)
+    time.sleep(0.3)
+    assert [(g[0].decode(), g[1]) for g in sub.got] == [(t, b) for t, b, _, _ in msgs]
+    assert [g[3] for g in sub.got] == [q for _, _, q, _ in msgs]
+    paths = {g[4] for g in sub.got}
+    if fast and FAST_PATH_AVAILABLE:
+        assert sub.c.fast_publishes == n - sum(1 for m in msgs if m[3] is not None)
+        assert paths == {"fast", "paho"}
+    else:
+        assert sub.c.fast_publishes == 0 and paths == {"paho"}
+    sub.ack_all()
+    sub.close()
+    # the same session again: everything was acknowledged, nothing comes back
+    again = Sub(broker.port, cid, fast=fast)
+    time.sleep(1.0)
+    assert again.got == []
+    again.close()
+
+
+def test_unacked_messages_are_redelivered(broker: Mosquitto) -> None:
+    """The control: without ack_many the broker redelivers, so the test above can fail."""
+    cid = f"fc-{uuid.uuid4().hex[:8]}"
+    sub = Sub(broker.port, cid, fast=True)
+    publish(broker.port, [(f"fc/d/{i}", b"v", 1, None) for i in range(50)])
+    sub.wait(50)
+    with sub.lock:
+        first = [g[2] for g in sub.got[:20]]
+    sub.c.ack_many(first)
+    sub.close()
+    again = Sub(broker.port, cid, fast=True)
+    again.wait(30)
+    time.sleep(0.5)
+    assert sorted(g[0] for g in again.got) == sorted(f"fc/d/{i}".encode() for i in range(20, 50))
+    again.ack_all()
+    again.close()
+
+
+def test_buffered_packets_never_wait_for_the_next_network_event(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """500 messages queued for a session are already in the socket when the client's loop
+    starts, so one recv() buffers them all; with a per-read limit of 2 packets, most stay in
+    the buffer after loop_read: they must still be handled at once (loop_misc + socket-pair
+    wake-up), not at the next network event (there is none: nothing more is sent)."""
+    monkeypatch.setattr(mqtt_client, "MAX_PACKETS_PER_READ", 2)
+    cid = f"fc-{uuid.uuid4().hex[:8]}"
+    Sub(broker.port, cid, fast=True).close()  # the session and its subscription
+    publish(broker.port, [(f"fc/d/{i}", b"v" * 10, 1, None) for i in range(500)])
+    sub = Sub(broker.port, cid, fast=True, loop_after_s=1.0)
+    sub.wait(500, timeout=5)
+    assert sub.c.fast_publishes == 500
+    sub.ack_all()
+    sub.close()
