@@ -146,6 +146,8 @@ class FastClient(mqtt.Client):
             handler(topic, bytes(packet[pos:]), mid, qos)
         except Exception:  # paho logs and continues (suppress_exceptions); so do we
             log.exception("on_publish_raw failed")
+        if qos and not self._manual_ack:
+            return self._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     # -- acknowledgements -------------------------------------------------------------------

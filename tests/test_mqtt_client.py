@@ -40,6 +40,7 @@ class Sub:
         fast: bool,
         receive_max: int = 1000,
         loop_after_s: float = 0.0,
+        manual_ack: bool = True,
     ) -> None:
         self.got: list[tuple[bytes, bytes, int, int, str]] = []
         self.lock = threading.Lock()
@@ -47,7 +48,7 @@ class Sub:
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
-            manual_ack=True,
+            manual_ack=manual_ack,
             fast=fast,
         )
         self.c.on_publish_raw = self._raw
@@ -175,3 +176,17 @@ def test_buffered_packets_never_wait_for_the_next_network_event(
     assert sub.c.fast_publishes == 500
     sub.ack_all()
     sub.close()
+
+
+def test_automatic_acks_on_the_fast_path(broker: Mosquitto) -> None:
+    """Without manual_ack the fast path acknowledges each message itself, as paho does."""
+    cid = f"fc-{uuid.uuid4().hex[:8]}"
+    sub = Sub(broker.port, cid, fast=True, manual_ack=False)
+    publish(broker.port, [(f"fc/d/{i}", b"v", 1, None) for i in range(200)])
+    sub.wait(200)
+    assert sub.c.fast_publishes == 200
+    sub.close()
+    again = Sub(broker.port, cid, fast=True)
+    time.sleep(1.0)
+    assert again.got == []
+    again.close()
