@@ -182,6 +182,9 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
         speed,
         f", for {args.duration:g} s" if args.duration else " until stopped",
     )
+    for m in stream.advance(sim0):  # the fleet's `online` statuses, before anything slow
+        _dispatch(net, m)
+    net.poll(0)
     mono0 = time.monotonic()
     last_log = mono0
     while not stop.is_set():
