@@ -334,8 +334,13 @@ ON CONFLICT (id) DO UPDATE SET ward_code = EXCLUDED.ward_code, procedure = EXCLU
 def store_event(cur: Cursor, ev: AppEvent) -> StoreResult:
     """Record ``ev`` idempotently and recompute its application row (inside the caller's
     transaction). An event that does not fit is not stored: the result says why."""
-    # Serialise concurrent writers of the same application (several ingesters may run).
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('ioc.app:' || %s))", (ev.id,))
+    # Serialise concurrent writers of the same application (several ingesters may run) with a
+    # row lock: unlike advisory locks, row locks do not fill the shared lock table however many
+    # events one transaction holds.
+    cur.execute(
+        "INSERT INTO application_locks (app_id) VALUES (%s) ON CONFLICT DO NOTHING", (ev.id,)
+    )
+    cur.execute("SELECT 1 FROM application_locks WHERE app_id = %s FOR UPDATE", (ev.id,))
     cur.execute(
         "SELECT event, ts, ward_code, payload FROM application_events WHERE app_id = %s",
         (ev.id,),

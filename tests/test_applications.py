@@ -303,3 +303,21 @@ def test_import_cli_xlsx(fresh_db_url: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_many_events_in_one_transaction(fresh_db_url: str) -> None:
+    """A back-fill batch holds thousands of applications' events in one transaction: the
+    per-application lock must not exhaust PostgreSQL's shared lock table (advisory locks did,
+    'out of shared memory', with max_locks_per_transaction = 64)."""
+    n = 40_000
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            for i in range(n):
+                assert store_event(cur, ev("received", i / 1000, app=f"bulk-{i}")).accepted
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM applications WHERE id LIKE 'bulk-%'")
+            assert cur.fetchone() == (n,)
+    finally:
+        conn.close()
