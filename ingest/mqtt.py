@@ -544,6 +544,7 @@ class MqttIngester:
             apply=apply if applies else None,
             done=done,
             on_fail=on_fail,
+            steps=len(applies),
         )
 
     def _work_of(self, m: _Pending) -> Work:
@@ -557,6 +558,7 @@ class MqttIngester:
             rows=rows,
             lines={READINGS: m.lines} if m.lines else {},
             apply=m.apply,
+            steps=1 if m.apply is not None else 0,
             done=lambda: self._ack([m]),
             on_fail=lambda exc: Work(
                 rows={

@@ -11,9 +11,11 @@ used directly). Either way redelivered data creates no duplicates. ``done`` call
 after COMMIT.
 
 Faults: a lost connection is retried with backoff, forever, on the same batch (nothing is acked
-meanwhile, so nothing can be lost); a unit whose data the database refuses is retried alone and,
-if it still fails, handed to its ``on_fail`` (the ingester stores a reject) so one bad message
-never blocks the stream.
+meanwhile, so nothing can be lost); a resource error with the connection still open (out of
+shared memory, a timeout) retries the batch unit by unit, each unit until it commits; a unit
+whose data the database refuses is retried alone and, if it still fails, handed to its
+``on_fail`` (the ingester stores a reject) so one bad message never blocks the stream. A batch
+holds at most ``max_steps`` apply steps (savepoints) besides its ``max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -190,6 +192,8 @@ class Work:
 
     ``lines``: rows already formatted as COPY text lines (each ending in a newline, fields
     escaped), the fast path of the MQTT ingester; they go with ``rows`` of the same table.
+    ``steps``: how many separate steps ``apply`` runs (e.g. one per application event, each
+    in its own savepoint); a batch holds at most ``BatchWriter.max_steps`` of them.
     """
 
     rows: dict[TableSpec, list[Row]] = field(default_factory=dict)
@@ -197,10 +201,13 @@ class Work:
     done: Callable[[], None] | None = None
     on_fail: Callable[[Exception], Work | None] | None = None
     lines: dict[TableSpec, list[str]] = field(default_factory=dict)
+    steps: int = 0
 
     def size(self) -> int:
         return (
-            sum(len(r) for r in self.rows.values()) + sum(len(x) for x in self.lines.values())
+            sum(len(r) for r in self.rows.values())
+            + sum(len(x) for x in self.lines.values())
+            + self.steps
         ) or 1
 
 
@@ -229,6 +236,7 @@ class BatchWriter:
         dsn: str,
         *,
         max_rows: int = 5000,
+        max_steps: int = 200,
         max_delay_s: float = 0.5,
         max_pending: int = 200_000,
         linger_s: float = 0.01,
@@ -240,6 +248,10 @@ class BatchWriter:
     ) -> None:
         self.dsn = dsn
         self.max_rows = max_rows
+        # Each apply step may hold a savepoint (subtransaction) whose lock lives until COMMIT:
+        # thousands in one transaction exhaust PostgreSQL's shared lock table ("out of shared
+        # memory", for every session of the server). Measured in a 30-day back-fill.
+        self.max_steps = max_steps
         self.max_delay_s = max_delay_s
         self.linger_s = min(linger_s, max_delay_s)
         self.direct_copy = direct_copy
@@ -312,10 +324,11 @@ class BatchWriter:
             return [], True
         batch: list[Work] = [first]
         rows = first.size()
+        steps = first.steps
         now = time.monotonic()
         deadline = now + self.max_delay_s
         get_nowait = self._queue.get_nowait
-        while rows < self.max_rows:
+        while rows < self.max_rows and steps < self.max_steps:
             try:
                 item = get_nowait()
             except queue.Empty:
@@ -330,6 +343,7 @@ class BatchWriter:
                 return batch, True
             batch.append(item)
             rows += item.size()
+            steps += item.steps
         return batch, False
 
     def _run(self) -> None:
@@ -363,6 +377,15 @@ class BatchWriter:
                 inserted = self._write(self._conn, batch)
                 elapsed = time.monotonic() - t0
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if len(batch) > 1 and self._conn is not None and self._conn.closed == 0:
+                    # Not a lost connection but a resource error of this transaction (out of
+                    # shared memory, a timeout): retrying the same batch could fail forever.
+                    # Smaller transactions: unit by unit, each retried until it commits.
+                    self._rollback()
+                    self.stats.db_errors += 1
+                    log.warning("batch failed (%s); retrying unit by unit", _one_line(exc))
+                    self._write_one_by_one(batch)
+                    return
                 self._lost_connection(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)

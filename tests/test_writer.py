@@ -209,3 +209,66 @@ def test_direct_copy_falls_back_to_staging_on_redelivery(fresh_db_url: str) -> N
     assert query_one(fresh_db_url, "SELECT count(*) FROM readings") == 15
     assert writer.stats.rows_inserted == 15
     assert writer._direct_off_until  # staging path chosen for a while after the conflict
+
+
+def test_apply_steps_per_transaction_are_capped(fresh_db_url: str) -> None:
+    """Units with many savepoints (application events) are not piled into one transaction:
+    thousands of subtransaction locks exhaust PostgreSQL's shared lock table."""
+    per_tx: dict[int, int] = {}
+
+    def events(cur: psycopg2.extensions.cursor, k: int) -> None:
+        cur.execute("SELECT txid_current()")
+        row = cur.fetchone()
+        assert row is not None
+        for j in range(20):
+            cur.execute("SAVEPOINT ev")
+            cur.execute(
+                "INSERT INTO service_status (service, instance, status) VALUES ('t', %s, 'ok')",
+                (f"{k}-{j}",),
+            )
+            cur.execute("RELEASE SAVEPOINT ev")
+        per_tx[row[0]] = per_tx.get(row[0], 0) + 20
+
+    writer = BatchWriter(fresh_db_url, max_steps=50, max_delay_s=1.0)
+    for k in range(50):  # all queued before the writer starts: one batch if uncapped
+        writer.submit(Work(apply=lambda cur, k=k: events(cur, k), steps=20))
+    writer.start()
+    writer.stop()
+    assert query_one(fresh_db_url, "SELECT count(*) FROM service_status") == 1000
+    assert max(per_tx.values()) <= 60, per_tx  # closes at >= 50 steps: at most 50 + 20 - 10
+    assert len(per_tx) >= 1000 // 60
+
+
+def test_resource_error_with_the_connection_open_goes_unit_by_unit(fresh_db_url: str) -> None:
+    """An OperationalError that is not a lost connection (here a statement timeout whenever
+    the unit shares its transaction, like 'out of shared memory' for a too large batch) must
+    not retry the same batch forever: the units are retried one by one and all commit."""
+    units_in_tx: dict[int, int] = {}
+    done: list[int] = []
+
+    def apply(cur: psycopg2.extensions.cursor, k: int) -> None:
+        cur.execute("SELECT txid_current()")
+        row = cur.fetchone()
+        assert row is not None
+        units_in_tx[row[0]] = units_in_tx.get(row[0], 0) + 1
+        cur.execute(
+            "INSERT INTO service_status (service, instance, status) VALUES ('t', %s, 'ok')",
+            (str(k),),
+        )
+        if k == 9 and units_in_tx[row[0]] > 1:
+            cur.execute("SET LOCAL statement_timeout = 1")
+            cur.execute("SELECT pg_sleep(0.05)")  # QueryCanceled, connection stays open
+
+    writer = BatchWriter(fresh_db_url, max_delay_s=1.0)
+    for k in range(10):
+        writer.submit(
+            Work(apply=lambda cur, k=k: apply(cur, k), steps=1, done=lambda k=k: done.append(k))
+        )
+    writer.start()
+    deadline = time.monotonic() + 30
+    while len(done) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.stop()
+    assert sorted(done) == list(range(10))
+    assert query_one(fresh_db_url, "SELECT count(*) FROM service_status") == 10
+    assert writer.stats.db_errors >= 1
