@@ -41,22 +41,27 @@ class Sub:
         receive_max: int = 1000,
         loop_after_s: float = 0.0,
         manual_ack: bool = True,
+        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
     ) -> None:
         self.got: list[tuple[bytes, bytes, int, int, str]] = []
         self.lock = threading.Lock()
         self.c = FastClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=protocol,
+            clean_session=None if protocol == mqtt.MQTTv5 else False,
             manual_ack=manual_ack,
             fast=fast,
         )
         self.c.on_publish_raw = self._raw
         self.c.on_message = self._msg
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 300
-        props.ReceiveMaximum = receive_max
-        self.c.connect("127.0.0.1", port, clean_start=False, properties=props)
+        if protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 300
+            props.ReceiveMaximum = receive_max
+            self.c.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.c.connect("127.0.0.1", port)
         self.c.subscribe("fc/#", qos=1)
         time.sleep(loop_after_s)  # the broker's packets pile up in the socket meanwhile
         self.c.loop_start()
@@ -187,6 +192,25 @@ def test_automatic_acks_on_the_fast_path(broker: Mosquitto) -> None:
     assert sub.c.fast_publishes == 200
     sub.close()
     again = Sub(broker.port, cid, fast=True)
+    time.sleep(1.0)
+    assert again.got == []
+    again.close()
+
+
+def test_mqtt_311_session(broker: Mosquitto) -> None:
+    """MQTT 3.1.1 has no properties byte: the fast path takes every QoS 0/1 PUBLISH."""
+    cid = f"fc-{uuid.uuid4().hex[:8]}"
+    msgs: list[tuple[str, bytes, int, Properties | None]] = [
+        (f"fc/d/{i}", f"m{i}".encode() * (1 + i % 3), 1 if i % 10 else 0, None) for i in range(400)
+    ]
+    sub = Sub(broker.port, cid, fast=True, protocol=mqtt.MQTTv311)
+    publish(broker.port, msgs)
+    sub.wait(400)
+    assert [(g[0].decode(), g[1], g[3]) for g in sub.got] == [(t, b, q) for t, b, q, _ in msgs]
+    assert sub.c.fast_publishes == 400
+    sub.ack_all()
+    sub.close()
+    again = Sub(broker.port, cid, fast=True, protocol=mqtt.MQTTv311)
     time.sleep(1.0)
     assert again.got == []
     again.close()
