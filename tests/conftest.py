@@ -10,6 +10,8 @@ database of its own.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +37,7 @@ def config() -> Config:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server we may create databases on."""
     url = os.environ.get("IOC_DATABASE_URL")
     if url:
@@ -43,9 +45,16 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ioc.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
-    yield server.start()
-    server.stop()
+    # Not under pytest's temporary root: every pytest session of the same user resets
+    # /tmp/pytest-of-<user> to 0700, and as root the server runs as another user, which then
+    # cannot reach its data folder any more (PANIC at the next checkpoint).
+    folder = Path(tempfile.mkdtemp(prefix="ioc-test-pg-"))
+    server = EmbeddedPostgres(folder)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def create_database(server_url: str) -> str:
@@ -111,8 +120,12 @@ def mqtt_url() -> Iterator[str]:
     if url:
         yield url
         return
+    import mqtt_support
+
     from ioc.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
-    yield broker.start()
+    url = broker.start()
+    mqtt_support.register_embedded(url, broker.engine)  # amqtt lacks MQTT 5, $share, redelivery
+    yield url
     broker.stop()

@@ -9,7 +9,7 @@ import queue
 import uuid
 from collections.abc import Iterator
 
-import paho.mqtt.client as mqtt
+import mqtt_support
 import pytest
 from test_kpi_helpers import add_device, add_readings, execute, t
 
@@ -248,18 +248,14 @@ def test_publish_to_mqtt(conn: Connection, config: Config, ward: str, mqtt_url: 
     )
     target = parse_mqtt_url(mqtt_url)
     got: queue.Queue[tuple[str, dict]] = queue.Queue()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub = mqtt_support.new_client(mqtt_url)  # the URL's credentials and protocol
     sub.on_message = lambda c, u, m: got.put((m.topic, json.loads(m.payload)))
-    sub.connect(target.host, target.port)
-    sub.subscribe(f"{prefix}/alerts/#", qos=1)
-    sub.loop_start()
+    mqtt_support.connect(sub, mqtt_url)
+    mqtt_support.subscribe(sub, f"{prefix}/alerts/#", qos=1)  # in place once this returns
     pub = MqttPublisher(cfg, target)
     try:
         rule = PM.model_copy(update={"for_s": 0})
         add_readings(conn, ward, "aq1", "pm25", [(stamp(0), 200)])
-        import time
-
-        time.sleep(0.3)  # subscription in place
         res = evaluate(conn, cfg, now=at(0), rules=[rule])
         assert pub.publish(res.transitions) == 1
         topic, payload = got.get(timeout=5)

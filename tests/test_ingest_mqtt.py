@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import mqtt_support
 import paho.mqtt.client as mqtt
 import psycopg2
 import pytest
@@ -94,6 +95,7 @@ def publish_all(url: str, messages: list[tuple[str, bytes | str]], retain: bool 
         pub.close()
 
 
+@pytest.mark.embedded
 def test_readings_rejects_devices_and_status(
     ingester_factory: Callable[..., MqttIngester], mqtt_url: str, fresh_db_url: str
 ) -> None:
@@ -252,13 +254,11 @@ def test_own_status_topic_service_status_and_metrics(
 
 
 def retained(url: str, topic: str) -> str | None:
-    target = parse_mqtt_url(url)
     got: list[str] = []
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c = mqtt_support.new_client(url)  # the URL's credentials and protocol
     c.on_message = lambda cl, ud, msg: got.append(msg.payload.decode())
-    c.connect(target.host, target.port)
+    mqtt_support.connect(c, url)
     c.subscribe(topic, qos=1)
-    c.loop_start()
     deadline = time.monotonic() + 3
     while not got and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -279,6 +279,8 @@ def secured_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A test-owned broker with a password file and the shipped ACL (deploy/mosquitto/acl)."""
     passwd = tmp_path / "passwd"
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not os.access(tool, os.X_OK):
+        pytest.skip("needs mosquitto_passwd and mosquitto to run a secured broker")
     for i, (user, pw) in enumerate([("ioc-ingest", "s3cret-i"), (W, "gw-pass")]):
         flags = ["-c"] if i == 0 else []
         subprocess.run([tool, *flags, "-b", str(passwd), user, pw], check=True, timeout=10)

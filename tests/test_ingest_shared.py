@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import mqtt_support
 from ingest_helpers import (
     IngesterProcess,
     Publisher,
@@ -20,6 +21,7 @@ WARD = "20197"
 
 
 def test_shared_group_splits_the_stream(tmp_path: Path, fresh_db_url: str, mqtt_url: str) -> None:
+    mqtt_support.require(mqtt_url, "shared_subscriptions", "`ioc ingest mqtt --shared` needs them")
     prefix = unique_prefix()
     cfg = make_config_dir(tmp_path / "cfg", prefix)
     group = f"g{os.getpid()}"

@@ -133,6 +133,7 @@ def apps(conn: Connection, wards: tuple[str, str, str]) -> None:
     )
 
 
+@pytest.mark.embedded
 @pytest.mark.usefixtures("apps")
 def test_on_time_rate(conn: Connection, config: Config, wards: tuple) -> None:
     a, b, c = wards
@@ -268,6 +269,7 @@ def sensor_data(conn: Connection, config: Config, wards: tuple) -> None:
     refresh_rollups(conn, config, now=NOW)
 
 
+@pytest.mark.embedded
 @pytest.mark.usefixtures("sensor_data")
 def test_aqi_daily(conn: Connection, config: Config, wards: tuple) -> None:
     a, b, c = wards
