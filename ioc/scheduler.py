@@ -40,6 +40,7 @@ from ioc.db import Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.kpi import periods
 from ioc.kpi.compute import compute_period, get_watermark, set_watermark, store
+from ioc.kpi.staleness import DataSignatures, stale_periods
 from ioc.reports.scheduled import run_due_reports
 
 log = logging.getLogger("ioc.scheduler")
@@ -52,11 +53,20 @@ LOCK_KEY = 7_140_2026  # the leader's session advisory lock
 
 
 def compute_kpis(
-    conn: Connection, cfg: Config, *, now: dt.datetime | None = None
+    conn: Connection,
+    cfg: Config,
+    *,
+    now: dt.datetime | None = None,
+    memory: DataSignatures | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, int]:
     """Compute every KPI for every configured period from the watermark up to ``now``.
 
-    Returns the number of periods computed per period kind. Idempotent (upserts).
+    With ``memory`` (the scheduler's), closed periods of the backfill window whose data
+    changed since they were computed are recomputed too (see ioc/kpi/staleness.py). ``stop``
+    is checked between periods: a stopping scheduler leaves after the period at hand (the
+    watermark says where to go on). Returns the number of periods computed per period kind.
+    Idempotent (upserts).
     """
     now = now or dt.datetime.now(dt.UTC)
     tz = ZoneInfo(cfg.system.timezone)
@@ -65,28 +75,39 @@ def compute_kpis(
     names = list(cfg.kpis.kpis)
     done: dict[str, int] = {}
     for period in sched.periods:
+        if stop is not None and stop.is_set():
+            break
         job = f"kpi:{period}"
         wm = get_watermark(conn, job)
         conn.commit()
-        if wm is None:
-            first = periods.back(now, period, getattr(sched.backfill, period) - 1, tz)
-        else:
-            # closed periods that late data may still change are recomputed
-            first = min(wm, periods.floor(now - late, period, tz))
+        window = periods.back(now, period, getattr(sched.backfill, period) - 1, tz)
+        # closed periods that late data may still change are recomputed
+        first = window if wm is None else min(wm, periods.floor(now - late, period, tz))
         current = periods.floor(now, period, tz)
+        todo = [start for start, _ in periods.iter_periods(first, now, period, tz)]
+        sigs: dict[dt.datetime, Any] = {}
+        if memory is not None:
+            stale, sigs = stale_periods(conn, cfg, memory, period, lo=window, hi=current)
+            todo = sorted(set(todo) | set(stale))
         n = 0
-        for start, end in periods.iter_periods(first, now, period, tz):
+        for start in todo:
+            if stop is not None and stop.is_set():
+                break
+            end = periods.next_start(start, period, tz)
             values = compute_period(
                 conn, cfg, kpis=names, period=period, start=start, end=end, now=now
             )
             store(conn, values, commit=False)
-            if start < current:
+            if first <= start < current:  # a stale older period leaves the watermark be
                 set_watermark(conn, job, end)
             conn.commit()
             n += 1
-        if wm is None or wm < current:
-            set_watermark(conn, job, current)
-            conn.commit()
+        else:
+            if wm is None or wm < current:
+                set_watermark(conn, job, current)
+                conn.commit()
+            if memory is not None:
+                memory.remember(period, sigs)
         done[period] = n
     return done
 
@@ -112,10 +133,14 @@ class Jobs:
     publisher: alerts.MqttPublisher | None = None
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     stats: dict[str, JobStats] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)  # long jobs check it
+    memory: DataSignatures = field(default_factory=DataSignatures)  # what KPIs were made from
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _run(self, name: str, fn: Callable[[Connection, dt.datetime], Any]) -> Any:
         st = self.stats.setdefault(name, JobStats())
+        if self.stop.is_set():  # a run that fired while the scheduler stops: not started
+            return None
         t0 = time.monotonic()
         try:
             conn = connect(self.db_url, application_name=f"ioc-scheduler-{name}")
@@ -144,7 +169,7 @@ class Jobs:
     def kpis(self) -> Any:
         def job(c: Connection, now: dt.datetime) -> Any:
             refresh_rollups(c, self.cfg, now=now)  # KPIs read the roll-ups: bring them current
-            return compute_kpis(c, self.cfg, now=now)
+            return compute_kpis(c, self.cfg, now=now, memory=self.memory, stop=self.stop)
 
         return self._run("kpis", job)
 
@@ -171,7 +196,8 @@ class Jobs:
 
     def reports(self) -> Any:
         return self._run(
-            "reports", lambda c, now: [str(p) for p in run_due_reports(c, self.cfg, now=now)]
+            "reports",
+            lambda c, now: [str(p) for p in run_due_reports(c, self.cfg, now=now, stop=self.stop)],
         )
 
     def retention(self) -> Any:
@@ -306,7 +332,7 @@ def run(
     s = cfg.kpis.scheduler
     instance = instance or f"{socket.gethostname()}:{os.getpid()}"
     control = Control(db_url, instance)
-    jobs = Jobs(cfg, db_url, publisher=publisher)
+    jobs = Jobs(cfg, db_url, publisher=publisher, stop=stop)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
         while not stop.is_set():

@@ -5,7 +5,10 @@ e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``reports`` (name, schedule,
 period) that the dashboard lists. Idempotent: a period that already has its row is skipped
 (unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers the
 last period written: the first run writes only the last completed period, and after downtime
-every missed period is written (at most ``catch_up``).
+every missed period is written (at most ``catch_up``). Nothing is written for a period that
+ends before the first data (a fresh install writes no empty reports; the report's first file
+comes once data exists, and only for its latest completed period), and ``stop`` is checked
+between files so that a stopping scheduler is not held up by a long catch-up.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -59,12 +63,26 @@ def due_periods(
     return out[::-1]
 
 
+def has_data_before(conn: Connection, end: dt.datetime) -> bool:
+    """Whether any reading or application exists before ``end``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM readings WHERE ts < %(end)s)"
+            " OR EXISTS (SELECT 1 FROM applications WHERE received_at < %(end)s)",
+            {"end": end},
+        )
+        row = cur.fetchone()
+    conn.commit()
+    return bool(row and row[0])
+
+
 def run_due_reports(
     conn: Connection,
     cfg: Config,
     *,
     now: dt.datetime | None = None,
     reports_dir: Path | str | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Path]:
     """Write every report period that is due and not yet written; returns the new files."""
     now = now or dt.datetime.now(dt.UTC)
@@ -77,6 +95,10 @@ def run_due_reports(
         since = get_watermark(conn, job)
         conn.commit()
         for start, end in due_periods(rep, now, tz, since):
+            if stop is not None and stop.is_set():
+                return written
+            if not has_data_before(conn, end):
+                continue  # no data yet: no report (nor watermark) for this period
             with conn.cursor() as cur:
                 cur.execute(
                     "SELECT 1 FROM reports WHERE name = %s AND period_from = %s"
