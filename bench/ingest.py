@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -317,7 +318,8 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
             cur.execute("DROP TRIGGER IF EXISTS readings_invalidate ON readings")
         c.close()
     prefix = f"bench{uuid.uuid4().hex[:6]}/ioc"
-    cfg = tmp / f"cfg-{per_msg}"
+    run = uuid.uuid4().hex[:4]
+    cfg = tmp / f"cfg-{per_msg}-{run}"
     cfg.mkdir()
     for f in ("wards.yaml", "sensors.yaml"):
         shutil.copy(ROOT / "config" / f, cfg / f)
@@ -336,8 +338,8 @@ def scenario_ioc(server_url: str, port: int, n: int, per_msg: int, tmp: Path) ->
         "PYTHONUNBUFFERED": "1",
     }
     count = int(OPTS.get("ingesters") or 1)
-    client_ids = [f"bench-ing-{per_msg}-{i}" for i in range(count)]
-    logs = [tmp / f"ingester-{per_msg}-{i}.log" for i in range(count)]
+    client_ids = [f"bench-ing-{per_msg}-{run}-{i}" for i in range(count)]
+    logs = [tmp / f"ingester-{per_msg}-{run}-{i}.log" for i in range(count)]
     ings: list[subprocess.Popen[bytes]] = []
     for cid, log_path in zip(client_ids, logs, strict=True):
         cmd = [sys.executable, "-m", "ioc.cli", "ingest", "mqtt", "--client-id", cid]
@@ -474,6 +476,9 @@ def main() -> int:
         help="drop the roll-up trigger readings_invalidate in the scratch DB (cost comparison)",
     )
     ap.add_argument("--only", choices=["raw", "ioc"], help="run only (1) or only (2)+(3)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds of all scenarios, interleaved; medians"
+    )
     args = ap.parse_args()
     OPTS.update(
         ingesters=args.ingesters,
@@ -495,29 +500,53 @@ def main() -> int:
             f"broker: test-owned mosquitto :{port} (deploy/mosquitto delivery settings); "
             f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}"
         )
-        rate: dict[str, float] = {}
-        if args.only != "ioc":
-            raw = scenario_raw(port, args.messages)
-            report("(1) raw ceiling, bare subscriber", raw)
-            rate["raw"] = raw["msgs"] / raw["elapsed"]
-            fast = scenario_raw(port, args.messages, fast=True)
-            report("(1') bare FastClient subscriber", fast)
-            rate["fast"] = fast["msgs"] / fast["elapsed"]
-        if args.only != "raw":
-            ioc = scenario_ioc(server, port, args.messages, 5, tmp)
-            report("(2) IOC -> PostgreSQL, 5 metrics", ioc)
-            rate["ioc"] = ioc["msgs"] / ioc["elapsed"]
-            arr = scenario_ioc(server, port, args.array_messages, 50, tmp)
-            report("(3) IOC -> PostgreSQL, 50/message", arr)
-            rate["arr"] = arr["points"] / arr["elapsed"]
-        if "raw" in rate and "ioc" in rate:
-            print(
-                f"(2)/(1) = {rate['ioc'] / rate['raw']:.2f}   (target >= 0.95);   "
-                f"(2)/(1') = {rate['ioc'] / rate['fast']:.2f}   (same client code)"
-            )
-        if "arr" in rate:
-            print(f"(3) points/s = {rate['arr']:,.0f}   (target >= 80,000)")
-        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        rates: dict[str, list[float]] = {}
+        pipe: dict[str, list[float]] = {}
+
+        def record(key: str, label: str, r: dict[str, Any], unit: str = "msgs") -> None:
+            report(label, r)
+            rates.setdefault(key, []).append(r[unit] / r["elapsed"])
+            cpu = r.get("cpu") or {}
+            if cpu:  # the pipeline's own processes; not other users, not the bench's polling
+                own = sum(v for k, v in cpu.items() if k not in ("other", "bench", "wall"))
+                pipe.setdefault(key, []).append(own / r["msgs"] * 1e6)
+
+        for _ in range(args.repeat):
+            if args.only != "ioc":
+                record("raw", "(1) raw ceiling, bare subscriber", scenario_raw(port, args.messages))
+                fast = scenario_raw(port, args.messages, fast=True)
+                record("fast", "(1') bare FastClient subscriber", fast)
+            if args.only != "raw":
+                ioc = scenario_ioc(server, port, args.messages, 5, tmp)
+                record("ioc", "(2) IOC -> PostgreSQL, 5 metrics", ioc)
+                arr = scenario_ioc(server, port, args.array_messages, 50, tmp)
+                record("arr", "(3) IOC -> PostgreSQL, 50/message", arr, unit="points")
+            if "raw" in rates and "ioc" in rates:
+                print(
+                    f"(2)/(1) = {rates['ioc'][-1] / rates['raw'][-1]:.2f}   (target >= 0.95);   "
+                    f"(2)/(1') = {rates['ioc'][-1] / rates['fast'][-1]:.2f}   (same client code)"
+                )
+            if "arr" in rates:
+                print(f"(3) points/s = {rates['arr'][-1]:,.0f}   (target >= 80,000)")
+            print(f"load average: {os.getloadavg()[0]:.1f}", flush=True)
+        if args.repeat > 1:
+            print(f"\nmedian [min - max] of {args.repeat} rounds:")
+            names = {"raw": "(1) msgs/s", "fast": "(1') msgs/s", "ioc": "(2) msgs/s"}
+            names["arr"] = "(3) points/s"
+            for key, label in names.items():
+                if key in rates:
+                    v = rates[key]
+                    print(f"  {label:<14} {median(v):>10,.0f} [{min(v):,.0f} - {max(v):,.0f}]")
+            if "raw" in rates and "ioc" in rates:
+                for other, label in (("raw", "(2)/(1)"), ("fast", "(2)/(1')")):
+                    rs = [a / b for a, b in zip(rates["ioc"], rates[other], strict=True)]
+                    print(f"  {label:<14} {median(rs):>10.2f} [{min(rs):.2f} - {max(rs):.2f}]")
+        if pipe:
+            print("pipeline CPU per message (publisher, broker, subscriber or ingester + its")
+            print("PostgreSQL backends; median of rounds, 2 cores shared with other users):")
+            for key, label in (("raw", "(1)"), ("fast", "(1')"), ("ioc", "(2)"), ("arr", "(3)")):
+                if key in pipe:
+                    print(f"  {label:<5} {median(pipe[key]):7.0f} us/msg")
     finally:
         broker.terminate()
         broker.wait(10)
