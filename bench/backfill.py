@@ -111,7 +111,7 @@ def main() -> int:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
-                print(f"{proc.args[-1]!r} did not stop within 30 s: killed", flush=True)
+                print(f"{proc.args!r} did not stop within 30 s: killed", flush=True)
                 proc.kill()
                 proc.wait()
         if ingester is not None:

@@ -36,9 +36,11 @@ def render(folder: Path, fps: float, seconds: float, seed: int = 1, kind: str = 
     decode); mjpg = every frame a JPEG (.avi), like many HTTP cameras."""
     ext = "avi" if kind == "mjpg" else "mp4"
     path = folder / f"bench_{kind}_{int(fps)}fps_{int(seconds)}s_{seed}.{ext}"
-    extra = {"noise": 6.0, "rain": True} if kind == "noisy" else {}
+    spec = SceneSpec(seed=seed, fps=fps, duration_s=seconds)
+    if kind == "noisy":
+        spec = SceneSpec(seed=seed, fps=fps, duration_s=seconds, noise=6.0, rain=True)
     if not path.exists():
-        SyntheticCamera(SceneSpec(seed=seed, fps=fps, duration_s=seconds, **extra)).write(path)
+        SyntheticCamera(spec).write(path)
     return path
 
 

@@ -59,7 +59,7 @@ def login(base: str) -> str:
     req.add_header("Origin", base)
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):  # type: ignore[no-untyped-def]
+        def redirect_request(self, *a: object, **k: object) -> None:
             return None
 
     opener = urllib.request.build_opener(NoRedirect())
@@ -172,7 +172,7 @@ def wall_memory(base: str, minutes: float) -> None:
     try:
         driver.get(base + f"/wall?token={KIOSK_TOKEN}&period=5")
         time.sleep(20)
-        samples = []
+        samples: list[tuple[float, float, float]] = []
         t_end = time.monotonic() + minutes * 60
         while True:
             driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
