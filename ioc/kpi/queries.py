@@ -490,13 +490,23 @@ def camera_uptime(
 ) -> pd.DataFrame:
     """Share of the ward's cameras that were up, sampled like sensor_uptime, %: up = a camera
     metric row within N × the camera interval before the instant (and, when the camera
-    reports ``online``, that value > 0), and no open ``offline`` health event."""
+    reports ``online``, that value > 0), and no open ``offline`` health event. A camera counts
+    from its first ``online`` interval or health episode on (like a device from ``first_seen``):
+    the hours before the ingester first watched it are no data, not downtime."""
     factor = float(params.get("offline_factor", env.offline_factor))
     win = factor * float(params.get("interval_s", env.camera_interval_s))
     sql = """
     WITH s AS (SELECT unnest(%(samples)s::timestamptz[]) AS tau),
-    cams AS (SELECT camera_id, ward_code FROM cameras WHERE ward_code = ANY(%(wards)s::text[])),
-    slots AS (SELECT cams.*, s.tau FROM cams CROSS JOIN s),
+    cams AS (
+        -- watched since its first interval or health episode (before that, not "down")
+        SELECT c.camera_id, c.ward_code, LEAST(
+            (SELECT min(m.ts) FROM camera_metrics m
+             WHERE m.camera_id = c.camera_id AND m.metric = 'online'),
+            (SELECT min(e.started_at) FROM camera_events e WHERE e.camera_id = c.camera_id)
+        ) AS since
+        FROM cameras c WHERE c.ward_code = ANY(%(wards)s::text[])
+    ),
+    slots AS (SELECT cams.camera_id, cams.ward_code, s.tau FROM cams JOIN s ON cams.since <= s.tau),
     seen AS (
         SELECT s.tau, m.camera_id
         FROM s CROSS JOIN LATERAL (
