@@ -6,8 +6,9 @@ history and tests agree. Values are clipped to the valid range of ``sensors.yaml
 
 * weather: storm episodes drawn per 4-day slot (frequent in the wet season Sep-Dec, rare
   otherwise), reaching the coast first; rain_mm is the rain of a 5-minute interval;
-* water level: rises after a storm, earlier and higher in low-lying wards, then recedes;
-  a tide on top in the delta;
+* water level: depth at a flood-prone spot, 5-20 cm at rest (below the 50 cm flood threshold);
+  rises after a storm, earlier and higher in low-lying wards, then recedes; a tide on top in
+  the delta;
 * traffic: rush hours 7-8h and 17-18h local on weekdays, a flatter weekend, slower in rain;
 * air quality: worse near traffic, at rush hours, under the morning inversion and in the dry
   season (Jan-Aug), washed out by rain;
@@ -108,12 +109,14 @@ def flood_rise_cm(p: WardProfile, t: F64, seed: int) -> F64:
         return rise
     for start, dur, peak in _storms(seed, float(t.min()) - 3 * DAY, float(t.max())):
         lag = (2 + 14 * (1 - p.lowness)) * HOUR + p.storm_delay_h * HOUR
-        tau = dur * 0.6 + 6 * HOUR
+        # recedes within a day or two of the storm's end; high ground barely floods (a
+        # storm of ~1,000 mm floods most low-lying stations for two days, a small one few)
+        tau = dur * 0.3 + 4 * HOUR
         x = (t - start - lag) / tau
         resp = np.where(x > 0, x * np.exp(1 - np.clip(x, 0, 50)), 0.0)
         total_mm = peak * dur / HOUR * 0.55 * p.rain_factor
-        amp = total_mm * 0.3 * (0.25 + 1.0 * p.lowness)
-        rise += np.minimum(amp, 260.0) * resp
+        amp = total_mm * 0.25 * (0.05 + p.lowness**1.5)
+        rise += np.minimum(amp, 220.0) * resp
     return rise
 
 
@@ -159,10 +162,13 @@ def device_values(dev: Device, p: WardProfile, t: F64, seed: int) -> dict[str, F
         mm5 = np.where(mm5 < 0.05, 0.0, np.round(mm5 * 5) / 5)  # 0.2 mm tipping bucket
         return {"rain_mm": mm5}
     if dev.type == "water_level":
-        base = 30 + 60 * uniform1(key64(k, "base"), 0)
+        # water depth at a flood-prone spot: 5-20 cm at rest (below the flood threshold of
+        # config/alerts.yaml and kpis.yaml, 50 cm, and its clear level, 40 cm, even at high
+        # tide); storms lift it above the threshold, low-lying wards first
+        base = 5 + 15 * uniform1(key64(k, "base"), 0)
         tide: float | F64 = 0.0
         if p.lowness > 0.85:
-            tide = 25 * np.sin(2 * np.pi * t / (12.42 * HOUR) + dev.phase * 6.28)
+            tide = 8 * np.sin(2 * np.pi * t / (12.42 * HOUR) + dev.phase * 6.28)
         level = base + tide + flood_rise_cm(p, t, seed) * (0.7 + 0.6 * dev.exposure)
         return {"water_level_cm": level + 1.5 * noise("wl")}
     if dev.type == "traffic":

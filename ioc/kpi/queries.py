@@ -360,7 +360,10 @@ def flood_risk(
     env: KpiEnv,
     params: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Highest water level in the period ÷ the ward's flood threshold, % (100 = at threshold).
+    """Highest hourly mean water level of the ward's stations in the period ÷ the ward's
+    flood threshold, % (100 = at threshold). The hourly mean, not the raw maximum: one spike
+    of a faulty gauge (the simulator sends some) would otherwise set the ward's — and, worst
+    ward, the city's — flood risk for the whole day (the demo showed 1.351 % on a dry day).
 
     ``params``: ``metric`` (default water_level_cm), ``threshold_cm`` (default for every ward),
     ``thresholds`` (ward code → cm, overrides).
@@ -369,7 +372,7 @@ def flood_risk(
     default = float(params.get("threshold_cm", 100.0))
     per_ward = {str(k): float(v) for k, v in dict(params.get("thresholds") or {}).items()}
     sql = """
-    SELECT ward_code, max(max), sum(n) FROM readings_hourly
+    SELECT ward_code, max(avg), sum(n) FROM readings_hourly
     WHERE ward_code = ANY(%(wards)s::text[]) AND metric = %(metric)s
       AND bucket >= %(start)s AND bucket < %(end)s
     GROUP BY ward_code
