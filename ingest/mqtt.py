@@ -5,14 +5,17 @@ Delivery guarantees (see docs/ingest.md):
 * MQTT 5 (3.1.1 accepted) with a persistent session: ``clean_start=False`` plus a session
   expiry, QoS 1 subscriptions, so the broker keeps our messages while we are away;
 * ``manual_ack``: a message's PUBACK is sent by the writer thread only after the transaction
-  holding its rows (or its reject) is committed. A crash before that means the broker
-  redelivers, and the idempotent writer turns the redelivery into no new rows;
+  holding its rows (or its reject) is committed — the PUBACKs of a group of messages as one
+  buffer (:meth:`ingest.mqtt_client.FastClient.ack_many`). A crash before that means the
+  broker redelivers, and the idempotent writer turns the redelivery into no new rows;
 * Receive Maximum (``mqtt.max_inflight``) bounds unacknowledged messages: when the database is
   slow or away, the broker holds the rest instead of this process growing without bound;
 * acks are tagged with the connection they came from and never sent on a later connection.
 
-``on_message`` never blocks long and never dies: decode, validate (``ingest.parse``), hand one
-:class:`~ingest.writer.Work` per message to the :class:`~ingest.writer.BatchWriter`.
+Each message (``_on_publish``, from :class:`~ingest.mqtt_client.FastClient`'s fast path or
+paho's ``on_message``) never blocks long and never dies: decode, validate (``ingest.parse``),
+add a small record to the open group; every 5 ms or 200 messages the group becomes one
+:class:`~ingest.writer.Work` for the :class:`~ingest.writer.BatchWriter`.
 """
 
 from __future__ import annotations
