@@ -127,6 +127,55 @@ def _offset(start: dt.datetime, wdays: float, cal: Holidays) -> dt.datetime:
     return next_office_time(add_working_days(start, max(0.0, wdays), cal), cal)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which way an application goes, decided by its uniforms before any time is computed."""
+
+    cancelled: bool = False
+    returned: bool = False
+    resubmitted: bool = False
+    outcome: str = ""  # stuck | late | on_time ("" when it ends cancelled or returned)
+
+
+def _plan(u: Sequence[float], proc: Procedure, s: ApplicationsSection) -> _Plan:
+    ret_share = s.returned_share * (2.0 if proc.field in _LONG_FIELDS else 1.0)
+    o = u[0]
+    returned = False
+    if o < s.cancelled_share:
+        return _Plan(cancelled=True)
+    if o < s.cancelled_share + ret_share:
+        if u[3] < 0.2:  # never handed in again
+            return _Plan(returned=True)
+        returned = True
+        o = u[5]  # the resubmission's own outcome
+    else:
+        o = (o - s.cancelled_share - ret_share) / max(1e-9, 1 - s.cancelled_share - ret_share)
+    if o < s.stuck_share:
+        outcome = "stuck"
+    elif o < s.stuck_share + s.late_share:
+        outcome = "late"
+    else:
+        outcome = "on_time"
+    return _Plan(returned=returned, resubmitted=returned, outcome=outcome)
+
+
+def _span_bound_wd(plan: _Plan, days: float) -> int:
+    """Working days from arrival within which the lifecycle of ``plan`` surely ends (each
+    step of :func:`lifecycle` at its longest, plus a day of rounding per step)."""
+    span = max(days, 0.25)
+    if plan.cancelled:
+        return math.ceil(0.8 * span) + 2
+    w = 0.0
+    if plan.returned:
+        w += 0.6 * span + 1
+        if not plan.resubmitted:
+            return math.ceil(w) + 1
+        w += 8 + 1
+    w += max(days, 0.0) + 2  # due (same-day procedures: the next working day)
+    w += {"stuck": 40.0, "late": 5.0}.get(plan.outcome, 0.0) + 1
+    return math.ceil(w) + 1
+
+
 def lifecycle(
     *,
     ward: str,
@@ -147,28 +196,24 @@ def lifecycle(
     due = due_for(received, days, cal)
     out = [ev("received", received, due)]
     span = max(days, 0.25)
-    ret_share = s.returned_share * (2.0 if proc.field in _LONG_FIELDS else 1.0)
-    o = u[0]
+    plan = _plan(u, proc, s)
     cur = received
-    if o < s.cancelled_share:
+    if plan.cancelled:
         t = _offset(cur, (0.1 + 0.7 * u[1]) * span, cal)
         out.append(ev("cancelled", t, reason=_CANCEL_REASONS[int(u[2] * len(_CANCEL_REASONS))]))
         return out
-    if o < s.cancelled_share + ret_share:
+    if plan.returned:
         t = _offset(cur, (0.15 + 0.45 * u[1]) * span, cal)
         out.append(ev("returned", t, reason=_RETURN_REASONS[int(u[2] * len(_RETURN_REASONS))]))
-        if u[3] < 0.2:  # never handed in again
+        if not plan.resubmitted:
             return out
         back = add_working_days(t, 1 + 7 * u[4], cal)
         cur = next_office_time(back, cal) if channel != "online" else back
         due = due_for(cur, days, cal)
         out.append(ev("received", cur, due))
-        o = u[5]  # the resubmission's own outcome
-    else:
-        o = (o - s.cancelled_share - ret_share) / max(1e-9, 1 - s.cancelled_share - ret_share)
-    if o < s.stuck_share:
+    if plan.outcome == "stuck":
         t = _offset(due, 10 + 30 * u[6], cal)
-    elif o < s.stuck_share + s.late_share:
+    elif plan.outcome == "late":
         t = _offset(due, 0.2 + 4.8 * u[6] ** 2, cal)
         if t <= due:
             t = next_office_time(due + dt.timedelta(hours=15), cal)
@@ -233,10 +278,20 @@ def day_applications(
     return list(_day_cached(model, ward, day, seed))
 
 
-@lru_cache(maxsize=4096)
-def _day_cached(
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    app_id: str
+    received: dt.datetime
+    proc: Procedure
+    channel: str
+    u: tuple[float, ...]
+
+
+@lru_cache(maxsize=16384)
+def _day_arrivals(
     model: ArrivalModel, ward: WardProfile, day: dt.date, seed: int
-) -> tuple[list[AppEvent], ...]:
+) -> tuple[_Arrival, ...]:
+    """The applications a ward receives on ``day``, in arrival order (cheap: no lifecycle)."""
     rate = model.per_person * ward.population
     if rate <= 0:
         return ()
@@ -267,21 +322,53 @@ def _day_cached(
         apps.append((received, proc, channel, u[i, 4:12]))
     apps.sort(key=lambda a: a[0])
     stamp = day.strftime("%y%m%d")
-    out = []
-    for j, (received, proc, channel, uu) in enumerate(apps, start=1):
-        out.append(
-            lifecycle(
-                ward=ward.code,
-                app_id=f"{ward.code}-{stamp}-{j:04d}",
-                proc=proc,
-                channel=channel,
-                received=received,
-                u=[float(x) for x in uu],
-                cal=cal,
-                s=s,
-            )
-        )
-    return tuple(out)
+    return tuple(
+        _Arrival(f"{ward.code}-{stamp}-{j:04d}", received, proc, channel, tuple(map(float, uu)))
+        for j, (received, proc, channel, uu) in enumerate(apps, start=1)
+    )
+
+
+def _life(model: ArrivalModel, ward: WardProfile, a: _Arrival) -> list[AppEvent]:
+    return lifecycle(
+        ward=ward.code,
+        app_id=a.app_id,
+        proc=a.proc,
+        channel=a.channel,
+        received=a.received,
+        u=a.u,
+        cal=model.cal,
+        s=model.settings,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _day_cached(
+    model: ArrivalModel, ward: WardProfile, day: dt.date, seed: int
+) -> tuple[list[AppEvent], ...]:
+    return tuple(_life(model, ward, a) for a in _day_arrivals(model, ward, day, seed))
+
+
+@lru_cache(maxsize=65536)
+def _last_day(cal: Holidays, day: dt.date, wdays: int) -> dt.date:
+    """The last local day a lifecycle starting on ``day`` and lasting ``wdays`` working days
+    (a bound from :func:`_span_bound_wd`) can reach."""
+    start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), LOCAL)
+    return add_working_days(start, wdays, cal).astimezone(LOCAL).date() + dt.timedelta(days=1)
+
+
+def _alive_lifecycles(
+    model: ArrivalModel, ward: WardProfile, day: dt.date, seed: int, since: dt.date
+) -> Iterable[list[AppEvent]]:
+    """The lifecycles of ``day``'s applications that may still have an event on or after the
+    local day ``since``; the others are skipped before any of their times is computed."""
+    if day >= since - dt.timedelta(days=1):
+        yield from _day_cached(model, ward, day, seed)
+        return
+    s = model.settings
+    for a in _day_arrivals(model, ward, day, seed):
+        bound = _span_bound_wd(_plan(a.u, a.proc, s), a.proc.days)
+        if _last_day(model.cal, day, bound) >= since:
+            yield _life(model, ward, a)
 
 
 def local_day(t: float) -> dt.date:
@@ -297,20 +384,26 @@ def events_between(
     *,
     received_from: float | None = None,
     tick: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[AppEvent]:
     """Every event with ``t0 <= ts < t1``, in time order (ties: ward, id, event order).
 
     ``received_from``: only applications first received at or after this time (history
     uses it so that no application appears without its ``received`` event). ``tick`` is
-    called after each ward (the simulator services its connections there).
+    called after each ward (the simulator services its connections there); when ``stop()``
+    is true after a ward, the events found so far are returned (an incomplete answer: the
+    caller is stopping).
     """
-    first = local_day(t0) - dt.timedelta(days=LOOKBACK_DAYS)
+    since = local_day(t0)
+    first = since - dt.timedelta(days=LOOKBACK_DAYS)
     last = local_day(t1)
     out: list[AppEvent] = []
     for w in wards:
+        if stop is not None and stop():
+            break
         d = first
         while d <= last:
-            for life in _day_cached(model, w, d, seed):
+            for life in _alive_lifecycles(model, w, d, seed, since):
                 if life[-1].t < t0 or life[0].t >= t1:
                     continue
                 if received_from is not None and life[0].t < received_from:
@@ -334,6 +427,7 @@ class ApplicationFeed:
         self._pending: list[AppEvent] = []
         self._horizon = start
         self.tick: Callable[[], None] | None = None
+        self.stop: Callable[[], bool] | None = None  # checked between wards
 
     def advance(self, until: float) -> list[AppEvent]:
         if until <= self.t:
@@ -341,11 +435,18 @@ class ApplicationFeed:
         if until > self._horizon:
             # Compute a day ahead at a time: the events of [horizon, next local midnight + 1 day)
             new_h = max(until, math.floor((until + 7 * 3600) / 86400 + 1) * 86400 - 7 * 3600)
-            self._pending.extend(
-                events_between(
-                    self.model, self.wards, self._horizon, new_h, self.seed, tick=self.tick
-                )
+            found = events_between(
+                self.model,
+                self.wards,
+                self._horizon,
+                new_h,
+                self.seed,
+                tick=self.tick,
+                stop=self.stop,
             )
+            if self.stop is not None and self.stop():
+                return []  # stopping: the answer may be incomplete, and nobody needs it
+            self._pending.extend(found)
             self._horizon = new_h
         k = 0
         while k < len(self._pending) and self._pending[k].t < until:

@@ -174,6 +174,7 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
     stream = s.live_stream(sim0)
     if stream.feed is not None:
         stream.feed.tick = lambda: net.poll(0)
+        stream.feed.stop = stop.is_set  # SIGTERM while the feed computes: leave after a ward
     log.info(
         "live: %d ward(s), %d devices, rate x%g, speedup x%g%s",
         len(s.profiles),
