@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+
+# FFmpeg writes its own errors straight to stderr ("[tcp @ 0x…] Connection to tcp://… failed:
+# Connection refused" on every reconnect attempt to a camera that is down). The worker reports
+# a camera's state itself, one line per change, so FFmpeg is quiet unless the operator asks
+# (OPENCV_FFMPEG_LOGLEVEL=24 shows its warnings). Read by OpenCV at the first FFmpeg capture.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".mjpg", ".mjpeg", ".ts", ".webm")
 

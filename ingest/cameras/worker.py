@@ -134,7 +134,7 @@ class WorkerOptions:
     health: HealthConfig = field(default_factory=HealthConfig)
     offline_grace_s: float = 5.0  # a failure lasting this long opens an 'offline' episode
     reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 60.0  # a camera down for long is retried once a minute
     max_lag_s: float = 1.0
     open_timeout_ms: int = 10_000
     read_timeout_ms: int = 10_000
