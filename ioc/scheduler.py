@@ -41,7 +41,7 @@ from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.kpi import periods
 from ioc.kpi.compute import compute_period, get_watermark, set_watermark, store
 from ioc.kpi.staleness import DataSignatures, stale_periods
-from ioc.reports.scheduled import run_due_reports
+from ioc.reports.scheduled import invalidate_reports, run_due_reports
 
 log = logging.getLogger("ioc.scheduler")
 
@@ -89,6 +89,7 @@ def compute_kpis(
         if memory is not None:
             stale, sigs = stale_periods(conn, cfg, memory, period, lo=window, hi=current)
             todo = sorted(set(todo) | set(stale))
+            memory.recomputed[period] = stale
         n = 0
         for start in todo:
             if stop is not None and stop.is_set():
@@ -169,7 +170,11 @@ class Jobs:
     def kpis(self) -> Any:
         def job(c: Connection, now: dt.datetime) -> Any:
             refresh_rollups(c, self.cfg, now=now)  # KPIs read the roll-ups: bring them current
-            return compute_kpis(c, self.cfg, now=now, memory=self.memory, stop=self.stop)
+            self.memory.recomputed.clear()
+            done = compute_kpis(c, self.cfg, now=now, memory=self.memory, stop=self.stop)
+            # reports already written from the periods whose data changed are written again
+            redo = invalidate_reports(c, self.cfg, self.memory.recomputed)
+            return {**done, "reports_to_redo": redo} if redo else done
 
         return self._run("kpis", job)
 

@@ -231,3 +231,49 @@ def test_scheduler_stops_within_10_s_of_sigterm_during_a_long_job(
     with conn.cursor() as cur:
         cur.execute("SELECT count(DISTINCT period_start) FROM kpi_values")
         assert cur.fetchone()[0] < 2000  # it did leave in the middle of the job
+
+
+def test_report_written_before_the_backfill_landed_is_written_again(
+    fresh_db_url: str, conn: Connection, config: Config, tmp_path: Path
+) -> None:
+    """The demo's first start: the report job ran while the backfill was arriving and wrote
+    yesterday's report from KPIs computed before the data; once the KPI job recomputes that
+    day, the report is written again."""
+    import openpyxl
+
+    from ioc.scheduler import Jobs
+
+    cfg = day_only(config)
+    rep = config.kpis.reports[0].model_copy(
+        update={"kpis": ["applications_received"], "every": "day"}
+    )
+    sched = cfg.kpis.scheduler.model_copy(update={"reports_dir": str(tmp_path)})
+    cfg = dataclasses.replace(
+        cfg, kpis=cfg.kpis.model_copy(update={"reports": [rep], "scheduler": sched})
+    )
+    ward = config.wards[0].code
+    jobs = Jobs(cfg, fresh_db_url, now=lambda: t("2025-03-10 01:00"))
+    jobs.kpis()
+    assert jobs.reports() == []  # no data at all: no report
+    # the first readings of the backfill arrive, the applications not yet
+    add_readings(conn, ward, "aq-1", "pm25", [("2025-03-09 08:00", 20.0)])
+    (path,) = jobs.reports()
+    assert path.endswith("daily_kpis_2025-03-09.xlsx")
+
+    def received_in_report() -> object:
+        rows = list(openpyxl.load_workbook(path)["Dữ liệu"].iter_rows(values_only=True))
+        return {(r[1], r[3]): r[5] for r in rows[1:]}[("city", "applications_received")]
+
+    assert received_in_report() is None  # written from KPIs computed before the data
+    add_app(
+        conn,
+        "b1",
+        ward,
+        "2025-03-09 09:00",
+        "2025-03-12 17:00",
+        events=[("received", "2025-03-09 09:00")],
+    )
+    assert jobs.kpis()["reports_to_redo"] == 1
+    assert jobs.reports() == [path]
+    assert received_in_report() == 1
+    assert jobs.reports() == []  # once

@@ -53,6 +53,9 @@ class DataSignatures:
     """Per period kind: period start → the signature its stored KPIs were computed from."""
 
     seen: dict[str, dict[dt.datetime, Signature]] = field(default_factory=dict)
+    # closed periods recomputed by the last run because their data changed (period kind →
+    # starts): what was derived from them before (scheduled reports) is out of date
+    recomputed: dict[str, list[dt.datetime]] = field(default_factory=dict)
 
     def known(self, period: str) -> bool:
         return period in self.seen

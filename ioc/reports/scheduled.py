@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,37 @@ def has_data_before(conn: Connection, end: dt.datetime) -> bool:
         row = cur.fetchone()
     conn.commit()
     return bool(row and row[0])
+
+
+def invalidate_reports(
+    conn: Connection, cfg: Config, recomputed: Mapping[str, Sequence[dt.datetime]]
+) -> int:
+    """Forget the written reports whose rows come from KPI periods that were recomputed
+    because their data changed (``recomputed``: period kind → starts), so that the next run
+    writes them again (the watermark goes back to the earliest; ``catch_up`` still applies).
+    Returns how many reports will be written again."""
+    tz = ZoneInfo(cfg.system.timezone)
+    n = 0
+    for rep in cfg.kpis.reports:
+        starts = {periods.floor(s, UNIT[rep.schedule], tz) for s in recomputed.get(rep.every, ())}
+        if not starts:
+            continue
+        with conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM reports WHERE name = %s AND schedule IS NOT NULL"
+                " AND period_from = ANY(%s::timestamptz[]) RETURNING period_from",
+                (rep.name, sorted(starts)),
+            )
+            gone = [r[0] for r in cur.fetchall()]
+        if gone:
+            job = f"report:{rep.name}"
+            wm = get_watermark(conn, job)
+            first = min(gone)
+            if wm is None or first < wm:
+                set_watermark(conn, job, first)
+            n += len(gone)
+        conn.commit()
+    return n
 
 
 def run_due_reports(
