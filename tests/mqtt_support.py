@@ -8,7 +8,7 @@ reconnecting persistent session (docs/demo.md). So test clients:
 
 - log in with the URL's user name and password (and TLS for ``mqtts://``);
 - speak MQTT 5 when the broker does, else MQTT 3.1.1 (persistent session = clean_session off);
-- and a test that needs a feature the broker lacks skips with the reason (``require``).
+- and a test that needs a feature the broker lacks skips with the reason (``lacks``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -66,11 +65,11 @@ def features(url: str) -> BrokerFeatures:
     return BrokerFeatures(f"the broker at {target.host}:{target.port}", v5, v5, True)
 
 
-def require(url: str, feature: str, why: str) -> None:
-    """Skip the calling test when the broker at ``url`` lacks ``feature`` (see ``MISSING``)."""
+def lacks(url: str, feature: str) -> str | None:
+    """Why the broker at ``url`` cannot serve a test that needs ``feature`` (see ``MISSING``),
+    or None when it has it. Use: ``if reason := lacks(url, f): pytest.skip(reason + ...)``."""
     found = features(url)
-    if not getattr(found, feature):
-        pytest.skip(f"{found.name} {MISSING[feature]}; {why}")
+    return None if getattr(found, feature) else f"{found.name} {MISSING[feature]}"
 
 
 def _speaks_mqtt5(url: str, timeout: float = 5.0) -> bool:
