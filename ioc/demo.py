@@ -319,6 +319,7 @@ class Demo:
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.login: tuple[str, str] | None = None
+        self.kiosk_token: str = ""
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.began = time.monotonic()
         self._stop = threading.Event()
@@ -337,6 +338,7 @@ class Demo:
             ("environment file", self.write_env_file),
             ("schema", self.init_schema),
             ("demo user", self.ensure_demo_user),
+            ("kiosk token", self.ensure_kiosk_token),
             ("MQTT ingester", self.start_mqtt_ingester),
             ("camera ingester", self.start_camera_ingester),
             ("scheduler", self.start_scheduler),
@@ -436,9 +438,25 @@ class Demo:
             self.out.say(f"no demo user: `ioc users add` failed: {child.exit_reason(rc)}")
             return
         self.login = (DEMO_USER, password)
-        login_file.write_text(
-            f"URL: {self.url}\nuser: {DEMO_USER}\npassword: {password}\n", encoding="utf-8"
-        )
+        self._write_login_file()
+
+    def ensure_kiosk_token(self) -> None:
+        """The wall display's read-only token (``/wall?token=``): ``IOC_KIOSK_TOKEN`` when set,
+        else the one saved in ``var/demo-login.txt``, else a new one saved there."""
+        login_file = self.var_dir / LOGIN_FILE
+        token = os.environ.get("IOC_KIOSK_TOKEN") or _saved_value(login_file, "kiosk")
+        self.kiosk_token = token or secrets.token_urlsafe(16)
+        if _saved_value(login_file, "kiosk") != self.kiosk_token:
+            self._write_login_file()
+
+    def _write_login_file(self) -> None:
+        lines = [f"URL: {self.url}"]
+        if self.login is not None:
+            lines += [f"user: {self.login[0]}", f"password: {self.login[1]}"]
+        if self.kiosk_token:
+            lines += [f"kiosk: {self.kiosk_token}", f"wall: {self.wall_url}"]
+        login_file = self.var_dir / LOGIN_FILE
+        login_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         login_file.chmod(0o600)
 
     def start_mqtt_ingester(self) -> None:
@@ -520,6 +538,8 @@ class Demo:
             self.out.say(f"login: {user} / {password}   (saved in {self.var_dir / LOGIN_FILE})")
         else:
             self.out.say("login: no demo user could be created (see above)")
+        if self.kiosk_token:
+            self.out.say(f"wall display (no sign-in): {self.wall_url}")
         self.out.say("press Ctrl-C to stop everything")
 
     # -- running
@@ -564,8 +584,14 @@ class Demo:
             host = f"[{host}]"
         return f"http://{host}:{self.args.port}/"
 
+    @property
+    def wall_url(self) -> str:
+        return f"{self.url}wall?token={self.kiosk_token}"
+
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        if self.kiosk_token:
+            env["IOC_KIOSK_TOKEN"] = self.kiosk_token  # read-only: opens /wall only
         env.update(
             IOC_DATABASE_URL=self.database_url,
             IOC_MQTT_URL=self.mqtt_url,
@@ -645,13 +671,17 @@ class Demo:
 
 
 def _saved_password(path: Path) -> str | None:
+    return _saved_value(path, "password")
+
+
+def _saved_value(path: Path, name: str) -> str | None:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
     for line in lines:
         key, _, value = line.partition(":")
-        if key.strip() == "password" and value.strip():
+        if key.strip() == name and value.strip():
             return value.strip()
     return None
 
