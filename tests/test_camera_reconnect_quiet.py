@@ -4,6 +4,7 @@ back off to once a minute, and the log says one line per state change — FFmpeg
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import subprocess
@@ -41,12 +42,23 @@ def test_reconnect_backs_off_to_a_minute_with_one_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sent: list[Message] = []
-    stop = RecordingStop(12)
+    stop = RecordingStop(60)
     spec = CameraSpec(id="cam-dead", ward="20242", source=dead_rtsp_url())
     worker = CameraWorker(spec, sent.append, stop, options=WorkerOptions(open_timeout_ms=2000))
+    real_open = worker._open
+    attempts: list[int] = []
+
+    def counting_open() -> bool:
+        attempts.append(len(stop.waits))  # how many waits happened before this attempt
+        return real_open()
+
+    worker._open = counting_open  # type: ignore[method-assign]
     with caplog.at_level(logging.INFO, logger="ingest.cameras.worker"):
         worker.run()
-    assert stop.waits == [0.5, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60]
+    pauses = [sum(stop.waits[a:b]) for a, b in itertools.pairwise(attempts)]
+    assert pauses[:10] == [0.5, 1, 2, 4, 8, 16, 32, 60, 60, 60]
+    # the worker beats at least every 5 s while it pauses (the supervisor's stuck limit: 45 s)
+    assert max(stop.waits) <= 5.0
     lines = [r.getMessage() for r in caplog.records if "cam-dead" in r.getMessage()]
     assert lines == [f"camera cam-dead: cannot open source ({spec.source})"]
 

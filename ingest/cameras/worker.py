@@ -46,6 +46,8 @@ from ingest.cameras.source import Source, open_capture, resolve_source
 
 log = logging.getLogger(__name__)
 
+BEAT_EVERY_S = 5.0  # heartbeat period while waiting to reconnect (supervisor: stuck after 45 s)
+
 
 # -- messages -------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -352,6 +354,19 @@ class CameraWorker:
                 self._set_status("offline", self._last_frame_ts)
         self._send_metrics(self.acc.advance(now))
 
+    def _pause(self, seconds: float) -> bool:
+        """Wait before a reconnect attempt (True when stop was asked), beating every few
+        seconds: a pause of a minute must not look like a stuck worker to the supervisor."""
+        left = seconds
+        while left > 0:
+            self.beat.value = time.monotonic()
+            step = min(left, BEAT_EVERY_S)
+            if self.stop.wait(step):
+                return True
+            left -= step
+        self.beat.value = time.monotonic()
+        return False
+
     def _loop(self) -> str:
         frames_since_open = 0
         while not self.stop.is_set():
@@ -359,7 +374,7 @@ class CameraWorker:
             if self._cap is None:
                 if not self._open():
                     self._on_failure("cannot open source")
-                    self.stop.wait(self._delay)
+                    self._pause(self._delay)
                     self._delay = min(self._delay * 2, self.opt.reconnect_max_s)
                     continue
                 frames_since_open = 0
@@ -373,7 +388,7 @@ class CameraWorker:
                         continue
                     return "end of file"
                 self._on_failure("stream ended or stalled")
-                self.stop.wait(self._delay)
+                self._pause(self._delay)
                 self._delay = min(self._delay * 2, self.opt.reconnect_max_s)
                 continue
             frames_since_open += 1
