@@ -23,6 +23,36 @@ GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
 # green = good: the scale runs bad -> good along increasing "goodness"
 GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
 
+# VN_AQI bands (Decision 1459/QĐ-TCMT, see KPI-REFERENCE.md) on a 0-300 scale: good green,
+# moderate yellow, poor orange, bad red, very bad purple (hazardous > 300: brown, clamped)
+AQI_MAX = 300.0
+_AQI_BANDS = (
+    (0, 50, "rgb(0,228,0)"),
+    (50, 100, "rgb(255,255,0)"),
+    (100, 150, "rgb(255,126,0)"),
+    (150, 200, "rgb(255,0,0)"),
+    (200, 300, "rgb(143,63,151)"),
+)
+AQI_SCALE = [[edge / AQI_MAX, colour] for lo, hi, colour in _AQI_BANDS for edge in (lo, hi)]
+
+
+def map_colours(kpi_name: str, kpi: Kpi | None) -> dict[str, Any]:
+    """Colour scale of the ward map for a KPI: VN_AQI's own band colours for the air quality
+    index; for a KPI with a target and a red threshold, red at the red threshold and green at
+    the target (a ward is not painted red only because it is the lowest of good values);
+    otherwise relative to the values shown."""
+    if kpi is not None and (kpi.query == "aqi" or kpi_name == "aqi"):
+        return {"colorscale": AQI_SCALE, "zmin": 0.0, "zmax": AQI_MAX, "reversescale": False}
+    out: dict[str, Any] = {
+        "colorscale": GOOD_SCALE,
+        "reversescale": kpi is not None and kpi.direction == "lower_better",
+    }
+    if kpi is not None and kpi.target is not None and kpi.red is not None:
+        lo, hi = sorted((float(kpi.target), float(kpi.red)))
+        if hi > lo:
+            out.update(zmin=lo, zmax=hi)
+    return out
+
 
 def _theme(dark: bool) -> dict[str, str]:
     return DARK if dark else LIGHT
@@ -108,8 +138,7 @@ def ward_map(
                 "locations": [str(c) for c in have["ward_code"]],
                 "z": [float(v) for v in have["value"]],
                 "featureidkey": "id",
-                "colorscale": GOOD_SCALE,
-                "reversescale": kpi is not None and kpi.direction == "lower_better",
+                **map_colours(kpi_name, kpi),
                 "marker": {"line": line},
                 "customdata": custom,
                 "hovertemplate": (
