@@ -167,7 +167,8 @@ def devices_not_online(conn: Connection, *, ward: str, limit: int = 200) -> pd.D
 
 
 def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
-    """Cameras with status, open health events and the last hour's counts."""
+    """Cameras with status, open health events and the last hour's counts (objects that
+    crossed the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``)."""
     return _frame(
         conn,
         """
@@ -181,7 +182,7 @@ def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
         LEFT JOIN LATERAL (
             SELECT sum(value) AS count_1h FROM camera_metrics cm
             WHERE cm.camera_id = c.camera_id AND cm.ts > now() - interval '1 hour'
-              AND cm.metric LIKE 'count%%'
+              AND (cm.metric LIKE 'line\\_%%\\_in' OR cm.metric LIKE 'line\\_%%\\_out')
         ) m ON true
         WHERE (%(wards)s::text[] IS NULL OR c.ward_code = ANY(%(wards)s))
         ORDER BY c.ward_code, c.camera_id
@@ -307,12 +308,14 @@ def worst_procedures(
 
 
 def environment(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
-    """Per ward over the last 24 h (roll-ups): highest water level and total rainfall."""
+    """Per ward over the last 24 h (roll-ups): highest water level (the highest hourly mean
+    of the ward's stations, as the flood_risk KPI: one gauge spike is not a flood) and total
+    rainfall."""
     return _frame(
         conn,
         """
         SELECT ward_code,
-               max(max) FILTER (WHERE metric = 'water_level_cm') AS water_level_max,
+               max(avg) FILTER (WHERE metric = 'water_level_cm') AS water_level_max,
                sum(sum) FILTER (WHERE metric = 'rain_mm') AS rain_24h,
                avg(avg) FILTER (WHERE metric = 'pm25') AS pm25_avg
         FROM readings_hourly
