@@ -10,9 +10,11 @@ import pandas as pd
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
+from dashboards.i18n import TEXT, t
 from dashboards.i18n import lang as current_lang
 from dashboards.state import current_user, state
 from ioc.auth import User
+from ioc.config import Kpi
 from ioc.db import Connection
 
 T = TypeVar("T")
@@ -61,3 +63,35 @@ def kpi_names() -> list[str]:
 def ward_options(user: User) -> list[dict[str, str]]:
     names = state().ward_names
     return [{"label": f"{names[c]} ({c})", "value": c} for c in user.scope(sorted(names))]
+
+
+def procedure_label(code: str | None, language: str) -> str:
+    """'Đăng ký khai sinh (1.001193)': the catalogue's name with the code, or the code."""
+    if not code:
+        return ""
+    procs = state().cfg.procedures
+    for p in procs.procedures if procs is not None else ():
+        if p.code == code:
+            name = p.name_en if language == "en" and p.name_en else p.name
+            return f"{name} ({code})"
+    return code
+
+
+def channel_label(channel: str | None, language: str) -> str:
+    return t(f"channel_{channel}", language) if channel else ""
+
+
+def fault_labels(kinds: str | None, language: str) -> str:
+    """'offline, frozen' (camera health kinds) in the UI language."""
+    if not kinds:
+        return ""
+    out = []
+    for k in (k.strip() for k in kinds.split(",")):
+        out.append(t(f"fault_{k}", language) if f"fault_{k}" in TEXT else k)
+    return ", ".join(out)
+
+
+def kpi_heading(kpi: Kpi, language: str) -> str:
+    """'Label (unit)', or just the label for a KPI without a unit (the AQI)."""
+    label = kpi.label_en if language == "en" else kpi.label_vi
+    return f"{label} ({kpi.unit})" if kpi.unit else label

@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import dash_table, dcc, html
 
-from dashboards.i18n import fmt_num, t
+from dashboards.i18n import fmt_num, lang, t
 from dashboards.kpiview import COLORS, decimals, status, trend
 from ioc.auth import User
 from ioc.config import Kpi
@@ -106,6 +106,21 @@ def numeric_format(lang: str, decimals_: int = 1) -> dict[str, Any]:
     return {"specifier": f",.{decimals_}f"}
 
 
+def with_count_format(
+    rows: list[dict[str, Any]], columns: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Numeric columns of whole numbers without a format get the language's thousands
+    separator (1.546 in Vietnamese, not 1546)."""
+    out = []
+    for c in columns:
+        if c.get("type") == "numeric" and "format" not in c:
+            vals = [r.get(c["id"]) for r in rows]
+            if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
+                c = {**c, "format": numeric_format(lang(), 0)}
+        out.append(c)
+    return out
+
+
 def table(
     table_id: str,
     rows: list[dict[str, Any]],
@@ -121,10 +136,11 @@ def table(
     return dash_table.DataTable(  # type: ignore[attr-defined,unused-ignore]
         id=table_id,
         data=rows,
-        columns=columns,
+        columns=with_count_format(rows, columns),
         page_size=page_size,
         sort_action="native" if sortable else "none",
         filter_action="native" if filterable else "none",
+        filter_options={"placeholder_text": t("filter_placeholder")},
         row_selectable="multi" if selectable else False,
         selected_rows=[],
         style_table={"overflowX": "auto"},

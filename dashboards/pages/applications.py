@@ -10,7 +10,14 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, require, scope_key, who
+from dashboards.components.common import (
+    cached,
+    channel_label,
+    procedure_label,
+    require,
+    scope_key,
+    who,
+)
 from dashboards.components.figures import GRAPH_CONFIG, bars, lines
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_num, t
@@ -145,7 +152,11 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         for k in ("received", "on_time", "late", "overdue", "returned")
     ]
     df = stats.copy()
-    label_of = (lambda g: names.get(g, g)) if group == "ward_code" else (lambda g: g)
+    label_of: Any = {
+        "ward_code": lambda g: names.get(g, g),
+        "procedure": lambda g: procedure_label(g, lang),
+        "channel": lambda g: channel_label(g, lang),
+    }[group]
     if not df.empty:
         df["label"] = [label_of(g) for g in df["grp"]]
         top = df.sort_values("received", ascending=False).head(30)
@@ -174,7 +185,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
     else:
         rows = [
             {
-                "procedure": r.procedure,
+                "procedure": procedure_label(r.procedure, lang),
                 "late": int(r.late),
                 "total": int(r.total),
                 "share": 100.0 * r.late / r.total if r.total else None,

@@ -8,7 +8,14 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, require, scope_key, ward_options, who
+from dashboards.components.common import (
+    cached,
+    fault_labels,
+    require,
+    scope_key,
+    ward_options,
+    who,
+)
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.queries import records
@@ -100,7 +107,7 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
             "id": r.camera_id,
             "ward": names.get(r.ward_code, r.ward_code),
             "status": t(r.status, lang),
-            "issues": r.issues or "",
+            "issues": fault_labels(r.issues, lang),
             "count_1h": None if r.count_1h is None else float(r.count_1h),
             "last_seen": fmt_datetime(r.last_seen, lang),
         }

@@ -18,7 +18,15 @@ import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
+from dashboards.components.common import (
+    cached,
+    fault_labels,
+    freshness,
+    latest_kpis,
+    require,
+    scope_key,
+    who,
+)
 from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, bars, ward_map
 from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
@@ -299,7 +307,7 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
             [
                 html.Span(f"{r.name or r.camera_id}"),
                 html.Span(names.get(r.ward_code, r.ward_code)),
-                html.Span(r.issues or t(r.status, lang), className="num"),
+                html.Span(fault_labels(r.issues, lang) or t(r.status, lang), className="num"),
             ],
             className="sev-critical" if r.status == "offline" else "sev-warning",
         )

@@ -11,7 +11,16 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, latest_kpis, require, who
+from dashboards.components.common import (
+    cached,
+    channel_label,
+    fault_labels,
+    kpi_heading,
+    latest_kpis,
+    procedure_label,
+    require,
+    who,
+)
 from dashboards.components.figures import GRAPH_CONFIG, kpi_history
 from dashboards.components.layout import frame, numeric_format, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
@@ -168,7 +177,7 @@ def _history(code: str, lang: str) -> Any:
         out.append(
             html.Div(
                 [
-                    html.H3(f"{kpi.label_en if lang == 'en' else kpi.label_vi} ({kpi.unit})"),
+                    html.H3(kpi_heading(kpi, lang)),
                     dcc.Graph(
                         id=f"ward-hist-{name}",
                         figure=fig,
@@ -188,8 +197,8 @@ def _overdue(code: str, lang: str) -> Any:
     rows = [
         {
             "id": r.id,
-            "procedure": r.procedure,
-            "channel": r.channel,
+            "procedure": procedure_label(r.procedure, lang),
+            "channel": channel_label(r.channel, lang),
             "received": fmt_datetime(r.received_at, lang),
             "due": fmt_datetime(r.due_at, lang),
             "days_late": float(r.days_late),
@@ -287,7 +296,7 @@ def _cameras(code: str, lang: str) -> Any:
         {
             "camera": r.name or r.camera_id,
             "status": t(r.status, lang),
-            "issues": r.issues or "",
+            "issues": fault_labels(r.issues, lang),
             "count_1h": None if r.count_1h is None else float(r.count_1h),
             "last_seen": fmt_datetime(r.last_seen, lang),
         }
