@@ -5,6 +5,8 @@ left unacknowledged are redelivered."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from ingest_helpers import Mosquitto
+from ingest_helpers import Mosquitto, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -214,3 +216,113 @@ def test_mqtt_311_session(broker: Mosquitto) -> None:
     time.sleep(1.0)
     assert again.got == []
     again.close()
+
+
+def test_tls_listener(tmp_path: Path) -> None:
+    """Through TLS (ssl sockets return at most one record per recv and keep bytes of their own:
+    paho's pending() check and our buffer must work together)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs openssl to make a test certificate")
+    ca_key, ca, key, csr, crt = (
+        tmp_path / n for n in ("ca.key", "ca.crt", "s.key", "s.csr", "s.crt")
+    )
+    run = [openssl]
+    subprocess.run(
+        [
+            *run,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *run,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(
+        [
+            *run,
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for f in (ca, key, crt):
+        f.chmod(0o644)
+    tls_port = free_port()
+    broker = Mosquitto(
+        tmp_path / "broker",
+        extra=[
+            f"listener {tls_port} 127.0.0.1",
+            f"certfile {crt}",
+            f"keyfile {key}",
+            f"cafile {ca}",
+        ],
+    ).start()
+    try:
+        got: list[bytes] = []
+        c = FastClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fc-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        c.tls_set(ca_certs=str(ca))
+        c.on_publish_raw = lambda t, p, mid, q: (got.append(p), c.ack_many([mid]))
+        c.connect("127.0.0.1", tls_port)
+        c.subscribe("fc/#", qos=1)
+        c.loop_start()
+        time.sleep(0.5)
+        msgs = [(f"fc/t/{i}", f"m{i}".encode() * (1 + (i % 5) * 2000), 1, None) for i in range(300)]
+        publish(broker.port, msgs)  # plain listener in, TLS listener out
+        deadline = time.monotonic() + 20
+        while len(got) < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        c.disconnect()
+        c.loop_stop()
+        assert got == [b for _, b, _, _ in msgs]
+        assert c.fast_publishes == 300
+    finally:
+        broker.stop()
