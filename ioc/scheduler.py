@@ -39,7 +39,13 @@ from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.kpi import periods
-from ioc.kpi.compute import compute_period, get_watermark, set_watermark, store
+from ioc.kpi.compute import (
+    compute_period,
+    get_watermark,
+    refresh_current,
+    set_watermark,
+    store,
+)
 from ioc.kpi.staleness import DataSignatures, stale_periods
 from ioc.reports.scheduled import invalidate_reports, run_due_reports
 
@@ -195,6 +201,9 @@ class Jobs:
             res = alerts.evaluate(c, self.cfg, now=now)
             if self.publisher is not None and res.transitions:
                 self.publisher.publish(res.transitions)
+            # the open-alerts KPI follows at once (also acknowledgements and resolutions made
+            # on the dashboard), not at the next KPI run: the tile agrees with the list
+            refresh_current(c, self.cfg, queries=["open_alerts"], now=now)
             return {"opened": res.opened, "resolved": res.resolved, "pending": res.pending}
 
         return self._run("alerts", job)

@@ -19,6 +19,7 @@ from ioc.config import Config
 from ioc.config.kpis import Kpi
 from ioc.db import Connection
 from ioc.errors import IOCError
+from ioc.kpi import periods
 from ioc.kpi.queries import QUERIES, KpiEnv
 from ioc.workdays import Holidays
 
@@ -226,6 +227,27 @@ def store(conn: Connection, values: Sequence[KpiValue], *, commit: bool = True) 
     if commit:
         conn.commit()
     return len(values)
+
+
+def refresh_current(
+    conn: Connection, cfg: Config, *, queries: Iterable[str], now: dt.datetime | None = None
+) -> int:
+    """Recompute the current period of every configured period kind for the KPIs whose query
+    is in ``queries`` (e.g. ``open_alerts`` right after the alert job, so that the tile and
+    the alert list beside it agree); returns the number of values stored."""
+    now = now or dt.datetime.now(dt.UTC)
+    names = [name for name, k in cfg.kpis.kpis.items() if k.query in set(queries)]
+    if not names:
+        return 0
+    tz = tz_of(cfg)
+    n = 0
+    for period in cfg.kpis.scheduler.periods:
+        start = periods.floor(now, period, tz)
+        end = periods.next_start(start, period, tz)
+        values = compute_period(conn, cfg, kpis=names, period=period, start=start, end=end, now=now)
+        n += store(conn, values, commit=False)
+    conn.commit()
+    return n
 
 
 # --------------------------------------------------------------------------- watermarks
