@@ -75,9 +75,14 @@ def test_vietnamese_labels_for_codes(app: flask.Flask) -> None:
         assert fault_labels("offline", "vi") == "Mất kết nối"
         assert fault_labels("blurred, frozen", "vi") == "Hình mờ, Hình đứng"
         assert fault_labels("something_new", "vi") == "something_new"
+        # what a DataFrame hands over for "none": NaN (the cameras page failed with it)
+        assert fault_labels(float("nan"), "vi") == "" and fault_labels(None, "vi") == ""
+        assert procedure_label(float("nan"), "vi") == channel_label(float("nan"), "vi") == ""
 
 
-@pytest.mark.filterwarnings(r"ignore:\s*The dash_table.DataTable will be removed:DeprecationWarning")
+@pytest.mark.filterwarnings(
+    r"ignore:\s*The dash_table.DataTable will be removed:DeprecationWarning"
+)
 def test_tables_in_vietnamese(app: flask.Flask, config: Config) -> None:
     rows = [{"n": 1546, "x": 2.5}]
     cols = with_count_format(

@@ -65,9 +65,9 @@ def ward_options(user: User) -> list[dict[str, str]]:
     return [{"label": f"{names[c]} ({c})", "value": c} for c in user.scope(sorted(names))]
 
 
-def procedure_label(code: str | None, language: str) -> str:
+def procedure_label(code: object, language: str) -> str:
     """'Đăng ký khai sinh (1.001193)': the catalogue's name with the code, or the code."""
-    if not code:
+    if not isinstance(code, str) or not code:  # None, or NaN from a DataFrame
         return ""
     procs = state().cfg.procedures
     for p in procs.procedures if procs is not None else ():
@@ -77,13 +77,15 @@ def procedure_label(code: str | None, language: str) -> str:
     return code
 
 
-def channel_label(channel: str | None, language: str) -> str:
-    return t(f"channel_{channel}", language) if channel else ""
+def channel_label(channel: object, language: str) -> str:
+    if not isinstance(channel, str) or not channel:
+        return ""
+    return t(f"channel_{channel}", language) if f"channel_{channel}" in TEXT else channel
 
 
-def fault_labels(kinds: str | None, language: str) -> str:
+def fault_labels(kinds: object, language: str) -> str:
     """'offline, frozen' (camera health kinds) in the UI language."""
-    if not kinds:
+    if not isinstance(kinds, str) or not kinds:  # None, or NaN from a DataFrame
         return ""
     out = []
     for k in (k.strip() for k in kinds.split(",")):
