@@ -27,7 +27,7 @@ from dashboards.components.common import (
     procedure_label,
 )
 from dashboards.components.figures import AQI_SCALE, map_colours
-from dashboards.components.layout import table, with_count_format
+from dashboards.components.layout import rank_line, table, with_count_format
 from ioc.config import Config
 from ioc.db import Connection, connect
 
@@ -146,3 +146,11 @@ def test_wall_water_level_is_not_a_spike(conn: Connection, config: Config) -> No
     conn.commit()
     df = queries.environment(conn, wards=[ward])
     assert float(df["water_level_max"].iloc[0]) == pytest.approx(31.33)
+
+
+def test_best_and_worst_lists_show_the_wards_rank() -> None:
+    """A ward leader's overview listed their ward as "1." under "best" while it ranks 16th."""
+    item = {"code": "20242", "rank": 16, "value": 97.6}
+    assert rank_line(item, {"20242": "Phường Hải Châu"}, 1, "%", "vi") == (
+        "16. Phường Hải Châu: 97,6 %"
+    )

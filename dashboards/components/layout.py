@@ -175,3 +175,10 @@ def severity_styles() -> list[dict[str, Any]]:
             "color": "black",
         },
     ]
+
+
+def rank_line(item: dict[str, Any], names: dict[str, str], dec: int, unit: str, lang: str) -> str:
+    """'16. Phường Hải Châu: 97,6 %': the ward's rank among all wards, not its place in the
+    list (a ward leader's list holds only their wards; tied wards share a rank)."""
+    name = names.get(item["code"], item["code"])
+    return f"{item['rank']}. {name}: {fmt_num(item['value'], dec, lang)} {unit}".strip()

@@ -14,11 +14,12 @@ from dashboards.components.layout import (
     frame,
     kpi_tile,
     numeric_format,
+    rank_line,
     refused,
     severity_styles,
     table,
 )
-from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.i18n import fmt_datetime, t
 from dashboards.kpiview import city_value, decimals, ranks, status
 from dashboards.queries import records
 from dashboards.state import state
@@ -193,15 +194,7 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
             className=f"bw {cls}",
             children=[
                 html.H3(title),
-                html.Ol(
-                    [
-                        html.Li(
-                            f"{names.get(i['code'], i['code'])}: "
-                            f"{fmt_num(i['value'], dec, lang)} {kpi.unit}"
-                        )
-                        for i in items
-                    ]
-                ),
+                html.Ul([html.Li(rank_line(i, names, dec, kpi.unit, lang)) for i in items]),
             ],
         )
 
