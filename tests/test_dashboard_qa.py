@@ -154,3 +154,13 @@ def test_best_and_worst_lists_show_the_wards_rank() -> None:
     assert rank_line(item, {"20242": "Phường Hải Châu"}, 1, "%", "vi") == (
         "16. Phường Hải Châu: 97,6 %"
     )
+
+
+def test_report_schedules_in_vietnamese() -> None:
+    from dashboards.i18n import t
+
+    assert [t(f"schedule_{s}", "vi") for s in ("daily", "weekly", "monthly")] == [
+        "Hằng ngày",
+        "Hằng tuần",
+        "Hằng tháng",
+    ]

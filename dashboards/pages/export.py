@@ -133,7 +133,7 @@ def _reports(lang: str) -> Any:
     rows = [
         {
             "name": f"[{r.name}](/export/report/{int(r.id)})",
-            "schedule": r.schedule or "",
+            "schedule": t(f"schedule_{r.schedule}", lang) if r.schedule else "",
             "format": str(r.format).upper(),
             "period": f"{fmt_datetime(r.period_from, lang)} – {fmt_datetime(r.period_to, lang)}",
             "created": fmt_datetime(r.created_at, lang),
