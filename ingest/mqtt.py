@@ -185,7 +185,12 @@ class MqttIngester:
             database_url,
             max_rows=self.ing.batch_max_rows,
             max_delay_s=self.ing.batch_max_delay_s,
-            max_pending=4 * self.mq.max_inflight + 1000,
+            # Unbounded: the broker's Receive Maximum already bounds what is in flight, and
+            # submit() runs on the network thread's path (under _acc_lock): if it blocked on a
+            # full queue, paho could not answer keep-alives, the broker would drop the
+            # connection and redeliver everything, and the backlog would only grow (seen in
+            # a 30-day back-fill: a disconnect every ~50 s, hours of redundant rewriting).
+            max_pending=0,
             name="ioc-ingest-writer",
             application_name=f"ioc-ingest-mqtt {self.client_id}"[:63],
             on_batch=lambda rows, secs: self.stats.observe_batch(secs),
