@@ -28,7 +28,8 @@ import yaml
 
 from ioc.db import connect
 
-pytestmark = pytest.mark.embedded
+# Not in the `-m embedded` smoke subset (kept under ~3 min): it starts `ioc demo` with the URLs
+# unset whatever the environment, so the full suite runs it on the embedded servers anyway.
 
 ROOT = Path(__file__).resolve().parent.parent
 
