@@ -121,6 +121,9 @@ def flood_rise_cm(p: WardProfile, t: F64, seed: int) -> F64:
 
 
 # ---------------------------------------------------------------- traffic
+_CONGESTION_CLASS = {"core": 1.0, "urban": 0.9, "lowland": 0.75, "highland": 0.55}
+
+
 def traffic_level(t: F64) -> F64:
     """Relative traffic 0..1.1 by local hour and weekday."""
     h = local_hour(t)
@@ -178,7 +181,11 @@ def device_values(dev: Device, p: WardProfile, t: F64, seed: int) -> dict[str, F
         wet = 1 / (1 + rain / 25)
         mean = cap * traffic_level(t) * (0.85 + 0.15 * wet)
         count = np.maximum(0, np.round(mean + np.sqrt(mean + 1) * noise("c")))
-        load = mean / cap
+        # how close the road runs to its capacity at a given traffic level: busy roads of the
+        # centre jam at rush hour, most roads slow down, roads in the hills do not (otherwise
+        # every sensor of the city reads 100 % at 17:40 and opens a congestion alert)
+        demand = (0.35 + 0.5 * dev.exposure) * _CONGESTION_CLASS.get(p.cls, 0.5)
+        load = traffic_level(t) * (0.85 + 0.15 * wet) * demand
         congestion = np.clip((load - 0.55) / 0.5, 0, 1) * 100
         free = {"core": 42, "urban": 48, "lowland": 55, "highland": 50}.get(p.cls, 40)
         speed = free * (1 - 0.65 * congestion / 100) * (0.85 + 0.15 * wet) + 2.5 * noise("s")
