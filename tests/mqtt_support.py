@@ -72,7 +72,7 @@ def lacks(url: str, feature: str) -> str | None:
     return None if getattr(found, feature) else f"{found.name} {MISSING[feature]}"
 
 
-def _speaks_mqtt5(url: str, timeout: float = 5.0) -> bool:
+def _speaks_mqtt5(url: str, timeout: float = 10.0) -> bool:
     """Whether the broker accepts an MQTT 5 CONNECT (amqtt refuses it or closes the socket)."""
     target = parse_mqtt_url(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
