@@ -216,3 +216,12 @@ def plotly_separators(language: str | None = None) -> str:
 
 def date_axis_format(language: str | None = None) -> str:
     return "%d/%m" if (language or lang()) == "vi" else "%m-%d"
+
+
+# KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI
+_UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
+
+
+def unit_label(unit: str, language: str | None = None) -> str:
+    """A KPI's unit in the UI language."""
+    return _UNIT_EN.get(unit, unit) if (language or lang()) == "en" else unit

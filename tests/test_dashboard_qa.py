@@ -164,3 +164,23 @@ def test_report_schedules_in_vietnamese() -> None:
         "Hằng tuần",
         "Hằng tháng",
     ]
+
+
+def test_english_ui_has_english_units_and_alert_titles(app: flask.Flask, config: Config) -> None:
+    """The English overview showed '510 hồ sơ', '0.93 ngày làm việc', '36 cảnh báo' and alert
+    titles in Vietnamese (stored when the alert opened)."""
+    from dashboards.components.common import alert_title
+    from dashboards.i18n import unit_label
+
+    assert unit_label("hồ sơ", "en") == "applications"
+    assert unit_label("ngày làm việc", "en") == "working days"
+    assert unit_label("hồ sơ", "vi") == "hồ sơ" and unit_label("%", "en") == "%"
+    assert kpi_heading(config.kpis.kpis["overdue_applications"], "en") == (
+        "Overdue applications (open) (applications)"
+    )
+    rule = next(r for r in config.alerts.rules if r.id == "water_level_high")
+    with app.test_request_context("/"):
+        stored = f"{rule.label_vi}: wl-1"
+        assert alert_title(rule.id, "wl-1", stored, "en") == f"{rule.label_en}: wl-1"
+        assert alert_title(rule.id, "wl-1", stored, "vi") == stored
+        assert alert_title("gone_rule", "x", "Tiêu đề cũ", "en") == "Tiêu đề cũ"

@@ -10,7 +10,7 @@ import pandas as pd
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.i18n import TEXT, t
+from dashboards.i18n import TEXT, t, unit_label
 from dashboards.i18n import lang as current_lang
 from dashboards.state import current_user, state
 from ioc.auth import User
@@ -96,4 +96,15 @@ def fault_labels(kinds: object, language: str) -> str:
 def kpi_heading(kpi: Kpi, language: str) -> str:
     """'Label (unit)', or just the label for a KPI without a unit (the AQI)."""
     label = kpi.label_en if language == "en" else kpi.label_vi
-    return f"{label} ({kpi.unit})" if kpi.unit else label
+    return f"{label} ({unit_label(kpi.unit, language)})" if kpi.unit else label
+
+
+def alert_title(rule_id: object, subject: object, stored: object, language: str) -> str:
+    """An alert's title in the UI language, from its rule's label (the stored title was
+    written in Vietnamese when the alert opened); the stored title when the rule is gone."""
+    rules = {r.id: r for r in state().cfg.alerts.rules} if state().cfg.alerts else {}
+    rule = rules.get(rule_id) if isinstance(rule_id, str) else None
+    if rule is None or not isinstance(subject, str):
+        return stored if isinstance(stored, str) else ""
+    label = rule.label_en if language == "en" and rule.label_en else rule.label_vi
+    return f"{label}: {subject}"

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t
+from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t, unit_label
 from dashboards.kpiview import decimals, is_missing
 from dashboards.queries import records
 from ioc.config import Kpi
@@ -102,7 +102,7 @@ def ward_map(
     th = _theme(dark)
     codes = [str(f["id"]) for f in geojson["features"]]
     label = (kpi.label_en if lang == "en" else kpi.label_vi) if kpi else kpi_name
-    unit = kpi.unit if kpi else ""
+    unit = unit_label(kpi.unit, lang) if kpi else ""
     line = {"color": th["line"], "width": 0.6}
     data: list[dict[str, Any]] = [
         {

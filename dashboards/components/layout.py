@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import dash_table, dcc, html
 
-from dashboards.i18n import fmt_num, lang, t
+from dashboards.i18n import fmt_num, lang, t, unit_label
 from dashboards.kpiview import COLORS, decimals, status, trend
 from ioc.auth import User
 from ioc.config import Kpi
@@ -79,7 +79,10 @@ def kpi_tile(
             html.Div(
                 [
                     html.Span(shown, className="tile-value"),
-                    html.Span(f" {kpi.unit}" if value is not None else "", className="tile-unit"),
+                    html.Span(
+                        f" {unit_label(kpi.unit, lang)}" if value is not None else "",
+                        className="tile-unit",
+                    ),
                     html.Span(f" {arrow}", className="tile-arrow", style={"color": arrow_color}),
                 ]
             ),
@@ -181,4 +184,5 @@ def rank_line(item: dict[str, Any], names: dict[str, str], dec: int, unit: str, 
     """'16. Phường Hải Châu: 97,6 %': the ward's rank among all wards, not its place in the
     list (a ward leader's list holds only their wards; tied wards share a rank)."""
     name = names.get(item["code"], item["code"])
-    return f"{item['rank']}. {name}: {fmt_num(item['value'], dec, lang)} {unit}".strip()
+    shown = unit_label(unit, lang)
+    return f"{item['rank']}. {name}: {fmt_num(item['value'], dec, lang)} {shown}".strip()

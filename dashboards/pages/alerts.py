@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.components.common import require, scope_key, ward_options, who
+from dashboards.components.common import alert_title, require, scope_key, ward_options, who
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.queries import records
@@ -156,7 +156,7 @@ def refresh(
             "severity_label": t(r.severity, lang),
             "state_label": t(r.state, lang),
             "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
-            "title": r.title,
+            "title": alert_title(r.rule_id, r.subject, r.title, lang),
             "opened": fmt_datetime(r.opened_at, lang),
             "ack": f"{r.acknowledged_by} {fmt_datetime(r.acknowledged_at, lang)}"
             if r.acknowledged_by

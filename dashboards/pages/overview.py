@@ -8,7 +8,15 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, freshness, latest_kpis, require, scope_key, who
+from dashboards.components.common import (
+    alert_title,
+    cached,
+    freshness,
+    latest_kpis,
+    require,
+    scope_key,
+    who,
+)
 from dashboards.components.figures import MAP_CONFIG, ward_map
 from dashboards.components.layout import (
     frame,
@@ -19,7 +27,7 @@ from dashboards.components.layout import (
     severity_styles,
     table,
 )
-from dashboards.i18n import fmt_datetime, t
+from dashboards.i18n import fmt_datetime, t, unit_label
 from dashboards.kpiview import city_value, decimals, ranks, status
 from dashboards.queries import records
 from dashboards.state import state
@@ -179,7 +187,11 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
         {"name": t("ward", lang), "id": "ward", "presentation": "markdown"},
         {"name": "Mã" if lang == "vi" else "Code", "id": "code"},
         {
-            "name": f"{t('value', lang)} ({kpi.unit})" if kpi.unit else t("value", lang),
+            "name": (
+                f"{t('value', lang)} ({unit_label(kpi.unit, lang)})"
+                if kpi.unit
+                else t("value", lang)
+            ),
             "id": "value",
             "type": "numeric",
             "format": numeric_format(lang, dec),
@@ -215,7 +227,7 @@ def _alerts(user: Any, lang: str) -> Any:
             "severity": r.severity,
             "severity_label": t(r.severity, lang),
             "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
-            "title": r.title,
+            "title": alert_title(r.rule_id, r.subject, r.title, lang),
             "opened": fmt_datetime(r.opened_at, lang),
         }
         for r in records(df)

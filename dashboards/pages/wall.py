@@ -19,6 +19,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboards import queries
 from dashboards.components.common import (
+    alert_title,
     cached,
     fault_labels,
     freshness,
@@ -368,7 +369,7 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
         html.Li(
             [
                 html.Span(t(r.severity, lang)),
-                html.Span(r.title),
+                html.Span(alert_title(r.rule_id, r.subject, r.title, lang)),
                 html.Span(names.get(r.ward_code or "", ""), className="num"),
                 html.Span(fmt_datetime(r.opened_at, lang)),
             ],

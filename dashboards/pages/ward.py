@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from dashboards import queries
 from dashboards.components.common import (
+    alert_title,
     cached,
     channel_label,
     fault_labels,
@@ -23,7 +24,7 @@ from dashboards.components.common import (
 )
 from dashboards.components.figures import GRAPH_CONFIG, kpi_history
 from dashboards.components.layout import frame, numeric_format, refused, severity_styles, table
-from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
 from dashboards.kpiview import COLORS, city_value, decimals, ranks, status
 from dashboards.queries import records
 from dashboards.state import state
@@ -139,7 +140,7 @@ def _kpi_table(code: str, lang: str) -> Any:
                 [
                     html.Td(kpi.label_en if lang == "en" else kpi.label_vi),
                     html.Td(
-                        f"{fmt_num(value, dec, lang)} {kpi.unit}"
+                        f"{fmt_num(value, dec, lang)} {unit_label(kpi.unit, lang)}"
                         if value is not None
                         else t("no_data", lang),
                         className=f"kpi-status-{stt}" if stt != "none" else "",
@@ -229,7 +230,7 @@ def _alerts(code: str, lang: str) -> Any:
         {
             "severity": r.severity,
             "severity_label": t(r.severity, lang),
-            "title": r.title,
+            "title": alert_title(r.rule_id, r.subject, r.title, lang),
             "state": t(r.state, lang),
             "opened": fmt_datetime(r.opened_at, lang),
         }
