@@ -14,6 +14,18 @@ from typing import Any
 import pandas as pd
 
 from ioc.db import Connection
+from ioc.kpi.queries import DUE_DAY_END_SQL, ENDED_AT_SQL
+
+TZ_NAME = "Asia/Ho_Chi_Minh"
+# The KPIs' rule (ioc/kpi/queries.py, Decision 766): an application waiting for the citizen's
+# supplements (returned once) is not overdue; it is overdue when still open after its due
+# date (local day) or returned more than once. Completed on time = before the end of the due
+# date and returned at most once.
+_OVERDUE_NOW = (
+    f"({ENDED_AT_SQL} IS NULL AND status <> 'completed' AND status <> 'cancelled'"
+    f" AND (return_count >= 2 OR now() >= {DUE_DAY_END_SQL}))"
+)
+_DONE_ON_TIME = f"(return_count < 2 AND completed_at < {DUE_DAY_END_SQL})"
 
 WardScope = Sequence[str] | None
 
@@ -194,18 +206,19 @@ def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
 def overdue_applications(
     conn: Connection, *, wards: WardScope = None, limit: int = 200
 ) -> pd.DataFrame:
-    """Open applications past due: procedure and days late (calendar days, as of now)."""
+    """Open applications past due, as the overdue_applications KPI counts them: procedure
+    and days late (calendar days since the due time, as of now)."""
     return _frame(
         conn,
-        """
+        f"""
         SELECT id, ward_code, procedure, channel, received_at, due_at, status,
-               extract(epoch FROM now() - due_at) / 86400.0 AS days_late
+               greatest(extract(epoch FROM now() - due_at) / 86400.0, 0) AS days_late
         FROM applications
-        WHERE status IN ('received', 'returned') AND due_at < now()
+        WHERE {_OVERDUE_NOW}
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         ORDER BY due_at LIMIT %(limit)s
         """,
-        {"wards": _scope(wards), "limit": limit},
+        {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
     )
 
 
@@ -229,11 +242,10 @@ def application_stats(
         SELECT coalesce({col}, '?') AS grp,
                count(*) FILTER (WHERE received_at >= %(since)s) AS received,
                count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
-                                AND completed_at <= due_at) AS on_time,
+                                AND {_DONE_ON_TIME}) AS on_time,
                count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
-                                AND completed_at > due_at) AS late,
-               count(*) FILTER (WHERE status IN ('received', 'returned')
-                                AND due_at < now()) AS overdue,
+                                AND NOT {_DONE_ON_TIME}) AS late,
+               count(*) FILTER (WHERE {_OVERDUE_NOW}) AS overdue,
                count(*) FILTER (WHERE return_count > 0 AND received_at >= %(since)s)
                    AS returned,
                count(*) FILTER (WHERE channel = 'online' AND received_at >= %(since)s)
@@ -244,7 +256,7 @@ def application_stats(
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         GROUP BY 1 ORDER BY received DESC
         """,
-        {"since": since, "wards": _scope(wards)},
+        {"since": since, "wards": _scope(wards), "tz": TZ_NAME},
     )
 
 
@@ -254,7 +266,7 @@ def application_trend(
     """Per local day: received, completed, completed late."""
     return _frame(
         conn,
-        """
+        f"""
         WITH r AS (
             SELECT (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
                    count(*) AS received
@@ -264,7 +276,7 @@ def application_trend(
             GROUP BY 1
         ), c AS (
             SELECT (completed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
-                   count(*) AS completed, count(*) FILTER (WHERE completed_at > due_at) AS late
+                   count(*) AS completed, count(*) FILTER (WHERE NOT {_DONE_ON_TIME}) AS late
             FROM applications
             WHERE status = 'completed' AND completed_at >= %(since)s
               AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
@@ -274,7 +286,7 @@ def application_trend(
                coalesce(completed, 0) AS completed, coalesce(late, 0) AS late
         FROM r FULL JOIN c ON r.day = c.day ORDER BY 1
         """,
-        {"since": since, "wards": _scope(wards)},
+        {"since": since, "wards": _scope(wards), "tz": TZ_NAME},
     )
 
 
@@ -284,11 +296,11 @@ def worst_procedures(
     """Procedures by share late (completed late + open overdue) among those ended or due."""
     return _frame(
         conn,
-        """
+        f"""
         SELECT * FROM (
             SELECT procedure,
-                   count(*) FILTER (WHERE completed_at > due_at
-                                    OR (status IN ('received', 'returned') AND due_at < now()))
+                   count(*) FILTER (WHERE (status = 'completed' AND NOT {_DONE_ON_TIME})
+                                    OR {_OVERDUE_NOW})
                        AS late,
                    count(*) AS total,
                    avg(extract(epoch FROM coalesce(completed_at, now()) - due_at) / 86400.0)
@@ -303,7 +315,7 @@ def worst_procedures(
         ORDER BY late::float / total DESC, late DESC
         LIMIT %(limit)s
         """,
-        {"since": since, "wards": _scope(wards), "limit": limit},
+        {"since": since, "wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
     )
 
 

@@ -64,15 +64,21 @@ def _fetch(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[
 
 # The end of an application (Decision 766 / portal rule): the first of completed (decided,
 # result returned) and cancelled (refused, stopped, withdrawn); an application whose only
-# supplement request has nothing after it ends at the request date.
-_APPS_CTE = """
+# supplement request has nothing after it ends at the request date. On time = ended before
+# the end of its due date (local day). SQL expressions over an ``applications`` row, shared
+# with the dashboards so that their lists count what the KPIs count (``%(tz)s`` bound).
+ENDED_AT_SQL = (
+    "LEAST(completed_at, cancelled_at,"
+    " CASE WHEN status = 'returned' AND return_count = 1 THEN returned_at END)"
+)
+DUE_DAY_END_SQL = (
+    "((date_trunc('day', due_at AT TIME ZONE %(tz)s) + INTERVAL '1 day') AT TIME ZONE %(tz)s)"
+)
+_APPS_CTE = f"""
 WITH a AS (
     SELECT id, ward_code, channel, received_at, due_at, return_count, paused_seconds,
-           LEAST(completed_at, cancelled_at,
-                 CASE WHEN status = 'returned' AND return_count = 1 THEN returned_at END)
-               AS ended_at,
-           (date_trunc('day', due_at AT TIME ZONE %(tz)s) + INTERVAL '1 day')
-               AT TIME ZONE %(tz)s AS due_day_end
+           {ENDED_AT_SQL} AS ended_at,
+           {DUE_DAY_END_SQL} AS due_day_end
     FROM applications
     WHERE ward_code = ANY(%(wards)s::text[]) AND received_at < %(end)s
 )
