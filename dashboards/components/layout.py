@@ -151,6 +151,9 @@ def table(
             "fontFamily": FONT,
             "padding": "6px 8px",
             "textAlign": "left",
+            # long text (procedure names) wraps instead of pushing columns off the card
+            "whiteSpace": "normal",
+            "height": "auto",
             "backgroundColor": "#0b1220" if dark else "#ffffff",
             "color": "#f2f5fa" if dark else "#1b2330",
             "fontSize": "22px" if dark else "14px",
