@@ -40,6 +40,7 @@ from ioc.auth import User
 dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
 
 REFRESH_MS = 5_000
+WALL_ALERT_ROWS = 10  # rows of two lines that fit under the title at 16:9
 VIEW_TITLES = {
     "map": "map_title",
     "applications": "applications",
@@ -361,8 +362,8 @@ def _count_tile(label: str, n: int, total: int, lang: str) -> html.Div:
 
 def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
     df = cached(
-        ("alerts_open", scope_key(user)),
-        lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=20),
+        ("wall_alerts_open", scope_key(user)),
+        lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=1000),
     )
     names = state().ward_names
     items = [
@@ -375,7 +376,7 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className=f"sev-{r.severity}",
         )
-        for r in records(df.head(14))
+        for r in records(df.head(WALL_ALERT_ROWS))  # the most severe and newest that fit
     ]
     return [
         html.Div(
