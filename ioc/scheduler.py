@@ -203,7 +203,9 @@ class Jobs:
                 self.publisher.publish(res.transitions)
             # the open-alerts KPI follows at once (also acknowledgements and resolutions made
             # on the dashboard), not at the next KPI run: the tile agrees with the list
-            refresh_current(c, self.cfg, queries=["open_alerts"], now=now)
+            # measured just after this run: alerts it opened at `now` count (opened_at < end)
+            after = now + dt.timedelta(microseconds=1)
+            refresh_current(c, self.cfg, queries=["open_alerts"], now=after)
             return {"opened": res.opened, "resolved": res.resolved, "pending": res.pending}
 
         return self._run("alerts", job)

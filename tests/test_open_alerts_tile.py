@@ -43,11 +43,12 @@ def test_alert_job_refreshes_the_open_alerts_kpi(
     )
     execute(conn, ins, "r1", "s1", ward, t("2025-03-10 09:00"))
     execute(conn, ins, "r1", "s2", ward, t("2025-03-10 09:30"))
+    execute(conn, ins, "r1", "s3", ward, t("2025-03-10 10:00"))  # opened by this very run
     jobs.alerts()
-    assert open_alerts_today(conn, ward) == 2
-    assert open_alerts_today(conn, "city") == 2
+    assert open_alerts_today(conn, ward) == 3
+    assert open_alerts_today(conn, "city") == 3
     # resolved on the dashboard: the next alert run (every minute) says so
     execute(conn, "UPDATE alerts SET state = 'resolved', resolved_at = %s WHERE subject = 's1'",
             t("2025-03-10 09:50"))  # fmt: skip
     jobs.alerts()
-    assert open_alerts_today(conn, ward) == 1
+    assert open_alerts_today(conn, ward) == 2
