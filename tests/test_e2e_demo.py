@@ -55,7 +55,9 @@ class Demo:
     def __init__(self, cwd: Path, port: int, cdir: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("IOC_DATABASE_URL", "IOC_MQTT_URL")}
         env.pop("IOC_KIOSK_TOKEN", None)
-        env.update(IOC_CONFIG_DIR=str(cdir), PYTHONUNBUFFERED="1")
+        # the code under test, whatever `pip install -e` points at (the demo runs in tmp)
+        path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        env.update(IOC_CONFIG_DIR=str(cdir), PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ioc.cli", "demo", "--port", str(port), "--backfill", "1"],
             cwd=cwd,

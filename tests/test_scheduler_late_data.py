@@ -198,6 +198,7 @@ def test_scheduler_stops_within_10_s_of_sigterm_during_a_long_job(
     cdir = slow_config(tmp_path)
     env = dict(os.environ, IOC_DATABASE_URL=fresh_db_url, IOC_CONFIG_DIR=str(cdir))
     env.pop("IOC_MQTT_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     with open(tmp_path / "s.log", "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ioc.cli", "scheduler"],
