@@ -71,17 +71,19 @@ CAMERA_METRICS = TableSpec(
     ("camera_id", "metric", "ts"),
 )
 INGEST_REJECTS = TableSpec("ingest_rejects", ("received_at", "topic", "reason", "payload"), None)
-# Devices seen in a batch: registers new ones, moves last_seen forward (never back).
+# Devices seen in a batch: registers new ones, moves last_seen forward and first_seen back
+# (history back-filled after a device's first live message still counts for its uptime).
 DEVICES_SEEN = TableSpec(
     "devices",
     ("device_id", "ward_code", "device_type", "last_seen"),
     ("device_id",),
     insert_sql=(
         "INSERT INTO devices (device_id, ward_code, device_type, first_seen, last_seen)"
-        " SELECT DISTINCT ON (device_id) device_id, ward_code, device_type, last_seen, last_seen"
-        " FROM {staging} ORDER BY device_id, last_seen DESC"
+        " SELECT device_id, min(ward_code), min(device_type), min(last_seen), max(last_seen)"
+        " FROM {staging} GROUP BY device_id"
         " ON CONFLICT (device_id) DO UPDATE"
-        " SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen)"
+        " SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),"
+        " first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen)"
     ),
     key="seen",
 )

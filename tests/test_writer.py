@@ -272,3 +272,24 @@ def test_resource_error_with_the_connection_open_goes_unit_by_unit(fresh_db_url:
     assert sorted(done) == list(range(10))
     assert query_one(fresh_db_url, "SELECT count(*) FROM service_status") == 10
     assert writer.stats.db_errors >= 1
+
+
+def test_devices_seen_moves_first_seen_back_for_back_filled_history(fresh_db_url: str) -> None:
+    """A device first seen live, whose history arrives afterwards (a back-fill), counts from its
+    oldest reading: sensor uptime of the back-filled days is not 'no data'."""
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            live = T0 + dt.timedelta(days=7)
+            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", live)])
+            copy_insert(
+                cur,
+                DEVICES_SEEN,
+                [("d1", "20195", "noise", T0 + dt.timedelta(days=1)), ("d1", "20195", "noise", T0)],
+            )
+        conn.commit()
+    finally:
+        conn.close()
+    assert query_all(fresh_db_url, "SELECT first_seen, last_seen FROM devices") == [
+        (T0, T0 + dt.timedelta(days=7))
+    ]
