@@ -459,7 +459,7 @@ class _RefusedConnects(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         return not (
             "client_connected_cb" in record.getMessage() and isinstance(exc, OSError | EOFError)
-        )
+        ) and not isinstance(exc, asyncio.CancelledError)  # a connection cut short by stop()
 
 
 def _quiet_amqtt(broker: AmqttBroker) -> None:
