@@ -12,26 +12,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import psycopg2
 from psycopg2.extras import execute_values
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ioc.config import load_config  # noqa: E402
+from _scratch import scratch_database  # noqa: E402
+
 from ioc.db import connect  # noqa: E402
-from ioc.db.migrate import init_db  # noqa: E402
 from ioc.reports.export import write_export  # noqa: E402
 
 
@@ -41,20 +37,8 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     a = ap.parse_args()
-    server = os.environ.get("IOC_DATABASE_URL")
-    if not server:
-        print("set IOC_DATABASE_URL", file=sys.stderr)
-        return 2
-    cfg = load_config(ROOT / "config")
-    name = f"ioc_bench_export_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    try:
+    with scratch_database("export", keep=a.keep) as (url, cfg):
         conn = connect(url)
-        init_db(conn, cfg)
         tz = ZoneInfo(cfg.system.timezone)
         kpis = list(cfg.kpis.kpis)[: a.kpis]
         first = dt.datetime(2025, 1, 1, tzinfo=tz)
@@ -103,11 +87,6 @@ def main() -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of the process: {peak:.0f} MB")
         conn.close()
-    finally:
-        if not a.keep:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
     return 0
 
 

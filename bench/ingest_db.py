@@ -18,15 +18,15 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _scratch import scratch_database  # noqa: E402
+
 METRICS = ("pm25", "pm10", "no2", "so2", "co")
 
 
@@ -74,23 +74,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=5000, help="rows per batch (batch_max_rows)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating pairs")
     args = ap.parse_args()
-    server = os.environ.get("IOC_DATABASE_URL")
-    if not server:
-        raise SystemExit("set IOC_DATABASE_URL to a PostgreSQL server we may create databases on")
-    from ioc.config import load_config
-    from ioc.db import connect
-    from ioc.db.migrate import init_db
-
-    name = f"ioc_bench_db_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    try:
-        c = connect(url)
-        init_db(c, load_config(ROOT / "config"))
-        c.close()
+    with scratch_database("db") as (url, _cfg):
         print(f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}; {args.rows:,}-row batches")
         per_row: dict[bool, list[float]] = {True: [], False: []}
         for rep in range(args.repeat):
@@ -119,10 +103,6 @@ def main() -> int:
             f"median backend CPU: {w:.2f} us/row with the trigger, {wo:.2f} without "
             f"(+{w - wo:.2f} us/row, +{(w / wo - 1) * 100:.0f} %); load {os.getloadavg()[0]:.1f}"
         )
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
     return 0
 
 

@@ -14,21 +14,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ioc.config import load_config  # noqa: E402
+from _scratch import scratch_database  # noqa: E402
+
 from ioc.db import connect  # noqa: E402
-from ioc.db.migrate import init_db, refresh_rollups  # noqa: E402
+from ioc.db.migrate import refresh_rollups  # noqa: E402
 from ioc.kpi.compute import compute_period  # noqa: E402
 from ioc.kpi.periods import floor  # noqa: E402
 from ioc.scheduler import compute_kpis  # noqa: E402
@@ -39,17 +35,8 @@ def main() -> int:
     ap.add_argument("--hours", type=int, default=24)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    server = os.environ["IOC_DATABASE_URL"]
-    cfg = load_config(ROOT / "config")
-    name = f"ioc_bench_kpis_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    try:
+    with scratch_database("kpis", keep=a.keep) as (url, cfg):
         conn = connect(url)
-        init_db(conn, cfg)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = now - dt.timedelta(hours=a.hours)
         t0 = time.perf_counter()
@@ -129,11 +116,6 @@ def main() -> int:
         done = compute_kpis(conn, cfg2, now=now + dt.timedelta(minutes=5))
         print(f"compute_kpis steady-state run {done}: {time.perf_counter() - t0:.1f} s")
         conn.close()
-    finally:
-        if not a.keep:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
     return 0
 
 
