@@ -181,12 +181,17 @@ def _resolve(target: str) -> Callable[[argparse.Namespace, Context], int]:
 
 
 def config_check(args: argparse.Namespace, ctx: Context) -> int:
+    from ioc.config.check import deep_check
+
     try:
         cfg = ctx.config()
+        issues = deep_check(cfg)
     except ConfigError as exc:
-        for issue in exc.issues:
+        issues = exc.issues
+    if issues:
+        for issue in issues:
             print(issue, file=sys.stderr)
-        print(f"{len(exc.issues)} error(s) in {ctx.settings.config_dir}", file=sys.stderr)
+        print(f"{len(issues)} error(s) in {ctx.settings.config_dir}", file=sys.stderr)
         return 1
     cams = len(cfg.cameras.cameras)
     print(

@@ -135,3 +135,43 @@ def test_config_check_command(cfg_dir: Path) -> None:
     assert bad.returncode == 1
     assert "cameras.yaml:3: cameras[0].ward: unknown ward 'nowhere'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _check(cfg_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ioc.cli", "--config-dir", str(cfg_dir), "config", "check"],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_config_check_names_unknown_kpi_query_and_param(cfg_dir: Path) -> None:
+    path = cfg_dir / "kpis.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("    query: online_share\n", "    query: online_shares\n", 1)
+    text = text.replace("      threshold_cm: 50", "      threshold_cn: 50", 1)
+    path.write_text(text, encoding="utf-8")
+    load_config(cfg_dir)  # the light loader does not import the query registry
+    bad = _check(cfg_dir)
+    assert bad.returncode == 1
+    q_line = _line_of(path, "query: online_shares")
+    p_line = _line_of(path, "threshold_cn: 50")
+    assert (
+        f"kpis.yaml:{q_line}: kpis.online_share.query: unknown query function 'online_shares'"
+        in (bad.stderr)
+    )
+    assert (
+        f"kpis.yaml:{p_line}: kpis.flood_risk.params.threshold_cn: query 'flood_risk' takes no"
+        " parameter 'threshold_cn'"
+    ) in bad.stderr
+    assert "2 error(s)" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_config_check_validates_simulator_file(cfg_dir: Path) -> None:
+    path = cfg_dir / "simulator.yaml"
+    path.write_text("history_interval_s: 5\n", encoding="utf-8")
+    bad = _check(cfg_dir)
+    assert bad.returncode == 1
+    assert "simulator.yaml:1: history_interval_s:" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -40,11 +40,19 @@ class KpiEnv:
 
 QueryFn = Callable[..., pd.DataFrame]
 QUERIES: dict[str, QueryFn] = {}
+# The keys each query reads from its ``params`` (checked by ``ioc config check``).
+QUERY_PARAMS: dict[str, frozenset[str]] = {}
 
 
-def query(fn: QueryFn) -> QueryFn:
-    QUERIES[fn.__name__] = fn
-    return fn
+def query(*params: str) -> Callable[[QueryFn], QueryFn]:
+    """Register a query function under its name, with the ``params`` keys it reads."""
+
+    def register(fn: QueryFn) -> QueryFn:
+        QUERIES[fn.__name__] = fn
+        QUERY_PARAMS[fn.__name__] = frozenset(params)
+        return fn
+
+    return register
 
 
 def _frame(rows: Sequence[tuple[Any, ...]], cols: Sequence[str] = COLUMNS) -> pd.DataFrame:
@@ -85,7 +93,7 @@ WITH a AS (
 """
 
 
-@query
+@query()
 def on_time_rate(
     conn: Connection,
     *,
@@ -118,7 +126,7 @@ def on_time_rate(
     return _frame(rows)
 
 
-@query
+@query()
 def overdue_applications(
     conn: Connection,
     *,
@@ -146,7 +154,7 @@ def overdue_applications(
     return _frame(rows)
 
 
-@query
+@query()
 def online_share(
     conn: Connection,
     *,
@@ -166,7 +174,7 @@ def online_share(
     return _frame(_fetch(conn, sql, {"wards": list(wards), "start": start, "end": end}))
 
 
-@query
+@query()
 def applications_received(
     conn: Connection,
     *,
@@ -188,7 +196,7 @@ def applications_received(
     return _frame([(w, v, v) for w, v, _ in rows])
 
 
-@query
+@query()
 def avg_processing_days(
     conn: Connection,
     *,
@@ -273,7 +281,7 @@ def _hourly(
     return df
 
 
-@query
+@query()
 def aqi(
     conn: Connection,
     *,
@@ -356,7 +364,7 @@ def _aqi_hourly(
     return _frame(out)
 
 
-@query
+@query("metric", "threshold_cm", "thresholds")
 def flood_risk(
     conn: Connection,
     *,
@@ -387,7 +395,7 @@ def flood_risk(
     return _frame([(w, 100.0 * float(m) / per_ward.get(w, default), n) for w, m, n in rows])
 
 
-@query
+@query("metric", "volume_metric")
 def traffic_congestion(
     conn: Connection,
     *,
@@ -436,7 +444,7 @@ def sample_instants(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     return out
 
 
-@query
+@query("offline_factor")
 def sensor_uptime(
     conn: Connection,
     *,
@@ -487,7 +495,7 @@ def sensor_uptime(
     return _frame(rows)
 
 
-@query
+@query("offline_factor", "interval_s")
 def camera_uptime(
     conn: Connection,
     *,
@@ -550,7 +558,7 @@ def camera_uptime(
     return _frame(rows)
 
 
-@query
+@query()
 def open_alerts(
     conn: Connection,
     *,
