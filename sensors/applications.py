@@ -35,7 +35,6 @@ from sensors.fleet import WardProfile
 from sensors.settings import ApplicationsSection
 
 LOCAL = dt.timezone(dt.timedelta(hours=7))
-LOOKBACK_DAYS = 100  # every lifecycle ends within this many days of its arrival
 _LONG_FIELDS = frozenset({"Đất đai", "Xây dựng"})
 _WEEKDAY_FACTOR = (1.2, 1.05, 1.0, 1.0, 0.9, 1.0, 1.0)
 _CANCEL_REASONS = (
@@ -371,6 +370,18 @@ def _alive_lifecycles(
             yield _life(model, ward, a)
 
 
+def lookback_start(model: ArrivalModel, since: dt.date) -> dt.date:
+    """The first arrival day whose applications may still have an event on or after ``since``:
+    the longest lifecycle of any procedure (returned, handed in again, then stuck: the bound of
+    :func:`_span_bound_wd`), counted back in working days with the holiday calendar."""
+    worst = _Plan(returned=True, resubmitted=True, outcome="stuck")
+    wdays = max((_span_bound_wd(worst, p.days) for p in model.catalogue.procs), default=1)
+    day = since - dt.timedelta(days=math.ceil(wdays * 7 / 5))
+    while _last_day(model.cal, day - dt.timedelta(days=1), wdays) >= since:
+        day -= dt.timedelta(days=1)
+    return day
+
+
 def local_day(t: float) -> dt.date:
     return dt.datetime.fromtimestamp(t, LOCAL).date()
 
@@ -395,7 +406,7 @@ def events_between(
     caller is stopping).
     """
     since = local_day(t0)
-    first = since - dt.timedelta(days=LOOKBACK_DAYS)
+    first = lookback_start(model, since)
     last = local_day(t1)
     out: list[AppEvent] = []
     for w in wards:

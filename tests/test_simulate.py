@@ -380,3 +380,37 @@ def test_simulator_yaml_holds_the_defaults(config: Config, tmp_path: Path) -> No
     with pytest.raises(ConfigError) as exc:
         load_simulator_settings(tmp_path)
     assert "simulator.yaml:2" in str(exc.value) and "offline_per_day" in str(exc.value)
+
+
+def test_events_between_finds_the_longest_lifecycles(config: Config) -> None:
+    """Every event in a window is found, including those of applications that arrived long
+    before it (returned, handed in again, then stuck on a 30-working-day procedure): compared
+    with every lifecycle of every arrival day over the year before the window."""
+    from sensors.applications import day_applications, local_day, lookback_start
+
+    assert config.procedures is not None
+    sim = SimulatorFile()
+    all_profiles, _ = build_fleet(config, sim)
+    hol = Holidays.of(config.holidays)
+    model = ArrivalModel.build(
+        all_profiles.values(), config.procedures.procedures, hol, sim.applications
+    )
+    ward = all_profiles["20467"]  # seed 3: a week holding an application that came 132 days before
+    t0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()
+    t1 = t0 + 7 * 86400
+    found = events_between(model, [ward], t0, t1, seed=3)
+    day, brute = local_day(t0) - dt.timedelta(days=365), []
+    oldest = local_day(t0)
+    while day <= local_day(t1):
+        for life in day_applications(model, ward, day, seed=3):
+            inside = [e for e in life if t0 <= e.t < t1]
+            if inside:
+                oldest = min(oldest, day)
+            brute.extend(inside)
+        day += dt.timedelta(days=1)
+    brute.sort(key=lambda e: (e.t, e.ward, e.id))
+    assert found == brute
+    # the window holds events of applications that arrived over 100 days before it (the old,
+    # fixed look-back missed them), and the look-back reaches them
+    assert (local_day(t0) - oldest).days > 100
+    assert lookback_start(model, local_day(t0)) <= oldest
