@@ -29,6 +29,7 @@ class IngestStats:
     rejects: Counter[str] = field(default_factory=Counter)  # by reason code
     readings: int = 0  # readings parsed and handed to the writer
     acked: int = 0
+    redelivered: int = 0  # PUBLISH packets with the DUP flag (sent to us before, unacked)
     dropped: int = 0  # not acked on purpose (stopping, stale connection): broker redelivers
     broker_connected: bool = False
     connects: int = 0
@@ -63,6 +64,7 @@ class IngestStats:
             "rejected": sum(self.rejects.values()),
             "rejected_by_reason": dict(self.rejects),
             "acked": self.acked,
+            "redelivered": self.redelivered,
             "inflight": self.inflight(),
             "lag_s": round(self.last_lag_s, 3),
             "newest_reading_at": self.newest_reading_ts or None,

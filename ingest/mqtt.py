@@ -54,6 +54,8 @@ from ingest.writer import (
     Row,
     TableSpec,
     Work,
+    execute_reject,
+    reject_key,
 )
 from ioc.applications import AppEvent, store_event
 from ioc.config import Config
@@ -87,9 +89,6 @@ ON CONFLICT (device_id) DO UPDATE SET
                      THEN GREATEST(devices.last_seen, EXCLUDED.status_changed_at)
                      ELSE devices.last_seen END
 """
-_REJECT_SQL = (
-    "INSERT INTO ingest_rejects (received_at, topic, reason, payload) VALUES (%s, %s, %s, %s)"
-)
 _SERVICE_SQL = """
 INSERT INTO service_status (service, instance, status, updated_at, details)
 VALUES (%s, %s, %s, now(), %s)
@@ -114,7 +113,9 @@ class _Pending:
 
     __slots__ = (
         "apply",
+        "dup",
         "gen",
+        "identified",
         "lines",
         "mid",
         "payload",
@@ -125,11 +126,15 @@ class _Pending:
         "topic",
     )
 
-    def __init__(self, topic: bytes, payload: bytes, received: float) -> None:
+    def __init__(
+        self, topic: bytes, payload: bytes, received: float, mid: int = 0, dup: bool = False
+    ) -> None:
         self.topic = topic
         self.payload = payload
         self.received = received
-        self.mid = 0
+        self.mid = mid
+        self.dup = dup  # the broker's DUP flag: this message was sent to us before, unacked
+        self.identified = False  # its payload carries its own identity (see reject_row)
         self.qos = 0
         self.gen = 0
         self.lines: list[str] | None = None
@@ -459,27 +464,29 @@ class MqttIngester:
     # -- messages ---------------------------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         """paho's own path: a PUBLISH with MQTT 5 properties, or the fast path switched off."""
-        self._on_publish(bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos)
+        self._on_publish(bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos, bool(msg.dup))
 
-    def _on_publish(self, topic_b: bytes, payload: bytes, mid: int, qos: int) -> None:
+    def _on_publish(
+        self, topic_b: bytes, payload: bytes, mid: int, qos: int, dup: bool | None = None
+    ) -> None:
         """Every message, on the network thread: parse, validate, add to the open group."""
         received = time.time()
         if not self._accepting:
             self.stats.dropped += 1  # not acked: the broker redelivers it next session
             return
         gen = self._gen
+        if dup is None:  # FastClient's fast path: the flag of the packet being handled
+            dup = bool(getattr(self._client, "raw_dup", False))
+        if dup:
+            self.stats.redelivered += 1
         try:
-            m = self._pending_for(topic_b, payload, received)
+            m = self._pending_for(topic_b, payload, received, mid, dup)
         except Exception as exc:  # a bug must not stop ingestion: store it as a reject
             log.exception("unexpected error on a message")
-            m = _Pending(topic_b, payload, received)
-            m.rejects = [
-                self._reject_row(
-                    _topic_text(topic_b), payload, received, "internal_error", repr(exc)[:200]
-                )
-            ]
+            m = _Pending(topic_b, payload, received, mid, dup)
+            m.rejects = [self._reject_row(m, "internal_error", repr(exc)[:200])]
             self.stats.rejects["internal_error"] += 1
-        m.mid, m.qos, m.gen = mid, qos, gen
+        m.qos, m.gen = qos, gen
         with self._acc_lock:
             acc = self._acc
             if not acc:
@@ -569,17 +576,7 @@ class MqttIngester:
             steps=1 if m.apply is not None else 0,
             done=lambda: self._ack([m]),
             on_fail=lambda exc: Work(
-                rows={
-                    INGEST_REJECTS: [
-                        self._reject_row(
-                            _topic_text(m.topic),
-                            m.payload,
-                            m.received,
-                            "db_refused",
-                            str(exc).strip()[:300],
-                        )
-                    ]
-                }
+                rows={INGEST_REJECTS: [self._reject_row(m, "db_refused", str(exc).strip()[:300])]}
             ),
         )
 
@@ -604,21 +601,17 @@ class MqttIngester:
             if m.qos == 2 and m.gen == gen:
                 client.ack(m.mid, 2)
 
-    def _reject_row(
-        self, topic: str, payload: bytes, received: float, code: str, detail: str
-    ) -> Row:
-        return (
-            _utc(received),
-            clean_topic(topic),
-            f"{code}: {detail}",
-            truncate_payload(payload, self.ing.reject_payload_chars),
-        )
+    def _reject_row(self, m: _Pending, code: str, detail: str) -> Row:
+        return self._reject_rows(m, [Problem(code, detail)], count=False)[0]
 
-    def _pending_for(self, topic_b: bytes, payload: bytes, received: float) -> _Pending:
+    def _pending_for(
+        self, topic_b: bytes, payload: bytes, received: float, mid: int, dup: bool
+    ) -> _Pending:
         topic = _topic_text(topic_b)
         parsed = self.parser.parse(topic, payload, received)
         self.stats.received[parsed.kind] += 1
-        m = _Pending(topic_b, payload, received)
+        m = _Pending(topic_b, payload, received, mid, dup)
+        m.identified = parsed.identified
         if parsed.kind == "telemetry" or parsed.kind == "status":
             problem = self._check_device(parsed, received, m)
             if problem is not None:
@@ -633,22 +626,29 @@ class MqttIngester:
         if parsed.kind == "status" and parsed.status is not None:
             m.apply = self._status_apply(parsed, received)
         elif parsed.kind == "application" and parsed.event is not None:
-            m.apply = self._event_apply(parsed.event, topic, payload, received)
+            m.apply = self._event_apply(parsed.event, m)
         if parsed.problems:
-            m.rejects = self._reject_rows(topic, payload, received, parsed.problems)
+            m.rejects = self._reject_rows(m, parsed.problems)
         return m
 
-    def _reject_rows(
-        self, topic: str, payload: bytes, received: float, problems: list[Problem]
-    ) -> list[Row]:
-        at = _utc(received)
-        topic = clean_topic(topic)
-        text = truncate_payload(payload, self.ing.reject_payload_chars)
+    def _reject_rows(self, m: _Pending, problems: list[Problem], count: bool = True) -> list[Row]:
+        """``ingest_rejects`` rows of one message (writer.INGEST_REJECTS). Identity: topic,
+        payload and reason, plus — for a payload without an identity of its own — the MQTT
+        packet id; a redelivery (DUP) or an identified payload matches an earlier row of the
+        same key, any other message is new (docs/ingest.md, "Rejects are stored once")."""
+        at = _utc(m.received)
+        topic = clean_topic(_topic_text(m.topic))
+        text = truncate_payload(m.payload, self.ing.reject_payload_chars)
+        mid = None if m.identified else m.mid
+        match = m.identified or m.dup
         rejects = self.stats.rejects
         rows = []
         for p in problems:
-            rejects[p.code] += 1
-            rows.append((at, topic, p.reason, text))
+            if count:
+                rejects[p.code] += 1
+            reason = p.reason
+            key = reject_key(m.topic, m.payload, reason, mid)
+            rows.append((at, topic, reason, text, key, match))
         return rows
 
     def _check_device(self, parsed: Parsed, received: float, m: _Pending) -> Problem | None:
@@ -688,9 +688,7 @@ class MqttIngester:
 
         return apply
 
-    def _event_apply(
-        self, event: AppEvent, topic: str, payload: bytes, received: float
-    ) -> Callable[[Cursor], None]:
+    def _event_apply(self, event: AppEvent, m: _Pending) -> Callable[[Cursor], None]:
         def apply(cur: Cursor) -> None:
             cur.execute("SAVEPOINT ioc_app_event")
             result = store_event(cur, event)
@@ -699,7 +697,7 @@ class MqttIngester:
                 return
             cur.execute("ROLLBACK TO SAVEPOINT ioc_app_event")
             code, _, detail = (result.reason or "rejected: ").partition(": ")
-            cur.execute(_REJECT_SQL, self._reject_row(topic, payload, received, code, detail))
+            execute_reject(cur, self._reject_row(m, code, detail))
             self.late_rejects[code] += 1
 
         return apply

@@ -16,7 +16,8 @@ behaves exactly as the stock client):
   :data:`MAX_PACKETS_PER_READ`, then it wakes its own ``select`` through paho's socket pair so
   nothing buffered waits for the next network event);
 * ``_handle_publish``: a PUBLISH of QoS 0/1 **without MQTT 5 properties** is decoded in place
-  and handed to :attr:`FastClient.on_publish_raw` as ``(topic bytes, payload, mid, qos)``; any
+  and handed to :attr:`FastClient.on_publish_raw` as ``(topic bytes, payload, mid, qos)``, its
+  DUP flag (a redelivery) readable as :attr:`FastClient.raw_dup` inside that callback; any
   other PUBLISH (properties present, QoS 2, malformed) goes through paho's own code and
   ``on_message``;
 * :meth:`FastClient.ack_many` queues the PUBACKs of many messages as ONE outgoing packet
@@ -64,6 +65,7 @@ class FastClient(mqtt.Client):
         self.on_publish_raw: RawHandler | None = None
         self._rbuf = b""
         self._rpos = 0
+        self.raw_dup = False  # DUP flag of the PUBLISH being handed to on_publish_raw
         self.fast_publishes = 0  # PUBLISH packets that took the fast path (for tests)
 
     # -- buffered reads -------------------------------------------------------------------
@@ -142,6 +144,7 @@ class FastClient(mqtt.Client):
                 return super()._handle_publish()  # properties present: paho decodes them
             pos += 1
         self.fast_publishes += 1
+        self.raw_dup = bool(header & 0x08)
         try:
             handler(topic, bytes(packet[pos:]), mid, qos)
         except Exception:  # paho logs and continues (suppress_exceptions); so do we

@@ -84,6 +84,10 @@ class Parsed:
     event: AppEvent | None = None
     problems: list[Problem] = field(default_factory=list)
     newest_ts: float | None = None  # epoch seconds of the newest reading
+    # The payload carries its own identity: every telemetry item has a "ts", an application
+    # event has "id" and "ts". Then identical bytes on the same topic are the same message
+    # whenever they arrive (one reject row, docs/ingest.md "Rejects are stored once").
+    identified: bool = False
 
 
 def _kind(value: Any) -> str:
@@ -195,8 +199,16 @@ class Parser:
         except ValueError as exc:  # JSONDecodeError, and int too large to convert
             return Parsed("invalid", ward=parts[0], problems=[Problem("bad_json", str(exc)[:120])])
         if kind == "applications":
-            return self._application(parts, data)
-        return self._telemetry(parts, data, received)
+            out = self._application(parts, data)
+            out.identified = isinstance(data, dict) and "id" in data and "ts" in data
+            return out
+        out = self._telemetry(parts, data, received)
+        if out.problems:  # only rejects need it: not computed for clean messages
+            items = data if isinstance(data, list) else [data]
+            out.identified = bool(items) and all(
+                isinstance(i, dict) and i.get("ts") is not None for i in items
+            )
+        return out
 
     def _status(self, parts: list[str], text: str) -> Parsed:
         out = Parsed("status", ward=parts[0], device_type=parts[1], device_id=parts[2])

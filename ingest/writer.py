@@ -21,12 +21,14 @@ holds at most ``max_steps`` apply steps (savepoints) besides its ``max_rows`` ro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import math
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +50,9 @@ class TableSpec:
 
     ``insert_sql`` replaces the default ``INSERT … SELECT … ON CONFLICT DO NOTHING`` from the
     staging table (``{staging}`` in it is the staging table's name), e.g. for an upsert that
-    aggregates the batch first. ``key`` tells apart specs of the same table.
+    aggregates the batch first. ``key`` tells apart specs of the same table. ``staging_extra``:
+    column definitions the staging table has besides the target's (e.g. a per-row flag the
+    ``insert_sql`` reads); they are part of ``columns``.
     """
 
     name: str
@@ -56,6 +60,7 @@ class TableSpec:
     conflict: tuple[str, ...] | None = None
     insert_sql: str | None = None
     key: str = ""
+    staging_extra: str = ""
 
     @property
     def staging(self) -> str:
@@ -70,7 +75,55 @@ CAMERA_METRICS = TableSpec(
     ("ts", "ward_code", "camera_id", "metric", "value"),
     ("camera_id", "metric", "ts"),
 )
-INGEST_REJECTS = TableSpec("ingest_rejects", ("received_at", "topic", "reason", "payload"), None)
+# Rejects are stored once per identity (docs/ingest.md, "Rejects are stored once"): a row whose
+# match_earlier is true takes the received_at of an earlier row with the same msg_key, if there
+# is one, and then conflicts with it (ON CONFLICT DO NOTHING); within a batch such rows count
+# once. A row with match_earlier false is a new message: its own received_at.
+INGEST_REJECTS = TableSpec(
+    "ingest_rejects",
+    ("received_at", "topic", "reason", "payload", "msg_key", "match_earlier"),
+    ("msg_key", "received_at"),
+    insert_sql=(
+        "INSERT INTO ingest_rejects (received_at, topic, reason, payload, msg_key)"
+        " SELECT DISTINCT ON (s.msg_key, CASE WHEN s.match_earlier THEN NULL"
+        " ELSE s.received_at END)"
+        " COALESCE(e.received_at, s.received_at), s.topic, s.reason, s.payload, s.msg_key"
+        " FROM {staging} s LEFT JOIN LATERAL ("
+        " SELECT r.received_at FROM ingest_rejects r"
+        " WHERE s.match_earlier AND r.msg_key = s.msg_key"
+        " ORDER BY r.received_at DESC LIMIT 1) e ON true"
+        " ORDER BY s.msg_key, CASE WHEN s.match_earlier THEN NULL ELSE s.received_at END,"
+        " s.received_at"
+        " ON CONFLICT (msg_key, received_at) DO NOTHING"
+    ),
+    staging_extra="match_earlier boolean NOT NULL DEFAULT false",
+)
+# The same for one row (``reject_row``'s tuple), e.g. inside an apply step.
+REJECT_ONE_SQL = (
+    "INSERT INTO ingest_rejects (received_at, topic, reason, payload, msg_key)"
+    " SELECT COALESCE((SELECT max(r.received_at) FROM ingest_rejects r"
+    " WHERE %(match)s AND r.msg_key = %(key)s), %(at)s), %(topic)s, %(reason)s, %(payload)s,"
+    " %(key)s ON CONFLICT (msg_key, received_at) DO NOTHING"
+)
+
+
+def reject_key(topic: bytes, payload: bytes, reason: str, mid: int | None) -> str:
+    """``ingest_rejects.msg_key``: sha256 of topic, payload, reason (and the MQTT packet id of a
+    message without an identity of its own), first 16 bytes as a uuid. Migration 0009 computes
+    the same from stored text for rows without ``mid``."""
+    h = hashlib.sha256(b"%s\0%s\0%s" % (topic, payload, reason.encode("utf-8", "replace")))
+    if mid is not None:
+        h.update(b"\0%d" % mid)
+    return str(uuid.UUID(bytes=h.digest()[:16]))
+
+
+def execute_reject(cur: Cursor, row: Row) -> None:
+    """Store one row of :data:`INGEST_REJECTS` (same identity rules) with ``cur``."""
+    at, topic, reason, payload, key, match = row
+    params = {"at": at, "topic": topic, "reason": reason, "payload": payload, "key": key}
+    cur.execute(REJECT_ONE_SQL, {**params, "match": match})
+
+
 # Devices seen in a batch: registers new ones, moves last_seen forward and first_seen back
 # (history back-filled after a device's first live message still counts for its uptime).
 DEVICES_SEEN = TableSpec(
@@ -155,8 +208,13 @@ def copy_insert(
         return int(copied)
     cur.execute(
         sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        ).format(staging, sql.Identifier(spec.name))
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS{})"
+            " ON COMMIT DELETE ROWS"
+        ).format(
+            staging,
+            sql.Identifier(spec.name),
+            sql.SQL(", " + spec.staging_extra if spec.staging_extra else ""),
+        )
     )
     buf = io.StringIO(text)
     cur.copy_expert(

@@ -316,3 +316,86 @@ def run_in_thread(fn: Callable[[], None]) -> threading.Thread:
     t = threading.Thread(target=fn, daemon=True)
     t.start()
     return t
+
+
+class TcpProxy:
+    """A TCP relay owned by the test, between a client (the ingester) and a real server
+    (Mosquitto, PostgreSQL), to make faults the server itself cannot make:
+
+    * ``swallow_upstream = True``: bytes from the client are read and dropped (e.g. the
+      ingester's PUBACKs never reach the broker), the other way still flows;
+    * ``stop()``: the port refuses connections and every relayed connection is cut (the
+      server is unreachable); ``start()`` listens again on the same port.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.swallow_upstream = False
+        self.swallowed = 0  # bytes dropped
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def url(self, template: str) -> str:
+        """``template`` with ``{port}`` replaced by the proxy's port."""
+        return template.format(port=self.port)
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        run_in_thread(lambda: self._accept(listener))
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                server = socket.create_connection(self.target, 5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._conns += [client, server]
+            run_in_thread(lambda c=client, s=server: self._pump(c, s, upstream=True))
+            run_in_thread(lambda c=client, s=server: self._pump(s, c, upstream=False))
+
+    def _pump(self, src: socket.socket, dst: socket.socket, *, upstream: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if upstream and self.swallow_upstream:
+                    self.swallowed += len(data)
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()

@@ -20,6 +20,8 @@ from ingest.writer import (
     Work,
     copy_insert,
     copy_lines,
+    execute_reject,
+    reject_key,
 )
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -27,6 +29,20 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 def reading(i: int, device: str = "w-dev") -> tuple[object, ...]:
     return (T0 + dt.timedelta(seconds=i), "20195", device, "pm25", float(i))
+
+
+def reject(
+    reason: str,
+    payload: bytes = b"",
+    *,
+    at: dt.datetime = T0,
+    mid: int | None = 1,
+    match: bool = False,
+    topic: str = "t",
+) -> tuple[object, ...]:
+    """An INGEST_REJECTS row as the MQTT ingester makes it."""
+    key = reject_key(topic.encode(), payload, reason, mid)
+    return (at, topic, reason, payload.decode(), key, match)
 
 
 def test_copy_insert_is_idempotent_and_escapes(fresh_db_url: str) -> None:
@@ -38,7 +54,8 @@ def test_copy_insert_is_idempotent_and_escapes(fresh_db_url: str) -> None:
             assert copy_insert(cur, READINGS, rows) == 0  # redelivery: nothing new
             lines = [f"{T0.isoformat()}\t20195\tw-dev2\tpm10\t{i}\n" for i in range(1)]
             assert copy_insert(cur, READINGS, [reading(500)], lines) == 2
-            odd = (T0, "ioc/x", "bad_json: tab\there\nnew\\line", None)
+            why = "bad_json: tab\there\nnew\\line"
+            odd = (T0, "ioc/x", why, None, reject_key(b"ioc/x", b"", why, 1), False)
             assert copy_insert(cur, INGEST_REJECTS, [odd]) == 1
             cam = [(T0, "20195", "cam1", "count_in", 3)]
             assert copy_insert(cur, CAMERA_METRICS, cam) == 1
@@ -146,7 +163,7 @@ def test_refused_unit_goes_to_on_fail_and_the_rest_is_written(fresh_db_url: str)
                     done=lambda i=i: acked.append(i),
                     on_fail=lambda exc: (
                         failures.append(type(exc).__name__)
-                        or Work(rows={INGEST_REJECTS: [(T0, "t", f"db_refused: {exc}", "")]})
+                        or Work(rows={INGEST_REJECTS: [reject(f"db_refused: {exc}")]})
                     ),
                 )
             )
@@ -292,4 +309,70 @@ def test_devices_seen_moves_first_seen_back_for_back_filled_history(fresh_db_url
         conn.close()
     assert query_all(fresh_db_url, "SELECT first_seen, last_seen FROM devices") == [
         (T0, T0 + dt.timedelta(days=7))
+    ]
+
+
+def test_reject_rows_are_stored_once_per_identity(fresh_db_url: str) -> None:
+    """INGEST_REJECTS: a row that may match (a redelivery, or a payload with its own identity)
+    takes the receive time of an earlier row with the same key and adds nothing; a row that
+    may not match (a new message) is kept even with the same topic, payload and reason."""
+    later = T0 + dt.timedelta(minutes=5)
+    garbage = reject("bad_json: x", b"{x", mid=7)
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        with conn.cursor() as cur:
+            assert copy_insert(cur, INGEST_REJECTS, [garbage]) == 1
+            # its redelivery (DUP, same packet id) later: nothing new
+            assert (
+                copy_insert(
+                    cur, INGEST_REJECTS, [reject("bad_json: x", b"{x", mid=7, at=later, match=True)]
+                )
+                == 0
+            )
+            # the same bytes published again (not a redelivery) later: a second message
+            assert (
+                copy_insert(cur, INGEST_REJECTS, [reject("bad_json: x", b"{x", mid=7, at=later)])
+                == 1
+            )
+            # a redelivery of a message whose first delivery was never stored: stored
+            assert (
+                copy_insert(
+                    cur, INGEST_REJECTS, [reject("bad_json: x", b"{x", mid=8, at=later, match=True)]
+                )
+                == 1
+            )
+            # a payload with its own identity (ts): the same whenever and however it arrives,
+            # also twice in one batch
+            own = b'{"ts": 1, "values": {"pm25": -1}}'
+            rows = [
+                reject(
+                    "out_of_range: pm25", own, mid=None, match=True, at=T0 + dt.timedelta(seconds=s)
+                )
+                for s in (1, 2)
+            ]
+            assert copy_insert(cur, INGEST_REJECTS, rows) == 1
+            assert (
+                copy_insert(
+                    cur,
+                    INGEST_REJECTS,
+                    [reject("out_of_range: pm25", own, mid=None, match=True, at=later)],
+                )
+                == 0
+            )
+        conn.commit()
+        with conn.cursor() as cur:  # the single-row path (inside an apply step) agrees
+            execute_reject(cur, reject("bad_json: x", b"{x", mid=7, at=later, match=True))
+            execute_reject(cur, reject("bad_event: y", b"{y", mid=None, match=True, at=later))
+            execute_reject(cur, reject("bad_event: y", b"{y", mid=None, match=True))
+        conn.commit()
+    finally:
+        conn.close()
+    rows = query_all(
+        fresh_db_url,
+        "SELECT reason, count(*), min(received_at) FROM ingest_rejects GROUP BY 1 ORDER BY 1",
+    )
+    assert rows == [
+        ("bad_event: y", 1, later),
+        ("bad_json: x", 3, T0),
+        ("out_of_range: pm25", 1, T0 + dt.timedelta(seconds=1)),
     ]
