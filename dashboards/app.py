@@ -53,6 +53,29 @@ def report_download(report_id: int) -> flask.Response:
     return flask.send_file(path.resolve(), as_attachment=True, download_name=path.name)
 
 
+def job_download(job_id: int) -> flask.Response:
+    """An /export job's file: only to the user who started it, or an admin."""
+    from ioc.reports.export import get_job
+
+    user = getattr(flask.g, "user", None)
+    if user is None or not user.can("export"):
+        flask.abort(403)
+    with state().pool.conn() as conn:
+        job = get_job(conn, job_id)
+    if job is None:
+        flask.abort(404)
+    if job.user_name != user.name and not user.can("admin"):
+        flask.abort(403)
+    if job.status == "expired":
+        flask.abort(410)
+    path = Path(job.file_path)
+    if job.status != "done" or not path.is_file():
+        flask.abort(404)
+    return flask.send_file(
+        path, mimetype=job.content_type, as_attachment=True, download_name=job.file_name
+    )
+
+
 def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
     settings = settings or Settings()
     st = AppState(
@@ -71,6 +94,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server = flask.Flask("ioc-dashboard")
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)
+    server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
     server.secret_key = st.secret_key
     app = dash.Dash(
         "ioc-dashboard",
@@ -103,4 +127,5 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/healthz", "healthz", ops.healthz)
     server.add_url_rule("/metrics", "metrics", ops.metrics)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
+    server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
     return app

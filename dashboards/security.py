@@ -250,6 +250,8 @@ def guard() -> Response | None:
         elif user is None:
             return _refuse(403)
     if user is None:
+        if path.startswith("/export/job/"):  # a download link, not a page: no sign-in redirect
+            return _refuse(401)
         if req.method == "GET" and not path.startswith(DASH_INTERNAL) and path != CALLBACK_PATH:
             return flask.redirect("/login?next=" + _safe_next(req.full_path.rstrip("?")))
         return _refuse(401)
@@ -263,7 +265,7 @@ def guard() -> Response | None:
         return None
     if path.startswith(DASH_INTERNAL):
         return None
-    if path.startswith("/export/report/"):
+    if path.startswith(("/export/report/", "/export/job/")):
         return None if user.can("export") else _refuse(403)
     if user.role == "kiosk" and path.rstrip("/") != "/wall":
         if path == "/":

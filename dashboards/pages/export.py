@@ -1,28 +1,47 @@
 """``/export``: analysts pick KPIs, wards, period and granularity and download CSV or XLSX
 (written by ioc.reports.export, the same code as ``ioc export``); scheduled reports listed
-from the ``reports`` table and downloaded through /export/report/<id>."""
+from the ``reports`` table and downloaded through /export/report/<id>.
+
+An export is a job (``export_jobs``): the click records it and a background thread of the
+process that took it writes the file under the var dir; the page polls the job's row (any
+process may answer) and shows a progress bar, then downloads the file from /export/job/<id>
+(only its owner or an admin)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
+from pathlib import Path
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+import flask
+from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
 from dashboards.components.common import require, ward_options, who
 from dashboards.components.layout import frame, refused, table
-from dashboards.i18n import TZ, fmt_datetime, t
+from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.queries import records
 from dashboards.state import state
+from ioc.auth import User
 from ioc.errors import IOCError
+from ioc.reports.export import (
+    Job,
+    create_job,
+    get_job,
+    jobs_folder,
+    make_request,
+    start_job,
+    sweep_jobs,
+)
+from ioc.settings import Settings
 
 dash.register_page(__name__, path="/export", title="IOC — Xuất báo cáo", order=4)
 
 EVERY = ("hour", "day", "week", "month")
+POLL_MS = 600
+BAR_STYLE = {"width": "100%", "height": "18px", "display": "block"}
 
 
 def layout(**_: Any) -> html.Div:
@@ -30,6 +49,8 @@ def layout(**_: Any) -> html.Div:
     if not user.can("export"):
         return refused(lang)
     st = state()
+    with st.pool.conn() as conn:
+        sweep_jobs(conn, folder=_folder())
     today = dt.datetime.now(TZ).date()
     kpi_opts = [
         {"label": k.label_en if lang == "en" else k.label_vi, "value": name}
@@ -115,10 +136,20 @@ def layout(**_: Any) -> html.Div:
                             ),
                         ],
                     ),
-                    # the spinner shows while the file is being written
-                    dcc.Loading(html.Div(id="export-msg", className="msg"), type="dot"),
-                    dcc.Download(id="export-download"),
+                    # the job's progress (rows written of the total) while it runs, polled from
+                    # its export_jobs row by whichever server process answers
+                    html.Div(id="export-progress"),
+                    html.Div(id="export-msg", className="msg"),
+                    html.Div(id="export-result"),
+                    dcc.Store(id="export-job"),
+                    dcc.Store(id="export-ready"),
+                    html.Div(id="export-autodl", style={"display": "none"}),
+                    dcc.Interval(id="export-poll", interval=POLL_MS, disabled=True),
                 ],
+            ),
+            html.Div(
+                className="card",
+                children=[html.H2(t("export_recent", lang)), _recent(user.name, lang)],
             ),
             html.Div(className="card", children=[html.H2(t("reports", lang)), _reports(lang)]),
         ],
@@ -150,6 +181,42 @@ def _reports(lang: str) -> Any:
     return table("export-reports", rows, cols, page_size=15)
 
 
+def _recent(user_name: str, lang: str) -> Any:
+    """This user's exports of the last day that can still be downloaded."""
+    with state().pool.conn() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, file_name, rows_done, finished_at FROM export_jobs"
+            " WHERE user_name = %s AND status = 'done' ORDER BY id DESC LIMIT 10",
+            (user_name,),
+        )
+        rows = cur.fetchall()
+    if not rows:
+        return html.Div(t("no_rows", lang), className="muted", id="export-recent")
+    return html.Ul(
+        id="export-recent",
+        children=[
+            html.Li(
+                [
+                    html.A(name, href=job_url(int(i)), download=name),
+                    f" — {fmt_num(n, 0, lang)} {t('export_rows', lang)},"
+                    f" {fmt_datetime(done_at, lang)}",
+                ]
+            )
+            for i, name, n, done_at in rows
+        ],
+    )
+
+
+def _folder() -> Path:
+    """Where job files go: ``exports/`` under the server's var dir."""
+    var = flask.current_app.config.get("IOC_VAR_DIR") or Settings().var_dir
+    return jobs_folder(var)
+
+
+def job_url(job_id: int) -> str:
+    return f"/export/job/{job_id}"
+
+
 def _day(value: str | None) -> dt.date | None:
     if not value:
         return None
@@ -159,20 +226,96 @@ def _day(value: str | None) -> dt.date | None:
         return None
 
 
+def _bar(job: Job | None, lang: str) -> html.Div:
+    """A real progress bar: rows written of the total, and the percentage."""
+    if job is None or job.rows_total is None:
+        return html.Div(
+            [html.Progress(id="export-bar", style=BAR_STYLE), html.Span(t("preparing", lang))],
+            className="export-progress",
+        )
+    pct = job.percent or 0.0
+    text = (
+        f"{fmt_num(pct, 0, lang)} % — {fmt_num(job.rows_done, 0, lang)} / "
+        f"{fmt_num(job.rows_total, 0, lang)} {t('export_rows', lang)}"
+    )
+    return html.Div(
+        [
+            html.Progress(
+                id="export-bar",
+                value=str(job.rows_done),
+                max=str(max(job.rows_total, 1)),
+                style=BAR_STYLE,
+            ),
+            html.Span(text, id="export-progress-text"),
+        ],
+        className="export-progress",
+    )
+
+
 @callback(
-    Output("export-download", "data"),
+    Output("export-job", "data"),
+    Output("export-poll", "disabled"),
+    Output("export-progress", "children"),
     Output("export-msg", "children"),
+    Output("export-result", "children"),
+    Output("export-ready", "data"),
     Input("export-go", "n_clicks"),
+    Input("export-poll", "n_intervals"),
     State("export-kpis", "value"),
     State("export-wards", "value"),
     State("export-range", "start_date"),
     State("export-range", "end_date"),
     State("export-every", "value"),
     State("export-format", "value"),
+    State("export-job", "data"),
     prevent_initial_call=True,
 )
-def download(
+def export_job(
     n: int | None,
+    _ticks: int | None,
+    kpis: list[str] | None,
+    wards: list[str] | None,
+    start: str | None,
+    end: str | None,
+    every: str | None,
+    fmt: str | None,
+    job_id: int | None,
+) -> tuple[Any, ...]:
+    """Export clicked: validate (ioc.reports.export.make_request), record the job, run it in a
+    background thread and start polling. A poll: show the job's progress from its row; when it
+    is done, offer (and start) the download; when it failed, its one-line error."""
+    user = require("export")
+    _, lang = who()
+    if ctx.triggered_id == "export-go":
+        if not n:
+            raise PreventUpdate
+        return _start(user, lang, kpis, wards, start, end, every, fmt)
+    if not isinstance(job_id, int):
+        return dash.no_update, True, dash.no_update, dash.no_update, dash.no_update, None
+    with state().pool.conn() as conn:
+        job = get_job(conn, job_id)
+    if job is None or (job.user_name != user.name and not user.can("admin")):
+        raise PreventUpdate
+    if job.status in ("queued", "running"):
+        return dash.no_update, False, _bar(job, lang), t("export_running", lang), [], None
+    if job.status == "done":
+        url = job_url(job.id)
+        link = html.A(
+            f"{t('download', lang)} {job.file_name}",
+            href=url,
+            download=job.file_name,
+            id="export-link",
+            className="btn",
+        )
+        msg = f"{job.file_name}: {fmt_num(job.rows_done, 0, lang)} {t('export_rows', lang)}"
+        return None, True, _bar(job, lang), msg, link, url
+    error = f"{t('export_failed', lang)}: {job.error or job.status}"
+    return None, True, [], html.Span(error, id="export-error"), [], None
+
+
+def _start(
+    user: User,
+    lang: str,
     kpis: list[str] | None,
     wards: list[str] | None,
     start: str | None,
@@ -180,17 +323,10 @@ def download(
     every: str | None,
     fmt: str | None,
 ) -> tuple[Any, ...]:
-    from ioc.reports.export import write_export
-
-    if not n:
-        raise PreventUpdate
-    user = require("export")
-    _, lang = who()
     st = state()
     d0, d1 = _day(start), _day(end)
-    kpis = [k for k in kpis or [] if k in st.kpis]
-    if not kpis or d0 is None or d1 is None or every not in EVERY or fmt not in ("csv", "xlsx"):
-        return dash.no_update, t("export_bad", lang)
+    if not kpis or d0 is None or d1 is None:
+        return None, True, [], t("export_bad", lang), [], None
     if wards:
         if any(not user.may_see_ward(w) for w in wards):
             raise PreventUpdate
@@ -198,25 +334,43 @@ def download(
     else:
         allowed = user.allowed_wards()
         chosen = None if allowed is None else sorted(allowed)
-    start_ts = dt.datetime.combine(d0, dt.time(0), TZ)
-    end_ts = dt.datetime.combine(d1, dt.time(23, 59, 59), TZ)
-    buf = io.BytesIO()
     try:
+        req = make_request(
+            st.cfg,
+            kpis=kpis,
+            wards=chosen,
+            start=dt.datetime.combine(d0, dt.time(0), TZ),
+            end=dt.datetime.combine(d1, dt.time(23, 59, 59), TZ),
+            every=every or "",
+            fmt=fmt or "",
+            lang=lang,
+        )
+        name = f"ioc_kpis_{d0.isoformat()}_{d1.isoformat()}_{req.every}.{req.fmt}"
         with st.pool.conn() as conn:
-            rows = write_export(
-                conn,
-                st.cfg,
-                kpis=kpis,
-                wards=chosen,
-                start=start_ts,
-                end=end_ts,
-                every=every,
-                fmt=fmt,
-                out=buf,
-                lang=lang,
-            )
+            folder = _folder()
+            sweep_jobs(conn, folder=folder)
+            job_id = create_job(conn, req, user=user.name, folder=folder, file_name=name)
     except IOCError as exc:
-        return dash.no_update, str(exc)
-    name = f"ioc_kpis_{d0.isoformat()}_{d1.isoformat()}_{every}.{fmt}"
-    msg = f"{name}: {rows} " + ("dòng" if lang == "vi" else "rows")
-    return dcc.send_bytes(buf.getvalue(), name), msg
+        return None, True, [], str(exc).removeprefix("export: "), [], None
+    start_job(st.pool.url, st.cfg, job_id)
+    return job_id, False, _bar(None, lang), t("export_running", lang), [], None
+
+
+# the finished file downloads by itself (the link stays for another copy)
+clientside_callback(
+    """
+    function (url) {
+        if (!url) { return window.dash_clientside.no_update; }
+        const a = document.createElement("a");
+        a.href = url;
+        a.download = "";
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        return url;
+    }
+    """,
+    Output("export-autodl", "title"),
+    Input("export-ready", "data"),
+    prevent_initial_call=True,
+)

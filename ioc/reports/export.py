@@ -24,9 +24,15 @@ import argparse
 import csv
 import datetime as dt
 import io
+import json
+import logging
 import os
+import secrets
+import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +43,7 @@ from psycopg2 import sql as psql
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
-from ioc.errors import UsageError
+from ioc.errors import IOCError, UsageError
 from ioc.kpi import periods
 from ioc.kpi.compute import CITY, compute_period
 
@@ -82,6 +88,12 @@ TITLES = {
 EVERY_VI = {"hour": "giờ", "day": "ngày", "week": "tuần", "month": "tháng"}
 CITY_NAME = {"vi": "Toàn thành phố", "en": "Whole city"}
 XLSX_MAX_ROWS = 1_048_576
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# progress(rows_done, rows_total)
+ProgressHook = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -213,10 +225,7 @@ def kpi_rows(
         cur.close()
 
 
-def metric_rows(
-    conn: Connection, cfg: Config, req: ExportRequest
-) -> Iterator[tuple[dt.datetime, str, str, int, float | None, float | None, float | None]]:
-    """(period_start, ward, metric, n, mean, min, max) from the roll-ups, server-side cursor."""
+def _metric_query(cfg: Config, req: ExportRequest) -> tuple[psql.Composable, dict[str, Any]]:
     tz = ZoneInfo(cfg.system.timezone)
     first = periods.floor(req.start, req.every, tz)
     params = {
@@ -229,14 +238,14 @@ def metric_rows(
     }
     if req.every in ("hour", "day"):
         table = "readings_hourly" if req.every == "hour" else "readings_daily"
-        query: Any = psql.SQL("""
+        query: psql.Composable = psql.SQL("""
             SELECT bucket, ward_code, metric, n, avg, min, max FROM {}
             WHERE metric = ANY(%(metrics)s::text[]) AND ward_code = ANY(%(wards)s::text[])
               AND bucket >= %(first)s AND bucket <= %(last)s
             ORDER BY bucket, ward_code, metric
         """).format(psql.Identifier(table))
     else:
-        query = """
+        query = psql.SQL("""
             SELECT (date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s) AS p,
                    ward_code, metric, sum(n), sum(sum) / NULLIF(sum(n), 0), min(min), max(max)
             FROM readings_daily
@@ -245,7 +254,15 @@ def metric_rows(
               AND (date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)
                   <= %(last)s
             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        """
+        """)
+    return query, params
+
+
+def metric_rows(
+    conn: Connection, cfg: Config, req: ExportRequest
+) -> Iterator[tuple[dt.datetime, str, str, int, float | None, float | None, float | None]]:
+    """(period_start, ward, metric, n, mean, min, max) from the roll-ups, server-side cursor."""
+    query, params = _metric_query(cfg, req)
     cur = conn.cursor(name=f"ioc_export_m_{os.getpid()}_{id(req)}")
     cur.itersize = 5000
     try:
@@ -254,6 +271,46 @@ def metric_rows(
             yield row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6]
     finally:
         cur.close()
+
+
+def count_rows(
+    conn: Connection, cfg: Config, req: ExportRequest, *, now: dt.datetime | None = None
+) -> int:
+    """How many data rows the export will write: from the period × ward × KPI plan for KPIs
+    (every cell is written, empty or not), from a count of the roll-up query for readings."""
+    if req.kpis:
+        tz = ZoneInfo(cfg.system.timezone)
+        now = now or dt.datetime.now(dt.UTC)
+        first = periods.floor(req.start, req.every, tz)
+        n_periods = sum(1 for _ in periods.iter_periods(first, min(req.end, now), req.every, tz))
+        return n_periods * (len(req.wards) + int(req.include_city)) * len(req.kpis)
+    query, params = _metric_query(cfg, req)
+    with conn.cursor() as cur:
+        cur.execute(psql.SQL("SELECT count(*) FROM ({}) AS q").format(query), params)
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+class _Progress:
+    """Counts rows as they pass and reports (done, total) at most every ``every_s`` seconds,
+    plus once at the start and once at the end."""
+
+    def __init__(self, hook: ProgressHook, total: int, every_s: float) -> None:
+        self.hook = hook
+        self.total = total
+        self.every_s = every_s
+        self.done = 0
+        self.last = time.monotonic()
+        hook(0, total)
+
+    def count(self, rows: Iterator[list[Any]]) -> Iterator[list[Any]]:
+        for row in rows:
+            yield row
+            self.done += 1
+            now = time.monotonic()
+            if now - self.last >= self.every_s:
+                self.last = now
+                self.hook(self.done, max(self.total, self.done))
 
 
 # --------------------------------------------------------------------------- writers
@@ -321,11 +378,14 @@ def _write_xlsx(
     cfg: Config,
     req: ExportRequest,
     tz: ZoneInfo,
+    created: dt.datetime,
 ) -> int:
     import xlsxwriter
 
     vi = req.lang == "vi"
     wb = xlsxwriter.Workbook(out, {"constant_memory": True})
+    # the file's creation time is the export's "now": the same request and now, the same bytes
+    wb.set_properties({"created": created.astimezone(dt.UTC).replace(tzinfo=None)})
     bold = wb.add_format({"bold": True})
     title_fmt = wb.add_format({"bold": True, "font_size": 14})
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
@@ -341,7 +401,7 @@ def _write_xlsx(
     info = wb.add_worksheet("Thông tin" if vi else "About")
     info.set_column(0, 0, 28)
     info.set_column(1, 1, 90)
-    now_local = dt.datetime.now(tz)
+    now_local = created.astimezone(tz)
     first = periods.floor(req.start, req.every, tz)
     if req.all_wards:
         wards_txt = (
@@ -482,9 +542,10 @@ def write_export(
     out: str | os.PathLike[str] | IO[bytes],
     lang: str = "vi",
     now: dt.datetime | None = None,
+    progress: ProgressHook | None = None,
 ) -> int:
     """Write a KPI or readings export to ``out`` (a path or a binary file); returns the number
-    of data rows. Raises UsageError on a bad request."""
+    of data rows. Raises UsageError on a bad request. ``progress`` as in write_request."""
     req = make_request(
         cfg,
         kpis=kpis,
@@ -496,7 +557,7 @@ def write_export(
         fmt=fmt,
         lang=lang,
     )
-    return write_request(conn, cfg, req, out=out, now=now)
+    return write_request(conn, cfg, req, out=out, now=now, progress=progress)
 
 
 def write_request(
@@ -506,21 +567,334 @@ def write_request(
     *,
     out: str | os.PathLike[str] | IO[bytes],
     now: dt.datetime | None = None,
+    progress: ProgressHook | None = None,
+    progress_every_s: float = 0.5,
 ) -> int:
+    """Write a validated request (``ioc export`` and the /export page's jobs both come here).
+
+    ``now`` (default: the clock) bounds the last period and is the file's creation time: the
+    same request with the same ``now`` writes the same bytes. ``progress(done, total)`` is
+    called with 0 rows first (the total counted from the plan, or by a count query for
+    readings), then at most every ``progress_every_s`` seconds while rows are written, and with
+    (rows, rows) at the end."""
     tz = ZoneInfo(cfg.system.timezone)
+    now = now or dt.datetime.now(dt.UTC)
     titles = TITLES["kpi" if req.kpis else "metric"][req.lang]
-    rows = _table(conn, cfg, req, now)
     try:
+        rows = _table(conn, cfg, req, now)
+        if progress is not None:
+            rows = _Progress(progress, count_rows(conn, cfg, req, now=now), progress_every_s).count(
+                rows
+            )
         if req.fmt == "xlsx":
             target: str | IO[bytes] = os.fspath(out) if isinstance(out, (str, os.PathLike)) else out
-            return _write_xlsx(rows, titles, target, cfg, req, tz)
-        if isinstance(out, (str, os.PathLike)):
+            n = _write_xlsx(rows, titles, target, cfg, req, tz, now)
+        elif isinstance(out, (str, os.PathLike)):
             with open(out, "wb") as fh:
-                return _write_csv(rows, titles, fh, tz, req.every)
-        return _write_csv(rows, titles, out, tz, req.every)
+                n = _write_csv(rows, titles, fh, tz, req.every)
+        else:
+            n = _write_csv(rows, titles, out, tz, req.every)
+        if progress is not None:
+            progress(n, n)
+        return n
     finally:
         if not conn.autocommit:
             conn.rollback()  # end the read transaction (and its named cursors)
+
+
+# --------------------------------------------------------------------------- jobs
+#
+# The /export page runs an export as a job: a row in ``export_jobs`` (request, owner, status,
+# rows done of the total, the file under the var dir), written by a thread of the serving
+# process that took the click and read by whichever process answers the page's polls. No state
+# lives in the process: a job whose process died (its pid gone on this host, or no heartbeat for
+# JOB_STALE_AFTER) is marked failed by the next sweep; files are removed after JOB_KEEP.
+
+JOB_KEEP = dt.timedelta(hours=24)
+JOB_STALE_AFTER = dt.timedelta(minutes=10)
+JOB_MAX_ACTIVE_PER_USER = 2
+JOBS_DIR = "exports"
+_HOST = socket.gethostname()
+
+log = logging.getLogger("ioc.export")
+
+
+def request_args(req: ExportRequest) -> dict[str, Any]:
+    """make_request's arguments for ``req``, as JSON (stored with the job)."""
+    wards: list[str] | None = None
+    if not req.all_wards:
+        wards = list(req.wards) + ([CITY] if req.include_city else [])
+    return {
+        "kpis": list(req.kpis),
+        "metrics": list(req.metrics),
+        "wards": wards,
+        "start": req.start.isoformat(),
+        "end": req.end.isoformat(),
+        "every": req.every,
+        "fmt": req.fmt,
+        "lang": req.lang,
+    }
+
+
+def request_from_args(cfg: Config, args: dict[str, Any]) -> ExportRequest:
+    return make_request(
+        cfg,
+        kpis=args.get("kpis") or None,
+        metrics=args.get("metrics") or None,
+        wards=args.get("wards") or None,
+        start=dt.datetime.fromisoformat(args["start"]),
+        end=dt.datetime.fromisoformat(args["end"]),
+        every=args["every"],
+        fmt=args["fmt"],
+        lang=args.get("lang", "vi"),
+    )
+
+
+def create_job(
+    conn: Connection, req: ExportRequest, *, user: str, folder: Path, file_name: str
+) -> int:
+    """Record a queued job for ``user``; its file will be written under ``folder``. Raises
+    UsageError when the user already has JOB_MAX_ACTIVE_PER_USER jobs under way."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM export_jobs WHERE user_name = %s"
+            " AND status IN ('queued', 'running')",
+            (user,),
+        )
+        row = cur.fetchone()
+        if row and int(row[0]) >= JOB_MAX_ACTIVE_PER_USER:
+            raise UsageError(
+                f"export: {JOB_MAX_ACTIVE_PER_USER} exports already under way; wait for one"
+            )
+        cur.execute(
+            """
+            INSERT INTO export_jobs (user_name, request, file_path, file_name, content_type,
+                                     host, pid)
+            VALUES (%s, %s::jsonb, '', %s, %s, %s, %s) RETURNING id
+            """,
+            (
+                user,
+                json.dumps(request_args(req)),
+                file_name,
+                CONTENT_TYPES[req.fmt],
+                _HOST,
+                os.getpid(),
+            ),
+        )
+        job_id = int(cur.fetchone()[0])  # type: ignore[index]
+        # the id in the name, plus a random part: the folder may be shared by several servers
+        path = Path(folder).resolve() / f"job-{job_id}-{secrets.token_hex(8)}.{req.fmt}"
+        cur.execute("UPDATE export_jobs SET file_path = %s WHERE id = %s", (str(path), job_id))
+    conn.commit()
+    return job_id
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not isinstance(exc, IOCError):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:300]
+
+
+def run_job(
+    db_url: str,
+    cfg: Config,
+    job_id: int,
+    *,
+    now: dt.datetime | None = None,
+    progress_every_s: float = 0.5,
+) -> str:
+    """Run a queued job to its end (in the caller's thread); returns its final status.
+    Progress goes to the job's row at most every ``progress_every_s`` seconds."""
+    upd = connect(db_url, application_name="ioc-export-job", autocommit=True)
+    tmp: Path | None = None
+    try:
+        with upd.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE export_jobs SET status = 'running', started_at = now(),
+                    heartbeat_at = now(), host = %s, pid = %s
+                WHERE id = %s AND status = 'queued' RETURNING request, file_path
+                """,
+                (_HOST, os.getpid(), job_id),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return "gone"
+        args, path = row[0], Path(row[1])
+        tmp = path.with_name(path.name + ".part")
+
+        def hook(done: int, total: int) -> None:
+            if done and done >= total:
+                return  # the end: the 'done' update follows at once
+            with upd.cursor() as cur:
+                cur.execute(
+                    "UPDATE export_jobs SET rows_done = %s, rows_total = %s, heartbeat_at = now()"
+                    " WHERE id = %s AND status = 'running'",
+                    (done, total, job_id),
+                )
+
+        try:
+            req = request_from_args(cfg, args)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(db_url, application_name="ioc-export-job")
+            try:
+                n = write_request(
+                    conn,
+                    cfg,
+                    req,
+                    out=tmp,
+                    now=now,
+                    progress=hook,
+                    progress_every_s=progress_every_s,
+                )
+            finally:
+                conn.close()
+            os.replace(tmp, path)
+        except Exception as exc:
+            if not isinstance(exc, IOCError):
+                log.exception("export job %s failed", job_id)
+            tmp.unlink(missing_ok=True)
+            with upd.cursor() as cur:
+                cur.execute(
+                    "UPDATE export_jobs SET status = 'failed', error = %s, finished_at = now()"
+                    " WHERE id = %s",
+                    (_one_line(exc), job_id),
+                )
+            return "failed"
+        with upd.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE export_jobs SET status = 'done', rows_done = %s, rows_total = %s,
+                    size_bytes = %s, finished_at = now(), heartbeat_at = now()
+                WHERE id = %s AND status = 'running'
+                """,
+                (n, n, path.stat().st_size, job_id),
+            )
+            if cur.rowcount == 0:  # marked failed meanwhile (thought dead): not served
+                path.unlink(missing_ok=True)
+                return "failed"
+        return "done"
+    finally:
+        upd.close()
+
+
+def start_job(db_url: str, cfg: Config, job_id: int) -> threading.Thread:
+    """Run the job in a background thread of this process."""
+    th = threading.Thread(
+        target=_run_logged, args=(db_url, cfg, job_id), name=f"ioc-export-{job_id}", daemon=True
+    )
+    th.start()
+    return th
+
+
+def _run_logged(db_url: str, cfg: Config, job_id: int) -> None:
+    try:
+        run_job(db_url, cfg, job_id)
+    except Exception:  # the database went away: the sweep marks the job failed later
+        log.exception("export job %s could not be run", job_id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    user_name: str
+    status: str
+    rows_done: int
+    rows_total: int | None
+    error: str | None
+    file_path: str
+    file_name: str
+    content_type: str
+
+    @property
+    def percent(self) -> float | None:
+        if not self.rows_total:
+            return 100.0 if self.status == "done" else None
+        return min(100.0, 100.0 * self.rows_done / self.rows_total)
+
+
+def get_job(conn: Connection, job_id: int) -> Job | None:
+    """The job, after marking it failed if it is under way in a process that is gone."""
+    sweep_jobs(conn, only=job_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, user_name, status, rows_done, rows_total, error, file_path, file_name,"
+            " content_type FROM export_jobs WHERE id = %s",
+            (job_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else Job(*row)
+
+
+def sweep_jobs(
+    conn: Connection,
+    *,
+    only: int | None = None,
+    keep: dt.timedelta = JOB_KEEP,
+    stale_after: dt.timedelta = JOB_STALE_AFTER,
+    folder: Path | None = None,
+) -> tuple[int, int]:
+    """Mark failed the jobs whose process is gone (its pid, on this host) or silent for
+    ``stale_after``; delete the files of jobs finished more than ``keep`` ago (and, in
+    ``folder``, stray files that old). Returns (jobs marked failed, files removed)."""
+    failed = 0
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, host, pid, heartbeat_at < now() - %s FROM export_jobs"
+            " WHERE status IN ('queued', 'running') AND (%s::bigint IS NULL OR id = %s)",
+            (stale_after, only, only),
+        )
+        dead = [
+            r[0]
+            for r in cur.fetchall()
+            if r[3] or (r[1] == _HOST and r[2] is not None and not _pid_alive(int(r[2])))
+        ]
+        if dead:
+            cur.execute(
+                "UPDATE export_jobs SET status = 'failed', finished_at = now(),"
+                " error = 'export interrupted: the server process stopped'"
+                " WHERE id = ANY(%s) AND status IN ('queued', 'running')",
+                (dead,),
+            )
+            failed = cur.rowcount
+        removed = 0
+        if only is None:
+            cur.execute(
+                "UPDATE export_jobs SET status = 'expired' WHERE status IN ('done', 'failed')"
+                " AND coalesce(finished_at, created_at) < now() - %s RETURNING file_path",
+                (keep,),
+            )
+            for (name,) in cur.fetchall():
+                for p in (Path(name), Path(name + ".part")):
+                    if name and p.is_file():
+                        p.unlink(missing_ok=True)
+                        removed += 1
+    conn.commit()
+    if folder is not None and only is None and folder.is_dir():
+        cutoff = time.time() - keep.total_seconds()
+        for p in folder.glob("job-*"):
+            try:
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+    return failed, removed
+
+
+def jobs_folder(var_dir: str | os.PathLike[str]) -> Path:
+    return Path(var_dir).resolve() / JOBS_DIR
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
