@@ -140,6 +140,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "export_failed": ("Xuất dữ liệu thất bại", "Export failed"),
     "export_rows": ("dòng", "rows"),
     "export_recent": ("Tệp đã xuất (24 giờ qua)", "Your exports (last 24 h)"),
+    "export_busy": (
+        "Bạn đang có {n} lần xuất dữ liệu chưa xong; vui lòng chờ",
+        "You have {n} exports under way; wait for one to finish",
+    ),
     "preparing": ("Đang chuẩn bị tệp…", "Preparing the file…"),
     "ward_page": ("Trang phường/xã", "Ward page"),
     "vs_target": ("so với mục tiêu", "vs target"),

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -257,8 +258,6 @@ def test_a_user_runs_at_most_two_exports_at_once(
 def test_jobs_of_dead_processes_fail_and_old_files_go(
     conn: Connection, config: Config, tmp_path: Path
 ) -> None:
-    import socket
-
     folder = jobs_folder(tmp_path)
     req = _req(config, "csv", "2025-03-09", "2025-03-11")
     ids = [create_job(conn, req, user=f"u{i}", folder=folder, file_name="j.csv") for i in range(5)]
@@ -366,6 +365,7 @@ def _callback(client: Any, ticks: int, clicks: int, job: int | None, **state: An
     } | state
     outs = ["export-job.data", "export-poll.disabled", "export-progress.children"]
     outs += ["export-msg.children", "export-result.children", "export-ready.data"]
+    outs += ["export-go.disabled"]
     body = {
         "output": ".." + "...".join(outs) + "..",
         "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in outs],
@@ -398,6 +398,7 @@ def test_page_runs_a_job_and_only_its_owner_downloads_it(
     resp = json.loads(r.data)["response"]
     job = resp["export-job"]["data"]
     assert isinstance(job, int) and resp["export-poll"]["disabled"] is False
+    assert resp["export-go"]["disabled"] is True  # no second click while it runs
     # poll until done (any process could answer: all it reads is the job's row)
     deadline = time.monotonic() + 60
     ticks = 0
@@ -410,6 +411,7 @@ def test_page_runs_a_job_and_only_its_owner_downloads_it(
             break
         assert time.monotonic() < deadline
         time.sleep(0.3)
+    assert resp["export-go"]["disabled"] is False
     text = json.dumps(resp["export-progress"], ensure_ascii=False)
     assert "100 %" in text and "2.945 / 2.945 dòng" in text  # 31 days × 95
     assert resp["export-ready"]["data"] == f"/export/job/{job}"
@@ -471,3 +473,22 @@ def test_page_shows_a_bad_request_and_a_failed_job(web: tuple[Any, str, dict[str
         resp["export-msg"], ensure_ascii=False
     )
     assert resp["export-poll"]["disabled"] is True
+    # two exports under way (in this live process): a third is refused, in Vietnamese
+    c = connect(db_url)
+    try:
+        for _ in range(2):
+            execute(
+                c,
+                "INSERT INTO export_jobs (user_name, request, status, file_path, file_name,"
+                " content_type, host, pid) VALUES ('analyst', '{}', 'running', '', 'x', 'y',"
+                " %s, %s)",
+                socket.gethostname(),
+                os.getpid(),
+            )
+    finally:
+        c.close()
+    resp = json.loads(_callback(analyst, 0, 2, None).data)["response"]
+    assert "Bạn đang có 2 lần xuất dữ liệu chưa xong" in json.dumps(
+        resp["export-msg"], ensure_ascii=False
+    )
+    assert resp["export-job"]["data"] is None

@@ -27,7 +27,9 @@ from dashboards.state import state
 from ioc.auth import User
 from ioc.errors import IOCError
 from ioc.reports.export import (
+    JOB_MAX_ACTIVE_PER_USER,
     Job,
+    TooManyJobs,
     create_job,
     get_job,
     jobs_folder,
@@ -259,6 +261,7 @@ def _bar(job: Job | None, lang: str) -> html.Div:
     Output("export-msg", "children"),
     Output("export-result", "children"),
     Output("export-ready", "data"),
+    Output("export-go", "disabled"),
     Input("export-go", "n_clicks"),
     Input("export-poll", "n_intervals"),
     State("export-kpis", "value"),
@@ -291,13 +294,13 @@ def export_job(
             raise PreventUpdate
         return _start(user, lang, kpis, wards, start, end, every, fmt)
     if not isinstance(job_id, int):
-        return dash.no_update, True, dash.no_update, dash.no_update, dash.no_update, None
+        return _out(dash.no_update, True, dash.no_update, dash.no_update, dash.no_update, None)
     with state().pool.conn() as conn:
         job = get_job(conn, job_id)
     if job is None or (job.user_name != user.name and not user.can("admin")):
         raise PreventUpdate
     if job.status in ("queued", "running"):
-        return dash.no_update, False, _bar(job, lang), t("export_running", lang), [], None
+        return _out(dash.no_update, False, _bar(job, lang), t("export_running", lang), [], None)
     if job.status == "done":
         url = job_url(job.id)
         link = html.A(
@@ -308,9 +311,14 @@ def export_job(
             className="btn",
         )
         msg = f"{job.file_name}: {fmt_num(job.rows_done, 0, lang)} {t('export_rows', lang)}"
-        return None, True, _bar(job, lang), msg, link, url
+        return _out(None, True, _bar(job, lang), msg, link, url)
     error = f"{t('export_failed', lang)}: {job.error or job.status}"
-    return None, True, [], html.Span(error, id="export-error"), [], None
+    return _out(None, True, [], html.Span(error, id="export-error"), [], None)
+
+
+def _out(*values: Any) -> tuple[Any, ...]:
+    """The callback's outputs; the button is disabled while the poll runs (a job under way)."""
+    return (*values, values[1] is False)
 
 
 def _start(
@@ -326,7 +334,7 @@ def _start(
     st = state()
     d0, d1 = _day(start), _day(end)
     if not kpis or d0 is None or d1 is None:
-        return None, True, [], t("export_bad", lang), [], None
+        return _out(None, True, [], t("export_bad", lang), [], None)
     if wards:
         if any(not user.may_see_ward(w) for w in wards):
             raise PreventUpdate
@@ -350,10 +358,12 @@ def _start(
             folder = _folder()
             sweep_jobs(conn, folder=folder)
             job_id = create_job(conn, req, user=user.name, folder=folder, file_name=name)
+    except TooManyJobs:
+        return _out(None, True, [], t("export_busy", lang, n=JOB_MAX_ACTIVE_PER_USER), [], None)
     except IOCError as exc:
-        return None, True, [], str(exc).removeprefix("export: "), [], None
+        return _out(None, True, [], str(exc).removeprefix("export: "), [], None)
     start_job(st.pool.url, st.cfg, job_id)
-    return job_id, False, _bar(None, lang), t("export_running", lang), [], None
+    return _out(job_id, False, _bar(None, lang), t("export_running", lang), [], None)
 
 
 # the finished file downloads by itself (the link stays for another copy)

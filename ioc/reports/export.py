@@ -1,7 +1,8 @@
 """``ioc export``: KPI values or readings roll-ups to CSV or XLSX, streamed.
 
-Reusable: :func:`write_export` writes to a path or a binary file object (the dashboard's
-/export page calls it with a ``BytesIO``). Rows come in period order:
+Reusable: :func:`write_export` writes to a path or a binary file object; the dashboard's
+/export page runs the same :func:`write_request` as a job (see "jobs" below: progress in
+``export_jobs``, the file under the var dir). Rows come in period order:
 
 * KPIs (``--kpi``): one row per period × ward (× KPI), values from ``kpi_values`` when the
   scheduler stored them (read through a server-side cursor), otherwise computed on the fly;
@@ -650,6 +651,10 @@ def request_from_args(cfg: Config, args: dict[str, Any]) -> ExportRequest:
     )
 
 
+class TooManyJobs(UsageError):
+    """The user already has JOB_MAX_ACTIVE_PER_USER exports under way."""
+
+
 def create_job(
     conn: Connection, req: ExportRequest, *, user: str, folder: Path, file_name: str
 ) -> int:
@@ -663,7 +668,7 @@ def create_job(
         )
         row = cur.fetchone()
         if row and int(row[0]) >= JOB_MAX_ACTIVE_PER_USER:
-            raise UsageError(
+            raise TooManyJobs(
                 f"export: {JOB_MAX_ACTIVE_PER_USER} exports already under way; wait for one"
             )
         cur.execute(
