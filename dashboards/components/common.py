@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from dashboards import queries
 from dashboards.i18n import TEXT, t, unit_label
 from dashboards.i18n import lang as current_lang
+from dashboards.kpiview import city_value, ranks
 from dashboards.state import current_user, state
 from ioc.auth import User
 from ioc.config import Kpi
@@ -33,7 +34,8 @@ def require(perm: str, ward: str | None = None) -> User:
 
 
 def cached(key: tuple[Any, ...], fn: Callable[[Connection], T]) -> T:
-    """``fn(conn)`` through the short-TTL cache shared by the server's threads."""
+    """``fn(conn)`` through the short-TTL cache shared by the server's threads (and, under
+    ``ioc serve``, its processes). ``fn`` must not call :func:`cached` itself."""
     st = state()
 
     def compute() -> T:
@@ -45,6 +47,37 @@ def cached(key: tuple[Any, ...], fn: Callable[[Connection], T]) -> T:
 
 def latest_kpis(period: str = "day") -> pd.DataFrame:
     return cached(("kpi_latest", period), lambda c: queries.kpi_latest(c, period=period))
+
+
+def kpi_board(period: str = "day") -> dict[str, dict[str, Any]]:
+    """Per KPI, the latest ``period``'s city value and every ward's (value, rank):
+    ``{kpi: {"city": float | None, "n_ranked": int, "wards": {code: (value, rank)}}}``.
+
+    Ranking all 94 wards costs a few ms per KPI; done once per cache period for every ward
+    page instead of on each page refresh. Built from its own query (not through
+    :func:`latest_kpis`) so no cache entry is computed inside another.
+    """
+
+    def build(conn: Connection) -> dict[str, dict[str, Any]]:
+        latest = queries.kpi_latest(conn, period=period)
+        board: dict[str, dict[str, Any]] = {}
+        for name, kpi in state().kpis.items():
+            wards: dict[str, tuple[float, int]] = {}
+            n_ranked = 0
+            city = None
+            if not latest.empty:
+                ranked = ranks(latest, name, kpi)
+                n_ranked = int(ranked["rank"].notna().sum())
+                for code, value, rank in zip(
+                    ranked["ward_code"], ranked["value"], ranked["rank"], strict=True
+                ):
+                    if value == value and rank == rank:  # not NaN
+                        wards[str(code)] = (float(value), int(rank))
+                city, _ = city_value(latest, name)
+            board[name] = {"city": city, "n_ranked": n_ranked, "wards": wards}
+        return board
+
+    return cached(("kpi_board", period), build)
 
 
 def freshness() -> dict[str, dt.datetime | None]:
