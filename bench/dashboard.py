@@ -6,6 +6,7 @@ Seeds a database by direct SQL (94 wards × 30 days of daily KPIs, hourly KPIs f
 
 * p50/p95 latency of the overview callback and the ward-page callback (raw POSTs to
   /_dash-update-component as a signed-in admin), sequential and with 4 concurrent clients,
+  against ``ioc serve --workers 2 --threads 4`` (change with --workers/--threads),
   with the query cache on (TTL 5 s, as served) and off (IOC_DASH_CACHE_TTL=0: every call
   hits PostgreSQL);
 * /wall first contentful paint and time until the map shows 94 wards (headless Chromium);
@@ -25,8 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +36,13 @@ from dash_fixtures import (  # noqa: E402
     KIOSK_TOKEN,
     PASSWORD,
     free_port,
+    login_cookie,
     make_driver,
+    overview_body,
     post_json,
     start_server,
     wait_http,
+    ward_body,
 )
 from dash_seed import add_users, seed  # noqa: E402
 
@@ -51,63 +53,6 @@ from ioc.db import connect  # noqa: E402
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
-
-
-def login(base: str) -> str:
-    data = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, "next": "/"})
-    req = urllib.request.Request(base + "/login", data=data.encode(), method="POST")
-    req.add_header("Origin", base)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a: object, **k: object) -> None:
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect())
-    try:
-        opener.open(req, timeout=10)
-    except urllib.error.HTTPError as exc:
-        cookie = exc.headers.get("Set-Cookie", "")
-        exc.close()
-        return cookie.split("ioc_session=", 1)[1].split(";", 1)[0]
-    raise RuntimeError("login did not redirect")
-
-
-def overview_body(kpi: str) -> dict:
-    outs = [
-        ("ov-tiles", "children"),
-        ("ov-map", "figure"),
-        ("ov-ranking", "children"),
-        ("ov-best-worst", "children"),
-        ("ov-alerts", "children"),
-        ("ov-updated", "children"),
-    ]
-    return {
-        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
-        "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [
-            {"id": "ov-interval", "property": "n_intervals", "value": 1},
-            {"id": "ov-kpi", "property": "value", "value": kpi},
-        ],
-        "changedPropIds": ["ov-kpi.value"],
-    }
-
-
-def ward_body(code: str) -> dict:
-    outs = [
-        "ward-kpis",
-        "ward-history",
-        "ward-overdue",
-        "ward-alerts",
-        "ward-devices",
-        "ward-cameras",
-    ]
-    return {
-        "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
-        "outputs": [{"id": o, "property": "children"} for o in outs],
-        "inputs": [{"id": "ward-interval", "property": "n_intervals", "value": 1}],
-        "changedPropIds": ["ward-interval.n_intervals"],
-        "state": [{"id": "ward-code", "property": "data", "value": code}],
-    }
 
 
 def timed(url: str, body: dict, cookie: str) -> float:
@@ -133,6 +78,11 @@ def measure(
         for f in cf.as_completed(futs):
             out[futs[f]].append(f.result())
     return out
+
+
+def load() -> str:
+    """The 1/5/15-minute load average (figures depend on what else the machine runs)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def report(label: str, res: dict[str, list[float]]) -> None:
@@ -208,6 +158,8 @@ def main() -> int:
     ap.add_argument("--devices-per-ward", type=int, default=53, help="53 × 94 ≈ 5k devices")
     ap.add_argument("--wall-minutes", type=float, default=0, help="measure wall heap (minutes)")
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    ap.add_argument("--workers", type=int, default=2, help="ioc serve worker processes")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
     args = ap.parse_args()
     server_url = os.environ.get("IOC_DATABASE_URL")
     if not server_url:
@@ -251,16 +203,26 @@ def main() -> int:
             else:
                 os.environ.pop("IOC_DASH_CACHE_TTL", None)
             port = free_port()
-            proc = start_server(url, tmp / "var", port, tmp / f"serve-{port}.log")
+            proc = start_server(
+                url,
+                tmp / "var",
+                port,
+                tmp / f"serve-{port}.log",
+                workers=args.workers,
+                threads=args.threads,
+            )
             procs.append(proc)
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/healthz")
-            cookie = login(base)
+            cookie = login_cookie(base, "admin")
             measure(base, cookie, 5, 1, kpis, codes)  # warm-up (imports, pool)
-            print(f"{label}:")
+            print(
+                f"{label}, ioc serve --workers {args.workers} --threads {args.threads} "
+                f"(load average {load()}, {os.cpu_count()} cores):"
+            )
             for conc in (1, 4):
                 res = measure(base, cookie, args.n, conc, kpis, codes)
-                report(f"{conc} client(s)", res)
+                report(f"{conc} client(s), load {load()}", res)
                 results[(label, conc)] = res
             if ttl is None:
                 fcp, ready = wall_paint(base)

@@ -7,11 +7,18 @@ timeout, so one slow query cannot hang a worker thread.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
+import pickle
+import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg2
@@ -83,9 +90,10 @@ class Pool:
 class TTLCache:
     """Results of heavy queries for a few seconds, keyed by query name and parameters.
 
-    The server is one process with several threads (waitress), so one cache serves all its
-    workers; entries hold only query results (never per-user state) and expire after ``ttl``.
-    Concurrent misses of the same key compute once (a per-key lock).
+    One process's cache, shared by its threads (and by tests that build the app in-process);
+    ``ioc serve`` with several processes uses :class:`SharedTTLCache` instead. Entries hold only
+    query results (never per-user state) and expire after ``ttl``. Concurrent misses of the
+    same key compute once (a per-key lock).
     """
 
     def __init__(self, ttl: float = 5.0, max_entries: int = 512) -> None:
@@ -124,3 +132,146 @@ class TTLCache:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+class SharedTTLCache:
+    """:class:`TTLCache` shared by every process of ``ioc serve``: a file cache in a private
+    folder (``var/dashboard-cache``).
+
+    An entry is a pickle file named by a hash of (generation, key) that holds its expiry (wall
+    clock) and value; it is written to a temporary file and renamed, so readers never see half
+    of one. A process keeps what it read in memory until that same expiry, so every process
+    shows the same entry. Misses of one key compute once across processes and threads: a
+    thread lock, then an ``flock`` on one of ``LOCK_STRIPES`` lock files, then the file is
+    read again. :meth:`clear` (after a user acts, e.g. acknowledges alerts) starts a new
+    generation that every process sees at its next read (one ``stat`` of the generation file).
+
+    The folder must be owned by this user and closed to others (pickles are code): the cache
+    refuses to start otherwise. ``ttl <= 0`` turns caching off (every call computes).
+    """
+
+    LOCK_STRIPES = 64
+    SWEEP_EVERY_S = 60.0
+
+    def __init__(self, directory: Path | str, ttl: float = 5.0, max_entries: int = 512) -> None:
+        self.dir = Path(directory)
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(self.dir)
+        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PermissionError(
+                f"{self.dir}: the dashboard cache folder must belong to this user and not be "
+                "writable by others"
+            )
+        self._gen_path = self.dir / "generation"
+        if not self._gen_path.exists():
+            self._write_atomic(self._gen_path, os.urandom(8).hex().encode())
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._local: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._gen_stamp: tuple[int, int] | None = None
+        self._gen = ""
+        self._next_sweep = time.monotonic() + self.SWEEP_EVERY_S
+        self.hits = 0
+        self.misses = 0
+
+    # -- files ------------------------------------------------------------------------------
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def _generation(self) -> str:
+        """The current generation (re-read only when the file changed); drops the memory
+        layer of an older generation."""
+        try:
+            st = os.stat(self._gen_path)
+            stamp = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        with self._lock:
+            if stamp != self._gen_stamp:
+                try:
+                    self._gen = self._gen_path.read_text(encoding="ascii").strip()
+                except FileNotFoundError:
+                    self._gen = ""
+                self._gen_stamp = stamp
+                self._local.clear()
+            return self._gen
+
+    def _name(self, gen: str, key: Hashable) -> str:
+        return hashlib.sha256(f"{gen}\0{key!r}".encode()).hexdigest()[:40]
+
+    def _read(self, name: str) -> tuple[float, Any] | None:
+        try:
+            with open(self.dir / f"{name}.pkl", "rb") as fh:
+                item = pickle.load(fh)
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            return None
+        if not (isinstance(item, tuple) and len(item) == 2 and item[0] > time.time()):
+            return None
+        return item
+
+    def _remember(self, name: str, item: tuple[float, Any]) -> None:
+        with self._lock:
+            self._local[name] = item
+            self._local.move_to_end(name)
+            while len(self._local) > self.max_entries:
+                self._local.popitem(last=False)
+
+    # -- API ------------------------------------------------------------------------------
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return compute()
+        gen = self._generation()
+        name = self._name(gen, key)
+        with self._lock:
+            item = self._local.get(name)
+        if item is not None and item[0] > time.time():
+            self.hits += 1
+            return item[1]  # type: ignore[no-any-return,unused-ignore]
+        item = self._read(name)
+        if item is not None:
+            self._remember(name, item)
+            self.hits += 1
+            return item[1]  # type: ignore[no-any-return,unused-ignore]
+        with self._lock:
+            key_lock = self._key_locks.setdefault(name, threading.Lock())
+        stripe = int(name[:8], 16) % self.LOCK_STRIPES
+        with key_lock, open(self.dir / f"lock-{stripe:02d}", "a+b") as lock_fh:
+            fcntl.flock(lock_fh, fcntl.LOCK_EX)  # released when the file closes
+            item = self._read(name)  # another process may have computed it meanwhile
+            if item is not None:
+                self._remember(name, item)
+                self.hits += 1
+                return item[1]  # type: ignore[no-any-return,unused-ignore]
+            value = compute()
+            item = (time.time() + self.ttl, value)
+            self._write_atomic(self.dir / f"{name}.pkl", pickle.dumps(item, protocol=5))
+            self._remember(name, item)
+            self.misses += 1
+        with self._lock:
+            self._key_locks.pop(name, None)
+        self._maybe_sweep()
+        return value
+
+    def clear(self) -> None:
+        """Forget every entry, in every process (a new generation)."""
+        self._write_atomic(self._gen_path, os.urandom(8).hex().encode())
+        self._generation()
+
+    def _maybe_sweep(self) -> None:
+        """Now and then, delete entry files that expired a while ago (any process's)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + self.SWEEP_EVERY_S
+        cutoff = time.time() - max(self.SWEEP_EVERY_S, 10 * self.ttl)
+        for path in self.dir.glob("*.pkl"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()

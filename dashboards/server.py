@@ -1,44 +1,119 @@
-"""``ioc serve``: the dashboard behind waitress (a production WSGI server, several threads)."""
+"""``ioc serve``: the dashboard behind a production WSGI server.
+
+On Linux (and any system with ``fork``) it is gunicorn: ``--workers`` processes, pre-forked
+from a master that loaded the app once, each answering with ``--threads`` threads (gthread
+workers), so callbacks use every core instead of one GIL. Elsewhere it is waitress, one
+process with ``--threads`` threads.
+
+Nothing a user sees depends on which process answers: the session key is the same in every
+process (IOC_SECRET_KEY or ``var/dashboard_secret_key``, read before the fork), and the short
+TTL cache of heavy queries is :class:`dashboards.db.SharedTTLCache` under ``var/`` — one entry
+per query for all processes, computed once by whichever process misses first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
+from typing import Any
 
+from dashboards.db import SharedTTLCache
 from ioc.context import Context
 from ioc.errors import UsageError
 
 log = logging.getLogger("ioc.serve")
 
+CACHE_DIR = "dashboard-cache"
+
+
+def default_workers() -> int:
+    """One process per core, at most 4 (PostgreSQL does the heavy lifting)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
-    import waitress
-
     from dashboards.app import create_app
 
-    threads = int(getattr(args, "workers", 4) or 4)
+    workers = getattr(args, "workers", None)
+    workers = default_workers() if workers is None else int(workers)
+    threads = getattr(args, "threads", None)
+    threads = 4 if threads is None else int(threads)
+    if not 1 <= workers <= 32:
+        raise UsageError(f"--workers must be 1-32 (got {workers})")
     if not 1 <= threads <= 64:
-        raise UsageError(f"--workers must be 1-64 (got {threads})")
+        raise UsageError(f"--threads must be 1-64 (got {threads})")
     cfg = ctx.config()
     url = ctx.database_url()
     app = create_app(cfg, url, ctx.settings)
     state = app.server.config["IOC_STATE"]
+    state.cache = SharedTTLCache(
+        Path(ctx.settings.var_dir) / CACHE_DIR, ttl=state.cache.ttl, max_entries=1024
+    )
     with state.pool.conn():  # fail fast, one line, when the database is unreachable
         pass
+    # no connection may cross the fork: each worker opens its own pool on first use
+    state.pool.close()
+    forking = hasattr(os, "fork")
     print(
-        f"IOC dashboard on http://{args.host}:{args.port}/ ({threads} worker threads)", flush=True
+        f"IOC dashboard on http://{args.host}:{args.port}/ "
+        f"({workers if forking else 1} worker processes × {threads} threads)",
+        flush=True,
     )
     try:
-        waitress.serve(
-            app.server,
-            host=args.host,
-            port=args.port,
-            threads=threads,
-            ident="ioc",
-            channel_timeout=60,
-            connection_limit=200,
-            clear_untrusted_proxy_headers=True,
-        )
+        if forking:
+            _gunicorn(app.server, args.host, args.port, workers, threads)
+        else:  # pragma: no cover - Windows
+            _waitress(app.server, args.host, args.port, threads)
     finally:
         state.pool.close()
     return 0
+
+
+def _gunicorn(wsgi: Any, host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "preload_app": True,  # imports and config once, shared copy-on-write
+        "timeout": 60,  # a worker stuck this long is replaced
+        "graceful_timeout": 5,
+        "keepalive": 5,
+        "worker_connections": 200,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "ioc-serve",
+        "forwarded_allow_ips": "127.0.0.1",
+        "control_socket_disable": True,
+    }
+
+    class Server(BaseApplication):  # type: ignore[misc,unused-ignore]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return wsgi
+
+    Server().run()
+
+
+def _waitress(wsgi: Any, host: str, port: int, threads: int) -> None:  # pragma: no cover
+    import waitress
+
+    waitress.serve(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="ioc",
+        channel_timeout=60,
+        connection_limit=200,
+        clear_untrusted_proxy_headers=True,
+    )

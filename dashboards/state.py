@@ -13,7 +13,7 @@ from typing import Any
 
 import flask
 
-from dashboards.db import Pool, TTLCache
+from dashboards.db import Pool, SharedTTLCache, TTLCache
 from ioc.auth import User
 from ioc.config import Config, Kpi
 
@@ -25,7 +25,8 @@ class AppState:
     secret_key: str
     kiosk_token: str | None = None
     metrics_token: str | None = None
-    cache: TTLCache = field(default_factory=lambda: TTLCache(ttl=5.0))
+    # one process's cache; `ioc serve` swaps in the cache shared by its processes
+    cache: TTLCache | SharedTTLCache = field(default_factory=lambda: TTLCache(ttl=5.0))
     # seconds a view may go without fresh data before the wall flags it
     stale_after_s: float = 900.0
     wall_period_s: float = 20.0

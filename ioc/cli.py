@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="the dashboard web server")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=_port, default=8050)
-    sv.add_argument("--workers", type=int, default=4, help="worker threads")
+    sv.add_argument(
+        "--workers", type=int, help="worker processes (default: one per core, at most 4)"
+    )
+    sv.add_argument("--threads", type=int, default=4, help="threads per worker process")
     _cmd(sv, "dashboards.server:main")
 
     _cmd(

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,17 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
-def start_server(db_url: str, var_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    db_url: str,
+    var_dir: Path,
+    port: int,
+    log: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``ioc serve`` on ``port``: ``workers`` processes of ``threads`` threads each."""
     env = dict(os.environ)
     env.update(
         IOC_DATABASE_URL=db_url,
@@ -69,9 +81,12 @@ def start_server(db_url: str, var_dir: Path, port: int, log: Path) -> subprocess
         IOC_CONFIG_DIR=str(ROOT / "config"),
     )
     env.pop("IOC_METRICS_TOKEN", None)
+    env.update(env_extra or {})
     fh = open(log, "ab")  # noqa: SIM115 - closed with the process
+    cmd = [sys.executable, "-m", "ioc.cli", "serve", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ioc.cli", "serve", "--port", str(port), "--workers", "6"],
+        cmd,
         cwd=ROOT,
         env=env,
         stdout=fh,
@@ -210,3 +225,69 @@ def post_json(url: str, body: dict[str, Any], cookie: str | None, origin: str | 
         body_text = exc.read().decode(errors="replace")
         exc.close()
         return exc.code, body_text
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Keep 302s as answers (to read their Location and Set-Cookie)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def login_cookie(base: str, user: str, password: str = PASSWORD) -> str:
+    """Sign in with the form (no browser); the ``ioc_session`` cookie's value."""
+    data = urllib.parse.urlencode({"username": user, "password": password, "next": "/"})
+    req = urllib.request.Request(base + "/login", data=data.encode(), method="POST")
+    req.add_header("Origin", base)
+    opener = urllib.request.build_opener(NoRedirect())
+    try:
+        opener.open(req, timeout=20).close()
+    except urllib.error.HTTPError as exc:
+        cookies = SimpleCookie()
+        for line in exc.headers.get_all("Set-Cookie") or []:
+            cookies.load(line)
+        exc.close()
+        if exc.code in (302, 303) and "ioc_session" in cookies:
+            return cookies["ioc_session"].value
+        raise RuntimeError(f"sign-in as {user} answered {exc.code}") from None
+    raise RuntimeError(f"sign-in as {user} did not redirect")
+
+
+def ward_body(code: str) -> dict[str, Any]:
+    """The ward page's data callback request (/_dash-update-component) for ward ``code``."""
+    outs = [
+        "ward-kpis",
+        "ward-history",
+        "ward-overdue",
+        "ward-alerts",
+        "ward-devices",
+        "ward-cameras",
+    ]
+    return {
+        "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
+        "outputs": [{"id": o, "property": "children"} for o in outs],
+        "inputs": [{"id": "ward-interval", "property": "n_intervals", "value": 1}],
+        "changedPropIds": ["ward-interval.n_intervals"],
+        "state": [{"id": "ward-code", "property": "data", "value": code}],
+    }
+
+
+def overview_body(kpi: str = "on_time_rate") -> dict[str, Any]:
+    """The overview's data callback request for KPI ``kpi``."""
+    outs = [
+        ("ov-tiles", "children"),
+        ("ov-map", "figure"),
+        ("ov-ranking", "children"),
+        ("ov-best-worst", "children"),
+        ("ov-alerts", "children"),
+        ("ov-updated", "children"),
+    ]
+    return {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [
+            {"id": "ov-interval", "property": "n_intervals", "value": 1},
+            {"id": "ov-kpi", "property": "value", "value": kpi},
+        ],
+        "changedPropIds": ["ov-kpi.value"],
+    }

@@ -18,16 +18,19 @@ from dash_fixtures import (  # noqa: F401 - fixtures used by name
     KIOSK_TOKEN,
     ROOT,
     SCREENSHOTS,
+    NoRedirect,
     browser,
     dash_server,
     external_requests,
     login,
     make_driver,
+    overview_body,
     post_json,
     session_cookie,
     set_viewport,
     severe_logs,
     wait_for,
+    ward_body,
 )
 
 pytestmark = pytest.mark.browser
@@ -206,19 +209,19 @@ def test_ward_leader_sees_own_ward_only(dash_server: Any, browser: Any) -> None:
     exc.value.close()
 
     # raw POST of the ward page's callback with another ward's code: refused
-    body = _ward_callback_body(other)
+    body = ward_body(other)
     status, text = post_json(base + "/_dash-update-component", body, cookie)
     assert status == 403, text
     assert other not in text
     # the same request for their own ward answers with data
-    status, text = post_json(base + "/_dash-update-component", _ward_callback_body(own), cookie)
+    status, text = post_json(base + "/_dash-update-component", ward_body(own), cookie)
     assert status == 200, text
     assert "ward-overdue" in text or "app-" in text
     # the page router with another ward's path: refused
     status, _ = post_json(base + "/_dash-update-component", _router_body(f"/ward/{other}"), cookie)
     assert status == 403
     # the overview's map callback gives only the granted ward's values
-    status, text = post_json(base + "/_dash-update-component", _overview_body(), cookie)
+    status, text = post_json(base + "/_dash-update-component", overview_body(), cookie)
     assert status == 200
     payload = json.loads(text)
     fig = payload["response"]["ov-map"]["figure"]
@@ -241,7 +244,7 @@ def test_anonymous_requests_are_refused(dash_server: Any) -> None:
         "/_dash-dependencies",
     ]:
         req = urllib.request.Request(base + path)
-        opener = urllib.request.build_opener(_NoRedirect())
+        opener = urllib.request.build_opener(NoRedirect())
         try:
             resp = opener.open(req, timeout=10)
             code = resp.status
@@ -250,10 +253,10 @@ def test_anonymous_requests_are_refused(dash_server: Any) -> None:
             code = exc.code
             exc.close()
         assert code in (302, 401, 403), (path, code)
-    for body in (_ward_callback_body(own), _router_body("/"), _overview_body(), _export_body(None)):
+    for body in (ward_body(own), _router_body("/"), overview_body(), _export_body(None)):
         status, text = post_json(base + "/_dash-update-component", body, None)
         assert status == 401, text
-    status, _ = post_json(base + "/_dash-update-component", _overview_body(), "forged.cookie.x")
+    status, _ = post_json(base + "/_dash-update-component", overview_body(), "forged.cookie.x")
     assert status == 401
     # a wrong kiosk token is refused too
     req = urllib.request.Request(base + "/wall?token=wrong")
@@ -362,33 +365,10 @@ def test_copy_screenshots_for_readme() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _ward_codes() -> list[str]:
     from ioc.config import load_config
 
     return sorted(load_config(ROOT / "config").ward_codes)
-
-
-def _ward_callback_body(code: str) -> dict[str, Any]:
-    outs = [
-        "ward-kpis",
-        "ward-history",
-        "ward-overdue",
-        "ward-alerts",
-        "ward-devices",
-        "ward-cameras",
-    ]
-    return {
-        "output": ".." + "...".join(f"{o}.children" for o in outs) + "..",
-        "outputs": [{"id": o, "property": "children"} for o in outs],
-        "inputs": [{"id": "ward-interval", "property": "n_intervals", "value": 1}],
-        "changedPropIds": ["ward-interval.n_intervals"],
-        "state": [{"id": "ward-code", "property": "data", "value": code}],
-    }
 
 
 def _router_body(path: str) -> dict[str, Any]:
@@ -403,26 +383,6 @@ def _router_body(path: str) -> dict[str, Any]:
             {"id": "_pages_location", "property": "search", "value": ""},
         ],
         "changedPropIds": ["_pages_location.pathname"],
-    }
-
-
-def _overview_body() -> dict[str, Any]:
-    outs = [
-        ("ov-tiles", "children"),
-        ("ov-map", "figure"),
-        ("ov-ranking", "children"),
-        ("ov-best-worst", "children"),
-        ("ov-alerts", "children"),
-        ("ov-updated", "children"),
-    ]
-    return {
-        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
-        "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [
-            {"id": "ov-interval", "property": "n_intervals", "value": 1},
-            {"id": "ov-kpi", "property": "value", "value": "on_time_rate"},
-        ],
-        "changedPropIds": ["ov-kpi.value"],
     }
 
 

@@ -1,0 +1,194 @@
+"""``ioc serve --workers N``: several processes answer, a session works on each, and the
+short-TTL query cache is one cache for all of them (real processes, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+
+from dash_fixtures import (
+    PASSWORD,
+    free_port,
+    login_cookie,
+    post_json,
+    start_server,
+    wait_http,
+    ward_body,
+)
+from dash_seed import add_users, seed
+
+from dashboards.db import SharedTTLCache
+
+
+@pytest.fixture(scope="module")
+def served(
+    pg_server_url: str, config: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """``ioc serve --workers 2 --threads 1`` on a seeded database: (base URL, process, codes)."""
+    from conftest import create_database, drop_database, init_schema
+
+    from ioc.db import connect
+
+    url = create_database(pg_server_url)
+    init_schema(url, config)
+    tmp = tmp_path_factory.mktemp("serve")
+    conn = connect(url)
+    try:
+        seed(conn, config, days=7, devices_per_ward=3, readings_hours=2, hourly_hours=48)
+        add_users(conn, config, PASSWORD)
+    finally:
+        conn.close()
+    port = free_port()
+    log = tmp / "serve.log"
+    # one thread per process: a process busy with a request does not accept the next one, so
+    # concurrent requests must spread over both
+    proc = start_server(url, tmp / "var", port, log, workers=2, threads=1)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz")
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
+    yield base, proc, sorted(config.ward_codes), tmp / "var"
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    drop_database(pg_server_url, url)
+
+
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def test_two_worker_processes_answer_and_share_the_session(served: Any) -> None:
+    base, proc, codes, var = served
+    master = psutil.Process(proc.pid)
+    workers = master.children()
+    assert len(workers) == 2, [w.cmdline() for w in workers]
+    cookie = login_cookie(base, "admin")
+    before = {w.pid: _cpu(w) for w in workers}
+    url = base + "/_dash-update-component"
+    bodies = [ward_body(codes[i % len(codes)]) for i in range(48)]
+    with cf.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda b: post_json(url, b, cookie), bodies))
+    # every request signed in with one cookie answered with data, whichever process took it
+    assert [status for status, _ in answers] == [200] * len(bodies)
+    assert all('"ward-kpis"' in text for _, text in answers)
+    used = {w.pid: _cpu(w) - before[w.pid] for w in workers}
+    assert all(dt >= 0.05 for dt in used.values()), used  # both processes did real work
+    # the session key is one for all processes; an anonymous request is refused by each
+    statuses = {post_json(url, bodies[0], None)[0] for _ in range(6)}
+    assert statuses == {401}
+    # the processes share one cache folder under var/
+    assert (var / "dashboard-cache" / "generation").exists()
+    assert list((var / "dashboard-cache").glob("*.pkl"))
+
+
+def test_workers_option_is_checked(tmp_path: Path) -> None:
+    env = dict(os.environ, IOC_VAR_DIR=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-m", "ioc.cli", "serve", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "--workers must be 1-32" in out.stderr + out.stdout
+
+
+# --------------------------------------------------------------------------- the shared cache
+
+
+def _get(directory: str, key: str, value: str, delay: float, log: str, ttl: float) -> str:
+    """In a child process: the cache's value for ``key``; compute writes to ``log``."""
+
+    def compute() -> str:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+        time.sleep(delay)
+        return value
+
+    got: str = SharedTTLCache(directory, ttl=ttl).get_or_compute(("q", key), compute)
+    return got
+
+
+@pytest.fixture
+def ctx() -> Any:
+    return mp.get_context("spawn")
+
+
+def test_shared_cache_serves_a_second_process(tmp_path: Path, ctx: Any) -> None:
+    d, log = str(tmp_path / "cache"), str(tmp_path / "computed.log")
+    with (
+        cf.ProcessPoolExecutor(1, mp_context=ctx) as a,
+        cf.ProcessPoolExecutor(1, mp_context=ctx) as b,
+    ):
+        assert a.submit(_get, d, "k", "from-a", 0.0, log, 30.0).result() == "from-a"
+        # process B misses nothing: it gets A's value and never computes
+        assert b.submit(_get, d, "k", "from-b", 0.0, log, 30.0).result() == "from-a"
+        assert len(Path(log).read_text().split()) == 1
+        # another key is computed by B
+        assert b.submit(_get, d, "k2", "from-b", 0.0, log, 30.0).result() == "from-b"
+        # clear() in this process is seen by both (a new generation): A computes again
+        SharedTTLCache(d, ttl=30.0).clear()
+        assert a.submit(_get, d, "k", "again", 0.0, log, 30.0).result() == "again"
+        assert b.submit(_get, d, "k", "from-b", 0.0, log, 30.0).result() == "again"
+    assert len(Path(log).read_text().split()) == 3
+
+
+def test_concurrent_misses_in_several_processes_compute_once(tmp_path: Path, ctx: Any) -> None:
+    d, log = str(tmp_path / "cache"), str(tmp_path / "computed.log")
+    with cf.ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        pool.submit(_get, d, "warm", "x", 0.0, log, 30.0).result()  # start the processes
+        futs = [pool.submit(_get, d, "slow", f"v{i}", 0.5, log, 30.0) for i in range(4)]
+        values = [f.result() for f in futs]
+    assert len(set(values)) == 1, values
+    assert len(Path(log).read_text().split()) == 2  # 'warm' once, 'slow' once
+
+
+def test_entries_expire_after_the_ttl(tmp_path: Path) -> None:
+    cache = SharedTTLCache(tmp_path / "cache", ttl=0.3)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get_or_compute("k", compute) == 1
+    assert cache.get_or_compute("k", compute) == 1
+    other = SharedTTLCache(tmp_path / "cache", ttl=0.3)  # like another process
+    assert other.get_or_compute("k", compute) == 1
+    time.sleep(0.4)
+    assert other.get_or_compute("k", compute) == 2
+    assert cache.get_or_compute("k", compute) == 2
+    off = SharedTTLCache(tmp_path / "cache", ttl=0)
+    assert off.get_or_compute("k", compute) == 3  # TTL 0: no caching at all
+    assert off.get_or_compute("k", compute) == 4
+
+
+def test_cache_folder_open_to_others_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "cache"
+    d.mkdir()
+    d.chmod(0o777)
+    with pytest.raises(PermissionError):
+        SharedTTLCache(d)
+    d.chmod(0o700)
+    SharedTTLCache(d)  # fine once closed
