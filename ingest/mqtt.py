@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -74,6 +75,8 @@ LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
 GROUP_MAX = 200  # messages merged into one writer unit at most
 GROUP_AFTER_S = 0.005  # ... or after this long
 SWITCH_INTERVAL_S = 0.0005
+STOP_GRACE_ENV = "IOC_INGEST_STOP_GRACE_S"
+DEFAULT_STOP_GRACE_S = 10.0
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _STATUS_SQL = """
@@ -166,6 +169,7 @@ class MqttIngester:
         status_interval_s: float = 5.0,
         connect_timeout_s: float = 15.0,
         fast_client: bool = True,
+        stop_grace_s: float = 10.0,
     ) -> None:
         if shared is not None and not GROUP_NAME.match(shared):
             raise UsageError(f"--shared {shared!r}: a group name is 1-64 of A-Z a-z 0-9 _ . -")
@@ -179,6 +183,10 @@ class MqttIngester:
         self.metrics_port = metrics_port
         self.status_interval_s = status_interval_s
         self.connect_timeout_s = connect_timeout_s
+        # stop(): how long the writer may try to commit what was received (database away)
+        self.stop_grace_s = stop_grace_s
+        self.stop_error: str | None = None  # set by stop() when it gave up on unstored messages
+        self._late = 0  # messages that arrived after stop() began (never acked)
         # ingest.mqtt_client.FastClient's receive fast path and bulk PUBACKs (off: stock paho)
         self.fast_client = fast_client
         self.prefix = config.topic_prefix
@@ -262,7 +270,11 @@ class MqttIngester:
         return self
 
     def stop(self) -> None:
-        """Flush and acknowledge what was received, say offline, disconnect, in that order."""
+        """Flush and acknowledge what was received, say offline, disconnect, in that order.
+
+        The flush gets ``stop_grace_s``: if the database cannot take it by then, what is not
+        committed stays unacknowledged (the broker redelivers it to the next session) and
+        :attr:`stop_error` says how many messages that is."""
         if not self._started:
             return
         self._started = False
@@ -271,7 +283,15 @@ class MqttIngester:
         self._flush_thread.join(5)
         with self._acc_lock:
             self._flush_locked()
-        self.writer.stop()  # commits queued work; its done callbacks queue the PUBACKs
+        # commits queued work; its done callbacks queue the PUBACKs
+        if not self.writer.stop(timeout=self.stop_grace_s):
+            left = self.stats.received_total - self.stats.acked + self._late
+            self.stop_error = (
+                f"stopped with {left} message(s) not stored and left unacknowledged for the"
+                f" broker to redeliver: the database took nothing for the"
+                f" {self.stop_grace_s:g} s grace period"
+            )
+            log.warning("%s", self.stop_error)
         client = self._client
         if client is not None:
             if self.stats.broker_connected:
@@ -473,6 +493,7 @@ class MqttIngester:
         received = time.time()
         if not self._accepting:
             self.stats.dropped += 1  # not acked: the broker redelivers it next session
+            self._late += 1
             return
         gen = self._gen
         if dup is None:  # FastClient's fast path: the flag of the packet being handled
@@ -746,13 +767,13 @@ class MqttIngester:
             broker=self.target.redacted(),
             writer_queue=self.writer.pending(),
         )
-        if self._fatal:
-            details["error"] = self._fatal
+        if self._fatal or self.stop_error:
+            details["error"] = self._fatal or self.stop_error
         return details
 
     def _write_service_status(self, conn: Any = None, final: bool = False) -> None:
         if final:
-            status = "error" if self._fatal else "stopped"
+            status = "error" if self._fatal or self.stop_error else "stopped"
         elif self.stats.broker_connected and self.writer.stats.connected:
             status = "running"
         else:
@@ -777,6 +798,20 @@ class MqttIngester:
                 conn.close()
 
 
+def _stop_grace() -> float:
+    """``IOC_INGEST_STOP_GRACE_S``: seconds SIGTERM waits for the database (default 10)."""
+    raw = os.environ.get(STOP_GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_STOP_GRACE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # NaN fails too
+        raise UsageError(f"{STOP_GRACE_ENV}={raw!r}: expected seconds between 0 and 3600")
+    return value
+
+
 def main(args: argparse.Namespace, ctx: Context) -> int:
     """Run until SIGTERM/SIGINT; exit 1 on a fatal broker error (refused, taken over)."""
     config = ctx.config()
@@ -790,6 +825,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         client_id=getattr(args, "client_id", None),
         shared=getattr(args, "shared", None),
         metrics_port=getattr(args, "metrics_port", None),
+        stop_grace_s=_stop_grace(),
     )
     stop = threading.Event()
 
@@ -814,5 +850,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         ingester.stop()
     if ingester.fatal:
         raise IOCError(ingester.fatal)
+    if ingester.stop_error:
+        raise IOCError(ingester.stop_error)
     log.info("stopped cleanly: %s", json.dumps(ingester.summary(), default=str))
     return 0

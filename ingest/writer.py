@@ -11,11 +11,13 @@ used directly). Either way redelivered data creates no duplicates. ``done`` call
 after COMMIT.
 
 Faults: a lost connection is retried with backoff, forever, on the same batch (nothing is acked
-meanwhile, so nothing can be lost); a resource error with the connection still open (out of
-shared memory, a timeout) retries the batch unit by unit, each unit until it commits; a unit
-whose data the database refuses is retried alone and, if it still fails, handed to its
-``on_fail`` (the ingester stores a reject) so one bad message never blocks the stream. A batch
-holds at most ``max_steps`` apply steps (savepoints) besides its ``max_rows`` rows.
+meanwhile, so nothing can be lost) — until ``stop(timeout)`` gives up on it: then the units not
+committed are abandoned, never ``done`` (the broker redelivers them); a resource error with
+the connection still open (out of shared memory, a timeout) retries the batch unit by unit,
+each unit until it commits; a unit whose data the database refuses is retried alone and, if it
+still fails, handed to its ``on_fail`` (the ingester stores a reject) so one bad message never
+blocks the stream. A batch holds at most ``max_steps`` apply steps (savepoints) besides its
+``max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -279,6 +281,7 @@ class WriterStats:
     rows_submitted: int = 0
     rows_inserted: int = 0
     units_failed: int = 0
+    units_abandoned: int = 0  # not written: stop() gave up (database away); never ``done``
     db_errors: int = 0
     last_batch_s: float = 0.0
     last_commit_at: float = 0.0
@@ -286,6 +289,10 @@ class WriterStats:
 
 
 _STOP = object()
+
+
+class _Abandon(Exception):
+    """stop() gave up waiting: leave the batch in hand (and the queue) unwritten."""
 
 
 class BatchWriter:
@@ -323,6 +330,7 @@ class BatchWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self._conn: psycopg2.extensions.connection | None = None
         self._stopping = threading.Event()
+        self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- producer side -------------------------------------------------------------------
@@ -340,13 +348,26 @@ class BatchWriter:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Flush what is queued, then stop the thread and close the connection."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Flush what is queued, then stop the thread and close the connection. Returns False
+        when that did not finish within ``timeout`` (the database is away): the writer then
+        abandons what it has not committed (``stats.units_abandoned``; their ``done`` never
+        runs) and its thread ends within a few seconds (it is a daemon thread either way)."""
         if not self._thread.is_alive():
-            return
+            return self.stats.units_abandoned == 0
         self._stopping.set()
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandon.set()
+            self._thread.join(2.0)
+            return False
+        return self.stats.units_abandoned == 0
+
+    def _pause(self, seconds: float) -> None:
+        """Back-off sleep of the writer thread; raises :class:`_Abandon` once stop() gave up."""
+        if self._abandon.wait(seconds):
+            raise _Abandon
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -355,6 +376,8 @@ class BatchWriter:
     def _connect(self) -> psycopg2.extensions.connection:
         delay = 0.2
         while True:
+            if self._abandon.is_set():
+                raise _Abandon
             try:
                 conn = psycopg2.connect(
                     self.dsn, application_name=self.application_name, connect_timeout=5
@@ -371,7 +394,7 @@ class BatchWriter:
                 log.warning("database unavailable (%s); retrying in %.1fs", _one_line(exc), delay)
                 if self._on_db_error:
                     self._on_db_error(exc)
-                time.sleep(delay)
+                self._pause(delay)
                 delay = min(delay * 2, 10.0)
 
     def _gather(self) -> tuple[list[Work], bool]:
@@ -408,24 +431,33 @@ class BatchWriter:
 
     def _run(self) -> None:
         stop = False
-        while not stop:
-            batch, stop = self._gather()
+        batch: list[Work] = []
+        try:
+            while not stop:
+                batch, stop = self._gather()
+                if batch:
+                    self._write_until_done(batch)
+                batch = []
+            # drain anything submitted concurrently with stop
+            batch = self._drain()
             if batch:
                 self._write_until_done(batch)
-        # drain anything submitted concurrently with stop
-        leftovers = []
+            batch = []
+        except _Abandon:
+            left = len(batch) + len(self._drain())
+            self.stats.units_abandoned += left
+            log.warning("stopping: %d unit(s) not written (database unavailable)", left)
+        self._close()
+
+    def _drain(self) -> list[Work]:
+        items: list[Work] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return items
             if item is not _STOP:
-                leftovers.append(item)
-        if leftovers:
-            self._write_until_done(leftovers)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+                items.append(item)
 
     def _write_until_done(self, batch: list[Work]) -> None:
         delay = 0.2
@@ -447,7 +479,7 @@ class BatchWriter:
                     self._write_one_by_one(batch)
                     return
                 self._lost_connection(exc)
-                time.sleep(delay)
+                self._pause(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             except psycopg2.Error as exc:
@@ -500,7 +532,7 @@ class BatchWriter:
                     break
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                     self._lost_connection(exc)
-                    time.sleep(0.5)
+                    self._pause(0.5)
                 except psycopg2.Error as exc:
                     self._rollback()
                     self.stats.units_failed += 1

@@ -144,10 +144,12 @@ class IngesterProcess:
         shared: str | None = None,
         log: Path,
         extra_args: Iterable[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.db_url, self.mqtt_url, self.config_dir = db_url, mqtt_url, config_dir
         self.client_id, self.shared, self.log_path = client_id, shared, log
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_connected: bool = True) -> IngesterProcess:
@@ -158,6 +160,7 @@ class IngesterProcess:
             IOC_CONFIG_DIR=str(self.config_dir),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.env)
         args = [sys.executable, "-m", "ioc.cli", "ingest", "mqtt", "--client-id", self.client_id]
         if self.shared:
             args += ["--shared", self.shared]

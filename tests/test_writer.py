@@ -376,3 +376,27 @@ def test_reject_rows_are_stored_once_per_identity(fresh_db_url: str) -> None:
         ("bad_json: x", 3, T0),
         ("out_of_range: pm25", 1, T0 + dt.timedelta(seconds=1)),
     ]
+
+
+def test_stop_gives_up_after_its_timeout_when_the_database_is_away(fresh_db_url: str) -> None:
+    """stop(timeout) with nothing listening at the database's address: False after about the
+    timeout, the thread ends, the units are abandoned and never done (never acked)."""
+    from ingest_helpers import free_port
+
+    done: list[int] = []
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    writer = BatchWriter(dsn, max_delay_s=0.05).start()
+    for i in range(3):
+        writer.submit(Work(rows={READINGS: [reading(i)]}, done=lambda i=i: done.append(i)))
+    time.sleep(0.5)  # the writer is retrying its connection
+    t0 = time.monotonic()
+    assert writer.stop(timeout=1.0) is False
+    assert 1.0 <= time.monotonic() - t0 < 3.5
+    assert not writer.alive()
+    assert done == []
+    assert writer.stats.units_abandoned == 3
+    # a writer whose database answers still flushes everything and says so
+    ok = BatchWriter(fresh_db_url, max_delay_s=0.05).start()
+    ok.submit(Work(rows={READINGS: [reading(1)]}, done=lambda: done.append(1)))
+    assert ok.stop(timeout=10) is True
+    assert done == [1]
