@@ -73,7 +73,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "procedure": ("Thủ tục", "Procedure"),
     "received": ("Tiếp nhận", "Received"),
     "due": ("Hạn trả", "Due"),
-    "days_late": ("Số ngày trễ", "Days late"),
+    "days_late": ("Số ngày làm việc trễ", "Working days late"),
     "channel": ("Kênh", "Channel"),
     "channel_online": ("Trực tuyến", "Online"),
     "channel_counter": ("Trực tiếp", "At the counter"),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ioc.db import Connection
 from ioc.kpi.queries import DUE_DAY_END_SQL, ENDED_AT_SQL
+from ioc.workdays import Holidays, HolidaysLike, working_days_between
 
 TZ_NAME = "Asia/Ho_Chi_Minh"
 # The KPIs' rule (ioc/kpi/queries.py, Decision 766): an application waiting for the citizen's
@@ -223,16 +224,34 @@ def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
     )
 
 
+def working_days_late(
+    due: Sequence[Any], until: Sequence[Any], holidays: HolidaysLike = None
+) -> list[float | None]:
+    """Working days (weekends and holidays.yaml's days off not counted, as the legal time
+    limits) from each due time to its ``until`` time; 0 when not past due, None without a
+    due time. Fractional: a working day counts 24 h (``ioc.workdays``)."""
+    cal = Holidays.of(holidays)
+    out: list[float | None] = []
+    for d, u in zip(due, until, strict=True):
+        if d is None or u is None or d != d or u != u:  # None, NaN or NaT
+            out.append(None)
+            continue
+        d_ = d.to_pydatetime() if isinstance(d, pd.Timestamp) else d
+        u_ = u.to_pydatetime() if isinstance(u, pd.Timestamp) else u
+        out.append(max(working_days_between(d_, u_, cal), 0.0))
+    return out
+
+
 def overdue_applications(
-    conn: Connection, *, wards: WardScope = None, limit: int = 200
+    conn: Connection, *, wards: WardScope = None, limit: int = 200, holidays: HolidaysLike = None
 ) -> pd.DataFrame:
     """Open applications past due, as the overdue_applications KPI counts them: procedure
-    and days late (calendar days since the due time, as of now)."""
-    return _frame(
+    and days late (working days since the due time, as of now; :func:`working_days_late`)."""
+    df = _frame(
         conn,
         f"""
         SELECT id, ward_code, procedure, channel, received_at, due_at, status,
-               greatest(extract(epoch FROM now() - due_at) / 86400.0, 0) AS days_late
+               now() AS as_of
         FROM applications
         WHERE {_OVERDUE_NOW}
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
@@ -240,6 +259,8 @@ def overdue_applications(
         """,
         {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
     )
+    late = working_days_late(list(df["due_at"]), list(df["as_of"]), holidays) if len(df) else []
+    return df.drop(columns=["as_of"]).assign(days_late=pd.Series(late, dtype=float))
 
 
 APP_GROUPS = {"ward_code", "procedure", "channel"}
@@ -311,10 +332,18 @@ def application_trend(
 
 
 def worst_procedures(
-    conn: Connection, *, since: dt.datetime, wards: WardScope = None, limit: int = 10
+    conn: Connection,
+    *,
+    since: dt.datetime,
+    wards: WardScope = None,
+    limit: int = 10,
+    holidays: HolidaysLike = None,
 ) -> pd.DataFrame:
-    """Procedures by share late (completed late + open overdue) among those ended or due."""
-    return _frame(
+    """Procedures by share late (completed late + open overdue) among those ended or due.
+
+    ``avg_days_late``: the mean, over applications completed after their due time or still
+    open past it, of the working days from the due time to completion (or now)."""
+    df = _frame(
         conn,
         f"""
         SELECT * FROM (
@@ -323,8 +352,10 @@ def worst_procedures(
                                     OR {_OVERDUE_NOW})
                        AS late,
                    count(*) AS total,
-                   avg(extract(epoch FROM coalesce(completed_at, now()) - due_at) / 86400.0)
-                       FILTER (WHERE coalesce(completed_at, now()) > due_at) AS avg_days_late
+                   array_agg(due_at) FILTER (WHERE coalesce(completed_at, now()) > due_at)
+                       AS late_due,
+                   array_agg(coalesce(completed_at, now()))
+                       FILTER (WHERE coalesce(completed_at, now()) > due_at) AS late_until
             FROM applications
             WHERE (received_at >= %(since)s OR completed_at >= %(since)s)
               AND status <> 'cancelled' AND procedure IS NOT NULL
@@ -336,6 +367,14 @@ def worst_procedures(
         LIMIT %(limit)s
         """,
         {"since": since, "wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
+    )
+    cal = Holidays.of(holidays)
+    avg: list[float | None] = []
+    for due, until in zip(df.get("late_due", []), df.get("late_until", []), strict=True):
+        days = [x for x in working_days_late(due or [], until or [], cal) if x is not None]
+        avg.append(sum(days) / len(days) if days else None)
+    return df.drop(columns=["late_due", "late_until"]).assign(
+        avg_days_late=pd.Series(avg, dtype=float)
     )
 
 

@@ -16,6 +16,7 @@ import flask
 from dashboards.db import Pool, SharedTTLCache, TTLCache
 from ioc.auth import User
 from ioc.config import Config, Kpi
+from ioc.workdays import Holidays
 
 
 @dataclass
@@ -41,6 +42,11 @@ class AppState:
     @cached_property
     def ward_names(self) -> dict[str, str]:
         return {w.code: w.name for w in self.cfg.wards}
+
+    @cached_property
+    def holidays(self) -> Holidays:
+        """Days off and worked weekends (holidays.yaml), for working-day arithmetic."""
+        return Holidays.of(self.cfg.holidays)
 
     @property
     def kpis(self) -> dict[str, Kpi]:

@@ -135,7 +135,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
     )
     worst = cached(
         ("app_worst", since, scope),
-        lambda c: queries.worst_procedures(c, since=since, wards=scope),
+        lambda c: queries.worst_procedures(c, since=since, wards=scope, holidays=state().holidays),
     )
     names = state().ward_names
     totals = {k: int(stats[k].sum()) if not stats.empty else 0 for k in COUNTS}
@@ -189,7 +189,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
                 "late": int(r.late),
                 "total": int(r.total),
                 "share": 100.0 * r.late / r.total if r.total else None,
-                "avg_days_late": None if r.avg_days_late is None else float(r.avg_days_late),
+                "avg_days_late": _number(r.avg_days_late),
             }
             for r in records(worst)
         ]
@@ -230,3 +230,10 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         filterable=True,
     )
     return summary, bar_fig, trend_fig, worst_div, tbl
+
+
+def _number(value: object) -> float | None:
+    """A float for a table cell; None for None or NaN (no value, not 'NaN')."""
+    if value is None or value != value:
+        return None
+    return float(value)  # type: ignore[arg-type]

@@ -196,7 +196,10 @@ def _pydatetimes(col: pd.Series) -> list[Any]:
 
 
 def _overdue(code: str, lang: str) -> Any:
-    df = cached(("overdue", code), lambda c: queries.overdue_applications(c, wards=[code]))
+    df = cached(
+        ("overdue", code),
+        lambda c: queries.overdue_applications(c, wards=[code], holidays=state().holidays),
+    )
     if df.empty:
         return html.Div(t("no_rows", lang), className="muted", id="ward-no-overdue")
     rows = [
@@ -206,7 +209,7 @@ def _overdue(code: str, lang: str) -> Any:
             "channel": channel_label(r.channel, lang),
             "received": fmt_datetime(r.received_at, lang),
             "due": fmt_datetime(r.due_at, lang),
-            "days_late": float(r.days_late),
+            "days_late": None if r.days_late != r.days_late else float(r.days_late),
         }
         for r in records(df)
     ]
