@@ -390,7 +390,7 @@ def _callback(client: Any, ticks: int, clicks: int, job: int | None, **state: An
 def test_page_runs_a_job_and_only_its_owner_downloads_it(
     web: tuple[Any, str, dict[str, str]],
 ) -> None:
-    app, _, facts = web
+    app, db_url, facts = web
     analyst = _client(app, "analyst")
     assert analyst.get("/export").status_code == 200
     r = _callback(analyst, 0, 1, None)
@@ -438,6 +438,24 @@ def test_page_runs_a_job_and_only_its_owner_downloads_it(
     # another analyst cannot poll someone else's job either
     r = _callback(_client(app, "analyst2"), 1, 1, job)
     assert r.status_code == 204  # PreventUpdate: nothing for them
+
+    # a day later the file is gone: 410
+    c = connect(db_url)
+    try:
+        execute(
+            c,
+            "UPDATE export_jobs SET finished_at = now() - interval '25 hours' WHERE id = %s",
+            job,
+        )
+        with c.cursor() as cur:
+            cur.execute("SELECT file_path FROM export_jobs WHERE id = %s", (job,))
+            path = Path(cur.fetchone()[0])  # type: ignore[index]
+        c.commit()
+    finally:
+        c.close()
+    assert path.is_file()
+    assert analyst.get(url).status_code == 410
+    assert not path.exists()
 
     # the ward leader is refused at the page, its callbacks and the file
     leader = _client(app, "leader")

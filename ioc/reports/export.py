@@ -830,7 +830,8 @@ class Job:
 
 
 def get_job(conn: Connection, job_id: int) -> Job | None:
-    """The job, after marking it failed if it is under way in a process that is gone."""
+    """The job, after marking it failed if it is under way in a process that is gone (or
+    expired, its file removed, if it finished more than JOB_KEEP ago)."""
     sweep_jobs(conn, only=job_id)
     with conn.cursor() as cur:
         cur.execute(
@@ -874,17 +875,17 @@ def sweep_jobs(
             )
             failed = cur.rowcount
         removed = 0
-        if only is None:
-            cur.execute(
-                "UPDATE export_jobs SET status = 'expired' WHERE status IN ('done', 'failed')"
-                " AND coalesce(finished_at, created_at) < now() - %s RETURNING file_path",
-                (keep,),
-            )
-            for (name,) in cur.fetchall():
-                for p in (Path(name), Path(name + ".part")):
-                    if name and p.is_file():
-                        p.unlink(missing_ok=True)
-                        removed += 1
+        cur.execute(
+            "UPDATE export_jobs SET status = 'expired' WHERE status IN ('done', 'failed')"
+            " AND coalesce(finished_at, created_at) < now() - %s"
+            " AND (%s::bigint IS NULL OR id = %s) RETURNING file_path",
+            (keep, only, only),
+        )
+        for (name,) in cur.fetchall():
+            for p in (Path(name), Path(name + ".part")):
+                if name and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed += 1
     conn.commit()
     if folder is not None and only is None and folder.is_dir():
         cutoff = time.time() - keep.total_seconds()
