@@ -213,6 +213,7 @@ class MqttIngester:
         self._accepting = False
         self._gen = 0  # connection generation: acks never cross connections
         self._connack = threading.Event()
+        self._closed_before_connack = False  # this connection attempt ended without a CONNACK
         self._fatal: str | None = None
         self._protocol: MQTTProtocolVersion = mqtt.MQTTv5
         self._client: mqtt.Client | None = None
@@ -348,6 +349,7 @@ class MqttIngester:
         for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
             self._protocol = protocol
             self._connack.clear()
+            self._closed_before_connack = False
             self._fatal = None
             client = self._make_client(protocol)
             self._client = client
@@ -382,6 +384,14 @@ class MqttIngester:
             self._client = None
             if self._fatal and "Unsupported protocol version" in self._fatal:
                 log.info("broker does not speak MQTT 5; retrying with MQTT 3.1.1")
+                continue
+            if self._closed_before_connack and protocol == mqtt.MQTTv5:
+                # what an MQTT 3.1.1-only broker does with an MQTT 5 CONNECT it cannot parse
+                # (amqtt): fall back at once instead of waiting connect_timeout_s for a CONNACK
+                log.info(
+                    "broker closed the connection without answering MQTT 5; retrying with"
+                    " MQTT 3.1.1"
+                )
                 continue
             if self._fatal:
                 raise IOCError(self._fatal)
@@ -464,6 +474,15 @@ class MqttIngester:
         was = self.stats.broker_connected
         self.stats.broker_connected = False
         self._gen += 1  # pending acks belong to the old connection: drop them
+        if not was and not self._connack.is_set() and self._protocol == mqtt.MQTTv5:
+            # closed before any CONNACK while _connect() waits: tell it now (no timeout), and
+            # end paho's network thread before its reconnect back-off sleep (>= 1 s), which
+            # _connect()'s loop_stop() would otherwise wait out (from this thread, loop_stop
+            # only flags the loop to end)
+            self._closed_before_connack = True
+            self._connack.set()
+            client.loop_stop()
+            return
         if reason_code.value == SESSION_TAKEN_OVER:
             self._set_fatal(
                 f"another client connected with client id {self.client_id!r} and took over the"

@@ -476,6 +476,31 @@ def _quiet_amqtt(broker: AmqttBroker) -> None:
         logger.addFilter(_PubackTimeouts(broker))
 
 
+def _amqtt_checks_protocol_level() -> None:
+    """amqtt 0.12 reads a whole CONNECT before it looks at the protocol level, and the
+    properties of an MQTT 5 CONNECT make it wait for bytes that never come: an MQTT 5 client
+    (the ingester) got no answer until its own timeout, ~15 s, before falling back to 3.1.1.
+    Here amqtt stops at the variable header when the level is not 4 (3.1.1) and closes the
+    connection, which the ingester takes at once as "no MQTT 5" ([MQTT-3.1.2-2] asks for a
+    CONNACK 0x01 and then a close; paho treats both alike)."""
+    from amqtt.errors import MQTTError
+    from amqtt.mqtt.connect import ConnectPayload
+
+    original = ConnectPayload.from_stream
+    if getattr(original, "ioc_level_check", False):
+        return
+    read_payload = original.__func__
+
+    async def from_stream(cls: Any, reader: Any, fixed_header: Any, variable_header: Any) -> Any:
+        level = getattr(variable_header, "proto_level", 4)
+        if level != 4:
+            raise MQTTError(f"unsupported protocol level {level} (MQTT 3.1.1 only)")
+        return await read_payload(cls, reader, fixed_header, variable_header)
+
+    from_stream.ioc_level_check = True  # type: ignore[attr-defined]
+    ConnectPayload.from_stream = classmethod(from_stream)
+
+
 class AmqttBroker:
     """An amqtt broker on ``host``:``port`` (0 = a free port) in a background thread."""
 
@@ -513,6 +538,7 @@ class AmqttBroker:
                 " or set IOC_MQTT_URL"
             ) from None
         _quiet_amqtt(self)
+        _amqtt_checks_protocol_level()
         self._thread = threading.Thread(target=self._run, name="embedded-mqtt", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
