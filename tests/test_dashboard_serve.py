@@ -18,58 +18,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 
-from dash_fixtures import (
-    PASSWORD,
-    free_port,
-    login_cookie,
-    post_json,
-    start_server,
-    wait_http,
-    ward_body,
-)
-from dash_seed import add_users, seed
+from dash_fixtures import login_cookie, post_json, served, ward_body
 
 from dashboards.db import SharedTTLCache
 
 
 @pytest.fixture(scope="module")
-def served(
+def server(
     pg_server_url: str, config: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    """``ioc serve --workers 2 --threads 1`` on a seeded database: (base URL, process, codes)."""
-    from conftest import create_database, drop_database, init_schema
-
-    from ioc.db import connect
-
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    """``ioc serve --workers 2 --threads 1`` on a small seeded database. One thread per
+    process: a process busy with a request does not accept the next one, so concurrent
+    requests must spread over both."""
     tmp = tmp_path_factory.mktemp("serve")
-    conn = connect(url)
-    try:
-        seed(conn, config, days=7, devices_per_ward=3, readings_hours=2, hourly_hours=48)
-        add_users(conn, config, PASSWORD)
-    finally:
-        conn.close()
-    port = free_port()
-    log = tmp / "serve.log"
-    # one thread per process: a process busy with a request does not accept the next one, so
-    # concurrent requests must spread over both
-    proc = start_server(url, tmp / "var", port, log, workers=2, threads=1)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/healthz")
-    except RuntimeError:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
-    yield base, proc, sorted(config.ward_codes), tmp / "var"
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    drop_database(pg_server_url, url)
+    seed_args = {"days": 7, "devices_per_ward": 3, "readings_hours": 2, "hourly_hours": 48}
+    with served(pg_server_url, config, tmp, workers=2, threads=1, **seed_args) as srv:
+        yield srv
 
 
 def _cpu(p: psutil.Process) -> float:
@@ -77,8 +41,9 @@ def _cpu(p: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
-def test_two_worker_processes_answer_and_share_the_session(served: Any) -> None:
-    base, proc, codes, var = served
+def test_two_worker_processes_answer_and_share_the_session(server: Any, config: Any) -> None:
+    base, proc, var = server.url, server.proc, server.facts["var"]
+    codes = sorted(config.ward_codes)
     master = psutil.Process(proc.pid)
     workers = master.children()
     assert len(workers) == 2, [w.cmdline() for w in workers]

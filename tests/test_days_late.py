@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +16,17 @@ import pytest
 from dashboards import queries
 from ioc.config import Config
 from ioc.config.procedures import Holiday, HolidaysFile
-from ioc.db import Connection, connect
+from ioc.db import Connection
 from ioc.settings import Settings
 from ioc.workdays import Holidays
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 
+# the same fresh database and application rows as the KPI-rule test of these pages
+# ruff: noqa: F811 - the pytest fixture `conn` imported from there is used as a parameter
+from test_dashboard_applications_rule import add, conn  # noqa: F401 - conn: a fixture
+
 ICT = dt.timezone(dt.timedelta(hours=7))
-
-
-@pytest.fixture
-def conn(fresh_db_url: str) -> Iterator[Connection]:
-    c = connect(fresh_db_url)
-    yield c
-    c.close()
-
-
-def add(conn: Connection, app_id: str, ward: str, **cols: object) -> None:
-    row = {"id": app_id, "ward_code": ward, "channel": "counter", **cols}
-    row.setdefault("procedure", "P1")
-    row.setdefault("received_at", row["due_at"] - dt.timedelta(days=10))  # type: ignore[operator]
-    row.setdefault("last_event_at", row["received_at"])
-    names = ", ".join(row)
-    marks = ", ".join(["%s"] * len(row))
-    with conn.cursor() as cur:
-        cur.execute(f"INSERT INTO applications ({names}) VALUES ({marks})", list(row.values()))
-    conn.commit()
 
 
 def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
@@ -51,7 +35,7 @@ def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
 
 def test_worst_procedures_average_working_days_late(conn: Connection, config: Config) -> None:
     ward = config.wards[0].code
-    done = {"status": "completed"}
+    done = {"status": "completed", "received_at": at(2026, 4, 1)}
     # Friday 10:00 -> Monday 10:00: 3 calendar days, 1 working day (the weekend is off)
     add(conn, "w1", ward, procedure="P-WEEKEND", due_at=at(2026, 11, 13),
         completed_at=at(2026, 11, 16), **done)  # fmt: skip
@@ -93,9 +77,11 @@ def test_overdue_list_counts_working_days_as_of_now(conn: Connection, config: Co
     ward = config.wards[0].code
     now = dt.datetime.now(dt.UTC)
     # due exactly a week ago: 7 calendar days, of which 2 days of weekend
-    add(conn, "late-week", ward, status="received", due_at=now - dt.timedelta(days=7))
+    received = now - dt.timedelta(days=20)
+    add(conn, "late-week", ward, status="received", due_at=now - dt.timedelta(days=7),
+        received_at=received)  # fmt: skip
     # overdue because returned twice, but not yet past its due time: 0 days late
-    add(conn, "returned-twice", ward, status="returned", return_count=2,
+    add(conn, "returned-twice", ward, status="returned", return_count=2, received_at=received,
         returned_at=now - dt.timedelta(days=1), due_at=now + dt.timedelta(days=3))  # fmt: skip
 
     df = queries.overdue_applications(conn, wards=[ward])
@@ -126,7 +112,8 @@ def test_ward_page_lists_working_days_late(
 
     ward = sorted(config.ward_codes)[0]  # the ward leader's ward in add_users
     now = dt.datetime.now(dt.UTC)
-    add(conn, "late-week", ward, status="received", due_at=now - dt.timedelta(days=7))
+    add(conn, "late-week", ward, status="received", due_at=now - dt.timedelta(days=7),
+        received_at=now - dt.timedelta(days=20))  # fmt: skip
     add_users(conn, config, PASSWORD)
     off = _window_weekday(now)
     cfg = dataclasses.replace(

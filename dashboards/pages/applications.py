@@ -19,10 +19,19 @@ from dashboards.components.common import (
     who,
 )
 from dashboards.components.figures import GRAPH_CONFIG, bars, lines
-from dashboards.components.layout import frame, numeric_format, refused, table
+from dashboards.components.layout import numeric_format, table
+from dashboards.components.tables import (
+    card,
+    cards_2,
+    controls,
+    dropdown,
+    numeric_column,
+    view_page,
+)
 from dashboards.i18n import fmt_num, t
 from dashboards.queries import records
 from dashboards.state import state
+from ioc.auth import User
 
 dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
 
@@ -32,78 +41,42 @@ COLORS = {"on_time": "#1a9850", "late": "#f0a202", "overdue": "#d73027", "return
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("view"):
-        return refused(lang)
-    return frame(
-        user,
-        "/applications",
-        lang,
-        [
-            dcc.Interval(id="apps-interval", interval=REFRESH_MS),
-            html.H1(t("applications", lang)),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Div(
-                        [
-                            html.Label(t("period_days", lang)),
-                            dcc.Dropdown(
-                                id="apps-days",
-                                options=[
-                                    {"label": f"{d} {t('days', lang)}", "value": d}
-                                    for d in (7, 30, 90)
-                                ],
-                                value=30,
-                                clearable=False,
-                            ),
-                        ]
-                    ),
-                    html.Div(
-                        [
-                            html.Label(t("group_by", lang)),
-                            dcc.Dropdown(
-                                id="apps-group",
-                                options=[
-                                    {"label": t("ward", lang), "value": "ward_code"},
-                                    {"label": t("procedure", lang), "value": "procedure"},
-                                    {"label": t("channel", lang), "value": "channel"},
-                                ],
-                                value="ward_code",
-                                clearable=False,
-                            ),
-                        ]
-                    ),
-                ],
+    return view_page("/applications", "applications", "apps-interval", REFRESH_MS, _body)
+
+
+def _body(user: User, lang: str) -> list[Any]:
+    return [
+        controls(
+            dropdown(
+                t("period_days", lang),
+                "apps-days",
+                [{"label": f"{d} {t('days', lang)}", "value": d} for d in (7, 30, 90)],
+                value=30,
+                clearable=False,
             ),
-            html.Div(id="apps-summary", className="tiles"),
-            html.Div(
-                className="card",
-                children=[
-                    dcc.Graph(id="apps-bars", config=GRAPH_CONFIG, style={"height": "380px"})
+            dropdown(
+                t("group_by", lang),
+                "apps-group",
+                [
+                    {"label": t("ward", lang), "value": "ward_code"},
+                    {"label": t("procedure", lang), "value": "procedure"},
+                    {"label": t("channel", lang), "value": "channel"},
                 ],
+                value="ward_code",
+                clearable=False,
             ),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.H2(t("trend", lang)),
-                            dcc.Graph(
-                                id="apps-trend", config=GRAPH_CONFIG, style={"height": "320px"}
-                            ),
-                        ],
-                    ),
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("worst_procedures", lang)), html.Div(id="apps-worst")],
-                    ),
-                ],
+        ),
+        html.Div(id="apps-summary", className="tiles"),
+        card(dcc.Graph(id="apps-bars", config=GRAPH_CONFIG, style={"height": "380px"})),
+        cards_2(
+            card(
+                dcc.Graph(id="apps-trend", config=GRAPH_CONFIG, style={"height": "320px"}),
+                title=t("trend", lang),
             ),
-            html.Div(className="card", children=[html.Div(id="apps-table")]),
-        ],
-    )
+            card(title=t("worst_procedures", lang), body_id="apps-worst"),
+        ),
+        card(body_id="apps-table"),
+    ]
 
 
 @callback(
@@ -201,12 +174,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
                 {"name": t("late", lang), "id": "late", "type": "numeric"},
                 {"name": "Tổng" if lang == "vi" else "Total", "id": "total", "type": "numeric"},
                 {"name": "%", "id": "share", "type": "numeric", "format": numeric_format(lang, 1)},
-                {
-                    "name": t("days_late", lang),
-                    "id": "avg_days_late",
-                    "type": "numeric",
-                    "format": numeric_format(lang, 1),
-                },
+                numeric_column(t("days_late", lang), "avg_days_late", lang, 1),
             ],
             page_size=10,
         )

@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, callback, html
 
 from dashboards import queries
-from dashboards.components.common import (
-    cached,
-    fault_labels,
-    require,
-    scope_key,
-    ward_options,
-    who,
-)
-from dashboards.components.layout import frame, numeric_format, refused, table
-from dashboards.i18n import fmt_datetime, fmt_num, t
-from dashboards.queries import records
+from dashboards.components.common import cached, require, scope_key, ward_options, who
+from dashboards.components.tables import camera_table, card, controls, dropdown, view_page
+from dashboards.i18n import fmt_num, t
 from dashboards.state import state
+from ioc.auth import User
 
 dash.register_page(__name__, path="/cameras", title="IOC — Camera", order=2)
 
@@ -27,51 +20,31 @@ REFRESH_MS = 15_000
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("view"):
-        return refused(lang)
-    return frame(
-        user,
-        "/cameras",
-        lang,
-        [
-            dcc.Interval(id="cams-interval", interval=REFRESH_MS),
-            html.H1(t("cameras", lang)),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Div(
-                        [
-                            html.Label(t("status", lang)),
-                            dcc.Dropdown(
-                                id="cams-status",
-                                options=[
-                                    {"label": t(s, lang), "value": s}
-                                    for s in ("online", "offline", "unknown")
-                                ],
-                                multi=True,
-                                placeholder=t("all", lang),
-                            ),
-                        ]
-                    ),
-                    html.Div(
-                        [
-                            html.Label(t("wards", lang)),
-                            dcc.Dropdown(
-                                id="cams-ward",
-                                options=ward_options(user),
-                                multi=True,
-                                placeholder=t("all_wards", lang),
-                            ),
-                        ],
-                        style={"minWidth": "320px"},
-                    ),
-                ],
+    return view_page("/cameras", "cameras", "cams-interval", REFRESH_MS, _body)
+
+
+def _body(user: User, lang: str) -> list[Any]:
+    return [
+        controls(
+            dropdown(
+                t("status", lang),
+                "cams-status",
+                [{"label": t(s, lang), "value": s} for s in ("online", "offline", "unknown")],
+                multi=True,
+                placeholder=t("all", lang),
             ),
-            html.Div(id="cams-summary", className="tiles"),
-            html.Div(className="card", children=[html.Div(id="cams-table")]),
-        ],
-    )
+            dropdown(
+                t("wards", lang),
+                "cams-ward",
+                ward_options(user),
+                width="320px",
+                multi=True,
+                placeholder=t("all_wards", lang),
+            ),
+        ),
+        html.Div(id="cams-summary", className="tiles"),
+        card(body_id="cams-table"),
+    ]
 
 
 @callback(
@@ -100,36 +73,8 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
     ]
     if statuses:
         df = df[df["status"].isin(statuses)]
-    names = state().ward_names
-    rows = [
-        {
-            "camera": r.name or r.camera_id,
-            "id": r.camera_id,
-            "ward": names.get(r.ward_code, r.ward_code),
-            "status": t(r.status, lang),
-            "issues": fault_labels(r.issues, lang),
-            "count_1h": None if r.count_1h is None else float(r.count_1h),
-            "last_seen": fmt_datetime(r.last_seen, lang),
-        }
-        for r in records(df)
-    ]
-    cols: list[dict[str, Any]] = [
-        {"name": t("camera", lang), "id": "camera"},
-        {"name": t("ward", lang), "id": "ward"},
-        {"name": t("status", lang), "id": "status"},
-        {"name": t("health", lang), "id": "issues"},
-        {
-            "name": t("count_1h", lang),
-            "id": "count_1h",
-            "type": "numeric",
-            "format": numeric_format(lang, 0),
-        },
-        {"name": t("last_seen", lang), "id": "last_seen"},
-    ]
-    body: Any = (
-        table("cams-list", rows, cols, page_size=20, filterable=True)
-        if rows
-        else html.Div(t("no_rows", lang), className="muted")
+    body = camera_table(
+        "cams-list", df, lang, ward_names=state().ward_names, page_size=20, filterable=True
     )
     return summary, body
 

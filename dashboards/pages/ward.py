@@ -16,7 +16,6 @@ from dashboards.components.common import (
     alert_title,
     cached,
     channel_label,
-    fault_labels,
     kpi_board,
     kpi_heading,
     procedure_label,
@@ -24,7 +23,8 @@ from dashboards.components.common import (
     who,
 )
 from dashboards.components.figures import GRAPH_CONFIG, kpi_history
-from dashboards.components.layout import frame, numeric_format, refused, severity_styles, table
+from dashboards.components.layout import frame, refused, severity_styles, table
+from dashboards.components.tables import camera_table, card, cards_2, numeric_column
 from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
 from dashboards.kpiview import COLORS, decimals, status
 from dashboards.queries import records
@@ -53,39 +53,17 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
                 className="page-head",
                 children=[html.H1(f"{st.ward_names[code]} ({code})", id="ward-title")],
             ),
-            html.Div(className="card", children=[html.Div(id="ward-kpis")]),
-            html.Div(
-                className="card",
-                children=[
-                    html.H2(t("history", lang)),
-                    html.Div(id="ward-history", className="small-multiples"),
-                ],
+            card(body_id="ward-kpis"),
+            card(
+                html.Div(id="ward-history", className="small-multiples"), title=t("history", lang)
             ),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("overdue_list", lang)), html.Div(id="ward-overdue")],
-                    ),
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("open_alerts", lang)), html.Div(id="ward-alerts")],
-                    ),
-                ],
+            cards_2(
+                card(title=t("overdue_list", lang), body_id="ward-overdue"),
+                card(title=t("open_alerts", lang), body_id="ward-alerts"),
             ),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("devices", lang)), html.Div(id="ward-devices")],
-                    ),
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("cameras", lang)), html.Div(id="ward-cameras")],
-                    ),
-                ],
+            cards_2(
+                card(title=t("devices", lang), body_id="ward-devices"),
+                card(title=t("cameras", lang), body_id="ward-cameras"),
             ),
         ],
     )
@@ -219,12 +197,7 @@ def _overdue(code: str, lang: str) -> Any:
         {"name": t("channel", lang), "id": "channel"},
         {"name": t("received", lang), "id": "received"},
         {"name": t("due", lang), "id": "due"},
-        {
-            "name": t("days_late", lang),
-            "id": "days_late",
-            "type": "numeric",
-            "format": numeric_format(lang, 1),
-        },
+        numeric_column(t("days_late", lang), "days_late", lang, 1),
     ]
     return table("ward-overdue-table", rows, cols, page_size=10)
 
@@ -299,28 +272,4 @@ def _devices(code: str, lang: str) -> Any:
 
 def _cameras(code: str, lang: str) -> Any:
     df = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
-    if df.empty:
-        return html.Div(t("no_rows", lang), className="muted")
-    rows = [
-        {
-            "camera": r.name or r.camera_id,
-            "status": t(r.status, lang),
-            "issues": fault_labels(r.issues, lang),
-            "count_1h": None if r.count_1h is None else float(r.count_1h),
-            "last_seen": fmt_datetime(r.last_seen, lang),
-        }
-        for r in records(df)
-    ]
-    cols: list[dict[str, Any]] = [
-        {"name": t("camera", lang), "id": "camera"},
-        {"name": t("status", lang), "id": "status"},
-        {"name": t("health", lang), "id": "issues"},
-        {
-            "name": t("count_1h", lang),
-            "id": "count_1h",
-            "type": "numeric",
-            "format": numeric_format(lang, 0),
-        },
-        {"name": t("last_seen", lang), "id": "last_seen"},
-    ]
-    return table("ward-cameras-table", rows, cols, page_size=10)
+    return camera_table("ward-cameras-table", df, lang)

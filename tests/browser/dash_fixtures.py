@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -96,26 +97,33 @@ def start_server(
     return proc
 
 
-@pytest.fixture(scope="session")
-def dash_server(
-    pg_server_url: str, config: Any, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def served(
+    pg_server_url: str,
+    config: Any,
+    tmp: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    **seed_args: Any,
 ) -> Iterator[Server]:
+    """A new database seeded by :func:`dash_seed.seed` (``seed_args``) with one user per
+    role, and ``ioc serve`` on it; both gone afterwards."""
     from conftest import create_database, drop_database, init_schema
 
     from ioc.db import connect
 
     url = create_database(pg_server_url)
     init_schema(url, config)
-    tmp = tmp_path_factory.mktemp("dash")
     conn = connect(url)
     try:
-        facts = seed(conn, config, reports_dir=tmp / "reports")
+        facts = seed(conn, config, **seed_args)
         facts["grants"] = add_users(conn, config, PASSWORD)
     finally:
         conn.close()
     port = free_port()
     log = tmp / "serve.log"
-    proc = start_server(url, tmp / "var", port, log)
+    proc = start_server(url, tmp / "var", port, log, workers=workers, threads=threads)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz")
@@ -123,17 +131,26 @@ def dash_server(
         proc.kill()
         proc.wait()
         raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
-    facts["log"] = log
-    facts["var"] = tmp / "var"
-    facts["port"] = port
-    yield Server(base, proc, url, facts)
-    proc.terminate()
+    facts.update(log=log, var=tmp / "var", port=port)
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    drop_database(pg_server_url, url)
+        yield Server(base, proc, url, facts)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="session")
+def dash_server(
+    pg_server_url: str, config: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("dash")
+    with served(pg_server_url, config, tmp, reports_dir=tmp / "reports") as server:
+        yield server
 
 
 def make_driver(download_dir: Path | None = None, size: tuple[int, int] = (1600, 1000)) -> Any:

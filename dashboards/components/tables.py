@@ -1,0 +1,109 @@
+"""Layout pieces the list pages share: filter controls, cards, and the camera table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from dashboards.components.common import fault_labels, who
+from dashboards.components.layout import frame, numeric_format, refused, table
+from dashboards.i18n import fmt_datetime, t
+from dashboards.queries import records
+from ioc.auth import User
+
+
+def view_page(
+    path: str,
+    title: str,
+    interval_id: str,
+    refresh_ms: int,
+    body: Callable[[User, str], list[Any]],
+) -> html.Div:
+    """A page for users with the 'view' right (a refusal for others): navigation, its
+    refresh interval, the ``title`` (an i18n key) and ``body(user, lang)``."""
+    user, lang = who()
+    if not user.can("view"):
+        return refused(lang)
+    head = [dcc.Interval(id=interval_id, interval=refresh_ms), html.H1(t(title, lang))]
+    return frame(user, path, lang, head + body(user, lang))
+
+
+def controls(*children: Any) -> html.Div:
+    """The row of filters above a page's data."""
+    return html.Div(className="controls", children=list(children))
+
+
+def dropdown(
+    label: str,
+    control_id: str,
+    options: Sequence[Mapping[str, Any]],
+    *,
+    width: str | None = None,
+    **kwargs: Any,
+) -> html.Div:
+    """A labelled ``dcc.Dropdown`` for :func:`controls` (``kwargs`` go to the dropdown)."""
+    children = [html.Label(label), dcc.Dropdown(id=control_id, options=list(options), **kwargs)]
+    if width:
+        return html.Div(children, style={"minWidth": width})
+    return html.Div(children)
+
+
+def card(*children: Any, title: str | None = None, body_id: str | None = None) -> html.Div:
+    """A white card: an optional ``H2`` title, the children, then an empty ``Div(body_id)``
+    that a callback fills."""
+    items: list[Any] = [html.H2(title)] if title else []
+    items += list(children)
+    if body_id:
+        items.append(html.Div(id=body_id))
+    return html.Div(className="card", children=items)
+
+
+def cards_2(*cards_: html.Div) -> html.Div:
+    """Cards side by side (two columns; one under the other on narrow screens)."""
+    return html.Div(className="grid-2", children=list(cards_))
+
+
+def numeric_column(name: str, col_id: str, lang: str, decimals: int = 1) -> dict[str, Any]:
+    """A DataTable column of numbers with ``decimals`` in the language's format."""
+    return {"name": name, "id": col_id, "type": "numeric", "format": numeric_format(lang, decimals)}
+
+
+def camera_table(
+    table_id: str,
+    df: pd.DataFrame,
+    lang: str,
+    *,
+    ward_names: Mapping[str, str] | None = None,
+    page_size: int = 10,
+    filterable: bool = False,
+) -> Any:
+    """Cameras with status, open health issues, the last hour's counts and when last seen;
+    with a ward column when ``ward_names`` is given. A muted 'no rows' without cameras."""
+    if df.empty:
+        return html.Div(t("no_rows", lang), className="muted")
+    rows = []
+    for r in records(df):
+        row = {
+            "camera": r.name or r.camera_id,
+            "id": r.camera_id,
+            "status": t(r.status, lang),
+            "issues": fault_labels(r.issues, lang),
+            "count_1h": None if r.count_1h is None else float(r.count_1h),
+            "last_seen": fmt_datetime(r.last_seen, lang),
+        }
+        if ward_names is not None:
+            row["ward"] = ward_names.get(r.ward_code, r.ward_code)
+        rows.append(row)
+    cols: list[dict[str, Any]] = [{"name": t("camera", lang), "id": "camera"}]
+    if ward_names is not None:
+        cols.append({"name": t("ward", lang), "id": "ward"})
+    cols += [
+        {"name": t("status", lang), "id": "status"},
+        {"name": t("health", lang), "id": "issues"},
+        numeric_column(t("count_1h", lang), "count_1h", lang, 0),
+        {"name": t("last_seen", lang), "id": "last_seen"},
+    ]
+    return table(table_id, rows, cols, page_size=page_size, filterable=filterable)
