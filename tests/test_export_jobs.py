@@ -22,10 +22,11 @@ from typing import Any
 
 import openpyxl
 import pytest
-from test_kpi_helpers import add_app, execute, t
+from test_kpi_helpers import add_app, add_readings, execute, t
 
 from ioc.config import Config
 from ioc.db import Connection, connect
+from ioc.db.migrate import refresh_rollups
 from ioc.reports.export import (
     CONTENT_TYPES,
     create_job,
@@ -34,6 +35,7 @@ from ioc.reports.export import (
     make_request,
     run_job,
     sweep_jobs,
+    write_export,
     write_request,
 )
 
@@ -115,6 +117,37 @@ def test_progress_rises_monotonically_to_the_total(
         rows = list(csv.reader(fh))
     assert len(rows) == 1 + total
     assert not list(Path(j.file_path).parent.glob("*.part"))
+
+
+@pytest.mark.parametrize(("every", "rows"), [("day", 2), ("hour", 3), ("month", 1)])
+def test_readings_export_knows_its_total_first(
+    conn: Connection, config: Config, every: str, rows: int
+) -> None:
+    a, b = config.wards[0].code, config.wards[1].code
+    for ward, dev in ((a, "aq1"), (b, "aq2")):
+        add_readings(
+            conn,
+            ward,
+            dev,
+            "pm25",
+            [("2025-03-10 01:00", 10), ("2025-03-10 02:30", 30), ("2025-03-11 01:00", 5)],
+        )
+    refresh_rollups(conn, config, now=t("2025-03-12 00:00"))
+    calls: list[tuple[int, int]] = []
+    n = write_export(
+        conn,
+        config,
+        metrics=["pm25"],
+        wards=[a, b],
+        start=t("2025-03-10 00:00"),
+        end=t("2025-03-11 23:00"),
+        every=every,
+        fmt="csv",
+        out=io.BytesIO(),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert n == 2 * rows  # two wards
+    assert calls[0] == (0, n) and calls[-1] == (n, n)
 
 
 @pytest.fixture
