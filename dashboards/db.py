@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import pickle
 import stat
@@ -28,6 +29,7 @@ from ioc.db import Connection, connect
 from ioc.settings import redact_db_url
 
 T = TypeVar("T")
+log = logging.getLogger("ioc.dashboard")
 
 STATEMENT_TIMEOUT_MS = 15_000
 
@@ -179,10 +181,15 @@ class SharedTTLCache:
     # -- files ------------------------------------------------------------------------------
     def _write_atomic(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def _generation(self) -> str:
         """The current generation (re-read only when the file changed); drops the memory
@@ -250,8 +257,13 @@ class SharedTTLCache:
                 return item[1]  # type: ignore[no-any-return,unused-ignore]
             value = compute()
             item = (time.time() + self.ttl, value)
-            self._write_atomic(self.dir / f"{name}.pkl", pickle.dumps(item, protocol=5))
-            self._remember(name, item)
+            try:
+                self._write_atomic(self.dir / f"{name}.pkl", pickle.dumps(item, protocol=5))
+            except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+                # a full disk or a value pickle cannot take: served uncached, never an error
+                log.warning("dashboard cache: %r not stored (%s)", key, exc)
+            else:
+                self._remember(name, item)
             self.misses += 1
         with self._lock:
             self._key_locks.pop(name, None)

@@ -157,3 +157,18 @@ def test_cache_folder_open_to_others_is_refused(tmp_path: Path) -> None:
         SharedTTLCache(d)
     d.chmod(0o700)
     SharedTTLCache(d)  # fine once closed
+
+
+def test_a_value_pickle_cannot_take_is_served_uncached(tmp_path: Path) -> None:
+    cache = SharedTTLCache(tmp_path / "cache", ttl=30.0)
+    calls: list[int] = []
+
+    def compute() -> Any:
+        calls.append(1)
+        return lambda: len(calls)  # no pickle for a lambda
+
+    assert cache.get_or_compute("k", compute)() == 1
+    assert cache.get_or_compute("k", compute)() == 2  # computed again, not an error
+    assert not list((tmp_path / "cache").glob("*.pkl")) and not list(
+        (tmp_path / "cache").glob(".*.tmp")
+    )
