@@ -36,6 +36,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from ioc.geometry import Segment, segment_cross
+
 FaultKind = Literal["frozen", "black", "blurred", "covered", "dropped"]
 FAULT_KINDS: tuple[str, ...] = ("frozen", "black", "blurred", "covered", "dropped")
 
@@ -153,42 +155,7 @@ class Crossing:
     t: float
 
 
-Line = tuple[tuple[float, float], tuple[float, float]]
-
-
-def line_side(line: Line, x: float, y: float, aspect: float) -> float:
-    """Signed side of point (x, y) w.r.t. the directed line p1→p2 (frame fractions).
-
-    Positive = the 'in' side. Coordinates are scaled to pixels-like units (x × aspect) so
-    the geometry is that of the picture. The 'in' direction is the normal obtained by rotating
-    p1→p2 by 90° counter-clockwise on screen (y grows downwards): for a line drawn top to bottom,
-    'in' is left → right; for a line drawn left to right, 'in' is bottom → top.
-    """
-    (x1, y1), (x2, y2) = line
-    dx, dy = (x2 - x1) * aspect, y2 - y1
-    px, py = (x - x1) * aspect, y - y1
-    # normal n = (dy, -dx); side = p · n
-    return px * dy - py * dx
-
-
-def segment_cross(line: Line, a: tuple[float, float], b: tuple[float, float], aspect: float) -> int:
-    """+1 if the move a→b crosses the segment towards 'in', -1 towards 'out', 0 otherwise."""
-    sa = line_side(line, a[0], a[1], aspect)
-    sb = line_side(line, b[0], b[1], aspect)
-    if (sa > 0) == (sb > 0) or sa == sb:
-        return 0
-    # the crossing point must lie within the segment
-    (x1, y1), (x2, y2) = line
-    f = sa / (sa - sb)
-    cx, cy = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
-    dx, dy = (x2 - x1) * aspect, y2 - y1
-    seg2 = dx * dx + dy * dy
-    if seg2 == 0:
-        return 0
-    u = ((cx - x1) * aspect * dx + (cy - y1) * dy) / seg2
-    if not 0.0 <= u <= 1.0:
-        return 0
-    return 1 if sb > 0 else -1
+Line = Segment  # a counting line, directed p1→p2 (ioc.geometry)
 
 
 def _lane_y(i: int) -> float:
@@ -798,7 +765,6 @@ __all__ = [
     "demo_spec",
     "demo_video_path",
     "ensure_demo_videos",
-    "line_side",
     "segment_cross",
     "standard_lines",
 ]

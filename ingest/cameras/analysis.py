@@ -14,9 +14,12 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
+from ioc.geometry import Segment, across, line_length, line_side, segment_cross
+
 Category = Literal["vehicle", "person"]
-Point = tuple[float, float]
-Segment = tuple[Point, Point]
+# A tracked centre may cross a counting line just past the end of its segment (sampled, noisy
+# positions): the crossing point may lie this fraction of the segment's length beyond either end.
+END_SLACK = 0.02
 
 
 @dataclass(frozen=True)
@@ -136,39 +139,6 @@ def _group(boxes: list[list[int]], gx: float, gy: float) -> list[list[int]]:
                 out.append(list(b))
         boxes = out
     return boxes
-
-
-def line_side(line: Segment, x: float, y: float, aspect: float) -> float:
-    """Signed side of (x, y) w.r.t. the directed line p1→p2; positive = the 'in' side.
-
-    'in' is the normal of p1→p2 rotated 90° counter-clockwise on screen (y grows downwards):
-    for a line drawn top to bottom 'in' means moving left → right; for a line drawn left to
-    right, moving bottom → top. ``aspect`` = width / height makes the geometry that of the
-    picture.
-    """
-    (x1, y1), (x2, y2) = line
-    dx, dy = (x2 - x1) * aspect, y2 - y1
-    px, py = (x - x1) * aspect, y - y1
-    return px * dy - py * dx
-
-
-def segment_cross(line: Segment, a: Point, b: Point, aspect: float) -> int:
-    """+1 if the move a→b crosses the segment towards 'in', -1 towards 'out', else 0."""
-    sa = line_side(line, a[0], a[1], aspect)
-    sb = line_side(line, b[0], b[1], aspect)
-    if (sa > 0) == (sb > 0) or sa == sb:
-        return 0
-    (x1, y1), (x2, y2) = line
-    f = sa / (sa - sb)
-    cx, cy = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
-    dx, dy = (x2 - x1) * aspect, y2 - y1
-    seg2 = dx * dx + dy * dy
-    if seg2 == 0:
-        return 0
-    u = ((cx - x1) * aspect * dx + (cy - y1) * dy) / seg2
-    if not -0.02 <= u <= 1.02:
-        return 0
-    return 1 if sb > 0 else -1
 
 
 @dataclass
@@ -352,8 +322,8 @@ class CentroidTracker:
         for name, line in self.lines.items():
             if name in tr.counted or name in tr.pending:
                 continue
-            c = segment_cross(line, a, b, self.aspect)
-            if c and self._agrees(line, tr, c) and self._came_from_afar(line, tr, c):
+            c = segment_cross(line, a, b, self.aspect, end_slack=END_SLACK)
+            if c and self._heads_across(line, tr, c):
                 tr.pending[name] = c
         for name, c in list(tr.pending.items()):
             if tr.hits >= self.min_hits:
@@ -361,20 +331,15 @@ class CentroidTracker:
                 tr.counted.add(name)
                 events.append(CountEvent(name, "in" if c > 0 else "out", tr.category, tr.id))
 
-    def _came_from_afar(self, line: Segment, tr: Track, direction: int) -> bool:
-        """The track was first seen clearly on the other side (a blob jittering on the line,
-        e.g. a ghost or a parked car, never counts)."""
-        (x1, y1), (x2, y2) = line
-        length = math.hypot((x2 - x1) * self.aspect, y2 - y1) or 1.0
-        side = line_side(line, tr.x0, tr.y0, self.aspect) / length  # in units of the height
-        return side * direction < 0 and abs(side) >= self.min_travel
-
-    def _agrees(self, line: Segment, tr: Track, direction: int) -> bool:
-        """The track's velocity points the same way across the line as the crossing."""
-        (x1, y1), (x2, y2) = line
-        nx, ny = (y2 - y1), -(x2 - x1) * self.aspect  # 'in' normal, in picture geometry
-        along = tr.vx * self.aspect * nx + tr.vy * ny
-        return along * direction > 0
+    def _heads_across(self, line: Segment, tr: Track, direction: int) -> bool:
+        """A crossing in ``direction`` (+1 'in', -1 'out') counts only when the track's own
+        velocity points that way across the line, and the track was first seen clearly on the
+        other side (a blob jittering on the line, e.g. a ghost or a parked car, never counts):
+        both projected on the line's 'in' normal."""
+        heading = across(line, tr.vx, tr.vy, self.aspect)
+        # where it started, in units of the height
+        start = line_side(line, tr.x0, tr.y0, self.aspect) / (line_length(line, self.aspect) or 1.0)
+        return heading * direction > 0 and start * direction < 0 and abs(start) >= self.min_travel
 
 
 @dataclass(frozen=True)
