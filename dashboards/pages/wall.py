@@ -5,17 +5,24 @@ rotation period; ``?token=KIOSK`` signs in the read-only kiosk (see security.py)
 ``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
 clientside callback on the same interval flags a lost connection within seconds and reloads the
 page once ``/healthz`` answers again (the server restarted or the network came back).
+``?refresh=SECONDS`` (0.5-10, default 5) shortens the refresh interval, for bench/wall_memory.py.
+
+Memory over days of running: the view is sent to the browser only when it differs from what the
+browser shows (a signature in ``wall-sig``), so the graphs are not rebuilt on every refresh; and
+the clientside callback keeps Dash's undo history short (see ``_CLIENT``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from typing import Any
 
 import dash
 import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
+from plotly.io.json import to_json_plotly
 
 from dashboards import queries
 from dashboards.components.common import (
@@ -65,23 +72,32 @@ CITY_KPIS = (
 )
 
 
-def layout(view: str | None = None, period: str | None = None, **_: Any) -> html.Div:
+def _seconds(text: str | None, default: float, lo: float, hi: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return max(lo, min(hi, value)) if value == value else default  # NaN -> default
+
+
+def layout(
+    view: str | None = None, period: str | None = None, refresh: str | None = None, **_: Any
+) -> html.Div:
     user, lang = who()
     if not user.can("wall"):
         return refused(lang)
-    try:
-        period_s = max(5.0, float(period)) if period else state().wall_period_s
-    except ValueError:
-        period_s = state().wall_period_s
+    period_s = _seconds(period, state().wall_period_s, 0.5, 86_400.0)
+    refresh_ms = int(1000 * _seconds(refresh, REFRESH_MS / 1000, 0.5, 10.0))
     pinned = view if view in VIEWS else None
     return html.Div(
         className="wall",
         id="wall-root",
         children=[
-            dcc.Interval(id="wall-interval", interval=REFRESH_MS),
+            dcc.Interval(id="wall-interval", interval=refresh_ms),
             dcc.Store(id="wall-config", data={"view": pinned, "period": period_s}),
             dcc.Store(id="wall-last", data=None),
             dcc.Store(id="wall-screen", data=None),
+            dcc.Store(id="wall-sig", data=None),
             html.Div(
                 className="wall-head",
                 children=[
@@ -108,11 +124,15 @@ def _loading(lang: str) -> html.Div:
     Output("wall-stale", "children"),
     Output("wall-stale", "className"),
     Output("wall-last", "data"),
+    Output("wall-sig", "data"),
     Input("wall-interval", "n_intervals"),
     Input("wall-screen", "data"),
     State("wall-config", "data"),
+    State("wall-sig", "data"),
 )
-def refresh(_n: int | None, screen: Any, config: dict[str, Any] | None) -> tuple[Any, ...]:
+def refresh(
+    _n: int | None, screen: Any, config: dict[str, Any] | None, shown: str | None
+) -> tuple[Any, ...]:
     user = require("wall")
     _, lang = who()
     now = time.time()
@@ -120,7 +140,13 @@ def refresh(_n: int | None, screen: Any, config: dict[str, Any] | None) -> tuple
     scale = 1.0
     if isinstance(screen, (int, float)) and screen > 0:
         scale = max(0.6, min(3.0, float(screen) / 1920.0))
-    body = VIEW_BUILDERS[view](user, lang, scale)
+    body: Any = VIEW_BUILDERS[view](user, lang, scale)
+    title: Any = t(VIEW_TITLES[view], lang)
+    # The browser already shows this very view: send nothing, so that React keeps its
+    # components and Plotly its graphs (no remount, no redraw) until something changes.
+    sig: Any = body_signature(view, body)
+    if sig == shown:
+        body, title, sig = dash.no_update, dash.no_update, dash.no_update
     fresh = freshness()
     stamps = [v for v in fresh.values() if v is not None]
     newest = max(stamps) if stamps else None
@@ -131,16 +157,36 @@ def refresh(_n: int | None, screen: Any, config: dict[str, Any] | None) -> tuple
     else:
         stale = ("", "wall-badge ok")
     clock = dt.datetime.now(TZ).strftime("%H:%M  %d/%m/%Y" if lang == "vi" else "%H:%M  %Y-%m-%d")
-    return body, t(VIEW_TITLES[view], lang), clock, stale[0], stale[1], int(now * 1000)
+    return body, title, clock, stale[0], stale[1], int(now * 1000), sig
+
+
+def body_signature(view: str, body: Any) -> str:
+    """What the browser would render: the view and its serialised components (figures too)."""
+    text = to_json_plotly(body)
+    return f"{view}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 # Runs in the browser on the same interval, even when the server is unreachable.
-clientside_callback(
+#
+# Dash records every change of a callback input made by a component (here: each tick of the
+# interval) in its undo history (``history.past`` of the renderer's store), which it never
+# trims (plotly/dash#727): 17,280 entries a day at 5 s. With the undo/redo buttons hidden only
+# the newest entry is ever used (to revert a component that failed to render), so past
+# HISTORY_KEEP entries the callback drops the newest one again (the renderer's own REVERT
+# action, which only touches the history). Without ``window.store`` (another renderer) it does
+# nothing.
+HISTORY_KEEP = 20
+_CLIENT = (
     """
     function(n, last, screen) {
         var now = Date.now();
         var width = window.innerWidth;
         var out = ["", "wall-badge ok"];
+        var store = window.store;
+        if (store && store.getState && store.dispatch) {
+            var h = store.getState().history;
+            if (h && h.past && h.past.length > HISTORY_KEEP) { store.dispatch({type: "REVERT"}); }
+        }
         if (last && now - last > 15000) {
             var text = document.documentElement.lang === "en" ? "SERVER UNREACHABLE"
                                                                : "MẤT KẾT NỐI MÁY CHỦ";
@@ -154,7 +200,10 @@ clientside_callback(
         }
         return [out[0], out[1], screen === width ? window.dash_clientside.no_update : width];
     }
-    """,
+    """
+).replace("HISTORY_KEEP", str(HISTORY_KEEP))
+clientside_callback(
+    _CLIENT,
     Output("wall-conn", "children"),
     Output("wall-conn", "className"),
     Output("wall-screen", "data"),
