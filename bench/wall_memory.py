@@ -229,6 +229,12 @@ def heap_snapshot(driver: Any) -> dict[str, Any]:
         ws.close()
 
 
+def _key(kind: str, name: str) -> str:
+    if kind in ("object", "closure", "native") and name:
+        return f"{kind}:{name[:60]}"
+    return kind
+
+
 def constructors(snap: dict[str, Any]) -> tuple[Counter[str], Counter[str]]:
     """Object count and self size per (node type, name) of a heap snapshot."""
     meta = snap["snapshot"]["meta"]
@@ -240,12 +246,36 @@ def constructors(snap: dict[str, Any]) -> tuple[Counter[str], Counter[str]]:
     count: Counter[str] = Counter()
     size: Counter[str] = Counter()
     for k in range(0, len(nodes), nf):
-        kind = types[nodes[k + i_type]]
-        name = strings[nodes[k + i_name]] if kind in ("object", "closure", "native") else ""
-        key = f"{kind}:{name[:60]}" if name else kind
+        key = _key(types[nodes[k + i_type]], strings[nodes[k + i_name]])
         count[key] += 1
         size[key] += nodes[k + i_size]
     return count, size
+
+
+def retainers(snap: dict[str, Any], wanted: set[str], top: int = 4) -> dict[str, Counter[str]]:
+    """For the objects of the ``wanted`` groups: which (group, edge) holds them, counted."""
+    meta = snap["snapshot"]["meta"]
+    fields, efields = meta["node_fields"], meta["edge_fields"]
+    types, etypes = meta["node_types"][0], meta["edge_types"][0]
+    nf, ef = len(fields), len(efields)
+    i_type, i_name, i_ec = fields.index("type"), fields.index("name"), fields.index("edge_count")
+    e_type, e_name, e_to = (efields.index(x) for x in ("type", "name_or_index", "to_node"))
+    nodes, edges, strings = snap["nodes"], snap["edges"], snap["strings"]
+    out: dict[str, Counter[str]] = {w: Counter() for w in wanted}
+    e = 0
+    for k in range(0, len(nodes), nf):
+        src = _key(types[nodes[k + i_type]], strings[nodes[k + i_name]])
+        for _ in range(nodes[k + i_ec]):
+            to = edges[e + e_to]
+            dst = _key(types[nodes[to + i_type]], strings[nodes[to + i_name]])
+            if dst in out:
+                kind = etypes[edges[e + e_type]]
+                label = edges[e + e_name]
+                name = strings[label] if kind not in ("element", "hidden") else f"[{label}]"
+                if kind != "weak":
+                    out[dst][f"{src} --{kind}:{str(name)[:30]}-->"] += 1
+            e += ef
+    return {w: Counter(dict(c.most_common(top))) for w, c in out.items()}
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], top: int = 25) -> None:
@@ -258,6 +288,13 @@ def compare(a: dict[str, Any], b: dict[str, Any], top: int = 25) -> None:
     print(f"  {'constructor':<64} {'count':>12} {'self size KB':>14}")
     for k in rows:
         print(f"  {k:<64} {cb[k] - ca[k]:+12d} {(sb[k] - sa[k]) / 1e3:+14.1f}")
+    grown = sorted(keys, key=lambda k: cb[k] - ca[k], reverse=True)[:6]
+    print()
+    print("what holds the groups grown most by count (end snapshot):")
+    for k, holders in retainers(b, set(grown)).items():
+        print(f"  {k} ({cb[k] - ca[k]:+d}):")
+        for h, n in holders.most_common():
+            print(f"      {n:6d}  {h}")
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 VIEWS = ("map", "applications", "environment", "cameras", "alerts")
+# entries of Dash's undo history the wall keeps in the browser (see pages/wall.py)
+HISTORY_KEEP = 20
 
 
 def current_view(config: dict[str, Any] | None, now: float) -> str:

@@ -40,7 +40,7 @@ from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.kpiview import city_value, ranks
 from dashboards.queries import records
-from dashboards.rotation import VIEWS, current_view
+from dashboards.rotation import HISTORY_KEEP, VIEWS, current_view
 from dashboards.state import state
 from ioc.auth import User
 
@@ -175,7 +175,6 @@ def body_signature(view: str, body: Any) -> str:
 # HISTORY_KEEP entries the callback drops the newest one again (the renderer's own REVERT
 # action, which only touches the history). Without ``window.store`` (another renderer) it does
 # nothing.
-HISTORY_KEEP = 20
 _CLIENT = (
     """
     function(n, last, screen) {
