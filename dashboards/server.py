@@ -53,6 +53,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     )
     with state.pool.conn():  # fail fast, one line, when the database is unreachable
         pass
+    # Dash registers the pages' callbacks on its first request, and a second request arriving
+    # meanwhile finds none (HTTP 500); answer one request here, before the workers exist
+    app.server.test_client().get("/healthz")
     # no connection may cross the fork: each worker opens its own pool on first use
     state.pool.close()
     forking = hasattr(os, "fork")
