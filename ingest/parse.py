@@ -202,13 +202,7 @@ class Parser:
             out = self._application(parts, data)
             out.identified = isinstance(data, dict) and "id" in data and "ts" in data
             return out
-        out = self._telemetry(parts, data, received)
-        if out.problems:  # only rejects need it: not computed for clean messages
-            items = data if isinstance(data, list) else [data]
-            out.identified = bool(items) and all(
-                isinstance(i, dict) and i.get("ts") is not None for i in items
-            )
-        return out
+        return self._telemetry(parts, data, received)
 
     def _status(self, parts: list[str], text: str) -> Parsed:
         out = Parsed("status", ward=parts[0], device_type=parts[1], device_id=parts[2])
@@ -247,6 +241,7 @@ class Parser:
     def _telemetry(self, parts: list[str], data: Any, received: float) -> Parsed:
         ward, dtype, device = parts[0], parts[1], parts[2]
         out = Parsed("telemetry", ward=ward, device_type=dtype, device_id=device)
+        out.identified = isinstance(data, list | dict) and bool(data)  # until an item lacks "ts"
         if isinstance(data, list):
             if not data:
                 out.problems.append(Problem("empty", "empty array"))
@@ -281,6 +276,8 @@ class Parser:
         seen: set[tuple[str, str]] | None,
     ) -> None:
         at = f"{where}: " if where else ""
+        if out.identified and not (isinstance(item, dict) and item.get("ts") is not None):
+            out.identified = False
         if not isinstance(item, dict):
             out.problems.append(Problem("bad_shape", f"{at}expected an object, got {_kind(item)}"))
             return
