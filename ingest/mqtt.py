@@ -137,7 +137,8 @@ class _Pending:
         self.received = received
         self.mid = mid
         self.dup = dup  # the broker's DUP flag: this message was sent to us before, unacked
-        self.identified = False  # its payload carries its own identity (see reject_row)
+        # its payload carries its own identity (Parser.identified; asked for rejects only)
+        self.identified: bool | None = None
         self.qos = 0
         self.gen = 0
         self.lines: list[str] | None = None
@@ -651,7 +652,6 @@ class MqttIngester:
         parsed = self.parser.parse(topic, payload, received)
         self.stats.received[parsed.kind] += 1
         m = _Pending(topic_b, payload, received, mid, dup)
-        m.identified = parsed.identified
         if parsed.kind == "telemetry" or parsed.kind == "status":
             problem = self._check_device(parsed, received, m)
             if problem is not None:
@@ -677,7 +677,10 @@ class MqttIngester:
         packet id; a redelivery (DUP) or an identified payload matches an earlier row of the
         same key, any other message is new (docs/ingest.md, "Rejects are stored once")."""
         at = _utc(m.received)
-        topic = clean_topic(_topic_text(m.topic))
+        topic = _topic_text(m.topic)
+        if m.identified is None:
+            m.identified = self.parser.identified(topic, m.payload)
+        topic = clean_topic(topic)
         text = truncate_payload(m.payload, self.ing.reject_payload_chars)
         mid = None if m.identified else m.mid
         match = m.identified or m.dup

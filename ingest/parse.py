@@ -84,10 +84,6 @@ class Parsed:
     event: AppEvent | None = None
     problems: list[Problem] = field(default_factory=list)
     newest_ts: float | None = None  # epoch seconds of the newest reading
-    # The payload carries its own identity: every telemetry item has a "ts", an application
-    # event has "id" and "ts". Then identical bytes on the same topic are the same message
-    # whenever they arrive (one reject row, docs/ingest.md "Rejects are stored once").
-    identified: bool = False
 
 
 def _kind(value: Any) -> str:
@@ -199,10 +195,31 @@ class Parser:
         except ValueError as exc:  # JSONDecodeError, and int too large to convert
             return Parsed("invalid", ward=parts[0], problems=[Problem("bad_json", str(exc)[:120])])
         if kind == "applications":
-            out = self._application(parts, data)
-            out.identified = isinstance(data, dict) and "id" in data and "ts" in data
-            return out
+            return self._application(parts, data)
         return self._telemetry(parts, data, received)
+
+    def identified(self, topic: str, payload: bytes | bytearray) -> bool:
+        """The payload carries its own identity: every telemetry item has a ``ts``, or an
+        application event has ``id`` and ``ts``. Then identical bytes on the same topic are
+        the same message whenever they arrive (one reject row: docs/ingest.md, "Rejects are
+        stored once"). Asked on the reject path only: it decodes the payload again, so that
+        :meth:`parse`, the hot path, does no work for it."""
+        split = self.split_topic(topic)
+        if isinstance(split, Problem) or split[0] == "status" or len(payload) > self.max_payload:
+            return False
+        try:
+            data = json.loads(payload.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return False
+        if split[0] == "applications":
+            return isinstance(data, dict) and "id" in data and "ts" in data
+        if isinstance(data, dict):
+            data = [data]
+        return (
+            isinstance(data, list)
+            and bool(data)
+            and all(isinstance(i, dict) and i.get("ts") is not None for i in data)
+        )
 
     def _status(self, parts: list[str], text: str) -> Parsed:
         out = Parsed("status", ward=parts[0], device_type=parts[1], device_id=parts[2])
@@ -241,7 +258,6 @@ class Parser:
     def _telemetry(self, parts: list[str], data: Any, received: float) -> Parsed:
         ward, dtype, device = parts[0], parts[1], parts[2]
         out = Parsed("telemetry", ward=ward, device_type=dtype, device_id=device)
-        out.identified = isinstance(data, list | dict) and bool(data)  # until an item lacks "ts"
         if isinstance(data, list):
             if not data:
                 out.problems.append(Problem("empty", "empty array"))
@@ -276,8 +292,6 @@ class Parser:
         seen: set[tuple[str, str]] | None,
     ) -> None:
         at = f"{where}: " if where else ""
-        if out.identified and not (isinstance(item, dict) and item.get("ts") is not None):
-            out.identified = False
         if not isinstance(item, dict):
             out.problems.append(Problem("bad_shape", f"{at}expected an object, got {_kind(item)}"))
             return

@@ -171,8 +171,8 @@ def test_migration_0009_dedupes_and_keys_existing_rows(fresh_db_url: str, config
 
 
 def test_which_payloads_carry_their_own_identity(config: Config) -> None:
-    """Parsed.identified: every telemetry item has a ts, or an application event has id and
-    ts — whatever else is wrong with the message (the device checks come later, too)."""
+    """Parser.identified: every telemetry item has a ts, or an application event has id and
+    ts — whatever else is wrong with the message."""
     parser = Parser(config)
     now = time.time()
     ts = int(now * 1000)
@@ -192,6 +192,8 @@ def test_which_payloads_carry_their_own_identity(config: Config) -> None:
         (apps, {"event": "completed", "ts": ts}, False),
     ]
     for topic, data, identified in cases:
-        parsed = parser.parse(topic, json.dumps(data).encode(), now)
-        assert parsed.identified is identified, (data, parsed)
-    assert parser.parse(tele, b"{not json", now).identified is False
+        assert parser.identified(topic, json.dumps(data).encode()) is identified, data
+    assert parser.identified(tele, b"{not json") is False
+    assert parser.identified(tele, b'{"ts": 1, "values": {"pm25": "high"}}') is True
+    assert parser.identified(tele, b'{"ts": 1, "values": {"pm25": 1}}\xff') is False  # not UTF-8
+    assert parser.identified(f"{config.topic_prefix}/{WARD}/air_quality/d1/status", b"x") is False
