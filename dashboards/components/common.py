@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -12,7 +12,6 @@ from dash.exceptions import PreventUpdate
 from dashboards import queries
 from dashboards.i18n import TEXT, t, unit_label
 from dashboards.i18n import lang as current_lang
-from dashboards.kpiview import city_value, ranks
 from dashboards.state import current_user, state
 from ioc.auth import User
 from ioc.config import Kpi
@@ -53,31 +52,42 @@ def kpi_board(period: str = "day") -> dict[str, dict[str, Any]]:
     """Per KPI, the latest ``period``'s city value and every ward's (value, rank):
     ``{kpi: {"city": float | None, "n_ranked": int, "wards": {code: (value, rank)}}}``.
 
-    Ranking all 94 wards costs a few ms per KPI; done once per cache period for every ward
-    page instead of on each page refresh. Built from its own query (not through
-    :func:`latest_kpis`) so no cache entry is computed inside another.
+    Done once per cache period for every ward page instead of on each refresh. Built from
+    its own query (not through :func:`latest_kpis`) so no cache entry is computed inside
+    another.
     """
+    return cached(
+        ("kpi_board", period),
+        lambda conn: board_from_latest(queries.kpi_latest(conn, period=period), state().kpis),
+    )
 
-    def build(conn: Connection) -> dict[str, dict[str, Any]]:
-        latest = queries.kpi_latest(conn, period=period)
-        board: dict[str, dict[str, Any]] = {}
-        for name, kpi in state().kpis.items():
-            wards: dict[str, tuple[float, int]] = {}
-            n_ranked = 0
-            city = None
-            if not latest.empty:
-                ranked = ranks(latest, name, kpi)
-                n_ranked = int(ranked["rank"].notna().sum())
-                for code, value, rank in zip(
-                    ranked["ward_code"], ranked["value"], ranked["rank"], strict=True
-                ):
-                    if value == value and rank == rank:  # not NaN
-                        wards[str(code)] = (float(value), int(rank))
-                city, _ = city_value(latest, name)
-            board[name] = {"city": city, "n_ranked": n_ranked, "wards": wards}
+
+def board_from_latest(latest: pd.DataFrame, kpis: Mapping[str, Kpi]) -> dict[str, dict[str, Any]]:
+    """:func:`kpi_board` from ``kpi_latest`` rows: the ranks of ``kpiview.ranks`` (1 = best,
+    ties share the best rank, wards without a value unranked) and the city value of
+    ``kpiview.city_value``, for all KPIs in one pass."""
+    board: dict[str, dict[str, Any]] = {
+        name: {"city": None, "n_ranked": 0, "wards": {}} for name in kpis
+    }
+    if latest.empty:
         return board
-
-    return cached(("kpi_board", period), build)
+    df = latest[latest["kpi"].isin(list(kpis))][["kpi", "ward_code", "value"]].copy()
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    city = df[df["ward_code"] == "city"].drop_duplicates("kpi")
+    for name, value in zip(city["kpi"], city["value"], strict=True):
+        board[str(name)]["city"] = None if value != value else float(value)
+    wards = df[df["ward_code"] != "city"].copy()
+    # higher is better: rank the negated values ascending (same ties, same order)
+    sign = wards["kpi"].map(lambda k: -1.0 if kpis[k].direction == "higher_better" else 1.0)
+    wards["rank"] = (wards["value"] * sign).groupby(wards["kpi"]).rank(method="min")
+    for name, code, value, rank in zip(
+        wards["kpi"], wards["ward_code"], wards["value"], wards["rank"], strict=True
+    ):
+        if rank == rank:  # a value, so a rank
+            entry = board[str(name)]
+            entry["wards"][str(code)] = (float(value), int(rank))
+            entry["n_ranked"] += 1
+    return board
 
 
 def freshness() -> dict[str, dt.datetime | None]:
