@@ -92,6 +92,7 @@ def test_sigterm_with_the_database_away_exits_after_the_grace_period(
         ing.proc.send_signal(signal.SIGTERM)
         rc = ing.proc.wait(GRACE_S + 30)
         elapsed = time.monotonic() - t0
+        print(f"\nSIGTERM, database away, grace {GRACE_S:g} s: exit {rc} after {elapsed:.2f} s")
         log = ing.log_text().strip().splitlines()
         assert rc != 0, log[-5:]
         assert GRACE_S - 0.5 <= elapsed <= GRACE_S + 10, elapsed
