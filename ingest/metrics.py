@@ -113,6 +113,11 @@ class IngestCollector(Collector):
             ("ioc_ingest_readings_parsed", "Readings parsed and queued for writing", s.readings),
             ("ioc_ingest_rows_written", "Rows inserted (duplicates excluded)", w.rows_inserted),
             ("ioc_ingest_messages_acked", "Messages acknowledged after commit", s.acked),
+            (
+                "ioc_ingest_messages_redelivered",
+                "Messages the broker sent again (DUP flag: sent before, not acknowledged)",
+                s.redelivered,
+            ),
             ("ioc_ingest_db_errors", "Database errors (connection lost, refused)", w.db_errors),
             ("ioc_ingest_broker_connects", "Successful broker connections", s.connects),
         ):

@@ -28,14 +28,17 @@ WARD = "20197"
 GRACE_S = 3.0
 
 
-def _received(metrics_port: int) -> float:
+def _metric(metrics_port: int, name: str) -> float:
+    """Sum of the samples of ``name`` (all labels) on the ingester's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("ioc_ingest_messages_received_total{")
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")
     )
+
+
+def _received(metrics_port: int) -> float:
+    return _metric(metrics_port, "ioc_ingest_messages_received_total")
 
 
 def _wait_received(metrics_port: int, expected: int, timeout: float) -> float:
@@ -71,7 +74,15 @@ def test_sigterm_with_the_database_away_exits_after_the_grace_period(
         extra_args=["--metrics-port", str(metrics_port)],
         env={"IOC_INGEST_STOP_GRACE_S": str(GRACE_S)},
     )
-    again = IngesterProcess(proxied, broker.url, cfg, "stop-grace", log=tmp_path / "again.log")
+    again_port = free_port()
+    again = IngesterProcess(
+        proxied,
+        broker.url,
+        cfg,
+        "stop-grace",
+        log=tmp_path / "again.log",
+        extra_args=["--metrics-port", str(again_port)],
+    )
     msgs = reading_messages(prefix, WARD, 300, t0=int(time.time() * 1000) - 600_000)
     pub = Publisher(broker.url)
     count = "SELECT count(*) FROM readings"
@@ -105,6 +116,8 @@ def test_sigterm_with_the_database_away_exits_after_the_grace_period(
         proxy.start()  # the database is back: the broker redelivers the 200
         again.start()
         assert wait_for_count(fresh_db_url, count, 600, 60) == 600
+        # the 200 came again from the broker, flagged as redeliveries
+        assert _metric(again_port, "ioc_ingest_messages_redelivered_total") == 200
         time.sleep(0.5)
         assert again.terminate() == 0, again.log_text()[-2000:]
         assert query_all(
