@@ -135,13 +135,18 @@ def served(
     try:
         yield Server(base, proc, url, facts)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
         drop_database(pg_server_url, url)
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM (gunicorn stops its workers gracefully), SIGKILL after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
