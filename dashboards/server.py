@@ -77,7 +77,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
 def _gunicorn(wsgi: Any, host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    options = {
+    options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -93,6 +93,8 @@ def _gunicorn(wsgi: Any, host: str, port: int, workers: int, threads: int) -> No
         "proc_name": "ioc-serve",
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,
+        # the line waitress prints once it listens (ioc demo's output, tests wait for it)
+        "when_ready": lambda _arbiter: print(f"Serving on http://{options['bind']}", flush=True),
     }
 
     class Server(BaseApplication):  # type: ignore[misc,unused-ignore]
