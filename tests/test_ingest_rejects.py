@@ -5,6 +5,7 @@ Migration 0009 dedupes and keys rows stored before it. Real Mosquitto and Postgr
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -118,18 +119,22 @@ def test_invalid_message_redelivered_after_a_kill_is_stored_once(
 
 
 def test_migration_0009_dedupes_and_keys_existing_rows(fresh_db_url: str, config: Config) -> None:
+    # recent receive times: on TimescaleDB the retention policy (ingest_rejects_days) drops older
+    # chunks as soon as the schema is initialised
+    base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    t0, t1 = base, base + dt.timedelta(minutes=1)
     conn = psycopg2.connect(fresh_db_url)
     with conn.cursor() as cur:  # back to the schema before 0009, with rows of that time
         cur.execute("DROP INDEX ingest_rejects_key")
         cur.execute("ALTER TABLE ingest_rejects DROP COLUMN msg_key")
         cur.execute("DELETE FROM schema_migrations WHERE version = 9")
         rows = [
-            ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
-            ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
-            ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
-            ("2026-01-01 00:01:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
-            ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: y", "{x"),
-            ("2026-01-01 00:00:00+00", None, "bad_topic: z", None),
+            (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+            (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+            (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+            (t1, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+            (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: y", "{x"),
+            (t0, None, "bad_topic: z", None),
         ]
         cur.executemany(
             "INSERT INTO ingest_rejects (received_at, topic, reason, payload)"
@@ -146,14 +151,14 @@ def test_migration_0009_dedupes_and_keys_existing_rows(fresh_db_url: str, config
     assert report.applied == ["0009_ingest_rejects_key.sql"]
     stored = query_all(
         fresh_db_url,
-        "SELECT received_at::text, topic, reason, payload, msg_key::text FROM ingest_rejects"
+        "SELECT received_at, topic, reason, payload, msg_key::text FROM ingest_rejects"
         " ORDER BY 1, 3",
     )
     assert [r[:4] for r in stored] == [
-        ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
-        ("2026-01-01 00:00:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: y", "{x"),
-        ("2026-01-01 00:00:00+00", None, "bad_topic: z", None),
-        ("2026-01-01 00:01:00+00", "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+        (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
+        (t0, "ioc/20197/air_quality/d/telemetry", "bad_json: y", "{x"),
+        (t0, None, "bad_topic: z", None),
+        (t1, "ioc/20197/air_quality/d/telemetry", "bad_json: x", "{x"),
     ]
     # the key the ingester computes for that payload (one with its own identity: no packet id)
     topic = b"ioc/20197/air_quality/d/telemetry"
