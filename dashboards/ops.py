@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import time
 from typing import Any
 
 import flask
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from dashboards.state import AppState, state
@@ -20,22 +22,30 @@ OK_STATES = {"ok", "running", "online", "connected", "up", "idle"}
 
 
 class Metrics:
-    """The server's own Prometheus registry (one per app, so tests can build several)."""
+    """The server's own Prometheus registry (one per app, so tests can build several).
+
+    Under ``ioc serve``'s worker processes (:func:`use_shared_dir` called before the app is
+    built) the request counters live in files shared by the processes and ``/metrics`` sums
+    them, whichever process answers the scrape."""
 
     def __init__(self, st: AppState) -> None:
         self.registry = CollectorRegistry()
+        own = self.registry
+        if _shared_dir is not None:
+            own = CollectorRegistry()  # the live objects; the files are what is exposed
+            MultiProcessCollector(self.registry, path=_shared_dir)
         self.requests = Counter(
             "ioc_dashboard_requests_total",
             "HTTP requests by kind and status code",
             ["kind", "code"],
-            registry=self.registry,
+            registry=own,
         )
         self.latency = Histogram(
             "ioc_dashboard_request_seconds",
             "Request latency by kind",
             ["kind"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
-            registry=self.registry,
+            registry=own,
         )
         self.registry.register(_DbCollector(st))
 
@@ -50,6 +60,24 @@ class Metrics:
             kind = "page"
         self.requests.labels(kind, str(code)).inc()
         self.latency.labels(kind).observe(seconds)
+
+
+_shared_dir: str | None = None
+
+
+def use_shared_dir(path: os.PathLike[str] | str) -> None:
+    """Keep this process's (and its forked workers') metric values in files under ``path``
+    (emptied first: counters start again at 0 with the server, as Prometheus expects)."""
+    d = os.fspath(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    os.chmod(d, 0o700)
+    for name in os.listdir(d):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(d, name))
+    global _shared_dir
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = d  # where the values' files go (read at creation)
+    values.ValueClass = values.MultiProcessValue()
+    _shared_dir = d
 
 
 class _DbCollector(Collector):

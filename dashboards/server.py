@@ -33,6 +33,9 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+METRICS_DIR = "dashboard-metrics"
+
+
 def main(args: argparse.Namespace, ctx: Context) -> int:
     from dashboards.app import create_app
 
@@ -46,6 +49,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"--threads must be 1-64 (got {threads})")
     cfg = ctx.config()
     url = ctx.database_url()
+    if hasattr(os, "fork"):  # request metrics summed over the worker processes
+        from dashboards.ops import use_shared_dir
+
+        use_shared_dir(Path(ctx.settings.var_dir) / METRICS_DIR)
     app = create_app(cfg, url, ctx.settings)
     state = app.server.config["IOC_STATE"]
     state.cache = SharedTTLCache(

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,42 @@ def test_two_worker_processes_answer_and_share_the_session(server: Any, config: 
     # the processes share one cache folder under var/
     assert (var / "dashboard-cache" / "generation").exists()
     assert list((var / "dashboard-cache").glob("*.pkl"))
+
+
+def _callbacks_counted(base: str) -> float:
+    """The 200-answered callbacks ``/metrics`` reports (open: no metrics token in the test)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + "/metrics", timeout=20) as resp:
+        text = resp.read().decode()
+    return sum(
+        sample.value
+        for fam in text_string_to_metric_families(text)
+        for sample in fam.samples
+        if sample.name == "ioc_dashboard_requests_total"
+        and sample.labels == {"kind": "callback", "code": "200"}
+    )
+
+
+def test_metrics_count_the_requests_of_every_worker_process(server: Any, config: Any) -> None:
+    base, proc = server.url, server.proc
+    a, b = psutil.Process(proc.pid).children()
+    cookie = login_cookie(base, "admin")
+    url = base + "/_dash-update-component"
+
+    def alone(serving: psutil.Process, other: psutil.Process, fn: Any) -> Any:
+        other.suspend()
+        try:
+            return fn()
+        finally:
+            other.resume()
+
+    before = alone(b, a, lambda: _callbacks_counted(base))  # scraped from b
+    codes = sorted(config.ward_codes)
+    answers = alone(a, b, lambda: [post_json(url, ward_body(c), cookie)[0] for c in codes[:5]])
+    assert answers == [200] * 5
+    after = alone(b, a, lambda: _callbacks_counted(base))  # b reports a's requests too
+    assert after >= before + 5, (before, after)
 
 
 def test_workers_option_is_checked(tmp_path: Path) -> None:
