@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -15,23 +16,40 @@ from dashboards import ops, security
 from dashboards.db import Pool
 from dashboards.state import AppState, state
 from ioc.config import Config
+from ioc.errors import IOCError
 from ioc.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 
 
 def secret_key(settings: Settings) -> str:
-    """IOC_SECRET_KEY, or a key generated once under var/ (shared by every process there)."""
+    """IOC_SECRET_KEY, or a key generated once under var/ (shared by every process there).
+
+    The file appears complete or not at all (written to a temporary file, then hard-linked
+    into place: of two servers starting at once, the second reads the first one's key), and a
+    short or empty key file is refused rather than used to sign sessions."""
     if settings.secret_key:
         return settings.secret_key
     path = Path(settings.var_dir) / "dashboard_secret_key"
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_urlsafe(48))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: its key
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < 32:
+        raise IOCError(
+            f"{path}: the session key file is too short ({len(key)} characters);"
+            " delete it to have a new one generated, or set IOC_SECRET_KEY"
+        )
     return key
 
 
