@@ -23,6 +23,7 @@ from dash_fixtures import (  # noqa: F401 - fixtures used by name
     dash_server,
     external_requests,
     login,
+    login_cookie,
     make_driver,
     overview_body,
     post_json,
@@ -227,9 +228,13 @@ def test_ward_leader_sees_own_ward_only(dash_server: Any, browser: Any) -> None:
     fig = payload["response"]["ov-map"]["figure"]
     coloured = fig["data"][1]["locations"] if len(fig["data"]) > 1 else []
     assert set(coloured) <= {own}
-    # exports are not for ward leaders
+    # exports are not for ward leaders (the same request from an analyst starts a job)
     status, _ = post_json(base + "/_dash-update-component", _export_body([own]), cookie)
     assert status == 403
+    analyst = login_cookie(base, "analyst")
+    status, text = post_json(base + "/_dash-update-component", _export_body([own]), analyst)
+    assert status == 200, text
+    assert json.loads(text)["response"]["export-job"]["data"]
 
 
 def test_anonymous_requests_are_refused(dash_server: Any) -> None:
@@ -387,13 +392,23 @@ def _router_body(path: str) -> dict[str, Any]:
 
 
 def _export_body(wards: list[str] | None) -> dict[str, Any]:
+    """The /export page's Export click (dashboards/pages/export.py's job callback)."""
+    outs = [
+        ("export-job", "data"),
+        ("export-poll", "disabled"),
+        ("export-progress", "children"),
+        ("export-msg", "children"),
+        ("export-result", "children"),
+        ("export-ready", "data"),
+        ("export-go", "disabled"),
+    ]
     return {
-        "output": "..export-download.data...export-msg.children..",
-        "outputs": [
-            {"id": "export-download", "property": "data"},
-            {"id": "export-msg", "property": "children"},
+        "output": ".." + "...".join(f"{i}.{p}" for i, p in outs) + "..",
+        "outputs": [{"id": i, "property": p} for i, p in outs],
+        "inputs": [
+            {"id": "export-go", "property": "n_clicks", "value": 1},
+            {"id": "export-poll", "property": "n_intervals", "value": 0},
         ],
-        "inputs": [{"id": "export-go", "property": "n_clicks", "value": 1}],
         "changedPropIds": ["export-go.n_clicks"],
         "state": [
             {"id": "export-kpis", "property": "value", "value": ["on_time_rate"]},
@@ -402,6 +417,7 @@ def _export_body(wards: list[str] | None) -> dict[str, Any]:
             {"id": "export-range", "property": "end_date", "value": "2026-01-31"},
             {"id": "export-every", "property": "value", "value": "day"},
             {"id": "export-format", "property": "value", "value": "xlsx"},
+            {"id": "export-job", "property": "data", "value": None},
         ],
     }
 
