@@ -4,7 +4,9 @@ initialised with the project's config, dropped afterwards (unless kept)."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import random
 import sys
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import execute_values
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,3 +61,27 @@ def scratch_database(label: str, *, keep: bool = False) -> Iterator[tuple[str, C
                     cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
+
+
+def seed_daily_kpis(
+    conn: Connection, cfg: Config, kpis: list[str], first: dt.datetime, days: int
+) -> int:
+    """Daily values (random 60-100) of ``kpis`` for every ward and the city from ``first``,
+    stored in ``kpi_values`` as the scheduler would; committed. Returns the row count."""
+    rng = random.Random(1)
+    codes = [*(w.code for w in cfg.wards), "city"]
+    rows = [
+        (k, code, "day", first + dt.timedelta(days=d), round(rng.uniform(60, 100), 4))
+        for k in kpis
+        for d in range(days)
+        for code in codes
+    ]
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO kpi_values (kpi, ward_code, period, period_start, value) VALUES %s",
+            rows,
+            page_size=5000,
+        )
+    conn.commit()
+    return len(rows)

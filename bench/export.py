@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import random
 import resource
 import sys
 import tempfile
@@ -20,12 +19,10 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from psycopg2.extras import execute_values
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scratch import scratch_database  # noqa: E402
+from _scratch import scratch_database, seed_daily_kpis  # noqa: E402
 
 from ioc.db import connect  # noqa: E402
 from ioc.reports.export import write_export  # noqa: E402
@@ -42,24 +39,9 @@ def main() -> int:
         tz = ZoneInfo(cfg.system.timezone)
         kpis = list(cfg.kpis.kpis)[: a.kpis]
         first = dt.datetime(2025, 1, 1, tzinfo=tz)
-        rng = random.Random(1)
-        codes = [*(w.code for w in cfg.wards), "city"]
-        rows = [
-            (k, code, "day", first + dt.timedelta(days=d), round(rng.uniform(60, 100), 4))
-            for k in kpis
-            for d in range(a.days)
-            for code in codes
-        ]
         t0 = time.perf_counter()
-        with conn.cursor() as cur:
-            execute_values(
-                cur,
-                "INSERT INTO kpi_values (kpi, ward_code, period, period_start, value) VALUES %s",
-                rows,
-                page_size=5000,
-            )
-        conn.commit()
-        print(f"stored {len(rows):,} kpi_values rows in {time.perf_counter() - t0:.2f} s")
+        n_rows = seed_daily_kpis(conn, cfg, kpis, first, a.days)
+        print(f"stored {n_rows:,} kpi_values rows in {time.perf_counter() - t0:.2f} s")
         end = first + dt.timedelta(days=a.days - 1)
         now = end + dt.timedelta(days=2)
         for fmt in ("xlsx", "csv"):

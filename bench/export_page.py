@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import random
 import re
 import sys
 import tempfile
@@ -25,14 +24,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from psycopg2.extras import execute_values
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from _scratch import scratch_database  # noqa: E402
+from _scratch import scratch_database, seed_daily_kpis  # noqa: E402
 from dash_fixtures import free_port, login_cookie, start_server, stop_server, wait_http  # noqa: E402
 
 from ioc.db import connect  # noqa: E402
@@ -99,21 +96,8 @@ def main() -> int:
         kpis = list(cfg.kpis.kpis)[: a.kpis]
         tz = dt.timezone(dt.timedelta(hours=7))
         first = dt.datetime(2025, 1, 1, tzinfo=tz)
-        rng = random.Random(1)
-        codes = [*(w.code for w in cfg.wards), "city"]
-        rows = [
-            (k, code, "day", first + dt.timedelta(days=d), round(rng.uniform(60, 100), 4))
-            for k in kpis
-            for d in range(365)
-            for code in codes
-        ]
+        seed_daily_kpis(conn, cfg, kpis, first, 365)
         with conn.cursor() as cur:
-            execute_values(
-                cur,
-                "INSERT INTO kpi_values (kpi, ward_code, period, period_start, value) VALUES %s",
-                rows,
-                page_size=5000,
-            )
             cur.execute(LOG_SQL)
         add_user(conn, "analyst", PASSWORD, "analyst", [])
         conn.commit()
