@@ -22,7 +22,10 @@ from typing import Any
 
 import openpyxl
 import pytest
-from test_kpi_helpers import add_app, add_readings, execute, t
+
+# ruff: noqa: F811 - the fixture imported from test_export is used as a parameter
+from test_export import data  # noqa: F401 - the same applications and stored value
+from test_kpi_helpers import add_readings, execute, t
 
 from ioc.config import Config
 from ioc.db import Connection, connect
@@ -148,30 +151,6 @@ def test_readings_export_knows_its_total_first(
     )
     assert n == 2 * rows  # two wards
     assert calls[0] == (0, n) and calls[-1] == (n, n)
-
-
-@pytest.fixture
-def data(conn: Connection, config: Config) -> tuple[str, str]:
-    a, b = config.wards[0].code, config.wards[1].code
-    add_app(
-        conn,
-        "a1",
-        a,
-        "2025-03-10 08:00",
-        "2025-03-12 17:00",
-        status="completed",
-        completed="2025-03-10 10:00",
-    )
-    add_app(conn, "a2", a, "2025-03-03 08:00", "2025-03-07 17:00")
-    add_app(conn, "b1", b, "2025-03-10 09:00", "2025-03-12 17:00", channel="online")
-    execute(
-        conn,
-        "INSERT INTO kpi_values (kpi, ward_code, period, period_start, value)"
-        " VALUES ('on_time_rate', %s, 'day', %s, 12.345)",
-        a,
-        t("2025-03-09 00:00"),
-    )
-    return a, b
 
 
 def _cli(db_url: str, out: Path, fmt: str, *extra: str) -> None:
