@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,6 +62,18 @@ if (!window.__wallSoak) {
     };
     new MutationObserver(seen).observe(name, {childList: true, characterData: true,
                                               subtree: true});
+    // refreshes the server answered and the page applied (wall-last changes)
+    s.applied = 0;
+    s.last = null;
+    window.store.subscribe(function() {
+        var st = window.store.getState();
+        var path = st.paths.strs['wall-last'];
+        if (!path) { return; }
+        var node = st.layout;
+        for (var i = 0; i < path.length && node; i++) { node = node[path[i]]; }
+        var v = node && node.props ? node.props.data : null;
+        if (v && v !== s.last) { s.applied += 1; s.last = v; }
+    });
 }
 return true;
 """
@@ -83,6 +96,7 @@ out.n = iv;
 if (window.__wallSoak) {
     out.view = window.__wallSoak.view;
     out.changes = window.__wallSoak.changes;
+    out.applied = window.__wallSoak.applied;
 }
 return out;
 """
@@ -101,6 +115,7 @@ class Sample:
     changes: int | None
     past: int | None  # Dash undo history entries
     view: str | None  # the view title shown
+    applied: int | None = None  # refreshes answered and applied (the rest were superseded)
 
 
 def sample(driver: Any, t0: float, reads: int = 3) -> Sample:
@@ -136,6 +151,7 @@ def sample(driver: Any, t0: float, reads: int = 3) -> Sample:
         changes=st.get("changes"),
         past=st.get("past"),
         view=st.get("view"),
+        applied=st.get("applied"),
     )
 
 
@@ -166,6 +182,8 @@ def summarise(samples: list[Sample]) -> None:
     span_h = hours[-1] - hours[0]
     n_changes = changes[-1] - changes[0]
     n_refresh = refreshes[-1] - refreshes[0]
+    if samples[-1].applied is not None and samples[0].applied is not None:
+        print(f"refreshes applied: {samples[-1].applied - samples[0].applied}")
     print()
     print(
         f"span {span_h * 60:.1f} min, {n_refresh:.0f} refreshes, {n_changes:.0f} view changes "
@@ -321,7 +339,12 @@ def per_view(samples: list[Sample]) -> None:
         )
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # runs the clean-up: browser, server, database
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0, help="soak duration after warm-up")
     ap.add_argument("--period", type=float, default=1.0, help="rotation period (s), ?period=")
@@ -377,6 +400,7 @@ def main() -> int:
                 time.sleep(0.5)
             time.sleep(args.warmup)
             snap0 = heap_snapshot(driver) if args.snapshots else None
+            view0 = driver.execute_script(STORE_JS).get("view") if args.snapshots else None
             samples: list[Sample] = []
             t0 = time.monotonic()
             t_end = t0 + args.minutes * 60
@@ -386,7 +410,8 @@ def main() -> int:
                 print(
                     f"  t={s.t:6.0f}s heap={s.heap_mb:6.2f} MB nodes={s.nodes} "
                     f"listeners={s.listeners} attached={s.attached} docs={s.documents} "
-                    f"refreshes={s.refreshes} changes={s.changes} history={s.past}",
+                    f"refreshes={s.refreshes} applied={s.applied} changes={s.changes} "
+                    f"history={s.past}",
                     flush=True,
                 )
                 if time.monotonic() >= t_end:
@@ -395,6 +420,13 @@ def main() -> int:
             summarise(samples)
             per_view(samples)
             if snap0 is not None:
+                # the end snapshot on the view the first one was taken on (like with like)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    if driver.execute_script(STORE_JS).get("view") == view0:
+                        time.sleep(0.2)  # let its refresh render
+                        break
+                    time.sleep(0.05)
                 compare(snap0, heap_snapshot(driver))
             logs = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             print(f"browser errors: {len(logs)}" + (f" (first: {logs[0]})" if logs else ""))
