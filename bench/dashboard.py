@@ -9,8 +9,9 @@ Seeds a database by direct SQL (94 wards × 30 days of daily KPIs, hourly KPIs f
   against ``ioc serve --workers 2 --threads 4`` (change with --workers/--threads),
   with the query cache on (TTL 5 s, as served) and off (IOC_DASH_CACHE_TTL=0: every call
   hits PostgreSQL);
-* /wall first contentful paint and time until the map shows 94 wards (headless Chromium);
-* optionally (--wall-minutes N) the browser's JS heap over N minutes of a rotating wall.
+* /wall first contentful paint and time until the map shows 94 wards (headless Chromium).
+
+The wall's memory over a day of refreshes and view changes: ``bench/wall_memory.py``.
 
     IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/dashboard.py
 """
@@ -22,7 +23,6 @@ import concurrent.futures as cf
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -117,46 +117,10 @@ def wall_paint(base: str) -> tuple[float, float]:
         driver.quit()
 
 
-def wall_memory(base: str, minutes: float) -> None:
-    driver = make_driver(size=(1920, 1080))
-    try:
-        driver.get(base + f"/wall?token={KIOSK_TOKEN}&period=5")
-        time.sleep(20)
-        samples: list[tuple[float, float, float]] = []
-        t_end = time.monotonic() + minutes * 60
-        while True:
-            driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
-            m = driver.execute_cdp_cmd("Performance.getMetrics", {}) if samples else None
-            heap = driver.execute_script("return performance.memory.usedJSHeapSize")
-            nodes = driver.execute_script("return document.getElementsByTagName('*').length")
-            samples.append((time.monotonic(), heap / 1e6, nodes))
-            print(
-                f"  t={samples[-1][0] - samples[0][0]:6.0f}s heap={heap / 1e6:7.2f} MB dom={nodes}",
-                flush=True,
-            )
-            _ = m
-            if time.monotonic() >= t_end:
-                break
-            time.sleep(30)
-        xs = [s[0] - samples[0][0] for s in samples]
-        ys = [s[1] for s in samples]
-        if len(xs) >= 3:
-            half = len(ys) // 2
-            slope = statistics.linear_regression(xs[half:], ys[half:]).slope
-            print(
-                f"  heap slope over the second half: {slope * 3600:+.2f} MB/h "
-                f"-> {slope * 86400:+.1f} MB/day extrapolated "
-                f"(first {ys[0]:.1f} MB, last {ys[-1]:.1f} MB)"
-            )
-    finally:
-        driver.quit()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=60, help="requests per callback and run")
     ap.add_argument("--devices-per-ward", type=int, default=53, help="53 × 94 ≈ 5k devices")
-    ap.add_argument("--wall-minutes", type=float, default=0, help="measure wall heap (minutes)")
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
     ap.add_argument("--workers", type=int, default=2, help="ioc serve worker processes")
     ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
@@ -231,9 +195,6 @@ def main() -> int:
                     f"/wall first contentful paint: {fcp:.0f} ms (again: {fcp2:.0f} ms); "
                     f"map with 94 wards drawn after {ready:.0f} ms (again: {ready2:.0f} ms)"
                 )
-                if args.wall_minutes:
-                    print(f"/wall JS heap over {args.wall_minutes} min (rotating every 5 s):")
-                    wall_memory(base, args.wall_minutes)
             proc.terminate()
             proc.wait(timeout=10)
         os.environ.pop("IOC_DASH_CACHE_TTL", None)
