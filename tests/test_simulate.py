@@ -6,6 +6,7 @@ import collections
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,6 +42,19 @@ HEAVY = FaultsSection(
     malformed_per_reading=0.01,
     future_skew_share=0.3,
 )
+
+
+def arrival_model(config: Config, sim: SimulatorFile) -> tuple[ArrivalModel, dict[str, Any]]:
+    """The simulator's application arrival model over the whole fleet, and the ward profiles."""
+    assert config.procedures is not None
+    profiles, _ = build_fleet(config, sim)
+    model = ArrivalModel.build(
+        profiles.values(),
+        config.procedures.procedures,
+        Holidays.of(config.holidays),
+        sim.applications,
+    )
+    return model, profiles
 
 
 def make_stream(
@@ -249,12 +263,8 @@ def test_signals_are_believable(config: Config) -> None:
 
 def test_applications_obey_the_state_machine(config: Config) -> None:
     assert config.procedures is not None
-    sim = SimulatorFile()
-    all_profiles, _ = build_fleet(config, sim)
     hol = Holidays.of(config.holidays)
-    model = ArrivalModel.build(
-        all_profiles.values(), config.procedures.procedures, hol, sim.applications
-    )
+    model, all_profiles = arrival_model(config, SimulatorFile())
     wards = [all_profiles[c] for c in WARDS]
     # 30 days ending just after Tết 2026 (16-20/02), so due dates cross the holiday
     t1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp()
@@ -314,15 +324,7 @@ def test_applications_obey_the_state_machine(config: Config) -> None:
 
 
 def test_arrivals_scale_with_ward_size(config: Config) -> None:
-    assert config.procedures is not None
-    sim = SimulatorFile()
-    profiles, _ = build_fleet(config, sim)
-    model = ArrivalModel.build(
-        profiles.values(),
-        config.procedures.procedures,
-        Holidays.of(config.holidays),
-        sim.applications,
-    )
+    model, profiles = arrival_model(config, SimulatorFile())
     busiest = max(profiles.values(), key=lambda p: p.population)
     day0 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
     per_day = len(
@@ -344,13 +346,8 @@ def test_arrivals_scale_with_ward_size(config: Config) -> None:
 
 
 def test_history_applications_start_with_received(config: Config) -> None:
-    assert config.procedures is not None
     sim = SimulatorFile()
-    profiles, _ = build_fleet(config, sim)
-    model = ArrivalModel.build(
-        profiles.values(), config.procedures.procedures, Holidays.of(config.holidays),
-        sim.applications,
-    )  # fmt: skip
+    model, profiles = arrival_model(config, sim)
     stats = Stats()
     msgs = list(
         history_app_messages(
@@ -388,13 +385,7 @@ def test_events_between_finds_the_longest_lifecycles(config: Config) -> None:
     with every lifecycle of every arrival day over the year before the window."""
     from sensors.applications import day_applications, local_day, lookback_start
 
-    assert config.procedures is not None
-    sim = SimulatorFile()
-    all_profiles, _ = build_fleet(config, sim)
-    hol = Holidays.of(config.holidays)
-    model = ArrivalModel.build(
-        all_profiles.values(), config.procedures.procedures, hol, sim.applications
-    )
+    model, all_profiles = arrival_model(config, SimulatorFile())
     ward = all_profiles["20467"]  # seed 3: a week holding an application that came 132 days before
     t0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()
     t1 = t0 + 7 * 86400
