@@ -35,6 +35,16 @@ def server(
         yield srv
 
 
+def _workers(pid: int, n: int = 2, timeout: float = 30.0) -> list[psutil.Process]:
+    """The master's worker processes once all ``n`` are forked (gunicorn forks them one after
+    the other: /healthz can answer before the last one exists)."""
+    master = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    while len(children := master.children()) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return children
+
+
 def _cpu(p: psutil.Process) -> float:
     t = p.cpu_times()
     return float(t.user + t.system)
@@ -43,8 +53,7 @@ def _cpu(p: psutil.Process) -> float:
 def test_two_worker_processes_answer_and_share_the_session(server: Any, config: Any) -> None:
     base, proc, var = server.url, server.proc, server.facts["var"]
     codes = sorted(config.ward_codes)
-    master = psutil.Process(proc.pid)
-    workers = master.children()
+    workers = _workers(proc.pid)
     assert len(workers) == 2, [w.cmdline() for w in workers]
     cookie = login_cookie(base, "admin")
     url = base + "/_dash-update-component"
@@ -89,7 +98,7 @@ def _callbacks_counted(base: str) -> float:
 
 def test_metrics_count_the_requests_of_every_worker_process(server: Any, config: Any) -> None:
     base, proc = server.url, server.proc
-    a, b = psutil.Process(proc.pid).children()
+    a, b = _workers(proc.pid)
     cookie = login_cookie(base, "admin")
     url = base + "/_dash-update-component"
 
