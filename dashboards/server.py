@@ -26,14 +26,12 @@ from ioc.errors import UsageError
 log = logging.getLogger("ioc.serve")
 
 CACHE_DIR = "dashboard-cache"
+METRICS_DIR = "dashboard-metrics"
 
 
 def default_workers() -> int:
     """One process per core, at most 4 (PostgreSQL does the heavy lifting)."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-METRICS_DIR = "dashboard-metrics"
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
@@ -49,7 +47,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"--threads must be 1-64 (got {threads})")
     cfg = ctx.config()
     url = ctx.database_url()
-    if hasattr(os, "fork"):  # request metrics summed over the worker processes
+    forking = hasattr(os, "fork")
+    if forking:  # request metrics summed over the worker processes
         from dashboards.ops import use_shared_dir
 
         use_shared_dir(Path(ctx.settings.var_dir) / METRICS_DIR)
@@ -65,7 +64,6 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     app.server.test_client().get("/healthz")
     # no connection may cross the fork: each worker opens its own pool on first use
     state.pool.close()
-    forking = hasattr(os, "fork")
     print(
         f"IOC dashboard on http://{args.host}:{args.port}/ "
         f"({workers if forking else 1} worker processes × {threads} threads)",
