@@ -59,7 +59,7 @@ class Demo:
         path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         env.update(IOC_CONFIG_DIR=str(cdir), PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", "demo", "--port", str(port), "--backfill", "1"],
+            [sys.executable, "-m", "ioc.cli", "demo", "--port", str(port), "--backfill", "2"],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
