@@ -233,3 +233,37 @@ _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "c�
 def unit_label(unit: str, language: str | None = None) -> str:
     """A KPI's unit in the UI language."""
     return _UNIT_EN.get(unit, unit) if (language or lang()) == "en" else unit
+
+
+# day-one additions (system page, devices, data still arriving, status words)
+TEXT.update(
+    {
+        "system": ("Hệ thống", "System"),
+        "overall": ("Tổng thể", "Overall"),
+        "database": ("Cơ sở dữ liệu", "Database"),
+        "broker": ("Máy chủ MQTT", "MQTT broker"),
+        "services": ("Dịch vụ", "Services"),
+        "service": ("Dịch vụ", "Service"),
+        "ok": ("bình thường", "ok"),
+        "stale": ("không báo cáo", "not reporting"),
+        "background_jobs": ("Tác vụ nền TimescaleDB", "TimescaleDB background jobs"),
+        "jobs_plain_pg": (
+            "PostgreSQL thường: không có tác vụ nền",
+            "Plain PostgreSQL: no background jobs",
+        ),
+        "jobs_unreadable": (
+            "Không đọc được trạng thái tác vụ nền",
+            "The background jobs' state could not be read",
+        ),
+        "jobs_all_ok": ("Mọi tác vụ nền đều chạy tốt", "Every background job ran well"),
+        "jobs_failed": (
+            "{n} tác vụ nền bị lỗi ở lần chạy gần nhất",
+            "{n} background jobs failed on their last run",
+        ),
+        "job": ("Tác vụ", "Job"),
+        "table_name": ("Bảng", "Table"),
+        "last_run": ("Lần chạy gần nhất", "Last run"),
+        "failures": ("Lỗi / lần chạy", "Failures / runs"),
+        "error": ("Lỗi", "Error"),
+    }
+)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import flask
+import psycopg2
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -113,6 +114,31 @@ class _DbCollector(Collector):
         yield from (alerts, devices, cams, up)
 
 
+def _broker_seen(service: str, status: str, details: Any) -> str | None:
+    """'ok' / 'down' as one service last saw the broker, or None when it does not use one.
+
+    ``details.broker`` is the broker's (redacted) URL, not a state: what counts is
+    ``details.broker_connected`` (the ingester's own flag) or, without it, the service's
+    status."""
+    d = details if isinstance(details, dict) else {}
+    connected = d.get("broker_connected")
+    if isinstance(connected, bool):
+        return "ok" if connected else "down"
+    if "mqtt" in str(service).lower() or "broker" in d:
+        return "ok" if status in OK_STATES else "down"
+    return None
+
+
+def background_job_failures(conn: Any) -> list[dict[str, Any]] | None:
+    """The failed TimescaleDB jobs, or None when the database is on the plain-PostgreSQL path
+    (no background jobs there)."""
+    from ioc.db import storage_mode, timescale
+
+    if storage_mode(conn) != "timescaledb":
+        return None
+    return timescale.failed_jobs(conn)
+
+
 def health_report(st: AppState) -> tuple[dict[str, Any], int]:
     """Status of the database, the broker (as the ingesters last saw it) and each service."""
     out: dict[str, Any] = {"status": "ok", "database": "ok", "broker": "unknown", "services": {}}
@@ -124,6 +150,11 @@ def health_report(st: AppState) -> tuple[dict[str, Any], int]:
                 " FROM service_status"
             )
             rows = cur.fetchall()
+            try:
+                jobs = background_job_failures(conn)
+            except psycopg2.Error:  # e.g. a role that may not read the job views
+                conn.rollback()
+                jobs, out["jobs"] = None, "unknown"
     except Exception:
         out.update(status="down", database="down")
         return out, 503
@@ -136,16 +167,16 @@ def health_report(st: AppState) -> tuple[dict[str, Any], int]:
         # best of the instances of a service
         if services.get(service) != "ok":
             services[service] = value
-        b = details.get("broker") if isinstance(details, dict) else None
-        if "mqtt" in str(service).lower() or b is not None:
-            seen = ("ok" if str(b or s).lower() in OK_STATES else "down") if fresh else "unknown"
-            if broker != "ok":
-                broker = seen
+        seen = _broker_seen(service, s, details) if fresh else "unknown"
+        if seen is not None and broker != "ok":
+            broker = seen
     out["services"] = {k: services[k] for k in sorted(services)}
     out["ingest"] = {k: v for k, v in out["services"].items() if "ingest" in k} or "unknown"
     if broker is not None:
         out["broker"] = broker
-    if any(v != "ok" for v in services.values()) or out["broker"] == "down":
+    if jobs is not None:  # the TimescaleDB path: its policies run as background jobs
+        out["jobs"] = {"failed": len(jobs), "failing": sorted({str(j["name"]) for j in jobs})}
+    if any(v != "ok" for v in services.values()) or out["broker"] == "down" or jobs:
         out["status"] = "degraded"
     return out, 200
 

@@ -21,6 +21,7 @@ NAV = [
     ("/alerts", "alerts", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
+    ("/system", "system", "admin"),
 ]
 
 

@@ -146,3 +146,43 @@ def refresh(conn: Connection, *, now: dt.datetime | None = None) -> dict[str, in
     finally:
         conn.autocommit = was
     return {}
+
+
+# Background jobs (policies: columnstore, retention, aggregate refresh) whose last run failed,
+# with the newest error message when the server keeps them (timescaledb_information.job_errors,
+# TimescaleDB 2.9+).
+_FAILED_JOBS_SQL = """
+SELECT s.job_id, j.application_name, j.proc_name, j.hypertable_name,
+       s.last_run_started_at, s.total_runs, s.total_failures{err}
+FROM timescaledb_information.job_stats s
+JOIN timescaledb_information.jobs j ON j.job_id = s.job_id
+WHERE s.last_run_status = 'Failed'
+ORDER BY s.job_id
+"""
+_LAST_ERROR = """,
+       (SELECT e.err_message FROM timescaledb_information.job_errors e
+        WHERE e.job_id = s.job_id ORDER BY e.start_time DESC LIMIT 1)"""
+
+
+def failed_jobs(conn: Connection) -> list[dict[str, object]]:
+    """TimescaleDB background jobs whose last run failed (empty when none did).
+
+    Call it only on the TimescaleDB path (``storage_mode(conn) == 'timescaledb'``)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('timescaledb_information.job_errors') IS NOT NULL")
+        row = cur.fetchone()
+        has_errors = bool(row and row[0])
+        cur.execute(_FAILED_JOBS_SQL.format(err=_LAST_ERROR if has_errors else ", NULL"))
+        rows = cur.fetchall()
+    return [
+        {
+            "job_id": int(job_id),
+            "name": str(app or proc or job_id),
+            "hypertable": table,
+            "last_run_started_at": started,
+            "total_runs": int(runs or 0),
+            "total_failures": int(fails or 0),
+            "error": err,
+        }
+        for job_id, app, proc, table, started, runs, fails, err in rows
+    ]
