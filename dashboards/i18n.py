@@ -265,5 +265,15 @@ TEXT.update(
         "last_run": ("Lần chạy gần nhất", "Last run"),
         "failures": ("Lỗi / lần chạy", "Failures / runs"),
         "error": ("Lỗi", "Error"),
+        "arriving_backfill": (
+            "Dữ liệu đang về: lịch sử đang được nạp, các chỉ số được tính ngay khi nạp xong.",
+            "Data still arriving: the history is being loaded; the KPIs are computed as soon"
+            " as it has landed.",
+        ),
+        "arriving_computing": (
+            "Dữ liệu đang về: các chỉ số đang được tính lần đầu; trang tự cập nhật.",
+            "Data still arriving: the KPIs are being computed for the first time; this page"
+            " updates itself.",
+        ),
     }
 )

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg2
 
-from ioc import alerts
+from ioc import alerts, jobrequests
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
@@ -143,8 +143,16 @@ class Jobs:
     stop: threading.Event = field(default_factory=threading.Event)  # long jobs check it
     memory: DataSignatures = field(default_factory=DataSignatures)  # what KPIs were made from
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    running: set[str] = field(default_factory=set)  # jobs under way now
 
     def _run(self, name: str, fn: Callable[[Connection, dt.datetime], Any]) -> Any:
+        self.running.add(name)
+        try:
+            return self._run_once(name, fn)
+        finally:
+            self.running.discard(name)
+
+    def _run_once(self, name: str, fn: Callable[[Connection, dt.datetime], Any]) -> Any:
         st = self.stats.setdefault(name, JobStats())
         if self.stop.is_set():  # a run that fired while the scheduler stops: not started
             return None
@@ -175,12 +183,17 @@ class Jobs:
 
     def kpis(self) -> Any:
         def job(c: Connection, now: dt.datetime) -> Any:
+            asked = jobrequests.mark_served(c, "kpis")  # a run now serves every request
             refresh_rollups(c, self.cfg, now=now)  # KPIs read the roll-ups: bring them current
             self.memory.recomputed.clear()
             done = compute_kpis(c, self.cfg, now=now, memory=self.memory, stop=self.stop)
             # reports already written from the periods whose data changed are written again
             redo = invalidate_reports(c, self.cfg, self.memory.recomputed)
-            return {**done, "reports_to_redo": redo} if redo else done
+            out: dict[str, Any] = {**done, "reports_to_redo": redo} if redo else dict(done)
+            if asked:  # asked for (back-fill landed, a page found no KPI): reports follow now
+                out["asked"] = True
+                out["reports"] = len(run_due_reports(c, self.cfg, now=now, stop=self.stop))
+            return out
 
         return self._run("kpis", job)
 
@@ -320,6 +333,10 @@ class Control:
                 (SERVICE, self.instance, status, json.dumps(details, default=str)),
             )
 
+    def pending(self, job: str) -> bool:
+        """Is a run of ``job`` asked for (``ioc.jobrequests``)?"""
+        return jobrequests.pending(self._conn(), job) is not None
+
     def resign(self) -> None:
         if self.conn is not None and not self.conn.closed and self.leader:
             try:
@@ -334,6 +351,32 @@ class Control:
             self.conn.close()
         self.conn = None
         self.leader = False
+
+
+REQUEST_POLL_S = 2.0  # how often the leader looks for runs asked for (job_requests)
+
+
+def _serve_requests(
+    control: Control, jobs: Jobs, sched: Any, stop: threading.Event, span: float
+) -> bool:
+    """Wait ``span`` seconds, starting the KPI job at once whenever a run of it is asked for
+    (``ioc.jobrequests``); True when ``stop`` was set."""
+    deadline = time.monotonic() + span
+    while True:
+        try:
+            asked = control.pending("kpis")
+        except psycopg2.Error:
+            asked = False  # the leader check that follows sees a broken connection
+        job = sched.get_job("kpis") if asked and "kpis" not in jobs.running else None
+        if job is not None:
+            now = dt.datetime.now(job.next_run_time.tzinfo if job.next_run_time else dt.UTC)
+            if job.next_run_time is None or job.next_run_time > now:
+                job.modify(next_run_time=now)  # a run already under way: max_instances=1
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return stop.is_set()
+        if stop.wait(min(REQUEST_POLL_S, left)):
+            return True
 
 
 def run(
@@ -375,7 +418,7 @@ def run(
                     except psycopg2.Error:
                         control.close()
                         break
-                    if stop.wait(s.heartbeat_every_s):
+                    if _serve_requests(control, jobs, sched, stop, s.heartbeat_every_s):
                         break
             finally:
                 sched.shutdown(wait=True)

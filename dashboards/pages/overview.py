@@ -8,6 +8,7 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
+from dashboards.components.arriving import FAST_MS, arriving_notice
 from dashboards.components.common import (
     alert_title,
     cached,
@@ -64,6 +65,7 @@ def layout(**_: Any) -> html.Div:
                     html.Span(id="ov-updated", className="updated"),
                 ],
             ),
+            html.Div(id="ov-arriving"),
             html.Div(id="ov-tiles", className="tiles"),
             html.Div(
                 className="grid-2",
@@ -152,6 +154,18 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
     stamps = [v for v in fresh.values() if v is not None]
     updated = f"{t('last_update', lang)}: {fmt_datetime(max(stamps), lang)}" if stamps else ""
     return tiles, fig, ranking, best_worst, alerts, updated
+
+
+@callback(
+    Output("ov-arriving", "children"),
+    Output("ov-interval", "interval"),
+    Input("ov-interval", "n_intervals"),
+)
+def arriving(_n: int | None) -> tuple[Any, int]:
+    require("view")
+    _, lang = who()
+    note, fast = arriving_notice("ov-arriving", lang)
+    return note, FAST_MS if fast else REFRESH_MS
 
 
 def _empty_ranked() -> Any:

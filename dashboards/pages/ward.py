@@ -12,6 +12,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboards import queries
+from dashboards.components.arriving import FAST_MS, arriving_notice
 from dashboards.components.common import (
     alert_title,
     cached,
@@ -53,6 +54,7 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
                 className="page-head",
                 children=[html.H1(f"{st.ward_names[code]} ({code})", id="ward-title")],
             ),
+            html.Div(id="ward-arriving"),
             card(body_id="ward-kpis"),
             card(
                 html.Div(id="ward-history", className="small-multiples"), title=t("history", lang)
@@ -67,6 +69,19 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
             ),
         ],
     )
+
+
+@callback(
+    Output("ward-arriving", "children"),
+    Output("ward-interval", "interval"),
+    Input("ward-interval", "n_intervals"),
+    State("ward-code", "data"),
+)
+def arriving(_n: int | None, code: str) -> tuple[Any, int]:
+    require("view", code)
+    _, lang = who()
+    note, fast = arriving_notice("ward-arriving", lang)
+    return note, FAST_MS if fast else REFRESH_MS
 
 
 @callback(

@@ -41,6 +41,10 @@ def _has(element_id: str) -> Any:
     return lambda d: bool(d.find_elements("id", element_id))
 
 
+def _texts(driver: Any, element_id: str) -> str:
+    return " ".join(e.text for e in driver.find_elements("id", element_id))
+
+
 def _sql(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     conn = psycopg2.connect(url)
     try:
@@ -96,3 +100,36 @@ def test_system_page_lists_failed_background_jobs(server: Server, browser: Any) 
     browser.get(base + "/system")
     wait_for(browser, _has("refused"), 20)
     assert not browser.find_elements("id", "system-jobs")
+
+
+def test_page_says_data_is_arriving_and_asks_for_the_kpis(server: Server, browser: Any) -> None:
+    base, url = server.url, server.db_url
+    saved = _sql(url, "SELECT count(*) FROM kpi_values WHERE kpi = 'online_share'")[0][0]
+    assert saved > 0
+    _sql(url, "CREATE TABLE kpi_saved AS SELECT * FROM kpi_values WHERE kpi = 'online_share'")
+    _sql(url, "DELETE FROM kpi_values WHERE kpi = 'online_share'")  # never computed
+    try:
+        login(browser, base, "admin")
+        browser.get(base + "/?lang=en")
+        wait_for(browser, _has("ov-arriving-note"), 30)
+        note = browser.find_element("id", "ov-arriving-note").text
+        assert "Data still arriving" in note and "first time" in note
+        # the page asked the scheduler for a run now
+        rows = _sql(url, "SELECT reason FROM job_requests WHERE job = 'kpis'")
+        assert rows and "online_share" in rows[0][0]
+        shot(browser, "dayone_overview_arriving")
+        # the demo's back-fill under way: said so on the ward page too
+        _sql(url, "INSERT INTO ioc_meta VALUES ('backfill', 'running')")
+        ward = server.facts["grants"]["ward_leader"][0]
+        login(browser, base, "ward_leader")
+        browser.get(base + f"/ward/{ward}?lang=vi")
+        wait_for(browser, lambda d: "lịch sử đang được nạp" in _texts(d, "ward-arriving-note"), 30)
+        # once it is all there the note goes (within the fast refresh)
+        _sql(url, "UPDATE ioc_meta SET value = 'done' WHERE key = 'backfill'")
+        _sql(url, "INSERT INTO kpi_values SELECT * FROM kpi_saved")  # the scheduler's run
+        _sql(url, "UPDATE job_requests SET served_at = now()")
+        wait_for(browser, lambda d: not d.find_elements("id", "ward-arriving-note"), 40)
+    finally:
+        _sql(url, "INSERT INTO kpi_values SELECT * FROM kpi_saved ON CONFLICT DO NOTHING")
+        _sql(url, "DROP TABLE kpi_saved")
+        _sql(url, "DELETE FROM ioc_meta WHERE key = 'backfill'")
