@@ -265,6 +265,21 @@ TEXT.update(
         "last_run": ("Lần chạy gần nhất", "Last run"),
         "failures": ("Lỗi / lần chạy", "Failures / runs"),
         "error": ("Lỗi", "Error"),
+        "cameras_online_now": ("Camera trực tuyến lúc này", "Cameras online now"),
+        "devices_online_now": ("Thiết bị trực tuyến lúc này", "Devices online now"),
+        "online_now_def": ("theo trạng thái mới nhất", "by each one's latest status"),
+        "uptime_def": (
+            "trung bình các giờ hôm nay: đã gửi số liệu đúng chu kỳ",
+            "today's hourly average of those that reported on time",
+        ),
+        "more_cameras": ("và {n} camera khác", "and {n} more cameras"),
+        "per_hour": ("lượt/giờ", "per hour"),
+        "no_issue": ("không có sự cố", "no issue"),
+        "status_green": ("Đạt mục tiêu", "Meets target"),
+        "status_amber": ("Chưa đạt mục tiêu", "Below target"),
+        "status_red": ("Vượt ngưỡng đỏ", "Past red threshold"),
+        "status_neutral": ("Không có mục tiêu", "No target"),
+        "status_none": ("Chưa có dữ liệu", "No data"),
         "arriving_backfill": (
             "Dữ liệu đang về: lịch sử đang được nạp, các chỉ số được tính ngay khi nạp xong.",
             "Data still arriving: the history is being loaded; the KPIs are computed as soon"

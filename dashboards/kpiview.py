@@ -8,7 +8,13 @@ import pandas as pd
 
 from ioc.config import Kpi
 
-COLORS = {"green": "#1a9850", "amber": "#f0a202", "red": "#d73027", "none": "#9e9e9e"}
+COLORS = {
+    "green": "#1a9850",
+    "amber": "#f0a202",
+    "red": "#d73027",
+    "neutral": "#4a78b5",  # a count with no target: information, neither good nor bad
+    "none": "#9e9e9e",
+}
 
 
 def is_missing(value: object) -> bool:
@@ -16,21 +22,9 @@ def is_missing(value: object) -> bool:
 
 
 def status(value: float | None, kpi: Kpi) -> str:
-    """'green', 'amber', 'red' against the KPI's thresholds, or 'none' without data."""
-    if value is None or is_missing(value):
-        return "none"
-    v = float(value)
-    if kpi.direction == "higher_better":
-        if kpi.red is not None and v <= kpi.red:
-            return "red"
-        if kpi.amber is not None and v <= kpi.amber:
-            return "amber"
-    else:
-        if kpi.red is not None and v >= kpi.red:
-            return "red"
-        if kpi.amber is not None and v >= kpi.amber:
-            return "amber"
-    return "green"
+    """'green', 'amber', 'red', 'neutral' or 'none': :meth:`ioc.config.Kpi.status`, the one
+    rule (from the target and the KPI's direction) that exports use too."""
+    return kpi.status(None if value is None or is_missing(value) else float(value))
 
 
 def trend(value: float | None, prev: float | None, kpi: Kpi) -> tuple[str, str]:

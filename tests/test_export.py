@@ -111,6 +111,7 @@ def test_cli_xlsx_opens_in_openpyxl_with_the_right_values(
         "Chỉ tiêu",
         "Giá trị",
         "Đơn vị tính",
+        "Trạng thái",
     )
     assert len(rows) == 1 + 3 * 95  # 3 days × (94 wards + city)
     got = {(r[0].strftime("%d/%m"), r[1]): r[5] for r in rows[1:]}
@@ -120,6 +121,11 @@ def test_cli_xlsx_opens_in_openpyxl_with_the_right_values(
     assert got[("10/03", "city")] == pytest.approx(200 / 3, abs=0.05)  # 2 of 3 applications
     assert got[("11/03", a)] == 0.0  # a2 still overdue, a1 ended before 11/03
     assert got[("10/03", config.wards[2].code)] is None  # no data: an empty cell, not 0
+    # the dashboards' status rule: on time 50 % vs target 95 / red 80 is red, 100 % green
+    state = {(r[0].strftime("%d/%m"), r[1]): r[7] for r in rows[1:]}
+    assert state[("10/03", a)] == "vượt ngưỡng đỏ"
+    assert state[("10/03", b)] == "đạt mục tiêu"
+    assert state[("10/03", config.wards[2].code)] is None  # no data, no status
     # number format and date format of the data cells
     cell = ws.cell(row=2, column=6)
     assert ws.cell(row=2, column=1).number_format == "dd/mm/yyyy"
@@ -155,6 +161,7 @@ def test_csv_round_trips_through_pandas(
         "KPI",
         "Value",
         "Unit",
+        "Status",
     ]
     df["Period start"] = pd.to_datetime(df["Period start"])
     assert (df["Period start"] == pd.Timestamp("2025-03-10 00:00", tz="Asia/Ho_Chi_Minh")).all()

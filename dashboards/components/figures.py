@@ -22,6 +22,17 @@ GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
 
 # green = good: the scale runs bad -> good along increasing "goodness"
 GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
+# from the red threshold (0) to the target (1): red, through orange, to amber just short of
+# the target; green only where the target is met (Kpi.status: missing it is never green)
+TARGET_SCALE = [
+    [0.0, "#d73027"],
+    [0.5, "#f46d43"],
+    [0.999, "#f0a202"],
+    [0.999, "#1a9850"],
+    [1.0, "#1a9850"],
+]
+# a count with no target (applications received): one hue, neither good nor bad
+NEUTRAL_SCALE = [[0.0, "#deebf7"], [1.0, "#08519c"]]
 
 # VN_AQI bands (Decision 1459/QĐ-TCMT, see KPI-REFERENCE.md) on a 0-300 scale: good green,
 # moderate yellow, poor orange, bad red, very bad purple (hazardous > 300: brown, clamped)
@@ -43,6 +54,8 @@ def map_colours(kpi_name: str, kpi: Kpi | None) -> dict[str, Any]:
     otherwise relative to the values shown."""
     if kpi is not None and (kpi.query == "aqi" or kpi_name == "aqi"):
         return {"colorscale": AQI_SCALE, "zmin": 0.0, "zmax": AQI_MAX, "reversescale": False}
+    if kpi is not None and kpi.status(0.0) == "neutral":
+        return {"colorscale": NEUTRAL_SCALE, "reversescale": False}
     out: dict[str, Any] = {
         "colorscale": GOOD_SCALE,
         "reversescale": kpi is not None and kpi.direction == "lower_better",
@@ -50,7 +63,7 @@ def map_colours(kpi_name: str, kpi: Kpi | None) -> dict[str, Any]:
     if kpi is not None and kpi.target is not None and kpi.red is not None:
         lo, hi = sorted((float(kpi.target), float(kpi.red)))
         if hi > lo:
-            out.update(zmin=lo, zmax=hi)
+            out.update(zmin=lo, zmax=hi, colorscale=TARGET_SCALE)
     return out
 
 

@@ -188,12 +188,7 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
                 "ward": f"[{names.get(r.ward_code, r.ward_code)}](/ward/{r.ward_code})",
                 "code": r.ward_code,
                 "value": float(r.value) if has else None,
-                "status": t(
-                    {"green": "on_time", "amber": "warning", "red": "late", "none": "no_data"}[
-                        status(r.value if has else None, kpi)
-                    ],
-                    lang,
-                ),
+                "status": t(f"status_{status(r.value if has else None, kpi)}", lang),
             }
         )
     columns: list[dict[str, Any]] = [

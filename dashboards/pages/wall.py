@@ -38,7 +38,7 @@ from dashboards.components.common import (
 from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, bars, ward_map
 from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
-from dashboards.kpiview import city_value, ranks
+from dashboards.kpiview import COLORS, city_value, ranks
 from dashboards.queries import records
 from dashboards.rotation import HISTORY_KEEP, VIEWS, current_view
 from dashboards.state import state
@@ -48,6 +48,7 @@ dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
 
 REFRESH_MS = 5_000
 WALL_ALERT_ROWS = 10  # rows of two lines that fit under the title at 16:9
+WALL_CAMERA_TILES = 24  # 6 × 4 tiles fit the main column at 16:9
 VIEW_TITLES = {
     "map": "map_title",
     "applications": "applications",
@@ -212,7 +213,7 @@ clientside_callback(
 )
 
 
-def _tiles(names: tuple[str, ...], lang: str) -> html.Div:
+def _tiles(names: tuple[str, ...], lang: str, *, extra: str = "") -> html.Div:
     kpis = state().kpis
     latest = latest_kpis("day")
     tiles = []
@@ -221,7 +222,7 @@ def _tiles(names: tuple[str, ...], lang: str) -> html.Div:
         if kpi is None:
             continue
         value, prev = city_value(latest, name) if not latest.empty else (None, None)
-        tiles.append(kpi_tile(name, kpi, value, prev, lang))
+        tiles.append(kpi_tile(name, kpi, value, prev, lang, extra=extra))
     return html.Div(tiles, className="tiles")
 
 
@@ -351,45 +352,98 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
     n_on = int((cams["status"] == "online").sum()) if n_cam else 0
     n_dev = int(devs["n"].sum()) if not devs.empty else 0
     n_dev_on = int(devs.loc[devs["status"] == "online", "n"].sum()) if not devs.empty else 0
-    problems = cams[(cams["status"] != "online") | cams["issues"].notna()] if n_cam else cams
-    items = [
-        html.Li(
-            [
-                html.Span(f"{r.name or r.camera_id}"),
-                html.Span(names.get(r.ward_code, r.ward_code)),
-                html.Span(fault_labels(r.issues, lang) or t(r.status, lang), className="num"),
-            ],
-            className="sev-critical" if r.status == "offline" else "sev-warning",
+    # one tile per camera: the ones with a problem first, then by ward
+    order = (
+        cams.assign(
+            _bad=[
+                0 if (s == "online" and not isinstance(i, str)) else 1
+                for s, i in zip(cams["status"], cams["issues"], strict=True)
+            ]
         )
-        for r in records(problems.head(12))
-    ]
-    tiles = html.Div(
+        if n_cam
+        else cams
+    )
+    if n_cam:
+        order = order.sort_values(["_bad", "ward_code", "camera_id"], ascending=[False, True, True])
+    tiles = [_camera_tile(r, names, lang) for r in records(order.head(WALL_CAMERA_TILES))]
+    more = n_cam - len(tiles)
+    side = html.Div(
         className="tiles",
         children=[
-            _count_tile(t("cameras_online", lang), n_on, n_cam, lang),
-            _count_tile(t("devices_online", lang), n_dev_on, n_dev, lang),
+            _count_tile(t("cameras_online_now", lang), n_on, n_cam, lang, "camera_uptime"),
+            _count_tile(t("devices_online_now", lang), n_dev_on, n_dev, lang, "sensor_uptime"),
         ],
     )
     return [
         html.Div(
             [
-                html.H2(t("health", lang)),
-                html.Ul(items, className="wall-list")
-                if items
+                html.H2(t("cameras", lang)),
+                html.Div(tiles, className="cam-grid", id="wall-cam-grid")
+                if tiles
                 else html.Div(t("no_rows", lang), className="muted"),
+                html.Div(t("more_cameras", lang, n=more), className="muted") if more > 0 else "",
             ],
             className="wall-col wall-main",
         ),
         html.Div(
-            [tiles, _tiles(("camera_uptime", "sensor_uptime"), lang)],
+            [
+                side,
+                _tiles(("camera_uptime", "sensor_uptime"), lang, extra=t("uptime_def", lang)),
+            ],
             className="wall-col wall-side",
         ),
     ]
 
 
-def _count_tile(label: str, n: int, total: int, lang: str) -> html.Div:
+def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Div:
+    st = str(r.status)
+    kinds = r.issues if isinstance(r.issues, str) else ""
+    if st == "offline":  # said by the status already: the issue line tells when it was seen
+        kinds = ", ".join(k.strip() for k in kinds.split(",") if k.strip() != "offline")
+    issue = fault_labels(kinds, lang)
+    count = r.count_1h
+    cls = "cam-tile " + (
+        "cam-offline" if st == "offline" else ("cam-issue" if issue else f"cam-{st}")
+    )
+    return html.Div(
+        className=cls,
+        children=[
+            html.Div(
+                [html.Span("●", className="cam-dot"), html.Span(r.name or r.camera_id)],
+                className="cam-name",
+            ),
+            html.Div(names.get(r.ward_code, r.ward_code), className="cam-ward"),
+            html.Div(
+                [
+                    html.Span(t(st, lang), className="cam-status"),
+                    html.Span(
+                        f"{fmt_num(count, 0, lang)} {t('per_hour', lang)}"
+                        if count == count and count is not None
+                        else "—",
+                        className="cam-count",
+                    ),
+                ],
+                className="cam-row",
+            ),
+            html.Div(
+                issue
+                or (
+                    f"{t('last_seen', lang)} {fmt_datetime(r.last_seen, lang)}"
+                    if st != "online"
+                    else t("no_issue", lang)
+                ),
+                className="cam-issue-text",
+            ),
+        ],
+    )
+
+
+def _count_tile(label: str, n: int, total: int, lang: str, kpi_name: str) -> html.Div:
+    """Units online now (each one's latest status), coloured by the matching uptime KPI's
+    target with the one status rule (Kpi.status)."""
     share = 100.0 * n / total if total else None
-    color = "#9e9e9e" if share is None else ("#1a9850" if share >= 95 else "#f0a202")
+    kpi = state().kpis.get(kpi_name)
+    color = COLORS[kpi.status(share) if kpi is not None else "none"]
     return html.Div(
         className="tile",
         style={"borderTopColor": color},
@@ -402,7 +456,9 @@ def _count_tile(label: str, n: int, total: int, lang: str) -> html.Div:
                 ]
             ),
             html.Div(
-                f"{fmt_num(share, 1, lang)} %" if share is not None else "", className="tile-sub"
+                (f"{fmt_num(share, 1, lang)} % · " if share is not None else "")
+                + t("online_now_def", lang),
+                className="tile-sub",
             ),
         ],
     )

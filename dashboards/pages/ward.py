@@ -282,7 +282,34 @@ def _devices(code: str, lang: str) -> Any:
                 ]
             ),
         ]
-    return [table("ward-devices-table", rows, cols, page_size=10), *extra]
+    n_all = sum(sum(per.values()) for per in counts.values())
+    n_on = sum(per.get("online", 0) for per in counts.values())
+    uptime = (kpi_board("day").get("sensor_uptime") or {"wards": {}})["wards"].get(code)
+    # two figures that measure different things: both defined on screen
+    defs = html.Ul(
+        id="ward-devices-defs",
+        className="defs",
+        children=[
+            html.Li(
+                [
+                    html.B(f"{t('devices_online_now', lang)}: "),
+                    f"{fmt_num(n_on, 0, lang)}/{fmt_num(n_all, 0, lang)}"
+                    + (f" ({fmt_num(100.0 * n_on / n_all, 1, lang)} %)" if n_all else "")
+                    + f" — {t('online_now_def', lang)}",
+                ]
+            ),
+            html.Li(
+                [
+                    html.B(f"{kpi_heading(st.kpis['sensor_uptime'], lang)}: "),
+                    (fmt_num(uptime[0], 1, lang) + " %") if uptime else t("no_data", lang),
+                    f" — {t('uptime_def', lang)}",
+                ]
+            )
+            if "sensor_uptime" in st.kpis
+            else "",
+        ],
+    )
+    return [defs, table("ward-devices-table", rows, cols, page_size=10), *extra]
 
 
 def _cameras(code: str, lang: str) -> Any:

@@ -49,20 +49,41 @@ class Kpi(Section):
                 raise ValueError("lower_better: red must be at or above amber")
         return self
 
-    def status(self, value: float | None) -> str:
-        """'green', 'amber', 'red' or 'none' (no data) for a value."""
-        if value is None:
-            return "none"
+    def meets_target(self, value: float) -> bool:
+        assert self.target is not None
         if self.direction == "higher_better":
-            if self.red is not None and value <= self.red:
-                return "red"
-            if self.amber is not None and value <= self.amber:
-                return "amber"
-        else:
-            if self.red is not None and value >= self.red:
-                return "red"
-            if self.amber is not None and value >= self.amber:
-                return "amber"
+            return value >= self.target
+        return value <= self.target
+
+    def past(self, value: float, threshold: float | None) -> bool:
+        """Is ``value`` at or beyond ``threshold`` on the bad side?"""
+        if threshold is None:
+            return False
+        if self.direction == "higher_better":
+            return value <= threshold
+        return value >= threshold
+
+    def status(self, value: float | None) -> str:
+        """The one status rule of every tile, table, map, wall and export:
+
+        - 'none': no data;
+        - with a target: 'green' only when the target is met, 'red' at or past the red
+          threshold, 'amber' in between (missing the target is never green);
+        - without a target: 'red' / 'amber' past those thresholds, else 'green';
+        - with neither a target nor thresholds (a plain count such as applications
+          received): 'neutral', neither good nor bad.
+        """
+        if value is None or value != value:  # None or NaN
+            return "none"
+        v = float(value)
+        if self.past(v, self.red):
+            return "red"
+        if self.target is not None:
+            return "green" if self.meets_target(v) else "amber"
+        if self.past(v, self.amber):
+            return "amber"
+        if self.amber is None and self.red is None:
+            return "neutral"
         return "green"
 
 

@@ -48,6 +48,24 @@ from ioc.errors import IOCError, UsageError
 from ioc.kpi import periods
 from ioc.kpi.compute import CITY, compute_period
 
+# Kpi.status in words: the same rule as the dashboards' colours
+STATUS_WORDS = {
+    "vi": {
+        "green": "đạt mục tiêu",
+        "amber": "chưa đạt mục tiêu",
+        "red": "vượt ngưỡng đỏ",
+        "neutral": "không có mục tiêu",
+        "none": "",
+    },
+    "en": {
+        "green": "meets target",
+        "amber": "below target",
+        "red": "past red threshold",
+        "neutral": "no target",
+        "none": "",
+    },
+}
+
 TITLES = {
     "kpi": {
         "vi": [
@@ -58,8 +76,9 @@ TITLES = {
             "Chỉ tiêu",
             "Giá trị",
             "Đơn vị tính",
+            "Trạng thái",
         ],
-        "en": ["Period start", "Ward code", "Ward", "KPI code", "KPI", "Value", "Unit"],
+        "en": ["Period start", "Ward code", "Ward", "KPI code", "KPI", "Value", "Unit", "Status"],
     },
     "metric": {
         "vi": [
@@ -345,9 +364,13 @@ def _table(
         }
         units = {k: cfg.kpis.kpis[k].unit for k in req.kpis}
         digits = {k: cfg.kpis.kpis[k].decimals for k in req.kpis}
+        words = STATUS_WORDS[lang]
+        kdefs = {k: cfg.kpis.kpis[k] for k in req.kpis}
         for p, ward, k, v in kpi_rows(conn, cfg, req, now=now):
             value = None if v is None else round(float(v), digits[k])
-            yield [p, ward, names[ward], k, labels[k], value, units[k]]
+            # the dashboards' status rule (Kpi.status), in words
+            state = words[kdefs[k].status(None if v is None else float(v))]
+            yield [p, ward, names[ward], k, labels[k], value, units[k], state]
     else:
         units = {m: _metric_unit(cfg, m) for m in req.metrics}
         for p, ward, m, n, mean, lo, hi in metric_rows(conn, cfg, req):
@@ -514,6 +537,8 @@ def _write_xlsx(
             if row[5] is not None:
                 ws.write_number(row_i, 5, row[5], dec_fmt[kpi_digits[row[3]]])
             ws.write_string(row_i, 6, row[6])
+            if row[7]:
+                ws.write_string(row_i, 7, row[7])
         else:
             ws.write_number(row_i, 4, row[4], int_fmt)
             for c in (5, 6, 7):

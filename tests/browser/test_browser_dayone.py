@@ -133,3 +133,97 @@ def test_page_says_data_is_arriving_and_asks_for_the_kpis(server: Server, browse
         _sql(url, "INSERT INTO kpi_values SELECT * FROM kpi_saved ON CONFLICT DO NOTHING")
         _sql(url, "DROP TABLE kpi_saved")
         _sql(url, "DELETE FROM ioc_meta WHERE key = 'backfill'")
+
+
+def _rgb(hex_colour: str) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, 1)"
+
+
+def _set_city(url: str, kpi: str, value: float) -> float:
+    """Set the city's latest daily value of ``kpi``; returns the old one."""
+    rows = _sql(
+        url,
+        "UPDATE kpi_values v SET value = %s FROM kpi_values o"
+        " WHERE v.kpi = %s AND v.ward_code = 'city' AND v.period = 'day'"
+        " AND o.kpi = v.kpi AND o.ward_code = v.ward_code AND o.period = v.period"
+        " AND o.period_start = v.period_start"
+        " AND v.period_start = (SELECT max(period_start) FROM kpi_values WHERE kpi = %s"
+        "   AND ward_code = 'city' AND period = 'day') RETURNING o.value",
+        (value, kpi, kpi),
+    )
+    return float(rows[0][0]) if rows and rows[0][0] is not None else float("nan")
+
+
+def test_tiles_are_green_only_when_the_target_is_met(server: Server, browser: Any) -> None:
+    from dashboards.kpiview import COLORS
+
+    url = server.db_url
+    old = {k: _set_city(url, k, v) for k, v in (("on_time_rate", 91.1), ("flood_risk", 66.0))}
+    try:
+        login(browser, server.url, "admin")
+        browser.get(server.url + "/?lang=vi")
+
+        def border(name: str) -> str:
+            els = browser.find_elements("id", f"tile-{name}")
+            return str(els[0].value_of_css_property("border-top-color")) if els else ""
+
+        def showing(d: Any) -> bool:
+            tile = d.find_elements("id", "tile-on_time_rate")
+            return bool(tile) and "91,1" in tile[0].text
+
+        wait_for(browser, showing, 30)
+        # on time 91.1 % against a target of 95 %, flood risk 66 % against 50 %: amber
+        assert border("on_time_rate") == _rgb(COLORS["amber"])
+        assert border("flood_risk") == _rgb(COLORS["amber"])
+        # a count without a target is neither good nor bad
+        assert border("applications_received") == _rgb(COLORS["neutral"])
+        shot(browser, "dayone_overview_status")
+    finally:
+        for k, v in old.items():
+            _set_city(url, k, v)
+
+
+def test_wall_cameras_view_has_a_tile_per_camera(server: Server) -> None:
+    n_cams = _sql(server.db_url, "SELECT count(*) FROM cameras")[0][0]
+    offline = _sql(server.db_url, "SELECT name FROM cameras WHERE status = 'offline' LIMIT 1")
+    assert n_cams > 0 and offline
+    for size in ((1920, 1080), (3840, 2160)):
+        driver = make_driver(size=size)
+        try:
+            driver.get(server.url + f"/wall?token={KIOSK_TOKEN}&view=cameras")
+            wait_for(driver, _has("wall-cam-grid"), 30)
+            tiles = driver.find_elements("css selector", "#wall-cam-grid .cam-tile")
+            assert len(tiles) == min(n_cams, 24)
+            text = driver.find_element("id", "wall-cam-grid").text
+            assert offline[0][0] in text
+            # problems first: the first tile is an offline or faulty camera
+            assert "cam-offline" in tiles[0].get_attribute("class") or "cam-issue" in (
+                tiles[0].get_attribute("class")
+            )
+            # both 'online' figures say what they measure
+            body = driver.find_element("id", "wall-body").text
+            assert "theo trạng thái mới nhất" in body and "đúng chu kỳ" in body
+            # the text is large enough to read across a room: at least 1.15 vw for the name
+            px = float(
+                driver.execute_script(
+                    "return parseFloat(getComputedStyle("
+                    "document.querySelector('#wall-cam-grid .cam-name')).fontSize)"
+                )
+            )
+            assert px >= 0.0115 * size[0] - 0.5
+            shot(driver, f"dayone_wall_cameras_{size[0]}x{size[1]}")
+            assert not severe_logs(driver)
+        finally:
+            driver.quit()
+
+
+def test_ward_page_defines_both_online_figures(server: Server, browser: Any) -> None:
+    ward = server.facts["grants"]["ward_leader"][0]
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/ward/{ward}?lang=en")
+    wait_for(browser, _has("ward-devices-defs"), 30)
+    text = browser.find_element("id", "ward-devices-defs").text
+    assert "Devices online now" in text and "latest status" in text
+    assert "Sensor uptime" in text and "hourly average" in text
