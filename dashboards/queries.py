@@ -148,7 +148,7 @@ def alerts(
         conn,
         """
         SELECT id, rule_id, subject, ward_code, severity, state, title, value, opened_at,
-               acknowledged_at, acknowledged_by, resolved_at, resolved_by
+               acknowledged_at, acknowledged_by, resolved_at, resolved_by, details
         FROM alerts
         WHERE state = ANY(%(states)s)
           AND (%(sev)s::text[] IS NULL OR severity = ANY(%(sev)s))

@@ -63,9 +63,11 @@ class Transition:
     title: str
     value: float | None
     ts: dt.datetime
+    link: str | None = None  # the object's page (ward, camera, device), relative to the site
 
     def payload(self) -> dict[str, Any]:
         return {
+            "link": self.link,
             "id": self.alert_id,
             "rule": self.rule_id,
             "subject": self.subject,
@@ -189,6 +191,104 @@ def _title(rule: AlertRule, subject: str) -> str:
     return f"{rule.label_vi}: {subject}"
 
 
+# --------------------------------------------------------------------------- naming things
+
+
+def _num(value: float | None, decimals: int, lang: str) -> str:
+    """1.234,5 (vi) or 1,234.5 (en)."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{decimals}f}"
+    if lang == "vi":
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
+
+
+def _unit_decimals(cfg: Config, rule: AlertRule) -> tuple[str, int]:
+    if rule.kind == "kpi" and rule.kpi in cfg.kpis.kpis:
+        k = cfg.kpis.kpis[rule.kpi]
+        return k.unit, k.decimals
+    if rule.kind == "reading":
+        for dtype in cfg.sensors.device_types.values():
+            m = dtype.metric(rule.metric or "")
+            if m is not None:
+                return m.unit, 0 if m.unit in ("%", "cm") else 1
+    return "", 0
+
+
+def describe(
+    conn: Connection, cfg: Config, rule: AlertRule, subject: str, ward_code: str | None
+) -> dict[str, Any]:
+    """What an alert is about, named: the ward's name, the camera's or device's name and kind,
+    the unit of its value and a link to the object's page. Kept in the alert's ``details``
+    (``object_vi``/``object_en``, ``unit``, ``decimals``, ``link``); :func:`title` builds the
+    stored (Vietnamese) title from it."""
+    wards = {w.code: w.name for w in cfg.wards}
+    ward_vi = wards.get(ward_code or "", ward_code or "Toàn thành phố")
+    ward_en = wards.get(ward_code or "", ward_code or "Whole city")
+    unit, decimals = _unit_decimals(cfg, rule)
+    out: dict[str, Any] = {"unit": unit, "decimals": decimals, "ward_name": ward_vi}
+    if rule.kind == "kpi":
+        out.update(
+            object_vi=ward_vi,
+            object_en=ward_en,
+            link=f"/ward/{ward_code}" if ward_code else "/",
+        )
+    elif rule.kind == "camera":
+        rows = _rows(conn, "SELECT name FROM cameras WHERE camera_id = %(c)s", {"c": subject})
+        name = rows[0][0] if rows and rows[0][0] else None
+        if name is None:
+            name = next((c.name for c in cfg.cameras.cameras if c.id == subject and c.name), None)
+        shown = f"{name} ({subject})" if name else subject
+        out.update(
+            object_vi=f"{shown}, {ward_vi}",
+            object_en=f"{shown}, {ward_en}",
+            camera_name=name or subject,
+            link=f"/cameras?camera={subject}",
+        )
+    else:  # a device: reading or offline
+        rows = _rows(
+            conn, "SELECT device_type FROM devices WHERE device_id = %(d)s", {"d": subject}
+        )
+        dtype = cfg.sensors.device_types.get(rows[0][0]) if rows else None
+        kind_vi = dtype.label_vi if dtype else "thiết bị"
+        kind_en = dtype.label_en if dtype else "device"
+        out.update(
+            object_vi=f"{ward_vi}, {kind_vi} {subject}",
+            object_en=f"{ward_en}, {kind_en} {subject}",
+            link=f"/devices/{subject}",
+        )
+    return out
+
+
+def title(
+    rule: AlertRule,
+    about: dict[str, Any],
+    value: float | None,
+    lang: str = "vi",
+    label: str | None = None,
+) -> str:
+    """'Nhiều hồ sơ quá hạn — Phường Hải Châu: 20 hồ sơ (ngưỡng ≥ 10 hồ sơ)': the rule, the
+    named object, the value and the threshold with their unit."""
+    label = label or (rule.label_en if lang == "en" else rule.label_vi)
+    obj = about.get(f"object_{lang}") or about.get("object_vi") or ""
+    text = f"{label} — {obj}" if obj else label
+    if rule.kind in ("reading", "kpi") and rule.threshold is not None:
+        unit = str(about.get("unit") or "")
+        if lang == "en":
+            unit = _UNIT_EN.get(unit, unit)
+        dec = int(about.get("decimals") or 0)
+        sp = f" {unit}" if unit else ""
+        word = "threshold" if lang == "en" else "ngưỡng"
+        shown = f"{_num(value, dec, lang)}{sp}" if value is not None else "—"
+        op = {">=": "≥", "<=": "≤"}.get(rule.op, rule.op)
+        text += f": {shown} ({word} {op} {_num(rule.threshold, dec, lang)}{sp})"
+    return text
+
+
+_UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -243,6 +343,7 @@ def _evaluate_rule(
             if subject in active:
                 aid, _state = active[subject]
                 if cleared(rule, o.value):
+                    about = describe(conn, cfg, rule, subject, o.ward_code)
                     cur.execute(
                         "UPDATE alerts SET state = 'resolved', resolved_at = %s,"
                         " resolved_by = 'system', value = %s, updated_at = now()"
@@ -258,9 +359,10 @@ def _evaluate_rule(
                             o.ward_code,
                             rule.severity,
                             "resolved",
-                            _title(rule, subject),
+                            title(rule, about, o.value),
                             o.value,
                             now,
+                            link=about.get("link"),
                         )
                     )
                 else:
@@ -287,6 +389,7 @@ def _evaluate_rule(
             if (now - since).total_seconds() + 1e-6 < rule.for_s:
                 res.pending += 1
                 continue
+            about = describe(conn, cfg, rule, subject, o.ward_code)
             cur.execute(
                 """
                 INSERT INTO alerts (rule_id, subject, ward_code, severity, state, title, value,
@@ -300,11 +403,12 @@ def _evaluate_rule(
                     subject,
                     o.ward_code,
                     rule.severity,
-                    _title(rule, subject),
+                    title(rule, about, o.value),
                     o.value,
                     now,
                     json.dumps(
                         {
+                            **about,
                             "kind": rule.kind,
                             "label_en": rule.label_en,
                             "label_vi": rule.label_vi,
@@ -331,9 +435,10 @@ def _evaluate_rule(
                         o.ward_code,
                         rule.severity,
                         "open",
-                        _title(rule, subject),
+                        title(rule, about, o.value),
                         o.value,
                         now,
+                        link=about.get("link"),
                     )
                 )
 

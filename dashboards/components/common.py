@@ -142,12 +142,38 @@ def kpi_heading(kpi: Kpi, language: str) -> str:
     return f"{label} ({unit_label(kpi.unit, language)})" if kpi.unit else label
 
 
-def alert_title(rule_id: object, subject: object, stored: object, language: str) -> str:
-    """An alert's title in the UI language, from its rule's label (the stored title was
-    written in Vietnamese when the alert opened); the stored title when the rule is gone."""
+def alert_title(
+    rule_id: object,
+    subject: object,
+    stored: object,
+    language: str,
+    details: object = None,
+    value: object = None,
+) -> str:
+    """An alert's title in the UI language, naming what it is about (ward, camera or device,
+    value, threshold and unit: ``ioc.alerts.title`` from the names kept in its ``details``);
+    alerts opened before names were kept: the rule's label and the subject; the stored
+    title when the rule is gone."""
+    from ioc.alerts import title
+
     rules = {r.id: r for r in state().cfg.alerts.rules} if state().cfg.alerts else {}
     rule = rules.get(rule_id) if isinstance(rule_id, str) else None
     if rule is None or not isinstance(subject, str):
         return stored if isinstance(stored, str) else ""
     label = rule.label_en if language == "en" and rule.label_en else rule.label_vi
+    if isinstance(details, dict) and details.get("object_vi"):
+        v = float(value) if isinstance(value, (int, float)) and value == value else None
+        return title(rule, details, v, language, label)
     return f"{label}: {subject}"
+
+
+def alert_link(details: object) -> str | None:
+    """The page of what an alert is about (ward, camera, device), if known."""
+    link = details.get("link") if isinstance(details, dict) else None
+    return link if isinstance(link, str) and link.startswith("/") else None
+
+
+def md_link(text: str, link: str | None) -> str:
+    """A DataTable markdown cell: the text, linked when there is a link."""
+    safe = text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"[{safe}]({link})" if link else safe

@@ -10,7 +10,15 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.components.common import alert_title, require, scope_key, ward_options, who
+from dashboards.components.common import (
+    alert_link,
+    alert_title,
+    md_link,
+    require,
+    scope_key,
+    ward_options,
+    who,
+)
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.queries import records
@@ -114,7 +122,7 @@ def _columns(lang: str) -> list[dict[str, Any]]:
         {"name": t("severity", lang), "id": "severity_label"},
         {"name": t("state", lang), "id": "state_label"},
         {"name": t("ward", lang), "id": "ward"},
-        {"name": t("title", lang), "id": "title"},
+        {"name": t("title", lang), "id": "title", "presentation": "markdown"},
         {"name": t("opened", lang), "id": "opened"},
         {"name": t("acknowledged", lang), "id": "ack"},
         {"name": t("resolved", lang), "id": "res"},
@@ -156,7 +164,10 @@ def refresh(
             "severity_label": t(r.severity, lang),
             "state_label": t(r.state, lang),
             "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
-            "title": alert_title(r.rule_id, r.subject, r.title, lang),
+            "title": md_link(
+                alert_title(r.rule_id, r.subject, r.title, lang, r.details, r.value),
+                alert_link(r.details),
+            ),
             "opened": fmt_datetime(r.opened_at, lang),
             "ack": f"{r.acknowledged_by} {fmt_datetime(r.acknowledged_at, lang)}"
             if r.acknowledged_by

@@ -10,10 +10,12 @@ from dash import Input, Output, callback, dcc, html
 from dashboards import queries
 from dashboards.components.arriving import FAST_MS, arriving_notice
 from dashboards.components.common import (
+    alert_link,
     alert_title,
     cached,
     freshness,
     latest_kpis,
+    md_link,
     require,
     scope_key,
     who,
@@ -236,7 +238,10 @@ def _alerts(user: Any, lang: str) -> Any:
             "severity": r.severity,
             "severity_label": t(r.severity, lang),
             "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
-            "title": alert_title(r.rule_id, r.subject, r.title, lang),
+            "title": md_link(
+                alert_title(r.rule_id, r.subject, r.title, lang, r.details, r.value),
+                alert_link(r.details),
+            ),
             "opened": fmt_datetime(r.opened_at, lang),
         }
         for r in records(df)
@@ -244,7 +249,7 @@ def _alerts(user: Any, lang: str) -> Any:
     cols: list[dict[str, Any]] = [
         {"name": t("severity", lang), "id": "severity_label"},
         {"name": t("ward", lang), "id": "ward"},
-        {"name": t("title", lang), "id": "title"},
+        {"name": t("title", lang), "id": "title", "presentation": "markdown"},
         {"name": t("opened", lang), "id": "opened"},
     ]
     return table(

@@ -474,7 +474,7 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
         html.Li(
             [
                 html.Span(t(r.severity, lang)),
-                html.Span(alert_title(r.rule_id, r.subject, r.title, lang)),
+                html.Span(alert_title(r.rule_id, r.subject, r.title, lang, r.details, r.value)),
                 html.Span(names.get(r.ward_code or "", ""), className="num"),
                 html.Span(fmt_datetime(r.opened_at, lang)),
             ],

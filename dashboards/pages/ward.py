@@ -14,11 +14,13 @@ from dash import Input, Output, State, callback, dcc, html
 from dashboards import queries
 from dashboards.components.arriving import FAST_MS, arriving_notice
 from dashboards.components.common import (
+    alert_link,
     alert_title,
     cached,
     channel_label,
     kpi_board,
     kpi_heading,
+    md_link,
     procedure_label,
     require,
     who,
@@ -225,7 +227,10 @@ def _alerts(code: str, lang: str) -> Any:
         {
             "severity": r.severity,
             "severity_label": t(r.severity, lang),
-            "title": alert_title(r.rule_id, r.subject, r.title, lang),
+            "title": md_link(
+                alert_title(r.rule_id, r.subject, r.title, lang, r.details, r.value),
+                alert_link(r.details),
+            ),
             "state": t(r.state, lang),
             "opened": fmt_datetime(r.opened_at, lang),
         }
@@ -233,7 +238,7 @@ def _alerts(code: str, lang: str) -> Any:
     ]
     cols: list[dict[str, Any]] = [
         {"name": t("severity", lang), "id": "severity_label"},
-        {"name": t("title", lang), "id": "title"},
+        {"name": t("title", lang), "id": "title", "presentation": "markdown"},
         {"name": t("state", lang), "id": "state"},
         {"name": t("opened", lang), "id": "opened"},
     ]
