@@ -299,3 +299,141 @@ def lines(
         yaxis={"gridcolor": th["grid"]},
     )
     return fig
+
+
+def pick_labelled(
+    ranked: pd.DataFrame,
+    kpi: Kpi | None,
+    alerting: set[str],
+    *,
+    every: list[str] | None = None,
+    worst_n: int = 6,
+    cap: int = 16,
+) -> tuple[list[str], list[str]]:
+    """(highlighted, others): the wards whose names a wall map writes. Highlighted: those with
+    an open alert, the ``worst_n`` worst ranked and those past the red threshold (at most
+    ``cap``, in that order); others: the rest of ``every`` (all wards, on a 4K screen)."""
+    picked: list[str] = []
+
+    def add(codes: list[str]) -> None:
+        for c in codes:
+            if c not in picked and len(picked) < cap:
+                picked.append(c)
+
+    add(sorted(alerting))
+    if not ranked.empty and "rank" in ranked:
+        have = ranked.dropna(subset=["rank"]).sort_values("rank", ascending=False)
+        add([str(c) for c in have["ward_code"].head(worst_n)])
+        if kpi is not None:
+            add(
+                [
+                    str(c)
+                    for c, v in zip(have["ward_code"], have["value"], strict=True)
+                    if kpi.status(float(v)) == "red"
+                ]
+            )
+    return picked, [c for c in every or [] if c not in picked]
+
+
+def short_name(name: str) -> str:
+    """'Hải Châu' for 'Phường Hải Châu' (the map says the names; the type is noise there)."""
+    for prefix in ("Phường ", "Xã ", "Đặc khu "):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def ward_labels(
+    codes: list[str],
+    names: dict[str, str],
+    where: dict[str, tuple[float, float]],
+    *,
+    size: float | list[float],
+    dark: bool = True,
+    name: str = "labels",
+) -> dict[str, Any]:
+    """A text-only scattergeo trace writing ward names at their centroids, with a halo so that
+    they read on any fill colour (a wall has no hover)."""
+    if isinstance(size, list):
+        size = [s for c, s in zip(codes, size, strict=True) if c in where]
+    codes = [c for c in codes if c in where]
+    fg, halo = ("#ffffff", "#05080f") if dark else ("#1b2330", "#ffffff")
+    return {
+        "type": "scattergeo",
+        "mode": "text",
+        "lat": [where[c][0] for c in codes],
+        "lon": [where[c][1] for c in codes],
+        "text": [short_name(names.get(c, c)) for c in codes],
+        "textfont": {
+            "size": size,
+            "color": fg,
+            "weight": 700,
+            "shadow": f"0 0 3px {halo}, 0 0 3px {halo}, 0 0 5px {halo}",
+        },
+        "hoverinfo": "skip",
+        "showlegend": False,
+        "name": name,
+    }
+
+
+def label_points(geojson: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """(lat, lon) where each ward's name goes: the mean of its largest ring's points, so that
+    the label sits on the polygon drawn (a ward's official centroid may be elsewhere, e.g. an
+    island group drawn as an inset)."""
+    out: dict[str, tuple[float, float]] = {}
+    for feat in geojson.get("features", []):
+        geom = feat.get("geometry") or {}
+        if geom.get("type") == "Polygon":
+            rings = [geom["coordinates"][0]]
+        elif geom.get("type") == "MultiPolygon":
+            rings = [p[0] for p in geom["coordinates"]]
+        else:
+            continue
+        ring = max(rings, key=len)
+        lons = [float(pt[0]) for pt in ring]
+        lats = [float(pt[1]) for pt in ring]
+        if lons:
+            out[str(feat.get("id"))] = (sum(lats) / len(lats), sum(lons) / len(lons))
+    return out
+
+
+def place_labels(
+    codes: list[str],
+    texts: dict[str, str],
+    where: dict[str, tuple[float, float]],
+    *,
+    size_px: float,
+    px_per_deg: float,
+    taken: list[tuple[float, float, float, float]] | None = None,
+) -> list[str]:
+    """The codes whose labels fit, in priority order, none overlapping another (or a box in
+    ``taken``, which is extended): a name that would sit on another is left out rather than
+    printed illegibly. Boxes are estimated from the text length and the font size."""
+    boxes = taken if taken is not None else []
+    kept: list[str] = []
+    for c in codes:
+        if c not in where:
+            continue
+        lat, lon = where[c]
+        x, y = lon * px_per_deg, lat * px_per_deg
+        w = 0.56 * size_px * len(texts.get(c, c)) / 2 + 2
+        h = 0.62 * size_px
+        box = (x - w, y - h, x + w, y + h)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            continue
+        boxes.append(box)
+        kept.append(c)
+    return kept
+
+
+def map_px_per_deg(
+    where: dict[str, tuple[float, float]], width_px: float, height_px: float
+) -> float:
+    """Roughly how many screen pixels a degree spans on a map fitted to ``where``'s points."""
+    if not where:
+        return 1.0
+    lats = [p[0] for p in where.values()]
+    lons = [p[1] for p in where.values()]
+    span_lon = max(max(lons) - min(lons), 1e-6) * 1.15  # polygons reach past the centroids
+    span_lat = max(max(lats) - min(lats), 1e-6) * 1.15
+    return min(width_px / span_lon, height_px / span_lat)

@@ -35,7 +35,18 @@ from dashboards.components.common import (
     scope_key,
     who,
 )
-from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, bars, ward_map
+from dashboards.components.figures import (
+    GRAPH_CONFIG,
+    MAP_CONFIG,
+    bars,
+    label_points,
+    map_px_per_deg,
+    pick_labelled,
+    place_labels,
+    short_name,
+    ward_labels,
+    ward_map,
+)
 from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.kpiview import COLORS, city_value, ranks
@@ -176,6 +187,14 @@ def body_signature(view: str, body: Any) -> str:
 # HISTORY_KEEP entries the callback drops the newest one again (the renderer's own REVERT
 # action, which only touches the history). Without ``window.store`` (another renderer) it does
 # nothing.
+#
+# A flagged private access (like a ``# noqa: SLF001``), kept on purpose: Dash has no public way
+# to keep that history short. The renderer records every change of a callback *input* made by
+# a component (the interval's tick) or by the public ``dash_clientside.set_props`` (both
+# dispatch ON_PROP_CHANGE without source 'response'); only callback *outputs* are not
+# recorded, and ``dash.Patch`` only shapes outputs, so a stable figure updated by Patch still
+# leaves one entry per tick. A loop of outputs (server -> store -> clientside -> store) is
+# pruned by the renderer as circular after one turn. Remove once plotly/dash#727 is fixed.
 _CLIENT = (
     """
     function(n, last, screen) {
@@ -240,12 +259,60 @@ def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "d
     fig = ward_map(
         st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
     )
-    fig["layout"]["font"]["size"] = int(20 * scale)
+    _wall_map_text(fig, ranked, kpi, scale)
+    return dcc.Graph(id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": "76vh"})
+
+
+# a wall has no hover: ward names are written on the map. At 1080p the ones that matter
+# (open alert, worst ranked, past red), large enough to read at 4 m; from about 4K every name.
+LABEL_PX = 26  # highlighted names at 1920 px wide (scaled with the screen)
+ALL_NAMES_PX = 10  # every other name, from ALL_NAMES_SCALE on
+ALL_NAMES_SCALE = 1.8
+
+
+def _wall_map_text(fig: dict[str, Any], ranked: Any, kpi: Any, scale: float) -> None:
+    """Wall sizes: colour bar and fonts scaled to the screen; ward names on the map."""
+    fig["layout"]["font"]["size"] = int(22 * scale)
     fig["layout"]["hoverlabel"] = {"font": {"size": int(22 * scale)}}
     for trace in fig["data"][1:]:
-        trace["colorbar"]["tickfont"]["size"] = int(18 * scale)
-        trace["colorbar"]["thickness"] = int(24 * scale)
-    return dcc.Graph(id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": "76vh"})
+        bar = trace["colorbar"]
+        bar["tickfont"]["size"] = int(24 * scale)
+        bar["title"]["font"]["size"] = int(24 * scale)
+        bar["thickness"] = int(30 * scale)
+    user, _lang = who()
+    key = ("wall_alerting", scope_key(user))
+    open_alerts = cached(
+        key, lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=1000)
+    )
+    alerting = (
+        {str(w) for w in open_alerts["ward_code"].dropna()} if not open_alerts.empty else set()
+    )
+    st = state()
+    every = list(st.ward_names) if scale >= ALL_NAMES_SCALE else None
+    highlighted, others = pick_labelled(ranked, kpi, alerting, every=every)
+    where = label_points(st.geojson)
+    texts = {c: short_name(n) for c, n in st.ward_names.items()}
+    # the map fills about half the screen's width and three quarters of its height
+    ppd = map_px_per_deg(where, 0.5 * 1920 * scale, 0.7 * 1080 * scale)
+    boxes: list[tuple[float, float, float, float]] = []
+    highlighted = place_labels(
+        highlighted, texts, where, size_px=LABEL_PX * scale, px_per_deg=ppd, taken=boxes
+    )
+    # every other name, smaller where the wards are small and close together
+    placed: list[str] = []
+    sizes: list[float] = []
+    for factor in (1.0, 0.75, 0.55):
+        px = ALL_NAMES_PX * scale * factor
+        left = [c for c in others if c not in placed]
+        got = place_labels(left, texts, where, size_px=px, px_per_deg=ppd, taken=boxes)
+        placed += got
+        sizes += [px] * len(got)
+    if placed:
+        fig["data"].append(ward_labels(placed, st.ward_names, where, size=sizes, name="names"))
+    if highlighted:
+        fig["data"].append(
+            ward_labels(highlighted, st.ward_names, where, size=LABEL_PX * scale, name="flagged")
+        )
 
 
 def _view_map(user: User, lang: str, scale: float) -> list[Any]:

@@ -227,3 +227,52 @@ def test_ward_page_defines_both_online_figures(server: Server, browser: Any) -> 
     text = browser.find_element("id", "ward-devices-defs").text
     assert "Devices online now" in text and "latest status" in text
     assert "Sensor uptime" in text and "hourly average" in text
+
+
+_LABELS_JS = """
+var gd = document.querySelector('#wall-map-graph .js-plotly-plot');
+if (!gd || !gd.data) { return null; }
+var out = {};
+gd.data.forEach(function(t) { if (t.type === 'scattergeo') { out[t.name] = t.text.length; } });
+gd.data.forEach(function(t) { if (t.name === 'flagged') { out.flagged_text = t.text; } });
+var texts = Array.from(gd.querySelectorAll('.scattergeo text'));
+out.px = texts.length ? Math.max.apply(null, texts.map(function(e) {
+    return parseFloat(getComputedStyle(e).fontSize); })) : 0;
+out.drawn = texts.length;
+var bar = gd.querySelector('.colorbar .cbaxis text, .colorbar text');
+out.bar = bar ? parseFloat(getComputedStyle(bar).fontSize) : 0;
+return out;
+"""
+
+
+def test_wall_map_names_the_wards_that_matter(server: Server) -> None:
+    from dashboards.components.figures import short_name
+
+    alerting = _sql(
+        server.db_url,
+        "SELECT w.name FROM alerts a JOIN wards w ON w.code = a.ward_code"
+        " WHERE a.state = 'open' ORDER BY a.ward_code LIMIT 1",
+    )
+    assert alerting
+    for size in ((1920, 1080), (3840, 2160)):
+        driver = make_driver(size=size)
+        try:
+            driver.get(server.url + f"/wall?token={KIOSK_TOKEN}&view=map")
+            wait_for(driver, lambda d: (d.execute_script(_LABELS_JS) or {}).get("drawn", 0) > 0, 40)
+            got = driver.execute_script(_LABELS_JS)
+            shot(driver, f"dayone_wall_map_{size[0]}x{size[1]}")
+            scale = size[0] / 1920
+            # the worst and the alerting wards are named, large enough to read at 4 m
+            assert 4 <= got["flagged"] <= 16, got
+            assert short_name(alerting[0][0]) in got["flagged_text"]  # a ward with an alert
+            assert got["px"] >= 26 * scale - 1, got
+            # colour-bar text at least 24 px at 1080p (was 14-18)
+            assert got["bar"] >= 24 * scale - 1, got
+            if size[0] >= 3840:  # (nearly) every ward's name on a 4K wall, none overlapping
+                # (the dense centre's smallest wards are left out rather than overprinted)
+                assert got["flagged"] + got["names"] >= 72, got
+            else:
+                assert "names" not in got, got
+            assert not severe_logs(driver)
+        finally:
+            driver.quit()
