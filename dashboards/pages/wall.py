@@ -188,7 +188,7 @@ def body_signature(view: str, body: Any) -> str:
 # action, which only touches the history). Without ``window.store`` (another renderer) it does
 # nothing.
 #
-# A flagged private access (like a ``# noqa: SLF001``), kept on purpose: Dash has no public way
+# A flagged private access (as with an SLF001 exception), kept on purpose: Dash has no public way
 # to keep that history short. The renderer records every change of a callback *input* made by
 # a component (the interval's tick) or by the public ``dash_clientside.set_props`` (both
 # dispatch ON_PROP_CHANGE without source 'response'); only callback *outputs* are not
