@@ -275,6 +275,7 @@ TEXT.update(
         "more_cameras": ("và {n} camera khác", "and {n} more cameras"),
         "per_hour": ("lượt/giờ", "per hour"),
         "no_issue": ("không có sự cố", "no issue"),
+        "ward_median": ("Trung vị các phường/xã", "Median of the wards"),
         "status_green": ("Đạt mục tiêu", "Meets target"),
         "status_amber": ("Chưa đạt mục tiêu", "Below target"),
         "status_red": ("Vượt ngưỡng đỏ", "Past red threshold"),

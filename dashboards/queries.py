@@ -116,6 +116,26 @@ def kpi_history(
     )
 
 
+def kpi_ward_median(
+    conn: Connection, *, kpis: Sequence[str], since: dt.datetime, period: str = "day"
+) -> pd.DataFrame:
+    """Per KPI and period, the median of the wards' values (not the city total): what one
+    ward's count is compared with. Columns: kpi, period_start, value."""
+    return _frame(
+        conn,
+        """
+        SELECT kpi, period_start,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS value
+        FROM kpi_values
+        WHERE kpi = ANY(%(kpis)s) AND period = %(p)s AND period_start >= %(since)s
+          AND ward_code <> 'city' AND value IS NOT NULL
+        GROUP BY kpi, period_start
+        ORDER BY kpi, period_start
+        """,
+        {"kpis": list(kpis), "p": period, "since": since},
+    )
+
+
 def freshness(conn: Connection) -> dict[str, dt.datetime | None]:
     """When data last arrived: KPIs computed, devices heard from, cameras seen."""
     out: dict[str, dt.datetime | None] = {}

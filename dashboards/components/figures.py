@@ -187,12 +187,21 @@ def ward_map(
 
 
 def kpi_history(
-    hist: pd.DataFrame, ward: str, kpi: Kpi, *, lang: str, ward_label: str, height: int = 220
+    hist: pd.DataFrame,
+    ward: str,
+    kpi: Kpi,
+    *,
+    lang: str,
+    ward_label: str,
+    height: int = 220,
+    city_label: str | None = None,
 ) -> dict[str, Any]:
-    """One KPI of one ward over time, with the city and the target (a plain figure dict)."""
+    """One KPI of one ward over time, with the city (rows 'city': for a count, the wards'
+    median, named by ``city_label``) and the target (a plain figure dict)."""
     data: list[dict[str, Any]] = []
     xs_all: list[str] = []
-    for code, name, dash in ((ward, ward_label, "solid"), ("city", t("city", lang), "dot")):
+    other = city_label or t("city", lang)
+    for code, name, dash in ((ward, ward_label, "solid"), ("city", other, "dot")):
         d = hist[hist["ward_code"] == code]
         if d.empty:
             continue

@@ -162,6 +162,17 @@ def _history(code: str, lang: str) -> Any:
         return html.Div(t("no_data", lang), className="muted")
     # one pass over the frame instead of one filter per KPI; Python datetimes (not pandas
     # Timestamps) convert to local time several times faster in the figure
+    # a count (city roll-up: a sum) is compared with the wards' median, not with the city
+    # total (23 against 769 on one axis reads as a flat line at zero)
+    counts = [name for name, kpi in st.kpis.items() if kpi.rollup == "sum"]
+    if counts:
+        med = cached(
+            ("ward_median", since.date().isoformat()),
+            lambda c: queries.kpi_ward_median(c, kpis=counts, since=since, period="day"),
+        )
+        hist = hist[~((hist["ward_code"] == "city") & hist["kpi"].isin(counts))]
+        if not med.empty:
+            hist = pd.concat([hist, med.assign(ward_code="city")], ignore_index=True)
     hist = hist.assign(period_start=pd.Series(_pydatetimes(hist["period_start"]), dtype=object))
     by_kpi = {str(k): g for k, g in hist.groupby("kpi", sort=False)}
     out = []
@@ -169,7 +180,14 @@ def _history(code: str, lang: str) -> Any:
         h = by_kpi.get(name)
         if h is None or h.empty:
             continue
-        fig = kpi_history(h, code, kpi, lang=lang, ward_label=st.ward_names[code])
+        fig = kpi_history(
+            h,
+            code,
+            kpi,
+            lang=lang,
+            ward_label=st.ward_names[code],
+            city_label=t("ward_median", lang) if name in counts else None,
+        )
         out.append(
             html.Div(
                 [

@@ -276,3 +276,31 @@ def test_wall_map_names_the_wards_that_matter(server: Server) -> None:
             assert not severe_logs(driver)
         finally:
             driver.quit()
+
+
+def test_ward_count_chart_compares_with_the_wards_median(server: Server, browser: Any) -> None:
+    ward = server.facts["grants"]["ward_leader"][0]
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/ward/{ward}?lang=en")
+    js = (
+        "var gd = document.querySelector('#ward-hist-applications_received .js-plotly-plot');"
+        "return gd && gd.data ? gd.data.map(function(t) {"
+        "  return [t.name, Math.max.apply(null, t.y.filter(function(v) {"
+        "    return v !== null; }))]; }) : null;"
+    )
+    series = wait_for(browser, lambda d: d.execute_script(js), 30)
+    names = [s[0] for s in series]
+    assert "Median of the wards" in names and "Whole city" not in names, names
+    want = _sql(
+        server.db_url,
+        "SELECT max(m) FROM (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS m"
+        " FROM kpi_values WHERE kpi = 'applications_received' AND ward_code <> 'city'"
+        " AND period = 'day' AND value IS NOT NULL"
+        " AND period_start >= now() - interval '30 days' GROUP BY period_start) x",
+    )[0][0]
+    assert abs(dict(series)["Median of the wards"] - float(want)) < 0.01
+    # a rate still compares with the city's value
+    js_rate = js.replace("applications_received", "on_time_rate")
+    rate = wait_for(browser, lambda d: d.execute_script(js_rate), 30)
+    assert "Whole city" in [s[0] for s in rate]
+    shot(browser, "dayone_ward_leader")
