@@ -12,7 +12,7 @@ import dash
 import flask
 from dash import html
 
-from dashboards import ops, security
+from dashboards import devices, ops, security
 from dashboards.db import Pool
 from dashboards.state import AppState, state
 from ioc.config import Config
@@ -138,6 +138,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     setattr(app, "interpolate_index", interpolate_index)  # noqa: B010
     # Dash registers its own before_request hooks; ours must run first.
     server.before_request_funcs.setdefault(None, []).insert(0, security.guard)
+    server.before_request_funcs[None].insert(1, devices.guard)  # /devices/{id}: the ward
     server.after_request(security.after)
     server.after_request(ops.timing_after)
     server.add_url_rule("/login", "login", security.login, methods=["GET", "POST"])

@@ -219,6 +219,19 @@ def devices_not_online(conn: Connection, *, ward: str, limit: int = 200) -> pd.D
     )
 
 
+def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFrame:
+    """Every device of one ward, those not online first."""
+    return _frame(
+        conn,
+        """
+        SELECT device_id, device_type, status, last_seen FROM devices
+        WHERE ward_code = %(w)s
+        ORDER BY status = 'online', device_type, device_id LIMIT %(limit)s
+        """,
+        {"w": ward, "limit": limit},
+    )
+
+
 def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
     """Cameras with status, open health events and the last hour's counts (objects that
     crossed the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``)."""

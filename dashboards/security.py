@@ -52,6 +52,7 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "dev": "view",  # /devices/{id}; its callback checks the device's ward
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 

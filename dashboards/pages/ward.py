@@ -290,19 +290,31 @@ def _devices(code: str, lang: str) -> Any:
     cols: list[dict[str, Any]] = [{"name": t("device_type", lang), "id": "type"}] + [
         {"name": t(s, lang), "id": s, "type": "numeric"} for s in ("online", "offline", "unknown")
     ]
-    off = cached(("devices_off", code), lambda c: queries.devices_not_online(c, ward=code))
+    # every device, not online first, each linked to its page (/devices/{id})
+    every = cached(("ward_devices", code), lambda c: queries.ward_devices(c, ward=code))
     extra: list[Any] = []
-    if not off.empty:
+    if not every.empty:
         extra = [
-            html.H3(t("offline", lang)),
-            html.Ul(
+            html.H3(t("device_list", lang)),
+            table(
+                "ward-device-list",
                 [
-                    html.Li(
-                        f"{r.device_id} — {labels.get(r.device_type, r.device_type)} — "
-                        f"{t('last_seen', lang)} {fmt_datetime(r.last_seen, lang)}"
-                    )
-                    for r in records(off.head(20))
-                ]
+                    {
+                        "device": md_link(str(r.device_id), f"/devices/{r.device_id}"),
+                        "type": labels.get(r.device_type, r.device_type),
+                        "status": t(str(r.status), lang),
+                        "last_seen": fmt_datetime(r.last_seen, lang),
+                    }
+                    for r in records(every)
+                ],
+                [
+                    {"name": t("device", lang), "id": "device", "presentation": "markdown"},
+                    {"name": t("device_type", lang), "id": "type"},
+                    {"name": t("status", lang), "id": "status"},
+                    {"name": t("last_seen", lang), "id": "last_seen"},
+                ],
+                page_size=10,
+                filterable=True,
             ),
         ]
     n_all = sum(sum(per.values()) for per in counts.values())

@@ -15,10 +15,13 @@ import pytest
 from dash_fixtures import (  # noqa: F401 - fixtures used by name
     KIOSK_TOKEN,
     SCREENSHOTS,
+    NoRedirect,
     Server,
     browser,
     login,
+    login_cookie,
     make_driver,
+    post_json,
     served,
     set_viewport,
     severe_logs,
@@ -304,3 +307,111 @@ def test_ward_count_chart_compares_with_the_wards_median(server: Server, browser
     rate = wait_for(browser, lambda d: d.execute_script(js_rate), 30)
     assert "Whole city" in [s[0] for s in rate]
     shot(browser, "dayone_ward_leader")
+
+
+def _device_body(device_id: str, range_key: str = "24h") -> dict[str, Any]:
+    outs = [("dev-graphs", "children"), ("dev-history", "children"), ("dev-resolution", "children")]
+    return {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [
+            {"id": "dev-range", "property": "value", "value": range_key},
+            {"id": "dev-dates", "property": "start_date", "value": None},
+            {"id": "dev-dates", "property": "end_date", "value": None},
+        ],
+        "changedPropIds": ["dev-range.value"],
+        "state": [{"id": "dev-id", "property": "data", "value": device_id}],
+    }
+
+
+def _resolution(text: str) -> str:
+    import json
+
+    return str(json.loads(text)["response"]["dev-resolution"]["children"])
+
+
+def test_device_page_from_the_ward_page_and_ranges(server: Server, browser: Any) -> None:
+    ward = server.facts["grants"]["ward_leader"][0]
+    dev = _sql(
+        server.db_url,
+        "SELECT r.device_id, count(*) FROM readings r WHERE r.ward_code = %s"
+        " GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
+        (ward,),
+    )[0][0]
+    # a status change is kept in the device's history
+    _sql(server.db_url, "UPDATE devices SET status = 'offline' WHERE device_id = %s", (dev,))
+    _sql(server.db_url, "UPDATE devices SET status = 'online' WHERE device_id = %s", (dev,))
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/ward/{ward}?lang=en")
+    link = wait_for(
+        browser,
+        lambda d: (
+            d.find_elements("css selector", f"#ward-device-list a[href='/devices/{dev}']")
+            or d.find_elements("css selector", "#ward-device-list a[href^='/devices/']")
+        ),
+        30,
+    )
+    assert link
+    browser.get(server.url + f"/devices/{dev}?lang=en")
+    wait_for(browser, lambda d: "points" in _texts(d, "dev-resolution"), 30)
+    assert "raw readings" in _texts(browser, "dev-resolution")
+    n = int(_texts(browser, "dev-resolution").split("·")[1].split()[0].replace(",", ""))
+    assert n > 0
+    wait_for(browser, lambda d: d.find_elements("css selector", "#dev-graphs .main-svg"), 30)
+    hist = _texts(browser, "dev-history")
+    assert "Offline" in hist and "Online" in hist, hist
+    assert "Last seen" in _texts(browser, "dev-facts")
+    shot(browser, "dayone_device_ward_leader")
+    # a year: daily averages
+    body = _device_body(dev, "365d")
+    cookie = login_cookie(server.url, "ward_leader")
+    code, text = post_json(server.url + "/_dash-update-component", body, cookie, origin=server.url)
+    assert code == 200 and "theo ngày" in _resolution(text), text[:300]
+    code, text = post_json(
+        server.url + "/_dash-update-component", _device_body(dev, "7d"), cookie, origin=server.url
+    )
+    assert code == 200 and "theo giờ" in _resolution(text)
+
+
+def test_device_of_another_ward_is_refused(server: Server) -> None:
+    import urllib.error
+    import urllib.request
+
+    ward = server.facts["grants"]["ward_leader"][0]
+    other = _sql(
+        server.db_url,
+        "SELECT device_id FROM devices WHERE ward_code <> %s ORDER BY device_id LIMIT 1",
+        (ward,),
+    )[0][0]
+    mine = _sql(
+        server.db_url,
+        "SELECT device_id FROM devices WHERE ward_code = %s ORDER BY device_id LIMIT 1",
+        (ward,),
+    )[0][0]
+    cookie = login_cookie(server.url, "ward_leader")
+
+    def get(path: str) -> int:
+        req = urllib.request.Request(server.url + path)
+        req.add_header("Cookie", f"ioc_session={cookie}")
+        req.add_header("Accept", "text/html")
+        try:
+            with urllib.request.urlopen(req, timeout=20) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return int(exc.code)
+
+    assert get(f"/devices/{mine}") == 200
+    assert get(f"/devices/{other}") == 403  # refused before the page is served
+    assert get("/devices/no-such-device") == 404
+    # the callback replayed with the other ward's device sends nothing back
+    code, text = post_json(
+        server.url + "/_dash-update-component", _device_body(other), cookie, origin=server.url
+    )
+    assert code in (204, 403) and "dev-graphs" not in text
+    # an admin may see it
+    admin = login_cookie(server.url, "admin")
+    code, text = post_json(
+        server.url + "/_dash-update-component", _device_body(other), admin, origin=server.url
+    )
+    assert code == 200 and "điểm" in _resolution(text)

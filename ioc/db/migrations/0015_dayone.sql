@@ -14,3 +14,27 @@ ALTER TABLE devices ADD COLUMN IF NOT EXISTS lat double precision;
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS lon double precision;
 ALTER TABLE cameras ADD COLUMN IF NOT EXISTS lat double precision;
 ALTER TABLE cameras ADD COLUMN IF NOT EXISTS lon double precision;
+
+-- Each device's status changes (online / offline / unknown), whoever writes them (ingester,
+-- offline detection): the device page's status history.
+CREATE TABLE IF NOT EXISTS device_status_events (
+    device_id  text NOT NULL,
+    ts         timestamptz NOT NULL,
+    status     text NOT NULL,
+    PRIMARY KEY (device_id, ts, status)
+);
+
+CREATE OR REPLACE FUNCTION ioc_device_status_event() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO device_status_events (device_id, ts, status)
+        VALUES (NEW.device_id, COALESCE(NEW.status_changed_at, NEW.last_seen, now()), NEW.status)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS devices_status_event ON devices;
+CREATE TRIGGER devices_status_event AFTER INSERT OR UPDATE OF status ON devices
+    FOR EACH ROW EXECUTE FUNCTION ioc_device_status_event();

@@ -1,0 +1,135 @@
+"""Device pages' data: one device, its readings over a range at a resolution chosen by the
+range's length, its status history; and the server-side ward check of ``/devices/{id}``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import flask
+import pandas as pd
+from werkzeug.wrappers import Response
+
+from ioc.db import Connection
+
+# range key -> length; the resolution follows from the length (see resolution())
+RANGES: dict[str, dt.timedelta] = {
+    "1h": dt.timedelta(hours=1),
+    "6h": dt.timedelta(hours=6),
+    "24h": dt.timedelta(days=1),
+    "7d": dt.timedelta(days=7),
+    "30d": dt.timedelta(days=30),
+    "90d": dt.timedelta(days=90),
+    "365d": dt.timedelta(days=365),
+}
+DEFAULT_RANGE = "24h"
+RAW_UP_TO = dt.timedelta(days=2)  # raw readings up to 2 days (≤ 2,880 points at 1/min)
+HOURLY_UP_TO = dt.timedelta(days=62)  # hourly averages up to two months, daily beyond
+
+
+def resolution(span: dt.timedelta) -> str:
+    """'raw', 'hour' or 'day' for a range of this length."""
+    if span <= RAW_UP_TO:
+        return "raw"
+    return "hour" if span <= HOURLY_UP_TO else "day"
+
+
+def device(conn: Connection, device_id: str) -> dict[str, Any] | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT device_id, ward_code, device_type, status, first_seen, last_seen,"
+            " status_changed_at, lat, lon FROM devices WHERE device_id = %s",
+            (device_id,),
+        )
+        row = cur.fetchone()
+        cols = [d[0] for d in cur.description or []]
+    return dict(zip(cols, row, strict=True)) if row else None
+
+
+def readings(
+    conn: Connection,
+    *,
+    device_id: str,
+    metrics: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    step: str,
+) -> pd.DataFrame:
+    """Columns metric, ts, value (the mean for 'hour'/'day'), lo, hi, n. ``step`` 'raw',
+    'hour' or 'day'; buckets in Asia/Ho_Chi_Minh days. Reads the device's readings through
+    the (device_id, metric, ts) index."""
+    if step == "raw":
+        sql = """
+            SELECT metric, ts, value, value AS lo, value AS hi, 1 AS n FROM readings
+            WHERE device_id = %(d)s AND metric = ANY(%(m)s) AND ts >= %(a)s AND ts < %(b)s
+            ORDER BY metric, ts
+        """
+    else:
+        sql = """
+            SELECT metric,
+                   date_bin(%(step)s::interval, ts, '2000-01-01 00:00+07') AS ts,
+                   avg(value) AS value, min(value) AS lo, max(value) AS hi, count(*) AS n
+            FROM readings
+            WHERE device_id = %(d)s AND metric = ANY(%(m)s) AND ts >= %(a)s AND ts < %(b)s
+            GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    params = {
+        "d": device_id,
+        "m": list(metrics),
+        "a": start,
+        "b": end,
+        "step": "1 hour" if step == "hour" else "1 day",
+    }
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    return pd.DataFrame(rows, columns=["metric", "ts", "value", "lo", "hi", "n"])
+
+
+def status_history(conn: Connection, device_id: str, *, limit: int = 50) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT ts, status FROM device_status_events WHERE device_id = %s"
+            " ORDER BY ts DESC LIMIT %s",
+            (device_id, limit),
+        )
+        rows = cur.fetchall()
+    return pd.DataFrame(rows, columns=["ts", "status"])
+
+
+DEVICE_PATH = "/devices/"
+
+
+def guard() -> Response | None:
+    """Flask before_request (after the sign-in guard): ``/devices/{id}`` is refused (403) to a
+    user who may not see the device's ward, and answers 404 for an unknown device, before
+    any page is served."""
+    path = flask.request.path
+    if not path.startswith(DEVICE_PATH):
+        return None
+    user = getattr(flask.g, "user", None)
+    if user is None:  # the sign-in guard let it through: an open path, nothing to check
+        return None
+    device_id = path[len(DEVICE_PATH) :].strip("/")
+    from dashboards.state import state
+
+    with state().pool.conn() as conn:
+        dev = device(conn, device_id)
+    if dev is None:
+        return _html(404, "not_found")
+    if not user.can("view") or not user.may_see_ward(str(dev["ward_code"])):
+        return _html(403, "forbidden")
+    return None
+
+
+def _html(code: int, key: str) -> Response:
+    from dashboards.security import _refuse
+
+    if code == 403:
+        return _refuse(403)  # the one refusal page (menu, way back, language)
+    from dashboards.i18n import t
+
+    return flask.Response(
+        f'{{"error": "{t(key, "en").lower()}"}}', status=code, mimetype="application/json"
+    )
