@@ -9,7 +9,11 @@ Seeds a database by direct SQL (94 wards × 30 days of daily KPIs, hourly KPIs f
   against ``ioc serve --workers 2 --threads 4`` (change with --workers/--threads),
   with the query cache on (TTL 5 s, as served) and off (IOC_DASH_CACHE_TTL=0: every call
   hits PostgreSQL);
-* /wall first contentful paint and time until the map shows 94 wards (headless Chromium).
+* /wall first contentful paint and time until the map shows 94 wards (headless Chromium);
+* the device page's callback (``/devices/{id}``, cache off) over a water-level station with
+  30 days of raw readings at one a minute (ranges 24 h raw, 7 d and 30 d hourly) and one with a
+  year of them (90 d hourly, a year daily): target p95 <= 300 ms. ``--devices-only`` runs
+  just this part.
 
 The wall's memory over a day of refreshes and view changes: ``bench/wall_memory.py``.
 
@@ -27,10 +31,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # this checkout's ioc, as the server it starts uses
 
 from dash_fixtures import (  # noqa: E402
     KIOSK_TOKEN,
@@ -117,6 +123,67 @@ def wall_paint(base: str) -> tuple[float, float]:
         driver.quit()
 
 
+DEVICE_RANGES = {"bench-wl-30d": ("24h", "7d", "30d"), "bench-wl-1y": ("90d", "365d")}
+
+
+def device_body(device_id: str, range_key: str) -> dict:
+    outs = [("dev-graphs", "children"), ("dev-history", "children"), ("dev-resolution", "children")]
+    return {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [
+            {"id": "dev-range", "property": "value", "value": range_key},
+            {"id": "dev-dates", "property": "start_date", "value": None},
+            {"id": "dev-dates", "property": "end_date", "value": None},
+        ],
+        "changedPropIds": ["dev-range.value"],
+        "state": [{"id": "dev-id", "property": "data", "value": device_id}],
+    }
+
+
+def seed_device_readings(conn: Any, ward: str) -> dict[str, int]:
+    """Two water-level stations: 30 days and a year of raw readings, one a minute; then the
+    scheduler's per-device daily summaries (ioc/device_rollup.py) of the closed days."""
+    from ioc import device_rollup
+
+    out = {}
+    with conn.cursor() as cur:
+        for dev, days in (("bench-wl-30d", 30), ("bench-wl-1y", 365)):
+            cur.execute(
+                "INSERT INTO devices (device_id, ward_code, device_type, status, last_seen)"
+                " VALUES (%s, %s, 'water_level', 'online', now()) ON CONFLICT DO NOTHING",
+                (dev, ward),
+            )
+            cur.execute(
+                """
+                INSERT INTO readings (ts, ward_code, device_id, metric, value)
+                SELECT ts, %(w)s, %(d)s, 'water_level_cm',
+                       40 + 20 * sin(extract(epoch FROM ts) / 3600.0) + random() * 5
+                FROM generate_series(date_trunc('minute', now()) - make_interval(days => %(n)s),
+                                     now(), interval '1 minute') AS ts
+                ON CONFLICT DO NOTHING
+                """,
+                {"w": ward, "d": dev, "n": days},
+            )
+            out[dev] = cur.rowcount
+        cur.execute("ANALYZE readings")
+    conn.commit()
+    t0 = time.perf_counter()
+    days = device_rollup.refresh(conn, load_config(ROOT / "config"))
+    print(f"device_daily: {days} days summarised in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def measure_devices(base: str, cookie: str, n: int) -> dict[str, list[float]]:
+    url = base + "/_dash-update-component"
+    out: dict[str, list[float]] = {}
+    for dev, ranges in DEVICE_RANGES.items():
+        for r in ranges:
+            timed(url, device_body(dev, r), cookie)  # warm-up
+            out[f"{dev} {r}"] = [timed(url, device_body(dev, r), cookie) for _ in range(n)]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=60, help="requests per callback and run")
@@ -124,6 +191,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
     ap.add_argument("--workers", type=int, default=2, help="ioc serve worker processes")
     ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    ap.add_argument(
+        "--devices-only", action="store_true", help="only the device page (30 days, a year)"
+    )
     args = ap.parse_args()
     server_url = os.environ.get("IOC_DATABASE_URL")
     if not server_url:
@@ -133,11 +203,13 @@ def main() -> int:
 
     cfg = load_config(ROOT / "config")
     url = create_database(server_url)
-    procs = []
+    procs: list[Any] = []
     try:
         init_schema(url, cfg)
         conn = connect(url)
         t0 = time.perf_counter()
+        if args.devices_only:
+            return devices_only(conn, cfg, url, args, procs)
         seed(
             conn,
             cfg,
@@ -188,6 +260,10 @@ def main() -> int:
                 res = measure(base, cookie, args.n, conc, kpis, codes)
                 report(f"{conc} client(s), load {load()}", res)
                 results[(label, conc)] = res
+            if ttl is not None:
+                with connect(url) as c2:
+                    print(f"device readings: {seed_device_readings(c2, codes[0])}")
+                report("device page, cache off", measure_devices(base, cookie, args.n // 3))
             if ttl is None:
                 fcp, ready = wall_paint(base)
                 fcp2, ready2 = wall_paint(base)
@@ -205,6 +281,30 @@ def main() -> int:
                 p.wait()
         if not args.keep:
             drop_database(server_url, url)
+    return 0
+
+
+def devices_only(conn: Any, cfg: Any, url: str, args: Any, procs: list[Any]) -> int:
+    add_users(conn, cfg, PASSWORD)
+    t0 = time.perf_counter()
+    rows = seed_device_readings(conn, sorted(cfg.ward_codes)[0])
+    conn.close()
+    print(f"seeded in {time.perf_counter() - t0:.1f} s: {json.dumps(rows)}")
+    os.environ["IOC_DASH_CACHE_TTL"] = "0"
+    tmp = Path(tempfile.mkdtemp(prefix="ioc-bench-"))
+    port = free_port()
+    proc = start_server(
+        url, tmp / "var", port, tmp / "serve.log", workers=args.workers, threads=args.threads
+    )
+    procs.append(proc)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz")
+    cookie = login_cookie(base, "admin")
+    print(f"device page, cache off (load average {load()}, {os.cpu_count()} cores):")
+    report("sequential", measure_devices(base, cookie, args.n))
+    proc.terminate()
+    proc.wait(timeout=10)
+    os.environ.pop("IOC_DASH_CACHE_TTL", None)
     return 0
 
 

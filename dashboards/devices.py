@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import flask
 import pandas as pd
@@ -25,7 +26,7 @@ RANGES: dict[str, dt.timedelta] = {
 }
 DEFAULT_RANGE = "24h"
 RAW_UP_TO = dt.timedelta(days=2)  # raw readings up to 2 days (≤ 2,880 points at 1/min)
-HOURLY_UP_TO = dt.timedelta(days=62)  # hourly averages up to two months, daily beyond
+HOURLY_UP_TO = dt.timedelta(days=31)  # hourly averages up to a month, daily beyond
 
 
 def resolution(span: dt.timedelta) -> str:
@@ -59,7 +60,26 @@ def readings(
     """Columns metric, ts, value (the mean for 'hour'/'day'), lo, hi, n. ``step`` 'raw',
     'hour' or 'day'; buckets in Asia/Ho_Chi_Minh days. Reads the device's readings through
     the (device_id, metric, ts) index."""
-    if step == "raw":
+    if step == "day":
+        # closed days from device_daily (the scheduler's summaries), the rest from readings
+        sql = """
+            SELECT metric, (day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS ts,
+                   avg AS value, min AS lo, max AS hi, n
+            FROM device_daily
+            WHERE device_id = %(d)s AND metric = ANY(%(m)s)
+              AND day >= (%(a)s AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+              AND day < %(split)s::date
+            UNION ALL
+            SELECT metric, date_bin('1 day'::interval, ts, '2000-01-01 00:00+07') AS ts,
+                   avg(value), min(value), max(value), count(*)
+            FROM readings
+            WHERE device_id = %(d)s AND metric = ANY(%(m)s) AND ts < %(b)s
+              AND ts >= greatest(%(a)s, %(split)s::date::timestamp AT TIME ZONE
+                                 'Asia/Ho_Chi_Minh')
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+        """
+    elif step == "raw":
         sql = """
             SELECT metric, ts, value, value AS lo, value AS hi, 1 AS n FROM readings
             WHERE device_id = %(d)s AND metric = ANY(%(m)s) AND ts >= %(a)s AND ts < %(b)s
@@ -75,6 +95,7 @@ def readings(
             GROUP BY 1, 2 ORDER BY 1, 2
         """
     params = {
+        "split": summarised_until(conn),
         "d": device_id,
         "m": list(metrics),
         "a": start,
@@ -85,6 +106,16 @@ def readings(
         cur.execute(sql, params)
         rows = cur.fetchall()
     return pd.DataFrame(rows, columns=["metric", "ts", "value", "lo", "hi", "n"])
+
+
+def summarised_until(conn: Connection) -> dt.date:
+    """The first local day not in ``device_daily`` yet (its watermark); 1970 when none."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT done_until FROM job_watermarks WHERE job = 'device_daily'")
+        row = cur.fetchone()
+    if not row or row[0] is None:
+        return dt.date(1970, 1, 1)
+    return row[0].astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date()
 
 
 def status_history(conn: Connection, device_id: str, *, limit: int = 50) -> pd.DataFrame:

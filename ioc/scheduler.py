@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg2
 
-from ioc import alerts, jobrequests
+from ioc import alerts, device_rollup, jobrequests
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
@@ -179,7 +179,12 @@ class Jobs:
         return result
 
     def rollups(self) -> Any:
-        return self._run("rollups", lambda c, now: refresh_rollups(c, self.cfg, now=now))
+        def job(c: Connection, now: dt.datetime) -> Any:
+            out = refresh_rollups(c, self.cfg, now=now)
+            days = device_rollup.refresh(c, self.cfg, now=now)  # device pages over months
+            return {**out, "device_days": days} if isinstance(out, dict) and days else out
+
+        return self._run("rollups", job)
 
     def kpis(self) -> Any:
         def job(c: Connection, now: dt.datetime) -> Any:

@@ -38,3 +38,17 @@ END $$;
 DROP TRIGGER IF EXISTS devices_status_event ON devices;
 CREATE TRIGGER devices_status_event AFTER INSERT OR UPDATE OF status ON devices
     FOR EACH ROW EXECUTE FUNCTION ioc_device_status_event();
+
+-- Each device's daily summary of each metric (local days, closed days only): what a device
+-- page shows for ranges of months (a year of raw readings is ~500k rows per metric).
+-- Written by the scheduler's roll-up job (ioc/device_rollup.py).
+CREATE TABLE IF NOT EXISTS device_daily (
+    device_id  text NOT NULL,
+    metric     text NOT NULL,
+    day        date NOT NULL,
+    n          bigint NOT NULL,
+    avg        double precision,
+    min        double precision,
+    max        double precision,
+    PRIMARY KEY (device_id, metric, day)
+);

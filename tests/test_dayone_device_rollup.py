@@ -1,0 +1,81 @@
+"""Per-device daily summaries (ioc/device_rollup.py) and the device page's readings at each
+resolution: closed days come from the summaries, today from the raw readings, same numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from ioc import device_rollup
+from ioc.config import Config
+from ioc.db import connect
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def test_daily_summaries_and_device_readings(config: Config, fresh_db_url: str) -> None:
+    from dashboards import devices as dq
+
+    conn = connect(fresh_db_url)
+    now = dt.datetime.now(dt.UTC)
+    today = dt.datetime.combine(now.astimezone(TZ).date(), dt.time(), TZ)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO devices (device_id, ward_code, device_type, status)"
+                " VALUES ('wl-x', %s, 'water_level', 'online')",
+                (config.wards[0].code,),
+            )
+            # three days back to now, one reading every 10 minutes: value = day index
+            cur.execute(
+                """
+                INSERT INTO readings (ts, ward_code, device_id, metric, value)
+                SELECT ts, %s, 'wl-x', 'water_level_cm',
+                       extract(day FROM (ts AT TIME ZONE 'Asia/Ho_Chi_Minh'))
+                FROM generate_series(%s::timestamptz, %s::timestamptz, interval '10 minutes') ts
+                """,
+                (config.wards[0].code, today - dt.timedelta(days=3), now),
+            )
+        conn.commit()
+        assert dq.summarised_until(conn) == dt.date(1970, 1, 1)
+        before = dq.readings(
+            conn,
+            device_id="wl-x",
+            metrics=["water_level_cm"],
+            start=today - dt.timedelta(days=3),
+            end=now,
+            step="day",
+        )
+        assert device_rollup.refresh(conn, config, now=now) == 3  # the closed days
+        assert device_rollup.refresh(conn, config, now=now) >= 1  # late data: again
+        assert dq.summarised_until(conn) == today.date()
+        with conn.cursor() as cur:
+            cur.execute("SELECT day, n, avg FROM device_daily ORDER BY day")
+            rows = cur.fetchall()
+        assert [r[1] for r in rows] == [144, 144, 144]
+        after = dq.readings(
+            conn,
+            device_id="wl-x",
+            metrics=["water_level_cm"],
+            start=today - dt.timedelta(days=3),
+            end=now,
+            step="day",
+        )
+        # the same four days (three summarised, today raw), the same numbers
+        assert len(after) == len(before) == 4
+        assert list(after["n"]) == list(before["n"])
+        assert [round(v, 6) for v in after["value"]] == [round(v, 6) for v in before["value"]]
+        raw = dq.readings(
+            conn,
+            device_id="wl-x",
+            metrics=["water_level_cm"],
+            start=now - dt.timedelta(hours=1),
+            end=now,
+            step="raw",
+        )
+        assert 5 <= len(raw) <= 7
+        assert dq.resolution(dt.timedelta(days=1)) == "raw"
+        assert dq.resolution(dt.timedelta(days=30)) == "hour"
+        assert dq.resolution(dt.timedelta(days=365)) == "day"
+    finally:
+        conn.close()
