@@ -371,8 +371,11 @@ def worst_procedures(
     wards: WardScope = None,
     limit: int = 10,
     holidays: HolidaysLike = None,
+    min_total: int = 5,
 ) -> pd.DataFrame:
-    """Procedures by share late (completed late + open overdue) among those ended or due.
+    """Procedures by share late (completed late + open overdue) among those ended or due,
+    ranked by the share's 95 % Wilson lower bound; procedures with fewer than ``min_total``
+    applications in the period are left out.
 
     ``avg_days_late``: the mean, over applications completed after their due time or still
     open past it, of the working days from the due time to completion (or now)."""
@@ -395,11 +398,23 @@ def worst_procedures(
               AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
             GROUP BY procedure
         ) p
-        WHERE late > 0
-        ORDER BY late::float / total DESC, late DESC
+        WHERE late > 0 AND total >= %(min_total)s
+        -- the lower bound of the late share's 95 %% Wilson interval: 1 late of 1 does not
+        -- outrank 30 of 100 (a small count says little)
+        ORDER BY ((late::float / total) + 1.9208 / total
+                  - 1.96 * sqrt((late::float / total) * (1 - late::float / total) / total
+                                + 0.9604 / (total::float * total)))
+                 / (1 + 3.8416 / total) DESC,
+                 late DESC
         LIMIT %(limit)s
         """,
-        {"since": since, "wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
+        {
+            "since": since,
+            "wards": _scope(wards),
+            "limit": limit,
+            "tz": TZ_NAME,
+            "min_total": min_total,
+        },
     )
     cal = Holidays.of(holidays)
     avg: list[float | None] = []

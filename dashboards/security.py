@@ -294,9 +294,37 @@ def after(resp: Response) -> Response:
 
 def _refuse(code: int) -> Response:
     if _want_html():
-        body = _page(t("forbidden"), f"<p class='refused'>{html.escape(t('forbidden'))}</p>")
-        return flask.Response(body, status=code, mimetype="text/html")
+        return flask.Response(_refusal_page(code), status=code, mimetype="text/html")
     return flask.Response('{"error": "forbidden"}', status=code, mimetype="application/json")
+
+
+def _refusal_page(code: int) -> str:
+    """The refusal as a page a person can leave: the reason in the UI language (with the other
+    language below), a way back, the menu's home, sign-in or sign-out, the language switch."""
+    lang = "en" if t("login") == "Sign in" else "vi"
+    other = "vi" if lang == "en" else "en"
+    key = "forbidden" if code == 403 else "sign_in_needed"
+    user = getattr(flask.g, "user", None)
+    home = "/wall" if user is not None and user.role == "kiosk" else "/"
+    here = html.escape(flask.request.path)
+    links = [
+        f"<a id='refused-home' href='{home}'>{html.escape(t('back_home', lang))}</a>",
+        f"<a id='refused-lang' href='{here}?lang={other}'>{html.escape(t('language', lang))}</a>",
+        (
+            f"<a id='refused-logout' href='/logout'>{html.escape(t('logout', lang))}</a>"
+            if user is not None
+            else f"<a id='refused-login' href='/login'>{html.escape(t('login', lang))}</a>"
+        ),
+    ]
+    body = (
+        "<div class='login-box refused-box'>"
+        f"<h1>{html.escape(t('app_title', lang))}</h1>"
+        f"<p class='refused' id='refused'>{html.escape(t(key, lang))}</p>"
+        f"<p class='muted'>{html.escape(t(key, other))}</p>"
+        f"<nav class='refused-nav'>{' · '.join(links)}</nav>"
+        "</div>"
+    )
+    return _page(t(key, lang), body)
 
 
 def _safe_next(value: str | None) -> str:

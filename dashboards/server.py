@@ -21,12 +21,29 @@ from typing import Any
 
 from dashboards.db import SharedTTLCache
 from ioc.context import Context
-from ioc.errors import UsageError
+from ioc.errors import IOCError, UsageError
 
 log = logging.getLogger("ioc.serve")
 
 CACHE_DIR = "dashboard-cache"
 METRICS_DIR = "dashboard-metrics"
+
+
+def port_free(host: str, port: int) -> None:
+    """One line and a non-zero exit when another program listens on ``host:port`` (instead of a
+    success line followed by the server's own bind errors)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise IOCError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                " (another program uses that port? choose another with --port)"
+            ) from None
 
 
 def default_workers() -> int:
@@ -59,6 +76,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     )
     with state.pool.conn():  # fail fast, one line, when the database is unreachable
         pass
+    port_free(args.host, args.port)  # before saying where the dashboard is
     # Dash registers the pages' callbacks on its first request, and a second request arriving
     # meanwhile finds none (HTTP 500); answer one request here, before the workers exist
     app.server.test_client().get("/healthz")

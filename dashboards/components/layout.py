@@ -61,7 +61,16 @@ def frame(user: User, active: str, lang: str, children: Sequence[Any]) -> html.D
 
 
 def refused(lang: str) -> html.Div:
-    return html.Div(t("forbidden", lang), className="refused", id="refused")
+    """A refusal inside a page: the reason in both languages and a way back."""
+    other = "en" if lang == "vi" else "vi"
+    return html.Div(
+        [
+            html.Div(t("forbidden", lang), className="refused", id="refused"),
+            html.P(t("forbidden", other), className="muted"),
+            html.A(t("back_home", lang), href="/", id="refused-home"),
+        ],
+        className="refused-box",
+    )
 
 
 def kpi_tile(

@@ -151,7 +151,10 @@ def layout(**_: Any) -> html.Div:
             ),
             html.Div(
                 className="card",
-                children=[html.H2(t("export_recent", lang)), _recent(user.name, lang)],
+                children=[
+                    html.H2(t("export_recent", lang)),
+                    html.Div(_recent(user.name, lang), id="export-recent-box"),
+                ],
             ),
             html.Div(className="card", children=[html.H2(t("reports", lang)), _reports(lang)]),
         ],
@@ -364,6 +367,20 @@ def _start(
         return _out(None, True, [], str(exc).removeprefix("export: "), [], None)
     start_job(st.pool.url, st.cfg, job_id)
     return _out(job_id, False, _bar(None, lang), t("export_running", lang), [], None)
+
+
+@callback(
+    Output("export-recent-box", "children"),
+    Input("export-ready", "data"),
+    prevent_initial_call=True,
+)
+def recent_after_export(url: str | None) -> Any:
+    """A finished export joins the list of recent exports at once (not on the next visit)."""
+    if not url:
+        raise PreventUpdate
+    user = require("export")
+    _, lang = who()
+    return _recent(user.name, lang)
 
 
 # the finished file downloads by itself (the link stays for another copy)

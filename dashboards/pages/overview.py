@@ -141,16 +141,20 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
             tiles.append(kpi_tile(name, meta, value, prev, lang))
 
     kpi = kpis.get(kpi_name or "")
+    n_ranked = 0
     if kpi is None or latest.empty:
         ranked = latest.iloc[0:0]
         fig = ward_map(st.geojson, st.ward_names, _empty_ranked(), kpi_name or "", kpi, lang=lang)
     else:
         ranked = ranks(latest, kpi_name or "", kpi)
+        n_ranked = int(ranked["rank"].notna().sum())
         if allowed is not None:  # ranks are among all wards; values only of granted wards
             ranked = ranked[ranked["ward_code"].isin(allowed)]
         fig = ward_map(st.geojson, st.ward_names, ranked, kpi_name or "", kpi, lang=lang)
 
-    ranking, best_worst = _ranking(ranked, kpi_name or "", kpi, lang)
+    ranking, best_worst = _ranking(
+        ranked, kpi_name or "", kpi, lang, scoped=allowed is not None, n_ranked=n_ranked
+    )
     alerts = _alerts(user, lang)
     fresh = freshness()
     stamps = [v for v in fresh.values() if v is not None]
@@ -176,7 +180,15 @@ def _empty_ranked() -> Any:
     return pd.DataFrame({"ward_code": [], "value": [], "rank": []})
 
 
-def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]:
+def _ranking(
+    ranked: Any,
+    kpi_name: str,
+    kpi: Any,
+    lang: str,
+    *,
+    scoped: bool = False,
+    n_ranked: int = 0,
+) -> tuple[Any, Any]:
     if kpi is None or ranked is None or len(ranked) == 0:
         return html.Div(t("no_data", lang), className="muted"), ""
     names = state().ward_names
@@ -221,6 +233,21 @@ def _ranking(ranked: Any, kpi_name: str, kpi: Any, lang: str) -> tuple[Any, Any]
             ],
         )
 
+    if scoped:
+        # a ward leader's list holds only their wards: their ranks among all wards, not a
+        # "best" list (rank 80 of 93 is not among the best)
+        mine = [
+            html.Li(f"{rank_line(i, names, dec, kpi.unit, lang)} ({t('of_n', lang, n=n_ranked)})")
+            for i in ranked_only
+        ]
+        bw = [
+            html.Div(
+                className="bw mine",
+                id="ov-my-ranks",
+                children=[html.H3(t("your_wards", lang)), html.Ul(mine)],
+            )
+        ]
+        return table("ov-rank-table", rows, columns, page_size=12), bw
     bw = [lst(t("best", lang), best, "best")]
     if worst:
         bw.append(lst(t("worst", lang), worst, "worst"))

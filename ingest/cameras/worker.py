@@ -20,6 +20,7 @@ worker falls behind the source's clock by more than ``max_lag_s`` a due frame is
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
 import math
@@ -286,7 +287,9 @@ class CameraWorker:
     def _send_event(self, ev: HealthEvent | None) -> None:
         if ev is None:
             return
-        log.info("camera %s: %s %s (started %.1f)", self.spec.id, ev.kind, ev.action, ev.started_at)
+        log.info(
+            "camera %s: %s %s (started %s)", self.spec.id, ev.kind, ev.action, when(ev.started_at)
+        )
         self.sink(
             Event(
                 self.spec.id,
@@ -498,3 +501,8 @@ def run_worker(
         log.error("camera %s: worker crashed: %s", spec.id, reason)
         sink(Crash(spec.id, reason[:500]))
         raise SystemExit(1) from None
+
+
+def when(epoch_s: float) -> str:
+    """A log's local time with its offset, '2026-12-05 21:40:03+07:00', not a raw epoch."""
+    return dt.datetime.fromtimestamp(epoch_s).astimezone().isoformat(sep=" ", timespec="seconds")

@@ -415,3 +415,51 @@ def test_device_of_another_ward_is_refused(server: Server) -> None:
         server.url + "/_dash-update-component", _device_body(other), admin, origin=server.url
     )
     assert code == 200 and "điểm" in _resolution(text)
+
+
+def test_recent_exports_list_refreshes_after_an_export(server: Server, tmp_path: Path) -> None:
+    driver = make_driver(download_dir=tmp_path)
+    try:
+        login(driver, server.url, "analyst")
+        driver.get(server.url + "/export")
+        wait_for(driver, _has("export-go"), 20)
+        before = _texts(driver, "export-recent")
+        wait_for(driver, lambda d: d.find_element("id", "export-go").is_enabled(), 20)
+        driver.find_element("id", "export-go").click()
+        link = wait_for(driver, lambda d: d.find_elements("id", "export-link"), 120)
+        name = link[0].text.split()[-1]
+        # the new file is listed at once, without reloading the page
+        wait_for(driver, lambda d: name in _texts(d, "export-recent"), 20)
+        assert name not in before
+    finally:
+        driver.quit()
+
+
+def test_forbidden_page_has_a_way_back_and_english(server: Server, browser: Any) -> None:
+    ward = server.facts["grants"]["ward_leader"][0]
+    other = (
+        next(c for c in sorted(server.facts["ward_codes"]) if c != ward)
+        if ("ward_codes" in server.facts)
+        else _sql(server.db_url, "SELECT min(code) FROM wards WHERE code <> %s", (ward,))[0][0]
+    )
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/ward/{other}?lang=vi")
+    wait_for(browser, _has("refused"), 20)
+    assert "không có quyền" in _texts(browser, "refused")
+    assert "You may not see this" in browser.find_element("tag name", "body").text
+    assert browser.find_element("id", "refused-logout")
+    shot(browser, "dayone_forbidden_ward_leader")
+    browser.find_element("id", "refused-lang").click()
+    wait_for(browser, lambda d: "You may not see this" in _texts(d, "refused"), 20)
+    browser.find_element("id", "refused-home").click()
+    wait_for(browser, lambda d: "/ward/" in d.current_url or d.current_url.endswith("/"), 20)
+    assert not browser.find_elements("id", "refused")
+
+
+def test_leader_sees_own_ranks_not_a_best_list(server: Server, browser: Any) -> None:
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + "/?lang=en")
+    wait_for(browser, _has("ov-my-ranks"), 30)
+    text = _texts(browser, "ov-my-ranks")
+    assert "Your wards' ranks" in text and "(of " in text
+    assert "Best" not in browser.find_element("id", "ov-best-worst").text
