@@ -149,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     ia.add_argument("file", metavar="FILE")
     _cmd(ia, "ioc.applications:import_main")
 
+    mp = sub.add_parser("map", help="ward boundaries")
+    mps = mp.add_subparsers(
+        dest="map_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    mi = mps.add_parser("import", help="real ward boundaries from GeoJSON or a shapefile")
+    mi.add_argument("file", metavar="FILE", help=".geojson/.json or .shp (with its .dbf)")
+    mi.add_argument("--out", help="where to write (default: wards.geojson in the config folder)")
+    mi.add_argument(
+        "--tolerance", type=float, default=15.0, help="area difference reported, %% (default 15)"
+    )
+    mi.add_argument("--partial", action="store_true", help="write even if units are missing")
+    mi.add_argument("--strict", action="store_true", help="exit 1 on an area mismatch")
+    _cmd(mi, "ioc.mapimport:main")
+
     u = sub.add_parser("users", help="user accounts")
     us = u.add_subparsers(
         dest="users_command", metavar="ACTION", parser_class=_Parser, required=True
