@@ -279,6 +279,8 @@ TEXT.update(
         "sign_in_needed": ("Cần đăng nhập", "Please sign in"),
         "your_wards": ("Xếp hạng phường/xã của bạn", "Your wards' ranks"),
         "of_n": ("trên {n}", "of {n}"),
+        "last_n_days": ("{n} ngày qua", "Last {n} days"),
+        "kpi_history": ("Diễn biến các chỉ số", "KPI history"),
         "device_list": ("Danh sách thiết bị", "Devices"),
         "device": ("Thiết bị", "Device"),
         "first_seen": ("Lần đầu thấy", "First seen"),

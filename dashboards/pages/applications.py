@@ -35,6 +35,7 @@ from ioc.auth import User
 
 dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
 
+APP_DAYS = (1, 7, 30, 90, 365)  # the time-range picker
 REFRESH_MS = 60_000
 COUNTS = ("received", "on_time", "late", "overdue", "returned", "online")
 COLORS = {"on_time": "#1a9850", "late": "#f0a202", "overdue": "#d73027", "returned": "#4e8ef7"}
@@ -50,7 +51,7 @@ def _body(user: User, lang: str) -> list[Any]:
             dropdown(
                 t("period_days", lang),
                 "apps-days",
-                [{"label": f"{d} {t('days', lang)}", "value": d} for d in (7, 30, 90)],
+                [{"label": f"{d} {t('days', lang)}", "value": d} for d in APP_DAYS],
                 value=30,
                 clearable=False,
             ),
@@ -92,7 +93,7 @@ def _body(user: User, lang: str) -> list[Any]:
 def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, ...]:
     user = require("view")
     _, lang = who()
-    days = days if days in (7, 30, 90) else 30
+    days = days if days in APP_DAYS else 30
     group = group if group in queries.APP_GROUPS else "ward_code"
     scope = scope_key(user)
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).replace(

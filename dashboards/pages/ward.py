@@ -36,6 +36,7 @@ from dashboards.state import state
 dash.register_page(__name__, path_template="/ward/<code>", title="IOC — Phường/xã", order=5)
 
 REFRESH_MS = 60_000
+HISTORY_DAYS = (7, 30, 90, 365)
 
 
 def layout(code: str | None = None, **_: Any) -> html.Div:
@@ -59,7 +60,24 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
             html.Div(id="ward-arriving"),
             card(body_id="ward-kpis"),
             card(
-                html.Div(id="ward-history", className="small-multiples"), title=t("history", lang)
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Label(t("time_range", lang)),
+                        dcc.Dropdown(
+                            id="ward-days",
+                            options=[
+                                {"label": t("last_n_days", lang, n=d), "value": d}
+                                for d in HISTORY_DAYS
+                            ],
+                            value=30,
+                            clearable=False,
+                            style={"width": "200px"},
+                        ),
+                    ],
+                ),
+                html.Div(id="ward-history", className="small-multiples"),
+                title=t("kpi_history", lang),
             ),
             cards_2(
                 card(title=t("overdue_list", lang), body_id="ward-overdue"),
@@ -87,8 +105,24 @@ def arriving(_n: int | None, code: str) -> tuple[Any, int]:
 
 
 @callback(
-    Output("ward-kpis", "children"),
     Output("ward-history", "children"),
+    Input("ward-interval", "n_intervals"),
+    Input("ward-days", "value"),
+    State("ward-code", "data"),
+)
+def history(_n: int | None, days: int | None, code: str | None) -> Any:
+    """The KPI history over the chosen range (its own callback: a new range redraws only
+    these charts)."""
+    st = state()
+    if not isinstance(code, str) or code not in st.ward_names:
+        raise dash.exceptions.PreventUpdate
+    require("view", ward=code)
+    _, lang = who()
+    return _history(code, lang, days if days in HISTORY_DAYS else 30)
+
+
+@callback(
+    Output("ward-kpis", "children"),
     Output("ward-overdue", "children"),
     Output("ward-alerts", "children"),
     Output("ward-devices", "children"),
@@ -104,7 +138,6 @@ def refresh(_n: int | None, code: str | None) -> tuple[Any, ...]:
     _, lang = who()
     return (
         _kpi_table(code, lang),
-        _history(code, lang),
         _overdue(code, lang),
         _alerts(code, lang),
         _devices(code, lang),
@@ -151,9 +184,9 @@ def _kpi_table(code: str, lang: str) -> Any:
     return html.Table([html.Thead(head), html.Tbody(rows)], className="kpi-table")
 
 
-def _history(code: str, lang: str) -> Any:
+def _history(code: str, lang: str, days: int = 30) -> Any:
     st = state()
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     hist = cached(
         ("ward_hist", code, since.date().isoformat()),
         lambda c: queries.kpi_history(c, wards=[code, "city"], since=since, period="day"),

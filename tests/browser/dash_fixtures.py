@@ -279,7 +279,6 @@ def ward_body(code: str) -> dict[str, Any]:
     """The ward page's data callback request (/_dash-update-component) for ward ``code``."""
     outs = [
         "ward-kpis",
-        "ward-history",
         "ward-overdue",
         "ward-alerts",
         "ward-devices",

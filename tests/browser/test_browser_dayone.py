@@ -463,3 +463,38 @@ def test_leader_sees_own_ranks_not_a_best_list(server: Server, browser: Any) -> 
     text = _texts(browser, "ov-my-ranks")
     assert "Your wards' ranks" in text and "(of " in text
     assert "Best" not in browser.find_element("id", "ov-best-worst").text
+
+
+def test_ward_page_history_range(server: Server) -> None:
+    import json
+
+    ward = server.facts["grants"]["ward_leader"][0]
+    cookie = login_cookie(server.url, "ward_leader")
+
+    def points(days: int, code: str = ward) -> tuple[int, str]:
+        body = {
+            "output": "ward-history.children",
+            "outputs": {"id": "ward-history", "property": "children"},
+            "inputs": [
+                {"id": "ward-interval", "property": "n_intervals", "value": 1},
+                {"id": "ward-days", "property": "value", "value": days},
+            ],
+            "changedPropIds": ["ward-days.value"],
+            "state": [{"id": "ward-code", "property": "data", "value": code}],
+        }
+        status, text = post_json(
+            server.url + "/_dash-update-component", body, cookie, origin=server.url
+        )
+        if status != 200:
+            return status, ""
+        graphs = json.loads(text)["response"]["ward-history"]["children"]
+        first = graphs[0]["props"]["children"][1]["props"]["figure"]["data"][0]
+        return len(first["x"]), text
+
+    n7, _ = points(7)
+    n30, _ = points(30)
+    assert 0 < n7 < n30 <= 31
+    # another ward's history is refused
+    other = _sql(server.db_url, "SELECT min(code) FROM wards WHERE code <> %s", (ward,))[0][0]
+    status, _ = points(30, other)
+    assert status in (204, 403)
