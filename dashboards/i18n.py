@@ -279,6 +279,7 @@ TEXT.update(
         "sign_in_needed": ("Cần đăng nhập", "Please sign in"),
         "your_wards": ("Xếp hạng phường/xã của bạn", "Your wards' ranks"),
         "of_n": ("trên {n}", "of {n}"),
+        "ward_map": ("Bản đồ thiết bị", "Devices on the map"),
         "last_n_days": ("{n} ngày qua", "Last {n} days"),
         "kpi_history": ("Diễn biến các chỉ số", "KPI history"),
         "device_list": ("Danh sách thiết bị", "Devices"),

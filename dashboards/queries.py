@@ -224,7 +224,7 @@ def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFr
     return _frame(
         conn,
         """
-        SELECT device_id, device_type, status, last_seen FROM devices
+        SELECT device_id, device_type, status, last_seen, lat, lon FROM devices
         WHERE ward_code = %(w)s
         ORDER BY status = 'online', device_type, device_id LIMIT %(limit)s
         """,

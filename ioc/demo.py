@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from ioc.context import Context
 from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent
@@ -559,9 +559,25 @@ class Demo:
                         return
                 jobrequests.set_backfill(conn, "done")
                 jobrequests.request_run(conn, "kpis", "demo: back-filled history ingested")
+                self._device_positions(conn)
             self.out.say("history ingested: computing the KPIs now")
         except Exception as exc:
             self.out.say(f"could not ask for the KPIs after the back-fill: {exc}")
+
+    def _device_positions(self, conn: Any) -> None:
+        """The simulated devices' positions (sensors/fleet.py) on their rows, for the pins
+        of the ward maps: a real fleet's come from its inventory."""
+        from sensors.fleet import build_fleet
+        from sensors.settings import load_simulator_settings
+
+        cfg = self.ctx.config()
+        _, fleet = build_fleet(cfg, load_simulator_settings(self.config_dir))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE devices SET lat = %s, lon = %s WHERE device_id = %s AND lat IS NULL",
+                [(d.lat, d.lon, d.id) for d in fleet],
+            )
+        conn.commit()
 
     def start_dashboard(self) -> None:
         self.start_child(

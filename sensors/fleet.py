@@ -64,6 +64,8 @@ class Device:
     exposure: float  # 0..1: closeness to heavy traffic (air quality, noise, traffic capacity)
     phase: float  # 0..1: offset of its reporting instant within the interval
     key: int  # 64-bit hash of the id
+    lat: float = 0.0  # where it stands: near its ward's centre, within the ward's size
+    lon: float = 0.0
 
     def topic(self, prefix: str, kind: str) -> str:
         return f"{prefix}/{self.ward}/{self.type}/{self.id}/{kind}"
@@ -135,6 +137,19 @@ def fleet_counts(p: WardProfile, device_types: list[str], sim: SimulatorFile) ->
     return out
 
 
+def position(w: Ward, u: float, v: float) -> tuple[float, float]:
+    """(lat, lon) of a device from two uniforms: within half the radius of a disc of the
+    ward's area around its centre (so it falls inside the ward, whatever its shape)."""
+    import math
+
+    radius_km = 0.5 * math.sqrt(max(w.area_km2, 0.01) / math.pi)
+    r = radius_km * math.sqrt(u)
+    a = 2 * math.pi * v
+    dlat = r * math.sin(a) / 110.57
+    dlon = r * math.cos(a) / (111.32 * math.cos(math.radians(w.lat)))
+    return round(w.lat + dlat, 6), round(w.lon + dlon, 6)
+
+
 def _abbr(t: str) -> str:
     return ABBR.get(t, t[:2])
 
@@ -158,6 +173,7 @@ def build_fleet(
                     p.cls, 0.05
                 )
                 exposure = min(1.0, max(0.0, base_exp + 0.5 * (uniform1(k, 1) - 0.5)))
+                pos = position(w, uniform1(k, 3), uniform1(k, 4))
                 devices.append(
                     Device(
                         id=dev_id,
@@ -168,6 +184,8 @@ def build_fleet(
                         exposure=exposure,
                         phase=uniform1(k, 2),
                         key=k,
+                        lat=pos[0],
+                        lon=pos[1],
                     )
                 )
     return profiles, devices

@@ -446,3 +446,71 @@ def map_px_per_deg(
     span_lon = max(max(lons) - min(lons), 1e-6) * 1.15  # polygons reach past the centroids
     span_lat = max(max(lats) - min(lats), 1e-6) * 1.15
     return min(width_px / span_lon, height_px / span_lat)
+
+
+STATUS_PIN = {"online": "#1a9850", "offline": "#d73027", "unknown": "#9e9e9e"}
+
+
+def ward_pins_map(
+    geojson: dict[str, Any],
+    code: str,
+    pins: pd.DataFrame,
+    *,
+    labels: dict[str, str],
+    lang: str,
+    height: int = 420,
+) -> dict[str, Any]:
+    """One ward's outline with its devices as pins coloured by status (hover: id, kind,
+    status). ``pins``: device_id, device_type, status, lat, lon (rows without a position are
+    left out)."""
+    feature = [f for f in geojson.get("features", []) if str(f.get("id")) == code]
+    one = {"type": "FeatureCollection", "features": feature}
+    data: list[dict[str, Any]] = [
+        {
+            "type": "choropleth",
+            "geojson": one,
+            "locations": [code],
+            "z": [0],
+            "featureidkey": "id",
+            "colorscale": [[0, "#e8eef6"], [1, "#e8eef6"]],
+            "showscale": False,
+            "marker": {"line": {"color": "#2b6cb0", "width": 2}},
+            "hoverinfo": "skip",
+            "name": "ward",
+        }
+    ]
+    have = pins.dropna(subset=["lat", "lon"]) if not pins.empty else pins
+    for status, colour in STATUS_PIN.items():
+        d = have[have["status"] == status] if not have.empty else have
+        if d.empty:
+            continue
+        data.append(
+            {
+                "type": "scattergeo",
+                "mode": "markers",
+                "lat": [float(v) for v in d["lat"]],
+                "lon": [float(v) for v in d["lon"]],
+                "marker": {"size": 9, "color": colour, "line": {"color": "#fff", "width": 1}},
+                "customdata": [
+                    [i, labels.get(str(k), str(k))]
+                    for i, k in zip(d["device_id"], d["device_type"], strict=True)
+                ],
+                "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
+                "name": t(status, lang),
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            "height": height,
+            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "showlegend": True,
+            "legend": {"orientation": "h", "y": 0},
+            "geo": {
+                "fitbounds": "locations",
+                "visible": False,
+                "projection": {"type": "mercator"},
+            },
+            "paper_bgcolor": "#ffffff",
+        },
+    }

@@ -25,7 +25,7 @@ from dashboards.components.common import (
     require,
     who,
 )
-from dashboards.components.figures import GRAPH_CONFIG, kpi_history
+from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, kpi_history, ward_pins_map
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.components.tables import camera_table, card, cards_2, numeric_column
 from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
@@ -83,6 +83,10 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
                 card(title=t("overdue_list", lang), body_id="ward-overdue"),
                 card(title=t("open_alerts", lang), body_id="ward-alerts"),
             ),
+            card(
+                dcc.Graph(id="ward-map", config=MAP_CONFIG, style={"height": "420px"}),
+                title=t("ward_map", lang),
+            ),
             cards_2(
                 card(title=t("devices", lang), body_id="ward-devices"),
                 card(title=t("cameras", lang), body_id="ward-cameras"),
@@ -119,6 +123,26 @@ def history(_n: int | None, days: int | None, code: str | None) -> Any:
     require("view", ward=code)
     _, lang = who()
     return _history(code, lang, days if days in HISTORY_DAYS else 30)
+
+
+@callback(
+    Output("ward-map", "figure"),
+    Input("ward-interval", "n_intervals"),
+    State("ward-code", "data"),
+)
+def pins(_n: int | None, code: str | None) -> Any:
+    """The ward's outline and its devices as pins (those with a position)."""
+    st = state()
+    if not isinstance(code, str) or code not in st.ward_names:
+        raise dash.exceptions.PreventUpdate
+    require("view", ward=code)
+    _, lang = who()
+    df = cached(("ward_devices", code), lambda c: queries.ward_devices(c, ward=code))
+    labels = {
+        k: (v.label_en if lang == "en" else v.label_vi)
+        for k, v in st.cfg.sensors.device_types.items()
+    }
+    return ward_pins_map(st.geojson, code, df, labels=labels, lang=lang)
 
 
 @callback(

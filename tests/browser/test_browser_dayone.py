@@ -498,3 +498,50 @@ def test_ward_page_history_range(server: Server) -> None:
     other = _sql(server.db_url, "SELECT min(code) FROM wards WHERE code <> %s", (ward,))[0][0]
     status, _ = points(30, other)
     assert status in (204, 403)
+
+
+def test_ward_map_shows_devices_as_pins(server: Server, browser: Any) -> None:
+    from ioc.config import load_config
+    from sensors.fleet import position
+
+    ward = server.facts["grants"]["ward_leader"][0]
+    w = next(x for x in load_config(Path(__file__).resolve().parents[2] / "config").wards
+             if x.code == ward)  # fmt: skip
+    devs = [r[0] for r in _sql(server.db_url,
+            "SELECT device_id FROM devices WHERE ward_code = %s ORDER BY 1", (ward,))]  # fmt: skip
+    for i, d in enumerate(devs):
+        lat, lon = position(w, (i + 0.5) / len(devs), (i * 0.37) % 1)
+        _sql(server.db_url, "UPDATE devices SET lat = %s, lon = %s WHERE device_id = %s",
+             (lat, lon, d))  # fmt: skip
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/ward/{ward}?lang=en")
+    js = (
+        "var gd = document.querySelector('#ward-map .js-plotly-plot');"
+        "if (!gd || !gd.data) { return null; }"
+        "var n = 0; gd.data.forEach(function(t) {"
+        "  if (t.type === 'scattergeo') { n += t.lat.length; } }); return n;"
+    )
+    wait_for(browser, lambda d: (d.execute_script(js) or 0) == len(devs), 40)
+    assert browser.find_elements("css selector", "#ward-map .scattergeo .point")
+    browser.execute_script("document.getElementById('ward-map').scrollIntoView()")
+    shot(browser, "dayone_ward_map_pins")
+
+
+def test_simulated_devices_stand_inside_their_ward() -> None:
+    import math
+
+    from ioc.config import load_config
+    from sensors.fleet import build_fleet
+    from sensors.settings import load_simulator_settings
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "config")
+    _, fleet = build_fleet(cfg, load_simulator_settings(root / "config"))
+    wards = {w.code: w for w in cfg.wards}
+    assert len({(d.lat, d.lon) for d in fleet}) > 0.99 * len(fleet)  # each its own place
+    for d in fleet:
+        w = wards[d.ward]
+        km = math.hypot(
+            (d.lat - w.lat) * 110.57, (d.lon - w.lon) * 111.32 * math.cos(math.radians(w.lat))
+        )
+        assert km <= 0.5 * math.sqrt(w.area_km2 / math.pi) + 0.01, d.id
