@@ -76,6 +76,11 @@ GROUP_MAX = 200  # messages merged into one writer unit at most
 GROUP_AFTER_S = 0.005  # ... or after this long
 SWITCH_INTERVAL_S = 0.0005
 STOP_GRACE_ENV = "IOC_INGEST_STOP_GRACE_S"
+PROTOCOLS: dict[str, tuple[MQTTProtocolVersion, ...]] = {
+    "auto": (mqtt.MQTTv5, mqtt.MQTTv311),
+    "5": (mqtt.MQTTv5,),
+    "3.1.1": (mqtt.MQTTv311,),
+}
 DEFAULT_STOP_GRACE_S = 10.0
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -171,6 +176,7 @@ class MqttIngester:
         connect_timeout_s: float = 15.0,
         fast_client: bool = True,
         stop_grace_s: float = 10.0,
+        protocol: str = "auto",
     ) -> None:
         if shared is not None and not GROUP_NAME.match(shared):
             raise UsageError(f"--shared {shared!r}: a group name is 1-64 of A-Z a-z 0-9 _ . -")
@@ -184,6 +190,12 @@ class MqttIngester:
         self.metrics_port = metrics_port
         self.status_interval_s = status_interval_s
         self.connect_timeout_s = connect_timeout_s
+        # "auto": MQTT 5, then 3.1.1 if the broker refuses it; "5" or "3.1.1": that one only
+        if protocol not in PROTOCOLS:
+            raise UsageError(
+                f"MQTT protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})"
+            )
+        self.protocols = PROTOCOLS[protocol]
         # stop(): how long the writer may try to commit what was received (database away)
         self.stop_grace_s = stop_grace_s
         self.stop_error: str | None = None  # set by stop() when it gave up on unstored messages
@@ -347,7 +359,7 @@ class MqttIngester:
         return client
 
     def _connect(self) -> None:
-        for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
+        for protocol in self.protocols:
             self._protocol = protocol
             self._connack.clear()
             self._closed_before_connack = False
@@ -403,7 +415,8 @@ class MqttIngester:
                 f"broker {self.target.redacted()} did not accept the connection within "
                 f"{self.connect_timeout_s:.0f} s"
             )
-        raise IOCError(f"broker {self.target.redacted()} accepts neither MQTT 5 nor 3.1.1")
+        tried = " nor ".join("5" if p == mqtt.MQTTv5 else "3.1.1" for p in self.protocols)
+        raise IOCError(f"broker {self.target.redacted()} accepts neither MQTT {tried}")
 
     def _topics(self) -> list[str]:
         p = self.prefix
@@ -848,6 +861,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         shared=getattr(args, "shared", None),
         metrics_port=getattr(args, "metrics_port", None),
         stop_grace_s=_stop_grace(),
+        protocol=ctx.settings.mqtt_protocol,
     )
     stop = threading.Event()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None,
         description="Broker URL mqtt://user:pass@host:port or mqtts:// for TLS; unset = embedded",
+    )
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto",
+        description="MQTT version the ingester speaks: auto = 5, or 3.1.1 when the broker"
+        " refuses 5; `ioc demo` sets 3.1.1 for its embedded amqtt broker (MQTT 3.1.1 only)",
     )
     config_dir: Path = Field(default=Path("config"), description="Folder of the YAML config")
     var_dir: Path = Field(default=Path("var"), description="Data of the embedded servers")

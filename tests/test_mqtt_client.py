@@ -75,7 +75,7 @@ class Sub:
 
     def _msg(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.got.append((bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos, "paho"))
+            self.got.append((msg.topic.encode(), bytes(msg.payload), msg.mid, msg.qos, "paho"))
 
     def wait(self, n: int, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
