@@ -61,6 +61,7 @@ from ingest.writer import (
 from ioc.applications import AppEvent, store_event
 from ioc.config import Config
 from ioc.context import Context
+from ioc.db.service_status import record_service_status
 from ioc.errors import IOCError, UsageError
 from ioc.settings import MqttTarget
 
@@ -96,12 +97,6 @@ ON CONFLICT (device_id) DO UPDATE SET
     last_seen = CASE WHEN EXCLUDED.status = 'online'
                      THEN GREATEST(devices.last_seen, EXCLUDED.status_changed_at)
                      ELSE devices.last_seen END
-"""
-_SERVICE_SQL = """
-INSERT INTO service_status (service, instance, status, updated_at, details)
-VALUES (%s, %s, %s, now(), %s)
-ON CONFLICT (service, instance) DO UPDATE
-SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details
 """
 
 
@@ -818,10 +813,7 @@ class MqttIngester:
             if own:
                 conn = psycopg2.connect(self.database_url, connect_timeout=5)
             with conn.cursor() as cur:
-                cur.execute(
-                    _SERVICE_SQL,
-                    (SERVICE, self.client_id, status, json.dumps(self.summary(), default=str)),
-                )
+                record_service_status(cur, SERVICE, self.client_id, status, self.summary())
             conn.commit()
         except psycopg2.Error as exc:
             if own:

@@ -23,17 +23,13 @@ import paho.mqtt.client as mqtt
 import psycopg2
 import pytest
 
+from ioc.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 DEPLOY_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 METRICS = ("pm25", "pm10", "no2", "so2", "co")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def delivery_settings() -> list[str]:
