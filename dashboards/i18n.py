@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import flask
 
+from ioc.i18n import TEXT as CORE_TEXT
+
 LANGS = ("vi", "en")
 COOKIE = "ioc_lang"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -35,7 +37,7 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("Bạn không có quyền xem nội dung này", "You may not see this"),
     "not_found": ("Không tìm thấy", "Not found"),
-    "city": ("Toàn thành phố", "Whole city"),
+    "city": CORE_TEXT["city"],  # the reports' name of the city roll-up
     "ward": ("Phường/xã", "Ward"),
     "kpi": ("Chỉ số", "KPI"),
     "value": ("Giá trị", "Value"),
