@@ -29,7 +29,7 @@ def secret_key(settings: Settings) -> str:
     into place: of two servers starting at once, the second reads the first one's key), and a
     short or empty key file is refused rather than used to sign sessions."""
     if settings.secret_key:
-        return settings.secret_key
+        return settings.secret_key.get_secret_value()
     path = Path(settings.var_dir) / "dashboard_secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,15 +130,13 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         cfg=cfg,
         pool=Pool(database_url),
         secret_key=secret_key(settings),
-        kiosk_token=settings.kiosk_token,
-        metrics_token=settings.metrics_token,
+        kiosk_token=settings.secret("kiosk_token"),
+        metrics_token=settings.secret("metrics_token"),
     )
-    ttl = os.environ.get("IOC_DASH_CACHE_TTL")
-    if ttl is not None:
-        st.cache.ttl = max(0.0, float(ttl))
-    wall_period = os.environ.get("IOC_WALL_PERIOD_S")
-    if wall_period:
-        st.wall_period_s = max(5.0, float(wall_period))
+    if settings.dash_cache_ttl is not None:
+        st.cache.ttl = settings.dash_cache_ttl
+    if settings.wall_period_s is not None:
+        st.wall_period_s = settings.wall_period_s
     server = flask.Flask("ioc-dashboard")
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)

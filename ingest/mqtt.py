@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -76,13 +75,11 @@ LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
 GROUP_MAX = 200  # messages merged into one writer unit at most
 GROUP_AFTER_S = 0.005  # ... or after this long
 SWITCH_INTERVAL_S = 0.0005
-STOP_GRACE_ENV = "IOC_INGEST_STOP_GRACE_S"
 PROTOCOLS: dict[str, tuple[MQTTProtocolVersion, ...]] = {
     "auto": (mqtt.MQTTv5, mqtt.MQTTv311),
     "5": (mqtt.MQTTv5,),
     "3.1.1": (mqtt.MQTTv311,),
 }
-DEFAULT_STOP_GRACE_S = 10.0
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _STATUS_SQL = """
@@ -825,20 +822,6 @@ class MqttIngester:
                 conn.close()
 
 
-def _stop_grace() -> float:
-    """``IOC_INGEST_STOP_GRACE_S``: seconds SIGTERM waits for the database (default 10)."""
-    raw = os.environ.get(STOP_GRACE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_STOP_GRACE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:  # NaN fails too
-        raise UsageError(f"{STOP_GRACE_ENV}={raw!r}: expected seconds between 0 and 3600")
-    return value
-
-
 def main(args: argparse.Namespace, ctx: Context) -> int:
     """Run until SIGTERM/SIGINT; exit 1 on a fatal broker error (refused, taken over)."""
     config = ctx.config()
@@ -852,7 +835,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         client_id=getattr(args, "client_id", None),
         shared=getattr(args, "shared", None),
         metrics_port=getattr(args, "metrics_port", None),
-        stop_grace_s=_stop_grace(),
+        stop_grace_s=ctx.settings.ingest_stop_grace_s,
         protocol=ctx.settings.mqtt_protocol,
     )
     stop = threading.Event()

@@ -18,7 +18,7 @@ from typing import NoReturn
 from ioc.config import ConfigError
 from ioc.context import Context
 from ioc.errors import IOCError, NotAvailableYet, UsageError
-from ioc.settings import Settings
+from ioc.settings import get_settings
 
 log = logging.getLogger("ioc")
 
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not getattr(args, "target", None):
             raise UsageError("ioc: a command is required (see `ioc --help`)")
-        settings = Settings()
+        settings = get_settings()
         if args.config_dir:
             settings.config_dir = type(settings.config_dir)(args.config_dir)
         ctx = Context(settings=settings, debug=debug)

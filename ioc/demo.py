@@ -376,7 +376,7 @@ class Demo:
         url = self.ctx.settings.database_url
         if url:
             self.database_url = self.ctx.database_url()
-            self.out.say(f"database: {redact_db_url(url)} (IOC_DATABASE_URL)")
+            self.out.say(f"database: {redact_db_url(self.database_url)} (IOC_DATABASE_URL)")
             return
         self.postgres = EmbeddedPostgres(self.var_dir / "pg")
         self.out.say(f"starting the embedded PostgreSQL in {self.postgres.data_dir}")
@@ -390,10 +390,12 @@ class Demo:
 
     def start_broker(self) -> None:
         if self.ctx.settings.mqtt_url:
-            self.mqtt_url = self.ctx.settings.mqtt_url
+            self.mqtt_url = str(self.ctx.settings.mqtt_url)
             self.out.say(f"broker: {self.ctx.mqtt().redacted()} (IOC_MQTT_URL)")
             return
-        self.broker = EmbeddedBroker(data_dir=self.var_dir / "mqtt")
+        self.broker = EmbeddedBroker(
+            data_dir=self.var_dir / "mqtt", engine=self.ctx.settings.embedded_broker
+        )
         self.mqtt_url = self.broker.start()
         self._undo.append(("stopping the embedded MQTT broker", self.broker.stop))
         what = {
@@ -449,7 +451,7 @@ class Demo:
         """The wall display's read-only token (``/wall?token=``): ``IOC_KIOSK_TOKEN`` when set,
         else the one saved in ``var/demo-login.txt``, else a new one saved there."""
         login_file = self.var_dir / LOGIN_FILE
-        token = os.environ.get("IOC_KIOSK_TOKEN") or _saved_value(login_file, "kiosk")
+        token = self.ctx.settings.secret("kiosk_token") or _saved_value(login_file, "kiosk")
         self.kiosk_token = token or secrets.token_urlsafe(16)
         if _saved_value(login_file, "kiosk") != self.kiosk_token:
             self._write_login_file()

@@ -787,7 +787,11 @@ class EmbeddedBroker:
         username: str = "ioc",
         password: str | None = None,
     ) -> None:
-        choice = (engine or os.environ.get("IOC_EMBEDDED_BROKER") or "auto").strip().lower()
+        if engine is None:  # the setting (IOC_EMBEDDED_BROKER), checked when it was read
+            from ioc.settings import get_settings
+
+            engine = get_settings().embedded_broker
+        choice = engine.strip().lower()
         if choice not in BROKER_ENGINES:
             raise IOCError(
                 f"IOC_EMBEDDED_BROKER must be one of {', '.join(BROKER_ENGINES)} (got {choice!r})"
