@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from zoneinfo import ZoneInfo
 
 import flask
 
 from ioc.i18n import TEXT as CORE_TEXT
+from ioc.localtime import TZ as LOCAL_ZONE
 
 LANGS = ("vi", "en")
 COOKIE = "ioc_lang"
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+TZ = LOCAL_ZONE
 
 TEXT: dict[str, tuple[str, str]] = {
     "app_title": ("Trung tâm Điều hành Đà Nẵng", "Da Nang Operations Center"),

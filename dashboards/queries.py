@@ -15,9 +15,9 @@ import pandas as pd
 
 from ioc.db import Connection
 from ioc.kpi.queries import DUE_DAY_END_SQL, overdue_at_sql
+from ioc.localtime import TZ_NAME
 from ioc.workdays import Holidays, HolidaysLike, working_days_between
 
-TZ_NAME = "Asia/Ho_Chi_Minh"
 # The KPIs' rule (ioc/kpi/queries.py, Decision 766), measured at ``%(now)s`` (bound: the
 # clock is the caller's, injectable): an application waiting for the citizen's supplements
 # (returned once) is not overdue; it is overdue when not ended by then and past the end of
@@ -326,14 +326,14 @@ def application_trend(
         conn,
         f"""
         WITH r AS (
-            SELECT (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+            SELECT (received_at AT TIME ZONE %(tz)s)::date AS day,
                    count(*) AS received
             FROM applications
             WHERE received_at >= %(since)s
               AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
             GROUP BY 1
         ), c AS (
-            SELECT (completed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+            SELECT (completed_at AT TIME ZONE %(tz)s)::date AS day,
                    count(*) AS completed, count(*) FILTER (WHERE NOT {_DONE_ON_TIME}) AS late
             FROM applications
             WHERE status = 'completed' AND completed_at >= %(since)s

@@ -18,6 +18,7 @@ from typing import NoReturn
 from ioc.config import ConfigError
 from ioc.context import Context
 from ioc.errors import IOCError, NotAvailableYet, UsageError
+from ioc.localtime import LOCAL_TZ
 from ioc.settings import get_settings
 
 log = logging.getLogger("ioc")
@@ -39,7 +40,7 @@ def _datetime(text: str) -> dt.datetime:
             f"invalid date {text!r} (expected YYYY-MM-DD or an ISO-8601 date-time)"
         ) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
+        value = value.replace(tzinfo=LOCAL_TZ)
     return value
 
 

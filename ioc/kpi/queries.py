@@ -20,6 +20,7 @@ import pandas as pd
 
 from ioc.db import Connection
 from ioc.kpi import aqi as aqi_math
+from ioc.localtime import TZ_NAME
 from ioc.workdays import Holidays, working_days_between
 
 COLUMNS = ["ward_code", "value", "weight"]
@@ -29,7 +30,7 @@ COLUMNS = ["ward_code", "value", "weight"]
 class KpiEnv:
     """What the queries need from the configuration."""
 
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = TZ_NAME
     holidays: Holidays = field(default_factory=Holidays)
     device_intervals: Mapping[str, float] = field(default_factory=dict)
     metric_intervals: Mapping[str, float] = field(default_factory=dict)

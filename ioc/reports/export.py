@@ -56,6 +56,7 @@ from ioc.i18n import (
 )
 from ioc.kpi import periods
 from ioc.kpi.compute import CITY, compute_period
+from ioc.localtime import OFFSET_LABEL
 
 XLSX_MAX_ROWS = 1_048_576
 CONTENT_TYPES = {
@@ -387,7 +388,7 @@ def _write_xlsx(
             tr("report", lang),
             tr("report_kpis" if req.kpis else "report_metrics", lang, what=what),
         ),
-        (tr("created", lang), now_local.strftime(dfmt + " %H:%M") + " (GMT+7)"),
+        (tr("created", lang), now_local.strftime(dfmt + " %H:%M") + f" ({OFFSET_LABEL})"),
         (tr("wards", lang), wards_txt),
         (
             tr("period", lang),
