@@ -48,9 +48,9 @@ _PUBLISH_CMD = 0x30
 
 # The paho-mqtt minor releases this fast path is verified on: tests/test_mqtt_client.py and
 # tests/test_mqtt_client_fallback.py (fast and stock paths, redelivery, MQTT 3.1.1 and 5, TLS),
-# test_ingest_mqtt.py and test_ingest_rejects.py pass on paho-mqtt 2.1.0 and 2.2.0 (bench/
-# ingest.py measured on 2.2.0). Another minor release may change what these private names mean,
-# so there the stock client is used (slower, same behaviour) until the tests pass on it too.
+# test_ingest_mqtt.py and test_ingest_rejects.py pass on paho-mqtt 2.1.0 and 2.2.0. Another
+# minor release may change what these private names mean, so there the stock client is used
+# (slower, same behaviour) until the tests pass on it too.
 VERIFIED_PAHO = ("2.1", "2.2")
 
 # Every private paho name FastClient uses, each in one of these two tuples. If any is
