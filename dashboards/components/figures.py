@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -514,3 +515,72 @@ def ward_pins_map(
             "paper_bgcolor": "#ffffff",
         },
     }
+
+
+def on_basemap(fig: dict[str, Any], basemap: Any) -> dict[str, Any]:
+    """The same ward map over the city's own base map (``ioc.yaml`` ``basemap``): MapLibre
+    traces instead of a tile-free geo subplot, the tiles (or style) it names, its attribution
+    written on the map. Unchanged when no base map is configured."""
+    if basemap is None or not getattr(basemap, "enabled", False):
+        return fig
+    lats: list[float] = []
+    lons: list[float] = []
+    for trace in fig["data"]:
+        if trace.get("type") == "choropleth":
+            for feat in trace["geojson"].get("features", []):
+                geom = feat.get("geometry") or {}
+                polys = (
+                    geom.get("coordinates", [])
+                    if geom.get("type") == "MultiPolygon"
+                    else [geom.get("coordinates", [])]
+                )
+                for poly in polys:
+                    for ring in poly[:1]:
+                        for pt in ring:
+                            lons.append(float(pt[0]))
+                            lats.append(float(pt[1]))
+            trace["type"] = "choroplethmap"
+            trace["marker"] = {**trace.get("marker", {}), "opacity": basemap.opacity}
+        elif trace.get("type") == "scattergeo":
+            trace["type"] = "scattermap"
+            font = trace.get("textfont")
+            if isinstance(font, dict):
+                font.pop("shadow", None)
+    if basemap.tiles:
+        style: Any = {
+            "version": 8,
+            "sources": {
+                "base": {
+                    "type": "raster",
+                    "tiles": [basemap.tiles],
+                    "tileSize": 256,
+                    "attribution": basemap.attribution,
+                }
+            },
+            "layers": [{"id": "base", "type": "raster", "source": "base"}],
+        }
+    else:
+        style = basemap.style
+    layout = fig["layout"]
+    layout.pop("geo", None)
+    view: dict[str, Any] = {"style": style}
+    if lats:
+        span = max(max(lats) - min(lats), (max(lons) - min(lons)) * 0.6, 1e-3)
+        view["center"] = {"lat": (max(lats) + min(lats)) / 2, "lon": (max(lons) + min(lons)) / 2}
+        view["zoom"] = max(1.0, min(16.0, 8.6 - math.log2(span)))
+    layout["map"] = view
+    layout.setdefault("annotations", []).append(
+        {
+            "text": basemap.attribution,
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 1,
+            "y": 0,
+            "xanchor": "right",
+            "yanchor": "bottom",
+            "font": {"size": 11},
+            "bgcolor": "rgba(255,255,255,0.7)",
+        }
+    )
+    return fig

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, callback, html
+from dash import Input, Output, callback, dcc, html
 
 from dashboards import queries
-from dashboards.components.common import cached, require, scope_key, ward_options, who
+from dashboards.components.common import (
+    cached,
+    fault_labels,
+    require,
+    scope_key,
+    ward_options,
+    who,
+)
 from dashboards.components.tables import camera_table, card, controls, dropdown, view_page
-from dashboards.i18n import fmt_num, t
+from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
 
@@ -19,12 +26,54 @@ dash.register_page(__name__, path="/cameras", title="IOC — Camera", order=2)
 REFRESH_MS = 15_000
 
 
-def layout(**_: Any) -> html.Div:
-    return view_page("/cameras", "cameras", "cams-interval", REFRESH_MS, _body)
+def layout(camera: str | None = None, **_: Any) -> html.Div:
+    """``?camera=ID`` (the link in an alert about a camera): that camera first, and the list
+    filtered to its ward (only a camera of a ward the user may see)."""
+    return view_page(
+        "/cameras",
+        "cameras",
+        "cams-interval",
+        REFRESH_MS,
+        lambda user, lang: _body(user, lang, camera),
+    )
 
 
-def _body(user: User, lang: str) -> list[Any]:
+def _focus(user: User, lang: str, camera: str | None) -> tuple[Any, str | None]:
+    if not camera:
+        return "", None
+    scope = scope_key(user)
+    df = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
+    row = df[df["camera_id"] == camera]
+    if row.empty:  # unknown, or of a ward the user may not see: the same answer
+        return html.Div(t("not_found", lang), className="muted", id="cams-focus"), None
+    r = row.iloc[0]
+    ward = str(r["ward_code"])
+    issues = fault_labels(r["issues"], lang)
+    return (
+        html.Div(
+            id="cams-focus",
+            className="card cam-focus",
+            children=[
+                html.H2(f"{r['name'] or camera} ({camera})"),
+                html.P(
+                    [
+                        html.B(f"{t('ward', lang)}: "),
+                        dcc.Link(state().ward_names.get(ward, ward), href=f"/ward/{ward}"),
+                        f" · {t('status', lang)}: {t(str(r['status']), lang)}",
+                        f" · {t('last_seen', lang)}: {fmt_datetime(r['last_seen'], lang)}",
+                        f" · {t('health', lang)}: {issues}" if issues else "",
+                    ]
+                ),
+            ],
+        ),
+        ward,
+    )
+
+
+def _body(user: User, lang: str, camera: str | None = None) -> list[Any]:
+    focus, ward = _focus(user, lang, camera)
     return [
+        focus,
         controls(
             dropdown(
                 t("status", lang),
@@ -38,6 +87,7 @@ def _body(user: User, lang: str) -> list[Any]:
                 "cams-ward",
                 ward_options(user),
                 width="320px",
+                value=[ward] if ward else None,
                 multi=True,
                 placeholder=t("all_wards", lang),
             ),

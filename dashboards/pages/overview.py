@@ -20,7 +20,7 @@ from dashboards.components.common import (
     scope_key,
     who,
 )
-from dashboards.components.figures import MAP_CONFIG, ward_map
+from dashboards.components.figures import MAP_CONFIG, on_basemap, ward_map
 from dashboards.components.layout import (
     frame,
     kpi_tile,
@@ -152,6 +152,7 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
             ranked = ranked[ranked["ward_code"].isin(allowed)]
         fig = ward_map(st.geojson, st.ward_names, ranked, kpi_name or "", kpi, lang=lang)
 
+    fig = on_basemap(fig, st.cfg.system.basemap)  # the city's own base map, if configured
     ranking, best_worst = _ranking(
         ranked, kpi_name or "", kpi, lang, scoped=allowed is not None, n_ranked=n_ranked
     )

@@ -41,6 +41,7 @@ from dashboards.components.figures import (
     bars,
     label_points,
     map_px_per_deg,
+    on_basemap,
     pick_labelled,
     place_labels,
     short_name,
@@ -260,6 +261,7 @@ def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "d
         st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
     )
     _wall_map_text(fig, ranked, kpi, scale)
+    fig = on_basemap(fig, st.cfg.system.basemap)  # the city's own base map, if configured
     return dcc.Graph(id=graph_id, figure=fig, config=MAP_CONFIG, style={"height": "76vh"})
 
 

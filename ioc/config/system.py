@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ioc.config.base import Section
 
@@ -55,6 +55,38 @@ class StorageSection(Section):
     )
 
 
+class BaseMapSection(Section):
+    """An optional base map under the ward maps, from the city's own tile or style server
+    (none by default: the dashboards must work with no internet)."""
+
+    tiles: str | None = Field(
+        default=None,
+        description="Raster tile URL template with {z}, {x} and {y}, e.g."
+        " https://gis.danang.example/tiles/{z}/{x}/{y}.png",
+    )
+    style: str | None = Field(default=None, description="A MapLibre style JSON URL instead")
+    attribution: str = Field(default="", description="Shown on the map, e.g. '© Sở TN&MT'")
+    opacity: float = Field(default=0.75, ge=0.1, le=1, description="Ward colours over it")
+
+    @model_validator(mode="after")
+    def _one(self) -> BaseMapSection:
+        if self.tiles and self.style:
+            raise ValueError("give either 'tiles' or 'style', not both")
+        for key in ("tiles", "style"):
+            url = getattr(self, key)
+            if url and not url.startswith(("http://", "https://", "/")):
+                raise ValueError(f"{key}: an http(s) URL or a path on this server")
+        if self.tiles and not all(p in self.tiles for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("tiles: the URL template needs {z}, {x} and {y}")
+        if (self.tiles or self.style) and not self.attribution.strip():
+            raise ValueError("attribution: say whose map it is (shown on the map)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tiles or self.style)
+
+
 class SystemFile(Section):
     timezone: Literal["Asia/Ho_Chi_Minh"] = Field(
         default="Asia/Ho_Chi_Minh",
@@ -64,3 +96,4 @@ class SystemFile(Section):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
     storage: StorageSection = Field(default_factory=StorageSection)
+    basemap: BaseMapSection = Field(default_factory=BaseMapSection)

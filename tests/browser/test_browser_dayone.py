@@ -545,3 +545,19 @@ def test_simulated_devices_stand_inside_their_ward() -> None:
             (d.lat - w.lat) * 110.57, (d.lon - w.lon) * 111.32 * math.cos(math.radians(w.lat))
         )
         assert km <= 0.5 * math.sqrt(w.area_km2 / math.pi) + 0.01, d.id
+
+
+def test_alert_link_to_a_camera_opens_it(server: Server, browser: Any) -> None:
+    ward = server.facts["grants"]["ward_leader"][0]
+    mine = _sql(server.db_url, "SELECT camera_id, name FROM cameras WHERE ward_code = %s", (ward,))
+    other = _sql(server.db_url, "SELECT camera_id FROM cameras WHERE ward_code <> %s", (ward,))
+    assert mine and other
+    login(browser, server.url, "ward_leader")
+    browser.get(server.url + f"/cameras?camera={mine[0][0]}&lang=en")
+    wait_for(browser, _has("cams-focus"), 20)
+    assert mine[0][1] in _texts(browser, "cams-focus")
+    wait_for(browser, lambda d: mine[0][0] in _texts(d, "cams-table") or
+             (mine[0][1] or "") in _texts(d, "cams-table"), 20)  # fmt: skip
+    browser.get(server.url + f"/cameras?camera={other[0][0]}&lang=en")
+    wait_for(browser, _has("cams-focus"), 20)
+    assert "Not found" in _texts(browser, "cams-focus")  # another ward's camera: not shown
