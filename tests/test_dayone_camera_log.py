@@ -11,3 +11,4 @@ def test_health_event_time_is_readable() -> None:
     text = when(1_765_000_000.25)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", text), text
     assert "1765000000" not in text
+    assert text.endswith("+07:00")  # Vietnam's time, whatever the host's zone

@@ -44,6 +44,7 @@ from ingest.cameras.analysis import (
 )
 from ingest.cameras.health import PICTURE_FAULTS, HealthConfig, HealthEvent, HealthMonitor
 from ingest.cameras.source import Source, open_capture, resolve_source
+from ioc.localtime import TZ
 
 log = logging.getLogger(__name__)
 
@@ -504,5 +505,6 @@ def run_worker(
 
 
 def when(epoch_s: float) -> str:
-    """A log's local time with its offset, '2026-12-05 21:40:03+07:00', not a raw epoch."""
-    return dt.datetime.fromtimestamp(epoch_s).astimezone().isoformat(sep=" ", timespec="seconds")
+    """A log's time in Vietnam with its offset, '2026-12-05 21:40:03+07:00', not a raw
+    epoch (whatever the host's own time zone)."""
+    return dt.datetime.fromtimestamp(epoch_s, TZ).isoformat(sep=" ", timespec="seconds")
