@@ -51,9 +51,12 @@ def test_aqi_map_uses_the_vn_aqi_band_colours(config: Config) -> None:
 
 def test_threshold_kpis_are_coloured_from_red_threshold_to_target(config: Config) -> None:
     on_time = map_colours("on_time_rate", config.kpis.kpis["on_time_rate"])
-    assert (on_time["zmin"], on_time["zmax"], on_time["reversescale"]) == (80.0, 95.0, False)
+    # red threshold .. target, and a tenth of the bar past the target (green: met)
+    assert (on_time["zmin"], on_time["reversescale"]) == (80.0, False)
+    assert on_time["zmax"] == pytest.approx(95.0 + 15.0 / 9)
     flood = map_colours("flood_risk", config.kpis.kpis["flood_risk"])
-    assert (flood["zmin"], flood["zmax"], flood["reversescale"]) == (50.0, 100.0, True)
+    assert (flood["zmax"], flood["reversescale"]) == (100.0, True)
+    assert flood["zmin"] == pytest.approx(50.0 - 50.0 / 9)
     received = map_colours("applications_received", config.kpis.kpis["applications_received"])
     assert "zmin" not in received  # no thresholds: relative to the values
 

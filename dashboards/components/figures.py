@@ -25,11 +25,12 @@ GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
 GOOD_SCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
 # from the red threshold (0) to the target (1): red, through orange, to amber just short of
 # the target; green only where the target is met (Kpi.status: missing it is never green)
+GREEN_SHARE = 0.1  # of the colour bar: the target met and beyond
 TARGET_SCALE = [
     [0.0, "#d73027"],
-    [0.5, "#f46d43"],
-    [0.999, "#f0a202"],
-    [0.999, "#1a9850"],
+    [0.45, "#f46d43"],
+    [1 - GREEN_SHARE - 0.001, "#f0a202"],
+    [1 - GREEN_SHARE, "#1a9850"],
     [1.0, "#1a9850"],
 ]
 # a count with no target (applications received): one hue, neither good nor bad
@@ -64,6 +65,13 @@ def map_colours(kpi_name: str, kpi: Kpi | None) -> dict[str, Any]:
     if kpi is not None and kpi.target is not None and kpi.red is not None:
         lo, hi = sorted((float(kpi.target), float(kpi.red)))
         if hi > lo:
+            # a tenth of the range past the target, so that the colour bar shows the green
+            # (the target met) as well as the amber and red
+            extra = GREEN_SHARE / (1 - GREEN_SHARE) * (hi - lo)
+            if kpi.direction == "higher_better":
+                hi += extra
+            else:
+                lo -= extra
             out.update(zmin=lo, zmax=hi, colorscale=TARGET_SCALE)
     return out
 
