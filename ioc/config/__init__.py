@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ioc.config.alerts import AlertRule, AlertsFile
 from ioc.config.cameras import Camera, CamerasFile
+from ioc.config.categories import CategoriesFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
 from ioc.config.procedures import HolidaysFile, Procedure, ProceduresFile
@@ -48,6 +49,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "procedures.yaml": (ProceduresFile, False),
     "holidays.yaml": (HolidaysFile, False),
     "ioc.yaml": (SystemFile, False),
+    "categories.yaml": (CategoriesFile, False),
 }
 
 
@@ -64,6 +66,7 @@ class Config:
     procedures: ProceduresFile | None = None
     holidays: HolidaysFile = field(default_factory=HolidaysFile)
     system: SystemFile = field(default_factory=SystemFile)
+    categories: CategoriesFile | None = None  # citizen reports (categories.yaml)
 
     @property
     def wards(self) -> list[Ward]:
@@ -78,6 +81,14 @@ class Config:
             if w.code == code:
                 return w
         return None
+
+    def report_categories(self) -> CategoriesFile:
+        """``categories.yaml``; citizen reports cannot work without it."""
+        if self.categories is None:
+            from ioc.errors import IOCError
+
+            raise IOCError(f"{self.dir / 'categories.yaml'}: file not found (report categories)")
+        return self.categories
 
     @property
     def topic_prefix(self) -> str:
@@ -179,6 +190,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         procedures=models.get("procedures.yaml"),  # type: ignore[arg-type]
         holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
         system=get("ioc.yaml", SystemFile, SystemFile),
+        categories=models.get("categories.yaml"),  # type: ignore[arg-type]
     )
     issues = _cross_check(cfg, docs)
     if issues:
