@@ -524,3 +524,24 @@ def test_migration_renames_the_old_reports_table(empty_db_url: str, config: Conf
 
 
 _ = Callable
+
+
+def test_scheduler_retention_job_removes_contacts(
+    config: Config, fresh_db_url: str, conn: Connection, rules: Rules
+) -> None:
+    from ioc.scheduler import Jobs
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(
+        days=config.report_categories().contact_retention_days + 5
+    )
+    _store(
+        conn,
+        rules,
+        [
+            ev("RET-1", "received", long_ago, contact="0905 000 333"),
+            ev("RET-1", "rejected", long_ago + dt.timedelta(hours=1)),
+        ],
+    )
+    result = Jobs(cfg=config, db_url=fresh_db_url).retention()
+    assert result["report_contacts_removed"] == 1
+    assert query_one(fresh_db_url, "SELECT contact FROM reports WHERE id = 'RET-1'") is None
