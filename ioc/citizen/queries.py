@@ -24,6 +24,9 @@ SLA_SQL = """CASE
     WHEN due_at IS NOT NULL AND due_at < %(now)s THEN 'overdue'
     ELSE 'open' END"""
 SLA_STATES = ("open", "overdue", "on_time", "late")
+MASKED_CONTACT_SQL = """CASE WHEN contact IS NULL THEN NULL
+    ELSE left(contact, 2) || repeat('*', greatest(length(contact) - 4, 3))
+         || CASE WHEN length(contact) > 6 THEN right(contact, 2) ELSE '' END END"""
 TRACK_KEYS = ("id", "status", "received_at", "due_at", "resolved_at", "unit")
 
 
@@ -63,8 +66,9 @@ def report_list(
     with_contact: bool = False,
     limit: int = 500,
 ) -> pd.DataFrame:
-    """Reports the caller may see, newest first, filtered; ``contact`` masked unless asked."""
-    contact = "contact" if with_contact else "NULL::text"
+    """Reports the caller may see, newest first, filtered; ``contact`` masked (``09*****56``)
+    unless ``with_contact`` (admins, on screen only)."""
+    contact = "contact" if with_contact else MASKED_CONTACT_SQL
     sql = f"""
     SELECT * FROM (
         SELECT id, ward_code, channel, category, summary, address, unit,
@@ -93,18 +97,6 @@ def report_list(
         cur.execute(sql, params)
         cols = [d[0] for d in cur.description or []]
         return pd.DataFrame(list(cur.fetchall()), columns=cols)
-
-
-def mask_contact(value: str | None) -> str:
-    """'0905 123 456' → '09*******56'; a name → 'N*****'; nothing → ''."""
-    if not value:
-        return ""
-    v = value.strip()
-    if len(v) <= 3:
-        return "*" * len(v)
-    keep = 2 if any(c.isdigit() for c in v) else 1
-    tail = v[-2:] if keep == 2 else ""
-    return v[:keep] + "*" * max(3, len(v) - keep - len(tail)) + tail
 
 
 def summary(
