@@ -21,8 +21,8 @@ from ioc.db import connect
 from ioc.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from dash_fixtures import PASSWORD  # noqa: E402
-from dash_seed import add_users  # noqa: E402
+from dash_fixtures import PASSWORD
+from dash_seed import add_users
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:\s*The dash_table.DataTable will be removed:DeprecationWarning"
