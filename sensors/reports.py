@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from ioc.config import Config
-from ioc.workdays import WorkCalendar, add_working_days, add_working_hours, work_calendar
+from ioc.workdays import WorkCalendar, add_working_hours, work_calendar, working_days_due
 from sensors.fleet import WardProfile
 from sensors.rand import key64, uniform1
 from sensors.signals import rain_rate
@@ -153,7 +153,7 @@ class ReportModel:
         kind, amount = self.limits[category]
         if kind == "hours":
             return add_working_hours(start, amount, self.cal)
-        return add_working_days(start, amount, self.cal.holidays)
+        return working_days_due(start, amount, self.cal)
 
     def __hash__(self) -> int:  # for lru_cache: one model per run
         return id(self)

@@ -91,8 +91,11 @@ def test_due_time_from_category(rules: Rules) -> None:
     # flooding: 4 working hours; Friday 16:00 → Monday 10:30
     e = event_from_mapping(ev("F1", "received", L(2026, 12, 4, 16, 0)), W, rules)
     assert rules.due("flooding", e.ts) == L(2026, 12, 7, 10, 30)
-    # lighting: 2 working days; Wednesday 29/4/2026 10:00 over 30/4, 1/5 and a weekend
-    assert rules.due("lighting", L(2026, 4, 29, 10, 0)) == L(2026, 5, 5, 10, 0)
+    # lighting: 2 working days; Wednesday 29/4/2026 10:00 over 30/4, 1/5 and a weekend:
+    # the limit runs out Tuesday 5/5 10:00, due at that day's closing time
+    assert rules.due("lighting", L(2026, 4, 29, 10, 0)) == L(2026, 5, 5, 17, 0)
+    # received on Sunday with 3 working days: Monday to Wednesday
+    assert rules.due("environment", L(2026, 12, 6, 15, 0)) == L(2026, 12, 9, 17, 0)
     # the ward's name in a handling unit "UBND {ward}"
     assert rules.default_unit("flooding", W) == "Ban Chỉ huy PCTT&TKCN"
 
