@@ -242,20 +242,23 @@ def test_three_doors_store_the_same_event_once(
         bad = {"id": "PA-BAD", "event": "received", "ts": t0.isoformat(), "summary": "x"}
         pub = Publisher(mqtt_url)
         try:
-            for item in (received, assigned, bad, received):  # the last one: a redelivery
+            reopen = ev("PA-20261203-0001", "reopened", t0 + dt.timedelta(minutes=40))
+            for item in (received, assigned, bad, received, reopen):  # 4th: a redelivery
                 pub.infos.append(pub.client.publish(f"{prefix}/{W}/reports", json.dumps(item), 1))
             pub.wait_all(60)
         finally:
             pub.close()
         deadline = time.monotonic() + 30
-        while ing.stats.acked < 4 and time.monotonic() < deadline:
+        while ing.stats.acked < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ing.stats.acked >= 4
+        assert ing.stats.acked >= 5
     finally:
         ing.stop()
     assert query_one(fresh_db_url, "SELECT count(*) FROM report_events") == 2
-    (reason,) = [r[0] for r in query_all(fresh_db_url, "SELECT reason FROM ingest_rejects")]
-    assert reason.startswith("missing_field: category:"), reason
+    reasons = sorted(r[0] for r in query_all(fresh_db_url, "SELECT reason FROM ingest_rejects"))
+    assert len(reasons) == 2, reasons
+    assert reasons[0].startswith("impossible_transition: reopened of PA-20261203-0001")
+    assert reasons[1].startswith("missing_field: category:"), reasons
 
     # the same events through the HTTP API: stored once (202, counted as stored)
     token = _token(fresh_db_url)

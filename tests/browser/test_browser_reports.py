@@ -52,7 +52,8 @@ def site(
             raw.append((ward, {"id": rid, "event": "received", "ts": t0.isoformat(),
                                "category": cats[i % len(cats)], "channel": "hotline_1022",
                                "summary": f"Phản ánh số {i}", "contact": PHONE,
-                               "lat": w.lat + 0.004 * (i % 5), "lon": w.lon - 0.003 * (i % 4)}))  # fmt: skip
+                               "lat": w.lat + 0.004 * (i % 5),
+                               "lon": w.lon - 0.003 * (i % 4)}))  # fmt: skip
             if i % 3 == 1:
                 raw.append((ward, {"id": rid, "event": "assigned",
                                    "ts": (t0 + dt.timedelta(minutes=30)).isoformat()}))  # fmt: skip
