@@ -1,14 +1,14 @@
 """Citizen-report intake benchmark: reports stored per second through ``POST /api/v1/reports``
 (``ioc serve``, 4 concurrent clients, each with its own intake token, arrays of ``--batch``
 new ``received`` events) and through MQTT (``ioc/{ward}/reports``, one event per message,
-QoS 1, the in-process MQTT ingester), against a baseline measured in the same run: the same
+QoS 1, the in-process MQTT ingester, a Mosquitto of its own with deploy/mosquitto's
+delivery settings), against a baseline measured in the same run: the same
 events written directly by the shared write path (``ioc.citizen.store.store_events``, one
 connection, batches of the same size, one COMMIT each).
 
 "Stored" = committed in ``reports`` and ``report_events`` (counted in the database at the end).
 
-    IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-    IOC_MQTT_URL=mqtt://127.0.0.1:1883 python bench/reports.py --n 20000
+    IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/reports.py
 """
 
 from __future__ import annotations
@@ -137,7 +137,19 @@ def api(db: str, base: str, tokens: list[str], cfg: Config, n: int, batch: int) 
     return n / el
 
 
-def mqtt_path(db: str, cfg: Config, mqtt_url: str, n: int) -> float:
+def mqtt_path(db: str, cfg: Config, n: int, folder: Path) -> float:
+    """Through a broker of its own with the recommended delivery settings (a default Mosquitto
+    queues at most 1,000 messages for a slow subscriber and drops the rest)."""
+    from ingest_helpers import Mosquitto
+
+    broker = Mosquitto(folder / "mqtt").start()
+    try:
+        return _mqtt_run(db, cfg, broker.url, n)
+    finally:
+        broker.stop()
+
+
+def _mqtt_run(db: str, cfg: Config, mqtt_url: str, n: int) -> float:
     from ingest_helpers import Publisher
 
     from ingest.mqtt import MqttIngester
@@ -181,7 +193,6 @@ def main() -> int:
     ap.add_argument("--mqtt-n", type=int, default=5000, help="reports through MQTT")
     args = ap.parse_args()
     server_url = os.environ["IOC_DATABASE_URL"]
-    mqtt_url = os.environ.get("IOC_MQTT_URL")
     cfg = load_config(ROOT / "config")
     db = scratch_db(server_url)
     tmp = Path(tempfile.mkdtemp(prefix="ioc-bench-reports-"))
@@ -204,8 +215,8 @@ def main() -> int:
             f" ioc serve --workers {args.workers}): {api_rate:,.0f} reports/s"
             f" ({api_rate / base_rate:.2f} of direct)"
         )
-        if mqtt_url:
-            mq = mqtt_path(db, cfg, mqtt_url, args.mqtt_n)
+        if args.mqtt_n:
+            mq = mqtt_path(db, cfg, args.mqtt_n, tmp)
             print(f"MQTT ioc/{{ward}}/reports (1 event/message, QoS 1): {mq:,.0f} reports/s")
         print(f"load average: {os.getloadavg()[0]:.1f}")
     finally:

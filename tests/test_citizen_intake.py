@@ -551,3 +551,40 @@ def test_scheduler_retention_job_removes_contacts(
     result = Jobs(cfg=config, db_url=fresh_db_url).retention()
     assert result["report_contacts_removed"] == 1
     assert query_one(fresh_db_url, "SELECT contact FROM reports WHERE id = 'RET-1'") is None
+
+
+def test_concurrent_writers_of_one_report(fresh_db_url: str, rules: Rules) -> None:
+    """Several connections (ingesters, API workers) storing events of the same reports at once:
+    each report's row ends as its whole history says, nothing lost or doubled."""
+    import threading
+
+    t0 = L(2026, 12, 7, 8, 0)
+    ids = [f"C-{i}" for i in range(30)]
+    plan = {
+        "received": dt.timedelta(0),
+        "assigned": dt.timedelta(minutes=10),
+        "in_progress": dt.timedelta(minutes=20),
+        "resolved": dt.timedelta(minutes=30),
+    }
+    errors: list[BaseException] = []
+
+    def worker(event: str) -> None:
+        try:
+            c = connect(fresh_db_url)
+            try:
+                for rid in ids:
+                    _store(c, rules, [ev(rid, event, t0 + plan[event])])
+            finally:
+                c.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(e,)) for e in reversed(list(plan))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors
+    assert query_one(fresh_db_url, "SELECT count(*) FROM report_events") == 4 * len(ids)
+    rows = query_all(fresh_db_url, "SELECT DISTINCT status, resolved_at FROM reports")
+    assert rows == [("resolved", t0 + plan["resolved"])]
