@@ -267,10 +267,18 @@ LOOKBACK_DAYS = 10  # a report's last event comes at most this long after it is 
 
 
 def events_between(
-    model: ReportModel, wards: Sequence[str], t0: float, t1: float
+    model: ReportModel,
+    wards: Sequence[str],
+    t0: float,
+    t1: float,
+    *,
+    received_since: float | None = None,
 ) -> list[RepEvent]:
-    """Every event with ``t0 <= t < t1`` (of reports received up to LOOKBACK_DAYS before)."""
+    """Every event with ``t0 <= t < t1`` (of reports received up to LOOKBACK_DAYS before, or
+    only of those received since ``received_since``: a history starts with whole reports)."""
     first = dt.datetime.fromtimestamp(t0, LOCAL).date() - dt.timedelta(days=LOOKBACK_DAYS)
+    if received_since is not None:
+        first = dt.datetime.fromtimestamp(received_since, LOCAL).date()
     last = dt.datetime.fromtimestamp(t1, LOCAL).date()
     out: list[RepEvent] = []
     for ward in wards:
@@ -278,7 +286,12 @@ def events_between(
             continue
         d = first
         while d <= last:
-            out += [e for e in day_reports(model, ward, d) if t0 <= e.t < t1]
+            day = day_reports(model, ward, d)
+            if received_since is not None:
+                since = received_since
+                fresh = {e.id for e in day if e.event == "received" and e.t >= since}
+                day = tuple(e for e in day if e.id in fresh)
+            out += [e for e in day if t0 <= e.t < t1]
             d += dt.timedelta(days=1)
     out.sort(key=lambda e: (e.t, e.id))
     return out

@@ -199,7 +199,7 @@ def run_backfill(s: Simulation, net: Net, stop: threading.Event, end: float) -> 
         )
         _publish_all(net, apps, stop)
     if s.reports is not None and not stop.is_set():
-        evs = report_events_between(s.reports, list(s.profiles), start, end)
+        evs = report_events_between(s.reports, list(s.profiles), start, end, received_since=start)
         _send_reports(s, net, evs, stats)
         net.flush(60)
         if s.api is not None:
