@@ -9,7 +9,8 @@ history and the scheduled reports would show "no data" for days that have data).
 A period's **data signature** is (readings counted in the roll-ups, application and
 citizen-report events) with a timestamp inside it: cheap aggregates over ``readings_hourly`` /
 ``readings_daily`` (the same relations on both storage paths, kept current for late data by
-their invalidation logs), ``application_events`` and ``report_events``. :class:`DataSignatures` remembers the signature each period had when
+their invalidation logs), ``application_events`` and ``report_events``.
+:class:`DataSignatures` remembers the signature each period had when
 its KPIs were computed; a later, different signature marks the period stale. On the first run
 of a scheduler process (nothing remembered) a period is stale when it has data but none of its
 data-driven KPIs has a city value (it was computed before its data arrived).
