@@ -29,12 +29,13 @@ from functools import lru_cache
 import numpy as np
 
 from ioc.config import Config
+from ioc.localtime import LOCAL_TZ
 from ioc.workdays import WorkCalendar, add_working_hours, work_calendar, working_days_due
 from sensors.fleet import WardProfile
 from sensors.rand import key64, uniform1
 from sensors.signals import rain_rate
 
-LOCAL = dt.timezone(dt.timedelta(hours=7))
+LOCAL = LOCAL_TZ  # Asia/Ho_Chi_Minh (ioc/localtime.py)
 HOUR = 3600.0
 MAX_SPAN = dt.timedelta(days=8)  # a lifecycle longer than this is left open instead
 # Reports per 10,000 residents per day, by category, before the hourly shapes.

@@ -77,9 +77,8 @@ class Simulation:
         # the HTTP API when an intake token is given (IOC_INTAKE_URL + IOC_INTAKE_TOKEN)
         self.reports = ReportModel.build(cfg, self.profiles.values(), args.seed)
         st = ctx.settings
-        self.api = (
-            ApiSink(st.intake_url, st.intake_token) if st.intake_url and st.intake_token else None
-        )
+        token = st.secret("intake_token")
+        self.api = ApiSink(st.intake_url, token) if st.intake_url and token else None
         self.args = args
         self.ctx = ctx
 
