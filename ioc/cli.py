@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--ward", nargs="+", metavar="CODE", default=[], help="wards granted")
     _cmd(ua, "ioc.users:add_main")
 
+    nt = sub.add_parser("notify", help="deliver notifications (e-mail, webhooks, MQTT)")
+    nt.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    _cmd(nt, "ioc.notify.worker:main")
+
     cfg = sub.add_parser("config", help="configuration")
     cfgs = cfg.add_subparsers(
         dest="config_command", metavar="ACTION", parser_class=_Parser, required=True
