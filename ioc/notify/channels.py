@@ -273,10 +273,10 @@ class WebhookChannel:
     def send(self, msg: Message) -> None:
         body = json.dumps(
             {
+                **msg.payload,
                 "id": msg.idem_key,
                 "subject": msg.subject,
                 "text": msg.body_text,
-                **msg.payload,
             },
             ensure_ascii=False,
             default=str,
@@ -324,7 +324,7 @@ class MqttChannel:
         self.timeout = timeout
 
     def send(self, msg: Message) -> None:
-        payload = {"id": msg.idem_key, "subject": msg.subject, "text": msg.body_text, **msg.payload}
+        payload = {**msg.payload, "id": msg.idem_key, "subject": msg.subject, "text": msg.body_text}
         if not self.publisher.publish_json(msg.recipient, payload, timeout=self.timeout):
             raise ChannelDown("MQTT broker did not acknowledge the message")
 

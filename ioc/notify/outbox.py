@@ -342,7 +342,7 @@ def alert_params(cfg: Config, rule: Any, *, alert_id: int, subject: str, value: 
     return {
         "alert_id": alert_id,
         "rule": rule.id,
-        "subject": subject,
+        "alert_subject": subject,
         "label_vi": rule.label_vi,
         "label_en": rule.label_en,
         "value": value,
@@ -658,12 +658,12 @@ def flush_digests(conn: Connection, cfg: Config, *, now: dt.datetime | None = No
                 INSERT INTO notifications (idem_key, kind, channel, recipient, user_name, lang,
                     subject, body_text, body_html, payload, status, next_attempt_at, created_at,
                     severity)
-                VALUES (%s, 'digest', %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, 'info')
+                VALUES (%s, 'digest', %s, %s, %s, %s, %s, %s, %s, %s, 'pending', now(), %s, 'info')
                 ON CONFLICT (idem_key) DO UPDATE SET idem_key = EXCLUDED.idem_key
                 RETURNING id
                 """,
                 (key, channel, recipient, items[0][3], lang, subject, text, html,
-                 json.dumps(payload, ensure_ascii=False, default=str), now, now),
+                 json.dumps(payload, ensure_ascii=False, default=str), now),
             )  # fmt: skip
             digest = cur.fetchone()
             assert digest is not None

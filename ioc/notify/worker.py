@@ -121,6 +121,11 @@ class Worker:
     def db(self) -> Connection:
         if self.conn is None or self.conn.closed:
             self.conn = connect(self.db_url, application_name="ioc-notify")
+            with self.conn.cursor() as cur:
+                # a state change lost in a database crash only makes a message go twice
+                # (same idempotency key), never lost: not worth a disk flush per message
+                cur.execute("SET synchronous_commit = off")
+            self.conn.commit()
         return self.conn
 
     # -- channels
