@@ -146,4 +146,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/metrics", "metrics", ops.metrics)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
     server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
+    from dashboards.notify_ack import ack as notify_ack
+
+    server.add_url_rule("/notify/ack/<token>", "notify_ack", notify_ack, methods=["GET", "POST"])
     return app

@@ -108,8 +108,9 @@ def describe(conn: Connection, claim: Claim) -> dict[str, Any] | None:
             if not row or not row[0]:
                 return None
             cur.execute(
-                "SELECT id, ward_code, severity, status, title, NULL, opened_at, NULL,"
-                " acknowledged_at FROM incidents WHERE id::text = %s",
+                "SELECT id, ward_code, severity, CASE WHEN acknowledged_at IS NULL AND status IN"
+                " ('new', 'assigned', 'in_progress') THEN 'open' ELSE status END, title, NULL,"
+                " opened_at, NULL, acknowledged_at FROM incidents WHERE id::text = %s",
                 (claim.ref_id,),
             )
         else:
