@@ -9,6 +9,7 @@ refusal is a plain page with a 4xx status, never a 500.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import flask
@@ -112,3 +113,18 @@ def ack(token: str) -> flask.Response:
     return _page(
         t("ack_title"), f"<h2>{html.escape(t('ack_title'))}</h2><table>{table}</table>{button}"
     )
+
+
+def report_file(token: str) -> flask.Response:
+    """A scheduled report's file from the download link of its message (files too big to
+    attach): signed for one recipient, expiring; a report file, nothing else."""
+    st = state()
+    ttl = st.cfg.notifications.delivery.link_ttl_hours * 3600
+    try:
+        name = links.read_file_token(st.secret_key, token, max_age_s=ttl)
+    except links.LinkError as exc:
+        return _refused(exc.reason)
+    path = Path(name)
+    if path.suffix not in (".csv", ".xlsx") or not path.is_file():
+        return _refused("state")
+    return flask.send_file(path, as_attachment=True, download_name=path.name)

@@ -34,8 +34,9 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
-# one-use acknowledge links in notifications: signed tokens, checked by dashboards/notify_ack.py
-OPEN_PREFIXES = ("/notify/ack/",)
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES = ("/notify/ack/", "/notify/file/")
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",

@@ -49,9 +49,12 @@ def env(
         conn.commit()
     aid = open_alert(conn, cfg, W1, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     settings = Settings(
-        database_url=fresh_db_url, smtp_url=mail.url, var_dir=tmp_path / "var", secret_key=KEY,
+        database_url=fresh_db_url,
+        smtp_url=mail.url,
+        var_dir=tmp_path / "var",
+        secret_key=KEY,
         public_url="http://ioc.example:8050",
-    )  # fmt: skip
+    )
     w = Worker(cfg, fresh_db_url, settings)
     w.drain()
     w.close()
@@ -120,8 +123,13 @@ def test_expired_tampered_and_other_users_links_are_refused(
     # tampered: one character changed, or a token signed with another key
     bad = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert client.post(f"/notify/ack/{bad}").status_code == 400
-    forged = links.make_token("another-key-" + "y" * 32, notification_id=1, user="admin1",
-                              ref_kind="alert", ref_id=str(aid))  # fmt: skip
+    forged = links.make_token(
+        "another-key-" + "y" * 32,
+        notification_id=1,
+        user="admin1",
+        ref_kind="alert",
+        ref_id=str(aid),
+    )
     assert client.get(f"/notify/ack/{forged}").status_code == 400
     assert client.get("/notify/ack/not-a-token").status_code == 400
     # expired: signed 73 hours ago (links live 72 h)
@@ -136,8 +144,9 @@ def test_expired_tampered_and_other_users_links_are_refused(
     resp = client.post(f"/notify/ack/{old}")
     assert resp.status_code == 410 and "data-reason='expired'" in resp.get_data(as_text=True)
     # a genuine link for a user who may not see that ward (lead2: ward 2): refused
-    lead2 = links.make_token(KEY, notification_id=10**6 + 1, user="lead2", ref_kind="alert",
-                             ref_id=str(aid))  # fmt: skip
+    lead2 = links.make_token(
+        KEY, notification_id=10**6 + 1, user="lead2", ref_kind="alert", ref_id=str(aid)
+    )
     assert client.post(f"/notify/ack/{lead2}").status_code == 403
     # another user's link, opened while signed in as someone else: refused
     sign_in(client, "admin1")
@@ -152,8 +161,12 @@ def test_expired_tampered_and_other_users_links_are_refused(
     assert alert_row(conn, aid) == ("acknowledged", "lead1")
 
 
-def _callback(client: Any, outputs: list[tuple[str, str]], inputs: list[dict[str, Any]],
-              state: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
+def _callback(
+    client: Any,
+    outputs: list[tuple[str, str]],
+    inputs: list[dict[str, Any]],
+    state: list[dict[str, Any]] | None = None,
+) -> Any:
     single = len(outputs) == 1
     body = {
         "output": f"{outputs[0][0]}.{outputs[0][1]}"
@@ -166,8 +179,9 @@ def _callback(client: Any, outputs: list[tuple[str, str]], inputs: list[dict[str
         "state": state or [],
         "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
     }
-    return client.post("/_dash-update-component", data=json.dumps(body),
-                       content_type="application/json")  # fmt: skip
+    return client.post(
+        "/_dash-update-component", data=json.dumps(body), content_type="application/json"
+    )
 
 
 def test_pages_check_the_user_on_the_server(env: dict[str, Any]) -> None:
@@ -175,10 +189,15 @@ def test_pages_check_the_user_on_the_server(env: dict[str, Any]) -> None:
     sign_in(client, "lead1")
     # a ward leader replays the admin's dead-letter callbacks: refused
     assert client.get("/admin/notifications").status_code == 403
-    retry = _callback(client, [("ndead-msg", "children"), ("ndead-version", "data")],
-                      [{"id": "ndead-retry", "property": "n_clicks", "value": 1}],
-                      [{"id": "ndead-table", "property": "selected_row_ids", "value": [1]},
-                       {"id": "ndead-version", "property": "data", "value": 0}])  # fmt: skip
+    retry = _callback(
+        client,
+        [("ndead-msg", "children"), ("ndead-version", "data")],
+        [{"id": "ndead-retry", "property": "n_clicks", "value": 1}],
+        [
+            {"id": "ndead-table", "property": "selected_row_ids", "value": [1]},
+            {"id": "ndead-version", "property": "data", "value": 0},
+        ],
+    )
     assert retry.status_code == 403
     # preferences: saved for the signed-in user only; a bad webhook is named, not a 500
     states = [
@@ -197,8 +216,10 @@ def test_pages_check_the_user_on_the_server(env: dict[str, Any]) -> None:
     states[-1]["value"] = "https://hooks.example.vn/lead1"
     resp = _callback(client, [("nprefs-msg", "children")], save, states)
     assert resp.status_code == 200, resp.get_data(as_text=True)
-    got = rows(conn, "SELECT user_name, lang, min_severity, muted_kinds, webhook_url"
-                     " FROM notification_prefs")  # fmt: skip
+    got = rows(
+        conn,
+        "SELECT user_name, lang, min_severity, muted_kinds, webhook_url FROM notification_prefs",
+    )
     assert got == [
         ("lead1", "en", "critical", ["scheduled_report"], "https://hooks.example.vn/lead1")
     ]

@@ -62,6 +62,27 @@ def make_token(key: str, *, notification_id: int, user: str, ref_kind: str, ref_
     )
 
 
+FILE_SALT = "ioc-notify-file"
+
+
+def make_file_token(key: str, *, path: str, recipient: str) -> str:
+    """A download link for one report file, for one recipient (expires like ack links)."""
+    return str(URLSafeTimedSerializer(key, salt=FILE_SALT).dumps({"p": path, "r": recipient}))
+
+
+def read_file_token(key: str, token: str, *, max_age_s: float) -> str:
+    """The file a download token names; LinkError('invalid'/'expired') otherwise."""
+    try:
+        data: Any = URLSafeTimedSerializer(key, salt=FILE_SALT).loads(token, max_age=int(max_age_s))
+    except SignatureExpired:
+        raise LinkError("expired") from None
+    except BadSignature:
+        raise LinkError("invalid") from None
+    if not isinstance(data, dict) or not isinstance(data.get("p"), str):
+        raise LinkError("invalid")
+    return str(data["p"])
+
+
 @dataclass(frozen=True)
 class Claim:
     notification_id: int

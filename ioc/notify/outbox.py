@@ -160,6 +160,7 @@ def resolve(
     ward: str | None,
     severity: str | None,
     email: bool,
+    ward_filter: bool = True,
 ) -> list[Target]:
     """Concrete targets (deduplicated by channel × recipient) of some recipient specs."""
     specs = list(recipients)
@@ -171,7 +172,7 @@ def resolve(
         targets.setdefault((t.channel, t.recipient), t)
 
     for u in load_users(cur, roles=roles, names=names):
-        if not u.may_see(ward):
+        if ward_filter and not u.may_see(ward):
             continue  # never a ward's news to someone who may not see that ward
         if kind in u.muted_kinds and kind not in UNMUTABLE:
             continue
@@ -232,7 +233,9 @@ def schedule(
 ) -> tuple[str, dt.datetime, dt.datetime | None]:
     """(status, next_attempt_at, digest_at) of a new row for target ``t``."""
     sev = severity or "info"
-    if sev in n.digest.severities or (t.digest_all and sev != "critical"):
+    if severity is not None and (
+        sev in n.digest.severities or (t.digest_all and sev != "critical")
+    ):
         return "digest", now, next_digest(now, n.digest.every_min)
     q: QuietHours = n.quiet_hours
     if sev not in q.bypass:
@@ -263,6 +266,7 @@ def enqueue(
     seq: int = 0,
     now: dt.datetime | None = None,
     email: bool | None = None,
+    ward_filter: bool = True,
 ) -> int:
     """Write the notifications of one event with ``cur`` (the event's transaction; nothing is
     committed here). Returns the number of rows inserted (0 when enqueued before)."""
@@ -276,7 +280,10 @@ def enqueue(
         if recipients is not None
         else matching_routes(n, kind, severity=severity, ward=ward_code, category=category)
     )
-    targets = resolve(cur, cfg, kind, specs, ward=ward_code, severity=severity, email=email)
+    targets = resolve(
+        cur, cfg, kind, specs, ward=ward_code, severity=severity, email=email,
+        ward_filter=ward_filter,
+    )  # fmt: skip
     if not targets:
         return 0
     ward = cfg.ward(ward_code) if ward_code else None

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 ACK_URL = "{{ack_url}}"
+FILE_URL = "{{file_url}}"
 PUBLIC_URL = "{{public_url}}"
 
 SEVERITY = {
@@ -184,7 +185,7 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
         ]
         if p.get("wards"):
             rows.append((w["ward"], ", ".join(p["wards"])))
-        links = [] if p.get("attach") else [(w["report_link"], str(p.get("link", "")))]
+        links = [] if p.get("attach") else [(w["report_link"], FILE_URL)]
         if p.get("attach"):
             rows.append(("", w["report_attached"]))
         head = f"{w['report']}: {p.get('report', '')}"

@@ -51,8 +51,8 @@ from ioc.notify.channels import (
     WebhookChannel,
     parse_smtp_url,
 )
-from ioc.notify.links import make_token, secret_key
-from ioc.notify.render import ACK_URL, PUBLIC_URL
+from ioc.notify.links import make_file_token, make_token, secret_key
+from ioc.notify.render import ACK_URL, FILE_URL, PUBLIC_URL
 from ioc.settings import Settings
 
 log = logging.getLogger("ioc.notify")
@@ -154,11 +154,18 @@ class Worker:
             )  # fmt: skip
             ack = f"{self.public}/notify/ack/{token}"
 
-        def fill(s: str) -> str:
-            return s.replace(ACK_URL, ack).replace(PUBLIC_URL, self.public)
-
         payload = dict(c.payload or {})
         attachments = [Path(p) for p in payload.pop("attachments", []) or []]
+        file_url = ""
+        if c.kind == "scheduled_report" and not attachments and payload.get("path"):
+            token = make_file_token(self.key, path=str(payload["path"]), recipient=c.recipient)
+            file_url = f"{self.public}/notify/file/{token}"
+
+        def fill(s: str) -> str:
+            return (
+                s.replace(ACK_URL, ack).replace(FILE_URL, file_url).replace(PUBLIC_URL, self.public)
+            )
+
         payload["ack_url"] = ack if ack.startswith(f"{self.public}/notify/") else None
         return Message(
             id=c.id,
