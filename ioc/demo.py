@@ -4,8 +4,9 @@ Uses ``IOC_DATABASE_URL`` / ``IOC_MQTT_URL`` when set, otherwise starts the embe
 (data in ``./var/pg``) and the embedded MQTT broker. Then, in order: ``ioc db init``, the demo
 user, the MQTT ingester, the camera ingester, a local mail catcher (unless ``IOC_SMTP_URL`` is
 set; its inbox page is announced), the scheduler, the notification worker (``ioc notify``), the
-simulator (a backfill of history once, then live) and the dashboard, each as its own ``python -m ioc.cli ...`` subprocess with
-the URLs in its environment. Every output line is prefixed with the child's name.
+simulator (a backfill of history once, then live) and the dashboard, each as its own
+``python -m ioc.cli ...`` subprocess with the URLs in its environment. Every output line is
+prefixed with the child's name.
 
 A supervisor restarts a child that dies (at most ``MAX_RESTARTS`` per ``RESTART_WINDOW_S``,
 recording why), and skips a command that answers "not available yet" (exit 2). Ctrl-C or
