@@ -92,13 +92,14 @@ def layout(**_: Any) -> html.Div:
                                     id="nprefs-qs",
                                     value=p.quiet_start or "",
                                     placeholder=t("np_quiet_start", lang),
-                                    debounce=False,
+                                    style={"width": "110px"},
                                 ),
                                 html.Span(" – "),
                                 dcc.Input(
                                     id="nprefs-qe",
                                     value=p.quiet_end or "",
                                     placeholder=t("np_quiet_end", lang),
+                                    style={"width": "110px"},
                                 ),
                             ]
                         ),
