@@ -169,8 +169,8 @@ class EmailChannel:
 
     def _connect(self) -> smtplib.SMTP:
         t = self.target
+        conn: smtplib.SMTP | None = None
         try:
-            conn: smtplib.SMTP
             if t.tls:
                 conn = smtplib.SMTP_SSL(
                     t.host, t.port, timeout=self.timeout, context=self.ssl_context
@@ -184,8 +184,10 @@ class EmailChannel:
             if t.username:
                 conn.login(t.username, t.password or "")
         except smtplib.SMTPAuthenticationError as exc:
+            _close(conn)
             raise ChannelDown(f"SMTP authentication refused: {exc.smtp_code}") from None
         except (OSError, smtplib.SMTPException) as exc:
+            _close(conn)
             raise ChannelDown(f"SMTP {t.host}:{t.port} unreachable: {exc}") from None
         return conn
 
@@ -227,6 +229,12 @@ class EmailChannel:
             with contextlib.suppress(Exception):
                 self._conn.quit()
         self._drop()
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _txt(v: Any) -> str:
