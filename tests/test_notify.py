@@ -814,3 +814,32 @@ def test_worker_killed_mid_batch_loses_nothing(
     duplicates = len(got) - len(set(got))
     assert duplicates <= cfg.notifications.delivery.threads, duplicates
     print(f"kill -9 at {at_kill} received, {in_flight[0][0]} leased; duplicates: {duplicates}")
+
+
+def test_device_offline_digest_once_per_ward_and_period(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ioc.notify.offline import offline_digest
+
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:1")
+    cfg = load(tmp_path)
+    users(conn)
+    now = dt.datetime(2026, 12, 5, 10, 5, tzinfo=dt.UTC)
+    with conn.cursor() as cur:
+        for dev, ward, mins in [("d1", W1, 20), ("d2", W1, 40), ("d3", W2, 30), ("d4", W1, 70)]:
+            cur.execute(
+                "INSERT INTO devices (device_id, ward_code, device_type, status,"
+                " status_changed_at, first_seen) VALUES (%s, %s, 'water_level', 'offline', %s, %s)",
+                (dev, ward, now - dt.timedelta(minutes=mins), now - dt.timedelta(days=1)),
+            )
+    conn.commit()
+    assert offline_digest(conn, cfg, now=now) > 0
+    assert offline_digest(conn, cfg, now=now) == 0  # once per ward and period
+    got = {(r["recipient"], r["subject"]) for r in notif(conn)}
+    lead1 = [s for r, s in got if r == "lead1@example.vn"]
+    assert lead1 == ["[IOC] Thiết bị mất kết nối: 2 – Phường Hải Vân"]  # d1, d2 (d4: earlier)
+    assert "op1@example.vn" in {r for r, _ in got} and "admin1@example.vn" not in {
+        r for r, _ in got
+    }
+    body = notif(conn, "recipient = 'lead1@example.vn'")[0]["body_text"]
+    assert "d1" in body and "d2" in body and "d3" not in body and "d4" not in body

@@ -52,6 +52,7 @@ from ioc.notify.channels import (
     parse_smtp_url,
 )
 from ioc.notify.links import make_file_token, make_token, secret_key
+from ioc.notify.offline import offline_digest
 from ioc.notify.render import ACK_URL, FILE_URL, PUBLIC_URL
 from ioc.settings import Settings
 
@@ -254,6 +255,7 @@ class Worker:
             conn = self.db()
             done = escalation.tick(conn, self.cfg, now=now)
             done["digests"] = outbox.flush_digests(conn, self.cfg, now=now)
+            done["offline_digests"] = offline_digest(conn, self.cfg, now=now)
         self._last_housekeeping = time.monotonic()
         return done
 
