@@ -751,9 +751,12 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
 
 
 def test_worker_killed_mid_batch_loses_nothing(
-    conn: Connection, fresh_db_url: str, tmp_path: Path, mail: MailSink,
+    conn: Connection,
+    fresh_db_url: str,
+    tmp_path: Path,
+    mail: MailSink,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """``ioc notify`` killed with SIGKILL while sending: every message arrives, at most one
     duplicate per message in flight (``threads``), each with its own Message-ID."""
     import os
@@ -774,15 +777,20 @@ def test_worker_killed_mid_batch_loses_nothing(
     mail.delay_s = 0.01  # a slower mail server: the kill lands mid-batch
     env = dict(os.environ)
     env.update(
-        IOC_DATABASE_URL=fresh_db_url, IOC_SMTP_URL=mail.url, IOC_CONFIG_DIR=str(cdir),
-        IOC_VAR_DIR=str(tmp_path / "var"), IOC_SECRET_KEY="k" * 40,
-    )  # fmt: skip
+        IOC_DATABASE_URL=fresh_db_url,
+        IOC_SMTP_URL=mail.url,
+        IOC_CONFIG_DIR=str(cdir),
+        IOC_VAR_DIR=str(tmp_path / "var"),
+        IOC_SECRET_KEY="k" * 40,
+    )
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", "notify"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [sys.executable, "-m", "ioc.cli", "notify"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     first = start()
     try:
@@ -843,3 +851,54 @@ def test_device_offline_digest_once_per_ward_and_period(
     }
     body = notif(conn, "recipient = 'lead1@example.vn'")[0]["body_text"]
     assert "d1" in body and "d2" in body and "d3" not in body and "d4" not in body
+
+
+def test_ioc_scheduler_alone_delivers_the_alert_email(
+    conn: Connection, fresh_db_url: str, tmp_path: Path, mail: MailSink
+) -> None:
+    """The contract's commands only: `ioc scheduler` opens the alert and (its delivery worker)
+    sends the e-mail, with no `ioc notify` running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from notify_support import config_dir
+
+    cdir = config_dir(tmp_path)
+    alerts_yaml = cdir / "alerts.yaml"
+    text = alerts_yaml.read_text(encoding="utf-8")
+    alerts_yaml.write_text(text.replace("clear: 40, for_s: 120", "clear: 40, for_s: 0"), "utf-8")
+    users(conn)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO readings (ts, ward_code, device_id, metric, value) VALUES"
+            " (now(), %s, 'wl-sched', 'water_level_cm', 71)",
+            (W1,),
+        )
+    conn.commit()
+    env = dict(os.environ)
+    env.update(
+        IOC_DATABASE_URL=fresh_db_url,
+        IOC_SMTP_URL=mail.url,
+        IOC_CONFIG_DIR=str(cdir),
+        IOC_VAR_DIR=str(tmp_path / "var"),
+        IOC_SECRET_KEY="k" * 40,
+        IOC_PUBLIC_URL="https://ioc.danang.example",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ioc.cli", "scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: len(mail.to("lead1@example.vn")) >= 1, 120, "the ward leader's e-mail")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    msg = mail.to("lead1@example.vn")[0]
+    assert "Mực nước vượt ngưỡng ngập – Phường Hải Vân" in str(msg["Subject"])
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "71 cm" in text and "https://ioc.danang.example/notify/ack/" in text
+    assert mail.to("lead2@example.vn") == []

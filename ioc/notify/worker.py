@@ -319,6 +319,27 @@ class Worker:
             self.conn.close()
 
 
+def start_thread(
+    cfg: Config, db_url: str, settings: Settings, stop: threading.Event
+) -> threading.Thread:
+    """A delivery worker on a thread of another process (``ioc scheduler``), until ``stop``."""
+
+    def run() -> None:
+        try:
+            worker = Worker(cfg, db_url, settings)
+        except Exception as exc:  # e.g. a malformed IOC_SMTP_URL: the scheduler goes on
+            log.error("notifications: no delivery worker: %s", exc)
+            return
+        try:
+            worker.run(stop)
+        finally:
+            worker.close()
+
+    thread = threading.Thread(target=run, name="notify-worker", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(args: argparse.Namespace, ctx: Context) -> int:
     """``ioc notify``: deliver notifications until SIGINT/SIGTERM (``--once``: what is due)."""
     cfg = ctx.config()
