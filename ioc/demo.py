@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -520,6 +521,9 @@ class Demo:
         notifications, and the demo user gets an address there."""
         if self.ctx.settings.smtp_url:
             self.out.say("notifications by e-mail through IOC_SMTP_URL")
+            return
+        if importlib.util.find_spec("aiosmtpd") is None:
+            self.out.say("no mail catcher: aiosmtpd is not installed (pip install -e '.[demo]')")
             return
         smtp_port, http_port = _free_port(MAIL_SMTP_PORT), _free_port(MAIL_HTTP_PORT)
         child = Child(
