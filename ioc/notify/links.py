@@ -10,6 +10,7 @@ The link does nothing else: it signs nobody in.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -129,9 +130,9 @@ def describe(conn: Connection, claim: Claim) -> dict[str, Any] | None:
             if not row or not row[0]:
                 return None
             cur.execute(
-                "SELECT id, ward_code, severity, CASE WHEN acknowledged_at IS NULL AND status IN"
+                "SELECT id, ward_code, severity, CASE WHEN status IN"
                 " ('new', 'assigned', 'in_progress') THEN 'open' ELSE status END, title, NULL,"
-                " opened_at, NULL, acknowledged_at FROM incidents WHERE id::text = %s",
+                " opened_at, NULL, NULL FROM incidents WHERE id::text = %s",
                 (claim.ref_id,),
             )
         else:
@@ -164,7 +165,7 @@ def use(conn: Connection, claim: Claim, *, addr: str | None = None) -> str:
             elif not _may_ack(user, target["ward_code"]):
                 outcome = "user"
             else:
-                outcome = _acknowledge(cur, claim)
+                outcome = _acknowledge(conn, cur, claim)
             cur.execute(
                 "INSERT INTO notification_link_uses (notification_id, user_name, ref_kind, ref_id,"
                 " addr, outcome) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -194,27 +195,26 @@ def _may_ack(user: User, ward: str | None) -> bool:
     return user.may_see_ward(ward)
 
 
-def _acknowledge(cur: Any, claim: Claim) -> str:
+def _acknowledge(conn: Connection, cur: Any, claim: Claim) -> str:
     if claim.ref_kind == "alert":
         cur.execute(
             "UPDATE alerts SET state = 'acknowledged', acknowledged_at = now(),"
             " acknowledged_by = %s, updated_at = now() WHERE id::text = %s AND state = 'open'",
             (claim.user, claim.ref_id),
         )
+        if cur.rowcount != 1:
+            return "state"  # already acknowledged or resolved by someone
     else:
-        cur.execute(
-            "UPDATE incidents SET acknowledged_at = now() WHERE id::text = %s"
-            " AND acknowledged_at IS NULL",
-            (claim.ref_id,),
-        )
-    if cur.rowcount != 1:
-        return "state"  # already acknowledged or resolved by someone
-    if claim.ref_kind == "incident":  # the incident's own audit trail (migration 0012)
-        cur.execute(
-            "INSERT INTO incident_events (incident_id, ts, actor, source, action, details)"
-            " VALUES (%s, now(), %s, 'link', 'acknowledged', '{}')",
-            (int(claim.ref_id), claim.user),
-        )
+        # incidents acknowledge through their own module (it stops their escalation and writes
+        # incident_events with source 'link'), in this transaction
+        try:
+            core: Any = importlib.import_module("ioc.incidents.core")
+        except ImportError:
+            return "state"
+        try:
+            core.acknowledge(conn, int(claim.ref_id), actor=claim.user, source="link")
+        except core.IncidentError:
+            return "state"
     # reminders and escalations not yet sent stop at once
     cur.execute(
         "UPDATE notifications SET status = 'cancelled', last_error = 'acknowledged'"

@@ -29,6 +29,7 @@ WORDS = {
         "threshold": "Ngưỡng",
         "at": "Thời điểm",
         "ack": "Xác nhận đã nhận cảnh báo",
+        "ack_incident": "Xác nhận đã nhận sự vụ",
         "see": "Xem trên IOC",
         "city": "Toàn thành phố",
         "reminder": "Nhắc lại lần {n}: cảnh báo chưa được xác nhận",
@@ -42,6 +43,7 @@ WORDS = {
         "offline": "Thiết bị mất kết nối",
         "due": "Hạn xử lý",
         "incident": "Sự vụ",
+        "level": "Cấp xử lý",
         "footer": "Thư tự động từ Trung tâm Điều hành Đà Nẵng (IOC). Đổi tùy chọn nhận tin:",
     },
     "en": {
@@ -51,6 +53,7 @@ WORDS = {
         "threshold": "Threshold",
         "at": "At",
         "ack": "Acknowledge this alert",
+        "ack_incident": "Acknowledge this incident",
         "see": "Open in IOC",
         "city": "Whole city",
         "reminder": "Reminder {n}: alert not acknowledged",
@@ -64,6 +67,7 @@ WORDS = {
         "offline": "Devices offline",
         "due": "Due",
         "incident": "Incident",
+        "level": "Level",
         "footer": "Automatic message from the Da Nang Operations Center (IOC). Preferences:",
     },
 }
@@ -73,12 +77,16 @@ KIND_TITLE = {
         "sla_warning": "Sắp hết hạn xử lý",
         "sla_breached": "Quá hạn xử lý",
         "device_offline_digest": "Tổng hợp thiết bị mất kết nối",
+        "escalation": "Chuyển cấp",
+        "alert_unacknowledged": "Nhắc lại: chưa xác nhận",
     },
     "en": {
         "incident_assigned": "Incident assigned",
         "sla_warning": "Due time approaching",
         "sla_breached": "Due time passed",
         "device_offline_digest": "Devices offline digest",
+        "escalation": "Escalated",
+        "alert_unacknowledged": "Reminder: not acknowledged",
     },
 }
 
@@ -208,10 +216,15 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
     rows = [(w["ward"], ward), (w["incident"], title)]
     if p.get("due_at"):
         rows.append((w["due"], fmt_time(p.get("due_at"), lang, tz)))
+    if p.get("level_name"):
+        rows.append((w["level"], str(p["level_name"])))
     head = f"{KIND_TITLE[lang].get(kind, kind)}: {title} – {ward}"
     links = []
     if p.get("ref_kind") == "incident":
-        links = [(w["ack"], ACK_URL), (w["see"], f"{PUBLIC_URL}/incidents/{p.get('ref_id')}")]
+        links = [
+            (w["ack_incident"], ACK_URL),
+            (w["see"], f"{PUBLIC_URL}/incidents/{p.get('ref_id')}"),
+        ]
     if sev:
         head = f"{sev}: {head}"
     return f"[IOC] {head}", _text(head, rows, links, lang), _lines_html(head, rows, links, lang)
