@@ -352,7 +352,8 @@ def alert_params(cfg: Config, rule: Any, *, alert_id: int, subject: str, value: 
         "alert_subject": subject,
         "label_vi": rule.label_vi,
         "label_en": rule.label_en,
-        "value": value,
+        # a camera/device rule's value is 1 (the condition holds): nothing to show
+        "value": None if getattr(rule, "kind", None) in ("camera", "device") else value,
         "threshold": rule.threshold,
         "op": rule.op if rule.threshold is not None else None,
         "unit": unit,

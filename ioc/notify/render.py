@@ -43,6 +43,7 @@ WORDS = {
         "offline": "Thiết bị mất kết nối",
         "due": "Hạn xử lý",
         "incident": "Sự vụ",
+        "subject": "Thiết bị / đối tượng",
         "level": "Cấp xử lý",
         "footer": "Thư tự động từ Trung tâm Điều hành Đà Nẵng (IOC). Đổi tùy chọn nhận tin:",
     },
@@ -67,6 +68,7 @@ WORDS = {
         "offline": "Devices offline",
         "due": "Due",
         "incident": "Incident",
+        "subject": "Device / subject",
         "level": "Level",
         "footer": "Automatic message from the Da Nang Operations Center (IOC). Preferences:",
     },
@@ -158,11 +160,11 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
         label = str(p.get("label_en" if lang == "en" else "label_vi") or p.get("title") or "")
         unit = f" {p['unit']}" if p.get("unit") else ""
         op = str(p.get("op") or "")
-        rows: list[tuple[str, str]] = [
-            (w["ward"], ward),
-            (w["what"], label),
-            (w["value"], fmt_num(p.get("value"), lang) + unit),
-        ]
+        rows: list[tuple[str, str]] = [(w["ward"], ward), (w["what"], label)]
+        if p.get("alert_subject") and p.get("alert_subject") != p.get("ward_code"):
+            rows.append((w["subject"], str(p["alert_subject"])))
+        if p.get("value") is not None:
+            rows.append((w["value"], fmt_num(p.get("value"), lang) + unit))
         if p.get("threshold") is not None:
             rows.append((w["threshold"], f"{op} {fmt_num(p.get('threshold'), lang)}{unit}".strip()))
         rows.append((w["at"], fmt_time(p.get("opened_at"), lang, tz)))
