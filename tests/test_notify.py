@@ -902,3 +902,22 @@ def test_ioc_scheduler_alone_delivers_the_alert_email(
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "71 cm" in text and "https://ioc.danang.example/notify/ack/" in text
     assert mail.to("lead2@example.vn") == []
+
+
+def test_prune_forgets_finished_messages_but_keeps_dead_letters(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:1")
+    cfg = load(tmp_path)
+    users(conn)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    open_alert(conn, cfg, W1, now=old)
+    open_alert(conn, cfg, W2, now=old)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE notifications SET status = 'sent' WHERE ward_code = %s", (W1,))
+        cur.execute("UPDATE notifications SET status = 'dead' WHERE ward_code = %s", (W2,))
+    conn.commit()
+    open_alert(conn, cfg, W1)  # new: kept
+    assert outbox.prune(conn, cfg) == 4
+    left = [r["status"] for r in notif(conn)]
+    assert sorted(left) == ["dead"] * 4 + ["pending"] * 4

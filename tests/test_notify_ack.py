@@ -223,7 +223,9 @@ def test_pages_check_the_user_on_the_server(env: dict[str, Any]) -> None:
     assert got == [
         ("lead1", "en", "critical", ["scheduled_report"], "https://hooks.example.vn/lead1")
     ]
-    # the page shows the user's own address, never someone else's
+    # the outbox in /metrics: counts by state only
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "# TYPE ioc_notifications gauge" in metrics
     client.get("/logout")
     sign_in(client, "admin1")
     assert client.get("/admin/notifications").status_code == 200

@@ -174,6 +174,9 @@ class Delivery(Section):
         default=5_000_000, ge=0, description="Report files larger than this go as a link"
     )
     link_ttl_hours: float = Field(default=72, gt=0, description="Acknowledge links expire")
+    keep_days: int = Field(
+        default=30, ge=1, description="Sent, cancelled and digested messages kept this long"
+    )
     in_scheduler: bool = Field(
         default=True,
         description="`ioc scheduler` also runs a delivery worker (besides any `ioc notify`)",

@@ -686,6 +686,28 @@ def flush_digests(conn: Connection, cfg: Config, *, now: dt.datetime | None = No
     return made
 
 
+def prune(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> int:
+    """Forget finished messages older than ``delivery.keep_days`` (dead letters stay until
+    sent again or handled), stopped escalations as old, and link uses whose links expired."""
+    d = cfg.notifications.delivery
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=d.keep_days)
+    with conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM notifications WHERE created_at < %s"
+            " AND status IN ('sent', 'cancelled', 'digested')",
+            (cutoff,),
+        )
+        gone = cur.rowcount
+        cur.execute("DELETE FROM notification_escalations WHERE stopped_at < %s", (cutoff,))
+        cur.execute(
+            "DELETE FROM notification_link_uses WHERE used_at < %s",
+            (now - dt.timedelta(hours=d.link_ttl_hours + 24),),
+        )
+    conn.commit()
+    return gone
+
+
 def counts(conn: Connection) -> dict[str, int]:
     """Messages per state (the admin page, /metrics, tests)."""
     with conn.cursor() as cur:

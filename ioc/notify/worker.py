@@ -116,6 +116,7 @@ class Worker:
         self.down_streak: dict[str, int] = {}
         self.public = self.settings.public_url.rstrip("/")
         self._last_housekeeping = 0.0
+        self._last_prune = 0.0
 
     # -- database
 
@@ -256,6 +257,9 @@ class Worker:
             done = escalation.tick(conn, self.cfg, now=now)
             done["digests"] = outbox.flush_digests(conn, self.cfg, now=now)
             done["offline_digests"] = offline_digest(conn, self.cfg, now=now)
+            if time.monotonic() - self._last_prune >= 3600:
+                done["pruned"] = outbox.prune(conn, self.cfg, now=now)
+                self._last_prune = time.monotonic()
         self._last_housekeeping = time.monotonic()
         return done
 

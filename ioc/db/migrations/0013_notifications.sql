@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS notifications_recipient_sent
     ON notifications (channel, recipient, sent_at) WHERE status = 'sent';
 CREATE INDEX IF NOT EXISTS notifications_ref ON notifications (ref_kind, ref_id);
 CREATE INDEX IF NOT EXISTS notifications_dead ON notifications (id) WHERE status = 'dead';
+CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at);
 
 -- Per-user preferences (/settings/notifications); no row = the defaults.
 CREATE TABLE IF NOT EXISTS notification_prefs (
