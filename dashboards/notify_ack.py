@@ -40,8 +40,11 @@ def _page(title: str, body: str, status: int = 200) -> flask.Response:
 
 def _refused(reason: str) -> flask.Response:
     msg = t(f"ack_err_{reason}")
-    return _page(msg, f"<p class='login-error' id='ack-result' data-reason='{reason}'>"
-                 f"{html.escape(msg)}</p>", STATUS.get(reason, 400))  # fmt: skip
+    return _page(
+        msg,
+        f"<p class='login-error' id='ack-result' data-reason='{reason}'>{html.escape(msg)}</p>",
+        STATUS.get(reason, 400),
+    )
 
 
 def _same_origin() -> bool:
@@ -75,8 +78,11 @@ def ack(token: str) -> flask.Response:
             return _refused(exc.reason)
         st.cache.clear()
         msg = t("ack_done", n=claim.ref_id, user=claim.user)
-        return _page(msg, f"<p id='ack-result' data-reason='ok'>{html.escape(msg)}</p>"
-                     "<p><a href='/alerts'>" + html.escape(t("alerts")) + "</a></p>")  # fmt: skip
+        return _page(
+            msg,
+            f"<p id='ack-result' data-reason='ok'>{html.escape(msg)}</p>"
+            "<p><a href='/alerts'>" + html.escape(t("alerts")) + "</a></p>",
+        )
     with st.pool.conn() as conn:
         target = links.describe(conn, claim)
         with conn.cursor() as cur:

@@ -18,7 +18,6 @@ twice (two workers, a crash between) sends nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from ioc.config import Config
@@ -70,17 +69,25 @@ def tick(
             due = sum(1 for lv in esc.levels if lv.after_min <= elapsed_min + 1e-9)
             p = dict(params or {})
             common: dict[str, Any] = {
-                "ward_code": ward, "severity": sev, "category": p.get("category"),
-                "ref_kind": ref_kind, "ref_id": ref_id, "cfg": cfg, "now": now,
-            }  # fmt: skip
+                "ward_code": ward,
+                "severity": sev,
+                "category": p.get("category"),
+                "ref_kind": ref_kind,
+                "ref_id": ref_id,
+                "cfg": cfg,
+                "now": now,
+            }
             if due > level:
                 for lv in range(level + 1, due + 1):
                     spec = esc.levels[lv - 1]
                     enqueue(
-                        cur, "escalation", recipients=[spec.to], level=lv,
+                        cur,
+                        "escalation",
+                        recipients=[spec.to],
+                        level=lv,
                         params={**p, "level_name": spec.name, "minutes": spec.after_min},
                         **common,
-                    )  # fmt: skip
+                    )
                     out["escalated"] += 1
                 level, last = due, now
             elif level > 0 and now >= last + dt.timedelta(minutes=esc.reminder_every_min):
@@ -91,9 +98,14 @@ def tick(
                 reminders += 1
                 told = merge([lv.to for lv in esc.levels[:level]])
                 enqueue(
-                    cur, "alert_unacknowledged", recipients=[told], level=level, seq=reminders,
-                    params={**p, "reminder": reminders}, **common,
-                )  # fmt: skip
+                    cur,
+                    "alert_unacknowledged",
+                    recipients=[told],
+                    level=level,
+                    seq=reminders,
+                    params={**p, "reminder": reminders},
+                    **common,
+                )
                 out["reminders"] += 1
                 last = now
             nxt = last + dt.timedelta(minutes=esc.reminder_every_min) if level > 0 else None
@@ -137,6 +149,3 @@ def active(conn: Connection) -> list[dict[str, Any]]:
         ]
     conn.commit()
     return rows
-
-
-_ = json  # params come back from psycopg2 as dicts

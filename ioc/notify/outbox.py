@@ -281,9 +281,15 @@ def enqueue(
         else matching_routes(n, kind, severity=severity, ward=ward_code, category=category)
     )
     targets = resolve(
-        cur, cfg, kind, specs, ward=ward_code, severity=severity, email=email,
+        cur,
+        cfg,
+        kind,
+        specs,
+        ward=ward_code,
+        severity=severity,
+        email=email,
         ward_filter=ward_filter,
-    )  # fmt: skip
+    )
     if not targets:
         return 0
     ward = cfg.ward(ward_code) if ward_code else None
@@ -314,11 +320,28 @@ def enqueue(
         )
         rows.append(
             (
-                key, kind, ref_kind, ref, ward_code, severity, category, level, t.channel,
-                t.recipient, t.user_name, t.lang, subject, text, html,
-                json.dumps(p, ensure_ascii=False, default=str), status, due, digest_at, now,
+                key,
+                kind,
+                ref_kind,
+                ref,
+                ward_code,
+                severity,
+                category,
+                level,
+                t.channel,
+                t.recipient,
+                t.user_name,
+                t.lang,
+                subject,
+                text,
+                html,
+                json.dumps(p, ensure_ascii=False, default=str),
+                status,
+                due,
+                digest_at,
+                now,
             )
-        )  # fmt: skip
+        )
     inserted = execute_values(
         cur,
         """
@@ -334,8 +357,15 @@ def enqueue(
     return len(inserted)
 
 
-def alert_params(cfg: Config, rule: Any, *, alert_id: int, subject: str, value: float | None,
-                 opened_at: dt.datetime) -> dict[str, Any]:  # fmt: skip
+def alert_params(
+    cfg: Config,
+    rule: Any,
+    *,
+    alert_id: int,
+    subject: str,
+    value: float | None,
+    opened_at: dt.datetime,
+) -> dict[str, Any]:
     """What an alert message says: the rule's label, the value and threshold with the unit."""
     unit = None
     if getattr(rule, "metric", None):
@@ -397,10 +427,15 @@ def alert_opened(
             " started_at, last_sent_at, next_at, params) VALUES ('alert', %s, %s, %s, %s, %s,"
             " %s, %s) ON CONFLICT DO NOTHING",
             (
-                str(alert_id), ward_code, rule.severity, opened_at, opened_at, first,
+                str(alert_id),
+                ward_code,
+                rule.severity,
+                opened_at,
+                opened_at,
+                first,
                 json.dumps({**params, "category": rule.id}, default=str),
             ),
-        )  # fmt: skip
+        )
     return count
 
 
@@ -670,9 +705,19 @@ def flush_digests(conn: Connection, cfg: Config, *, now: dt.datetime | None = No
                 ON CONFLICT (idem_key) DO UPDATE SET idem_key = EXCLUDED.idem_key
                 RETURNING id
                 """,
-                (key, channel, recipient, items[0][3], lang, subject, text, html,
-                 json.dumps(payload, ensure_ascii=False, default=str), now),
-            )  # fmt: skip
+                (
+                    key,
+                    channel,
+                    recipient,
+                    items[0][3],
+                    lang,
+                    subject,
+                    text,
+                    html,
+                    json.dumps(payload, ensure_ascii=False, default=str),
+                    now,
+                ),
+            )
             digest = cur.fetchone()
             assert digest is not None
             cur.execute(

@@ -128,17 +128,33 @@ def save(conn: Connection, user: str, prefs: Prefs) -> None:
                 quiet_end = EXCLUDED.quiet_end, updated_at = now()
             """,
             (
-                user, prefs.email_on, prefs.webhook_url, prefs.lang, prefs.min_severity,
-                prefs.muted_kinds, prefs.digest_all, prefs.quiet_start, prefs.quiet_end,
+                user,
+                prefs.email_on,
+                prefs.webhook_url,
+                prefs.lang,
+                prefs.min_severity,
+                prefs.muted_kinds,
+                prefs.digest_all,
+                prefs.quiet_start,
+                prefs.quiet_end,
             ),
-        )  # fmt: skip
+        )
     conn.commit()
 
 
 def dead_letters(conn: Connection, *, limit: int = 500) -> list[dict[str, Any]]:
     """Dead-lettered messages, newest first (the admin page)."""
-    cols = ("id", "created_at", "kind", "channel", "recipient", "attempts", "last_error",
-            "subject", "ward_code")  # fmt: skip
+    cols = (
+        "id",
+        "created_at",
+        "kind",
+        "channel",
+        "recipient",
+        "attempts",
+        "last_error",
+        "subject",
+        "ward_code",
+    )
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT {', '.join(cols)} FROM notifications WHERE status = 'dead'"

@@ -83,9 +83,15 @@ def prepare(
             city.users.append(u.name)
     for wards, d in by_wards.items():
         req = make_request(
-            cfg, kpis=rep.kpis, wards=list(wards), start=start,
-            end=end - dt.timedelta(microseconds=1), every=rep.every, fmt=rep.format, lang=rep.lang,
-        )  # fmt: skip
+            cfg,
+            kpis=rep.kpis,
+            wards=list(wards),
+            start=start,
+            end=end - dt.timedelta(microseconds=1),
+            every=rep.every,
+            fmt=rep.format,
+            lang=rep.lang,
+        )
         fd, tmp = tempfile.mkstemp(prefix=".report-", suffix="." + rep.format, dir=path.parent)
         os.close(fd)
         try:

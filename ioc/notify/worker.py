@@ -151,9 +151,12 @@ class Worker:
         ack = f"{self.public}/alerts"
         if c.user_name and c.ref_kind in ("alert", "incident") and c.ref_id:
             token = make_token(
-                self.key, notification_id=c.id, user=c.user_name, ref_kind=c.ref_kind,
+                self.key,
+                notification_id=c.id,
+                user=c.user_name,
+                ref_kind=c.ref_kind,
                 ref_id=c.ref_id,
-            )  # fmt: skip
+            )
             ack = f"{self.public}/notify/ack/{token}"
 
         payload = dict(c.payload or {})
@@ -229,9 +232,13 @@ class Worker:
             else:
                 with self._lock:
                     res = outbox.mark_failed(
-                        self.db(), self.cfg, c.id, error, permanent=outcome == "permanent",
+                        self.db(),
+                        self.cfg,
+                        c.id,
+                        error,
+                        permanent=outcome == "permanent",
                         attempts=c.attempts,
-                    )  # fmt: skip
+                    )
                 self.stats.last_error = error
                 if res == "dead":
                     self.stats.dead += 1
@@ -247,8 +254,13 @@ class Worker:
             with self._lock:
                 outbox.release(self.db(), ids, at=at, error=self.stats.last_error or "channel down")
             self.stats.deferred += len(ids)
-            log.warning("%s channel down (%s); %d message(s) wait %.0f s", chan,
-                        self.stats.last_error, len(ids), wait)  # fmt: skip
+            log.warning(
+                "%s channel down (%s); %d message(s) wait %.0f s",
+                chan,
+                self.stats.last_error,
+                len(ids),
+                wait,
+            )
         return len(batch)
 
     def housekeeping(self, now: dt.datetime | None = None) -> dict[str, int]:
