@@ -203,6 +203,9 @@ class EmailChannel:
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (550, b""))
                 raise _by_code(int(code), _txt(text)) from None
+            except smtplib.SMTPSenderRefused as exc:  # IOC_SMTP_FROM refused: every message
+                self._drop()
+                raise ChannelDown(f"SMTP refused the sender: {exc.smtp_code}") from None
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code == 421 and attempt == 1:  # server closing: reconnect once
                     self._drop()
