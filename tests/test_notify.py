@@ -921,3 +921,42 @@ def test_prune_forgets_finished_messages_but_keeps_dead_letters(
     assert outbox.prune(conn, cfg) == 4
     left = [r["status"] for r in notif(conn)]
     assert sorted(left) == ["dead"] * 4 + ["pending"] * 4
+
+
+def test_incident_events_as_the_incidents_module_enqueues_them(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call ioc/incidents makes (its one call site): routes for incident_assigned, the
+    escalation chain's roles for escalation; idempotent per (kind, incident, level, seq)."""
+    from ioc.config.notifications import Recipients
+
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:1")
+    cfg = load(tmp_path)
+    users(conn)
+    common: dict[str, Any] = {
+        "ward_code": W1,
+        "severity": "critical",
+        "category": "flooding",
+        "ref_kind": "incident",
+        "ref_id": 12,
+        "cfg": cfg,
+    }
+    with conn.cursor() as cur:
+        n = outbox.enqueue(cur, "incident_assigned", params={"title": "#12 Ngập"}, **common)
+        assert n == 3  # admin1, op1, lead1 (not the analyst: the route's roles)
+        for _ in range(2):
+            outbox.enqueue(
+                cur,
+                "escalation",
+                recipients=[Recipients(roles=["operator"])],
+                level=2,
+                seq=5,
+                params={"title": "#12 Ngập", "level_name": "Trực ban thành phố"},
+                **common,
+            )
+    conn.commit()
+    esc = notif(conn, "kind = 'escalation'")
+    assert [r["recipient"] for r in esc] == ["op1@example.vn"]
+    assert esc[0]["subject"] == "[IOC] Nghiêm trọng: Chuyển cấp: #12 Ngập – Phường Hải Vân"
+    assert "Cấp xử lý: Trực ban thành phố" in esc[0]["body_text"]
+    assert "{{ack_url}}" in esc[0]["body_text"] and "/incidents/12" in esc[0]["body_text"]
