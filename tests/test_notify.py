@@ -960,3 +960,42 @@ def test_incident_events_as_the_incidents_module_enqueues_them(
     assert esc[0]["subject"] == "[IOC] Nghiêm trọng: Chuyển cấp: #12 Ngập – Phường Hải Vân"
     assert "Cấp xử lý: Trực ban thành phố" in esc[0]["body_text"]
     assert "{{ack_url}}" in esc[0]["body_text"] and "/incidents/12" in esc[0]["body_text"]
+
+
+def test_ioc_notify_command_once_and_its_one_line_errors(
+    conn: Connection,
+    fresh_db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    mail: MailSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
+    cfg = load(tmp_path)
+    users(conn)
+    open_alert(conn, cfg, W1)
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, IOC_VAR_DIR=str(tmp_path / "var"), IOC_SECRET_KEY="k" * 40)
+        full.update(env)
+        return subprocess.run(
+            [sys.executable, "-m", "ioc.cli", "notify", "--once"],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    bad = run(IOC_DATABASE_URL=fresh_db_url, IOC_SMTP_URL="http://mail.example")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0
+    assert "IOC_SMTP_URL must start with smtp:// or smtps://" in bad.stderr
+    bare = run(IOC_DATABASE_URL=empty_db_url, IOC_SMTP_URL=mail.url)
+    assert bare.returncode != 0 and "run `ioc db init` first" in bare.stderr
+    ok = run(IOC_DATABASE_URL=fresh_db_url, IOC_SMTP_URL=mail.url)
+    assert ok.returncode == 0, ok.stderr
+    assert "4 sent" in ok.stdout
+    mail.wait(4)

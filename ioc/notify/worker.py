@@ -39,6 +39,7 @@ import psycopg2
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
+from ioc.errors import IOCError
 from ioc.notify import escalation, outbox
 from ioc.notify.channels import (
     Channel,
@@ -360,7 +361,15 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     """``ioc notify``: deliver notifications until SIGINT/SIGTERM (``--once``: what is due)."""
     cfg = ctx.config()
     db_url = ctx.database_url()
-    connect(db_url, application_name="ioc-notify-check").close()  # one-line error if down
+    check = connect(db_url, application_name="ioc-notify-check")  # one-line error if down
+    try:
+        with check.cursor() as cur:
+            cur.execute("SELECT to_regclass('notification_escalations') IS NOT NULL")
+            row = cur.fetchone()
+    finally:
+        check.close()
+    if not row or not row[0]:
+        raise IOCError("the database has no notification tables yet: run `ioc db init` first")
     settings = ctx.settings
     if settings.smtp_url:
         target = parse_smtp_url(settings.smtp_url)
