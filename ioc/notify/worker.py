@@ -200,6 +200,11 @@ class Worker:
                     return "permanent", f"attachment gone: {p.name}"
             chan.send(msg)
         except ChannelDown as exc:
+            # the rest of the batch does not wait on the same dead server (each try may take
+            # smtp_timeout_s); the back-off proper is set when the batch ends
+            self.down_until[c.channel] = (
+                time.monotonic() + self.cfg.notifications.delivery.backoff_s
+            )
             return "down", str(exc)
         except PermanentError as exc:
             return "permanent", str(exc)
