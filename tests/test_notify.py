@@ -161,10 +161,15 @@ def test_default_routing_follows_the_wards_each_user_may_see(
     assert city == {"admin1@example.vn", "op1@example.vn", "an1@example.vn"}
 
 
-def test_no_email_rows_without_smtp_and_routes_by_category_ward_webhook_mqtt(
-    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: HookSink
+def test_routes_by_category_and_ward_and_no_email_without_smtp(
+    conn: Connection,
+    fresh_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hook: HookSink,
 ) -> None:
     monkeypatch.delenv("IOC_SMTP_URL", raising=False)
+    monkeypatch.delenv("IOC_MQTT_URL", raising=False)
     cfg = load(
         tmp_path,
         {
@@ -189,8 +194,23 @@ def test_no_email_rows_without_smtp_and_routes_by_category_ward_webhook_mqtt(
     open_alert(conn, cfg, W2)  # another ward: no route
     open_alert(conn, cfg, W1, rule_id="pm25_high")  # another category: no route
     got = {(r["channel"], r["recipient"]) for r in notif(conn)}
-    # IOC_SMTP_URL unset: no e-mail at all (contract), the webhook and MQTT still
-    assert got == {("webhook", hook.url), ("mqtt", f"ioc/notify/{W1}")}
+    assert got == {
+        ("webhook", hook.url),
+        ("mqtt", f"ioc/notify/{W1}"),
+        ("email", "pctt@example.vn"),
+    }
+    # a worker without IOC_SMTP_URL (nor a broker): no e-mail (contract), nothing left waiting;
+    # the webhook goes
+    w = worker(cfg, fresh_db_url, tmp_path, None)
+    try:
+        assert w.drain() == 3
+    finally:
+        w.close()
+    st = {r["channel"]: (r["status"], r["attempts"]) for r in notif(conn)}
+    assert st == {"webhook": ("sent", 0), "email": ("cancelled", 0), "mqtt": ("cancelled", 0)}
+    why = rows(conn, "SELECT last_error FROM notifications WHERE channel = 'email'")[0][0]
+    assert why == "IOC_SMTP_URL is not set: not sent"
+    assert len(hook.requests) == 1
 
 
 def test_enqueue_is_part_of_the_event_transaction_and_idempotent(

@@ -335,6 +335,11 @@ class MqttChannel:
         self.timeout = timeout
 
     def send(self, msg: Message) -> None:
+        # the publisher connects in the background: the first message waits for it
+        deadline = time.monotonic() + self.timeout
+        client = getattr(self.publisher, "client", None)
+        while client is not None and not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
         payload = {**msg.payload, "id": msg.idem_key, "subject": msg.subject, "text": msg.body_text}
         if not self.publisher.publish_json(msg.recipient, payload, timeout=self.timeout):
             raise ChannelDown("MQTT broker did not acknowledge the message")

@@ -66,8 +66,9 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
     """One factory per configured channel (each sending thread makes its own instance)."""
     d = cfg.notifications.delivery
     out: dict[str, ChannelFactory] = {}
-    if settings.smtp_url:
-        target = parse_smtp_url(settings.smtp_url)
+    smtp_url = settings.secret("smtp_url")
+    if smtp_url:
+        target = parse_smtp_url(smtp_url)
         sender = settings.smtp_from
         out["email"] = lambda: EmailChannel(target, sender, timeout=d.smtp_timeout_s)
     secrets = {}
@@ -79,7 +80,7 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
         from ioc.alerts import MqttPublisher
         from ioc.settings import parse_mqtt_url
 
-        mqtt_target = parse_mqtt_url(settings.mqtt_url)
+        mqtt_target = parse_mqtt_url(str(settings.mqtt_url))
         out["mqtt"] = lambda: MqttChannel(MqttPublisher(cfg, mqtt_target), timeout=10.0)
     return out
 
@@ -191,9 +192,11 @@ class Worker:
             return "down", "channel down"
         try:
             chan = self.channel(c.channel)
-            if chan is None:
-                what = "IOC_SMTP_URL is not set" if c.channel == "email" else "not configured"
-                return "down", f"{c.channel}: {what}"
+            if chan is None:  # e.g. IOC_SMTP_URL unset: no e-mail (contract), nothing waits
+                what = (
+                    "IOC_SMTP_URL is not set" if c.channel == "email" else "IOC_MQTT_URL is not set"
+                )
+                return "cancel", f"{what}: not sent"
             msg = self.message(c)
             for p in msg.attachments:
                 if not p.is_file():
@@ -232,6 +235,9 @@ class Worker:
             if outcome == "sent":
                 self.stats.sent += 1
                 self.down_streak.pop(c.channel, None)
+            elif outcome == "cancel":
+                with self._lock:
+                    outbox.cancel(self.db(), [c.id], reason=error)
             elif outcome == "down":
                 down.setdefault(c.channel, []).append(c.id)
                 self.stats.last_error = error if error != "channel down" else self.stats.last_error
@@ -376,8 +382,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     if not row or not row[0]:
         raise IOCError("the database has no notification tables yet: run `ioc db init` first")
     settings = ctx.settings
-    if settings.smtp_url:
-        target = parse_smtp_url(settings.smtp_url)
+    smtp_url = settings.secret("smtp_url")
+    if smtp_url:
+        target = parse_smtp_url(smtp_url)
         print(f"ioc notify: e-mail through {target.redacted()} as {settings.smtp_from}", flush=True)
     else:
         print("ioc notify: IOC_SMTP_URL is not set: no e-mail (webhooks and MQTT only)", flush=True)
