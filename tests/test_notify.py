@@ -666,7 +666,17 @@ def test_escalation_chain_and_reminders_stop_at_acknowledgement(
         {
             **FAST,
             "routes": [
-                {"name": "first", "events": ["alert_opened"], "to": {"emails": ["duty@example.vn"]}}
+                {
+                    "name": "first",
+                    "events": ["alert_opened"],
+                    "to": {"emails": ["duty@example.vn"]},
+                },
+                {
+                    "name": "chat",
+                    "events": ["escalation"],
+                    "wards": ["20197"],
+                    "to": {"emails": ["chat@example.vn"]},
+                },
             ],
             "escalation": {
                 "severities": ["critical"],
@@ -696,6 +706,8 @@ def test_escalation_chain_and_reminders_stop_at_acknowledgement(
     assert at(14) == {"stopped": 0, "escalated": 0, "reminders": 0}
     assert at(15)["escalated"] == 2
     assert kinds(aid) == [("escalation", 1, "lead1@example.vn")]
+    # a route for the kind adds its recipients (here: ward 2's escalations to a chat address)
+    assert sorted(k[2] for k in kinds(other)) == ["chat@example.vn", "lead2@example.vn"]
     assert at(15)["escalated"] == 0  # run twice: nothing twice
     assert at(25)["reminders"] == 2  # 10 min later: a reminder to the ward leader
     assert at(30)["escalated"] == 2
