@@ -36,7 +36,10 @@ KIOSK = User(name="kiosk", role="kiosk")
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
 # Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
 OPEN_PATHS |= {"/track", "/api/v1/reports"}
-OPEN_PREFIXES = ("/api/v1/track/",)
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -56,6 +59,8 @@ CALLBACK_PERMS = {
     "export": "export",
     "wall": "wall",
     "rep": "view",
+    "nprefs": "view",  # /settings/notifications: the user's own preferences
+    "ndead": "admin",  # /admin/notifications: dead letters
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 
@@ -66,6 +71,8 @@ PAGE_PERMS = {
     "/cameras": "view",
     "/alerts": "view",
     "/export": "export",
+    "/settings/notifications": "view",
+    "/admin/notifications": "admin",
 }
 
 

@@ -22,6 +22,8 @@ NAV = [
     ("/reports", "citizen_reports", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
+    ("/settings/notifications", "notify_prefs", "view"),
+    ("/admin/notifications", "notify_admin", "admin"),
 ]
 
 
