@@ -34,6 +34,12 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
+# Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
+OPEN_PATHS |= {"/track", "/api/v1/reports"}
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -52,6 +58,9 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "rep": "view",
+    "nprefs": "view",  # /settings/notifications: the user's own preferences
+    "ndead": "admin",  # /admin/notifications: dead letters
     "dev": "view",  # /devices/{id}; its callback checks the device's ward
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
@@ -63,6 +72,8 @@ PAGE_PERMS = {
     "/cameras": "view",
     "/alerts": "view",
     "/export": "export",
+    "/settings/notifications": "view",
+    "/admin/notifications": "admin",
 }
 
 
@@ -238,7 +249,7 @@ def guard() -> Response | None:
     if lang_arg in LANGS:
         flask.g.lang = lang_arg
     path = req.path
-    if path in OPEN_PATHS or path.startswith("/assets/"):
+    if path in OPEN_PATHS or path.startswith("/assets/") or path.startswith(OPEN_PREFIXES):
         return None
     st = state()
     user = session_user()
