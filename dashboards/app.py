@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -13,11 +14,11 @@ import flask
 from dash import html
 
 from dashboards import ops, security
-from dashboards.db import Pool
+from dashboards.db import Pool, RedisTTLCache
 from dashboards.state import AppState, state
 from ioc.config import Config
 from ioc.errors import IOCError
-from ioc.settings import Settings
+from ioc.settings import Settings, redact_db_url
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,6 +52,13 @@ def secret_key(settings: Settings) -> str:
             " delete it to have a new one generated, or set IOC_SECRET_KEY"
         )
     return key
+
+
+def cache_prefix(database_url: str) -> str:
+    """Redis key prefix of the query cache: one per database, so deployments (or test
+    databases) sharing one Redis never read each other's results."""
+    digest = hashlib.sha256(redact_db_url(database_url).encode()).hexdigest()[:12]
+    return f"ioc:dash:{digest}:"
 
 
 def report_download(report_id: int) -> flask.Response:
@@ -106,6 +114,10 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     ttl = os.environ.get("IOC_DASH_CACHE_TTL")
     if ttl is not None:
         st.cache.ttl = max(0.0, float(ttl))
+    if settings.redis_url:  # several hosts: one cache in Redis (clears seen by all)
+        st.cache = RedisTTLCache(
+            settings.redis_url, ttl=st.cache.ttl, prefix=cache_prefix(database_url)
+        )
     wall_period = os.environ.get("IOC_WALL_PERIOD_S")
     if wall_period:
         st.wall_period_s = max(5.0, float(wall_period))

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by several dashboard hosts (query cache); unset = one host",
+    )
 
 
 def get_settings() -> Settings:
