@@ -11,6 +11,9 @@ Every job is idempotent. ``compute_kpis`` works from a watermark in ``job_waterm
 (``kpi:{period}`` = start of the first period not yet final), so after downtime it computes
 every missed period; closed periods are recomputed while late data may still arrive
 (``storage.rollup_lookback_hours``).
+
+Every ``ioc scheduler`` (leader or stand-by) also runs an export worker: the /export page's
+jobs, claimed one by one from ``export_jobs`` (see ioc/reports/export.py).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ioc.kpi.compute import (
     store,
 )
 from ioc.kpi.staleness import DataSignatures, stale_periods
+from ioc.reports.export import ExportWorker, jobs_folder
 from ioc.reports.scheduled import invalidate_reports, run_due_reports
 
 log = logging.getLogger("ioc.scheduler")
@@ -402,9 +406,12 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
     publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
+    # /export jobs: every scheduler runs them, leader or stand-by (a job is claimed by one)
+    exports = ExportWorker(db_url, cfg, work_dir=jobs_folder(ctx.settings.var_dir)).start()
     try:
         run(cfg, db_url, stop=stop, publisher=publisher)
     finally:
+        exports.stop()
         if publisher is not None:
             publisher.close()
     return 0
