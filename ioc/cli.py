@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = ings.add_parser("cameras", help="the camera ingester for config/cameras.yaml")
     c.add_argument("--camera", action="append", metavar="ID", help="only these cameras")
     c.add_argument("--workers", choices=["threads", "processes"], default="threads")
+    c.add_argument(
+        "--shared",
+        action="store_true",
+        help="split the cameras with the other --shared ingesters (leases in PostgreSQL)",
+    )
     _cmd(c, "ingest.cameras.service:main")
 
     s = sub.add_parser("simulate", help="publish simulated readings and application events")
