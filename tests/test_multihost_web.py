@@ -21,7 +21,7 @@ import openpyxl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from dash_fixtures import (  # noqa: E402
+from dash_fixtures import (
     NoRedirect,
     free_port,
     login_cookie,
@@ -31,10 +31,10 @@ from dash_fixtures import (  # noqa: E402
     stop_server,
     wait_http,
 )
-from test_scheduler import fast_config  # noqa: E402
+from test_scheduler import fast_config
 
-from ioc.db import connect  # noqa: E402
-from ioc.users import add_user  # noqa: E402
+from ioc.db import connect
+from ioc.users import add_user
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "multihost-pass-1"
