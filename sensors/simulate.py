@@ -8,6 +8,11 @@
 * ``--backfill DAYS``: DAYS of history up to now, at ``history_interval_s`` (15 min by default)
   as arrays of readings, plus every application event of the period; then exits, or goes on
   live when ``--duration`` is also given.
+
+``--scale K`` (load tests): a city K times Da Nang in the same 94 wards: K times the devices
+of every type (K x the densities and minimums of simulator.yaml), K times the one-stop-shop
+applications, and, live, ``--cameras`` (default 100 x K) cameras' metadata written straight
+to PostgreSQL as the camera ingesters write it (sensors/camera_meta.py; no video).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from sensors.applications import ArrivalModel
 from sensors.faults import FaultPlan
 from sensors.fleet import build_fleet
 from sensors.mqttio import Net
-from sensors.settings import load_simulator_settings
+from sensors.settings import SimulatorFile, load_simulator_settings
 from sensors.stream import (
     LiveStream,
     Message,
@@ -46,7 +51,7 @@ class Simulation:
     def __init__(self, args: argparse.Namespace, ctx: Context) -> None:
         cfg = ctx.config()
         self.cfg = cfg
-        self.sim = load_simulator_settings(cfg.dir)
+        self.sim = scaled(load_simulator_settings(cfg.dir), getattr(args, "scale", 1.0) or 1.0)
         if args.wards:
             unknown = sorted(set(args.wards) - cfg.ward_codes)
             if unknown:
@@ -85,6 +90,58 @@ class Simulation:
             apps=self.apps,
             prefix=self.prefix,
         )
+
+
+def scaled(sim: SimulatorFile, k: float) -> SimulatorFile:
+    """The simulator's settings for a city ``k`` times as big (devices and applications)."""
+    if k == 1:
+        return sim
+    if not 0 < k <= 100:
+        raise UsageError("ioc simulate: --scale must be above 0 and at most 100")
+    fleet = sim.fleet.model_copy(
+        update={
+            "per_10k_people": {t: v * k for t, v in sim.fleet.per_10k_people.items()},
+            "minimum": {t: max(1, round(v * k)) for t, v in sim.fleet.minimum.items()},
+        }
+    )
+    apps = sim.applications.model_copy(
+        update={"busiest_per_day": sim.applications.busiest_per_day * k}
+    )
+    return sim.model_copy(update={"fleet": fleet, "applications": apps})
+
+
+def camera_thread(s: Simulation, stop: threading.Event) -> threading.Thread | None:
+    """Live camera metadata (``--cameras N``, default 100 x --scale when scaled)."""
+    n = getattr(s.args, "cameras", None)
+    if n is None:
+        scale = getattr(s.args, "scale", 1.0) or 1.0
+        n = round(100 * scale) if scale != 1 else 0
+    if n <= 0:
+        return None
+    from sensors.camera_meta import CameraMetaFeed, camera_ids
+
+    feed = CameraMetaFeed(
+        s.ctx.database_url(),
+        camera_ids(sorted(s.profiles), n),
+        interval_s=s.cfg.cameras.defaults.interval_s,
+        seed=s.seed,
+    )
+    feed.register()
+    log.info("live: %d cameras' metadata every %g s, written to PostgreSQL", n, feed.interval_s)
+
+    def loop() -> None:
+        try:
+            while not stop.wait(1.0):
+                try:
+                    feed.advance(time.time())
+                except Exception as exc:
+                    log.warning("camera metadata not written: %s", str(exc).splitlines()[0])
+        finally:
+            feed.close()
+
+    th = threading.Thread(target=loop, name="simulate-cameras", daemon=True)
+    th.start()
+    return th
 
 
 def _dispatch(net: Net, m: Message) -> None:
@@ -223,7 +280,13 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             run_backfill(s, net, stop, end)
             if args.duration is None:
                 return 0
-        stats = run_live(s, net, stop, time.time())
+        cams = camera_thread(s, stop)
+        try:
+            stats = run_live(s, net, stop, time.time())
+        finally:
+            stop.set()
+            if cams is not None:
+                cams.join(30)
         left = net.flush(10)
         log.info("stopped: %s%s", stats.summary(), f" ({left} not acknowledged)" if left else "")
         return 0
