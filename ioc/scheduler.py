@@ -147,6 +147,7 @@ class JobStats:
     last_ok: str | None = None
     last_error: str | None = None
     last_result: Any = None
+    last_duration_s: float | None = None  # of the last successful run
 
 
 @dataclass
@@ -196,6 +197,7 @@ class Jobs:
             st.runs += 1
             st.last_ok = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             st.last_result = _jsonable(result)
+            st.last_duration_s = round(time.monotonic() - t0, 3)
         log.info("job %s done in %.2f s: %s", name, time.monotonic() - t0, st.last_result)
         return result
 

@@ -18,6 +18,7 @@ to PostgreSQL as the camera ingesters write it (sensors/camera_meta.py; no video
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import signal
@@ -44,6 +45,9 @@ from sensors.stream import (
 
 log = logging.getLogger("ioc.simulate")
 
+CAMERAS_PER_CITY = 100  # --scale K: 100 x K cameras' metadata (2,000 at 20 x Da Nang)
+SCALED_LOOKBACK_DAYS = 7  # --scale > 1: applications received this many days back are followed
+
 
 class Simulation:
     """Everything ``ioc simulate`` needs, built from the configuration and the arguments."""
@@ -51,7 +55,8 @@ class Simulation:
     def __init__(self, args: argparse.Namespace, ctx: Context) -> None:
         cfg = ctx.config()
         self.cfg = cfg
-        self.sim = scaled(load_simulator_settings(cfg.dir), getattr(args, "scale", 1.0) or 1.0)
+        self.scale = float(getattr(args, "scale", 1.0) or 1.0)
+        self.sim = scaled(load_simulator_settings(cfg.dir), self.scale)
         if args.wards:
             unknown = sorted(set(args.wards) - cfg.ward_codes)
             if unknown:
@@ -62,6 +67,11 @@ class Simulation:
         chosen = set(args.wards) if args.wards else set(all_profiles)
         self.profiles = {c: p for c, p in all_profiles.items() if c in chosen}
         self.devices = [d for d in all_devices if d.ward in chosen]
+        if self.scale != 1:
+            # thousands of stations with a modem each would be thousands of connections from
+            # this one process (past select()'s 1,024 sockets and a shared broker's limits):
+            # at scale every device goes through its ward's gateway (94 connections)
+            self.devices = [dataclasses.replace(d, direct=False) for d in self.devices]
         self.seed = args.seed
         self.prefix = cfg.topic_prefix
         self.faults = FaultPlan(args.seed, self.sim.faults, enabled=not args.no_faults)
@@ -79,7 +89,7 @@ class Simulation:
         self.ctx = ctx
 
     def live_stream(self, start: float) -> LiveStream:
-        return LiveStream(
+        stream = LiveStream(
             self.cfg,
             self.profiles,
             self.devices,
@@ -90,6 +100,12 @@ class Simulation:
             apps=self.apps,
             prefix=self.prefix,
         )
+        if stream.feed is not None and self.scale != 1:
+            # the backlog of every application still open at the start costs K times the
+            # 1x feed's ~50 s and 0.5 GB; at scale the feed follows the last week's
+            # applications and the new ones (docs/simulator.md)
+            stream.feed.lookback_days = SCALED_LOOKBACK_DAYS
+        return stream
 
 
 def scaled(sim: SimulatorFile, k: float) -> SimulatorFile:
@@ -111,11 +127,12 @@ def scaled(sim: SimulatorFile, k: float) -> SimulatorFile:
 
 
 def camera_thread(s: Simulation, stop: threading.Event) -> threading.Thread | None:
-    """Live camera metadata (``--cameras N``, default 100 x --scale when scaled)."""
+    """Live camera metadata (``--cameras N``; scaled runs default to 100 x --scale, for the
+    share of the wards this run simulates, so ``--wards`` shards add up to the city)."""
     n = getattr(s.args, "cameras", None)
-    if n is None:
-        scale = getattr(s.args, "scale", 1.0) or 1.0
-        n = round(100 * scale) if scale != 1 else 0
+    if n is None:  # 100 per Da Nang, for this run's share of the wards
+        share = len(s.profiles) / max(1, len(s.cfg.wards))
+        n = round(CAMERAS_PER_CITY * s.scale * share) if s.scale != 1 else 0
     if n <= 0:
         return None
     from sensors.camera_meta import CameraMetaFeed, camera_ids
