@@ -187,18 +187,30 @@ class CameraService:
             len(added),
             len(removed),
         )
-        self.specs = specs
         if added:
-            self._register_specs(added)
+            try:
+                self._register_specs(added)
+            except Exception as exc:  # the database is away: try again at the next check
+                log.warning("cameras.yaml change not applied yet: %s", _first_line(exc))
+                return
+        self.specs = specs
         running = self.supervisor.camera_ids()
         stopped = [k for k in removed if k in running]
         for cam in stopped:
             self.supervisor.remove(cam)
         if self.leases is not None:
-            self.leases.release(stopped)  # the next lease step takes the new ones
+            try:
+                self.leases.release(stopped)  # the next lease step takes the new ones
+            except Exception as exc:  # they expire instead
+                log.warning("camera leases not released: %s", _first_line(exc))
+                self.leases.held -= set(stopped)
             self._next_lease = 0.0
             return
-        initial = self._open_episodes({s.id for s in added})
+        try:
+            initial = self._open_episodes({s.id for s in added})
+        except Exception as exc:
+            log.warning("open camera episodes not read: %s", _first_line(exc))
+            initial = {}
         for spec in added:
             self.supervisor.add(spec, initial.get(spec.id))
 
@@ -226,12 +238,23 @@ class CameraService:
                 self.supervisor.remove(cam)
             try:
                 self.leases.release(plan.surplus)
-            except Exception as exc:  # they expire instead
-                log.warning("camera leases not released: %s", exc)
+            except Exception as exc:  # they expire instead (and are not watched meanwhile)
+                log.warning("camera leases not released: %s", _first_line(exc))
+                self.leases.held -= set(plan.surplus)
+        # reconcile: a worker for every camera whose lease this ingester holds, no other
         specs = self._by_id()
-        initial = self._open_episodes(set(plan.start)) if plan.start else {}
-        for cam in plan.start:
-            self.supervisor.add(specs[cam], initial.get(cam))
+        running = self.supervisor.camera_ids()
+        for cam in sorted(running - self.leases.held):
+            self.supervisor.remove(cam)
+        to_start = sorted((self.leases.held & specs.keys()) - running)
+        if to_start:
+            try:
+                initial = self._open_episodes(set(to_start))
+            except Exception as exc:  # episodes are continued from the messages instead
+                log.warning("open camera episodes not read: %s", _first_line(exc))
+                initial = {}
+            for cam in to_start:
+                self.supervisor.add(specs[cam], initial.get(cam))
         if plan.start or plan.surplus or plan.lost:
             log.info(
                 "camera leases: %d held (share %d of %d ingester(s)); +%d -%d",
