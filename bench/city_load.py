@@ -199,7 +199,9 @@ class Replayer:
             scale=scale,
             cameras=None,
         )
-        settings = Settings(config_dir=cdir, database_url=env["IOC_DATABASE_URL"])
+        settings = Settings.model_validate(
+            {"config_dir": cdir, "database_url": env["IOC_DATABASE_URL"]}
+        )
         self.sim = Simulation(ns, Context(settings=settings))
         stream = self.sim.live_stream(start_at)
         self.messages: list[Any] = []

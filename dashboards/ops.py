@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import flask
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -21,19 +21,25 @@ STALE_AFTER_S = 120.0
 OK_STATES = {"ok", "running", "online", "connected", "up", "idle"}
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
     """The server's own Prometheus registry (one per app, so tests can build several).
 
-    Under ``ioc serve``'s worker processes (:func:`use_shared_dir` called before the app is
-    built) the request counters live in files shared by the processes and ``/metrics`` sums
-    them, whichever process answers the scrape."""
+    Under ``ioc serve``'s worker processes the request counters live in files shared by the
+    processes and ``/metrics`` sums them, whichever process answers the scrape: prometheus_client's
+    documented multiprocess mode, which ``ioc serve`` turns on by setting
+    ``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client is first imported
+    (:func:`dashboards.server.prepare_metrics_dir`)."""
 
     def __init__(self, st: AppState) -> None:
         self.registry = CollectorRegistry()
         own = self.registry
-        if _shared_dir is not None:
+        shared_dir = os.environ.get(MULTIPROC_ENV)
+        if shared_dir:
             own = CollectorRegistry()  # the live objects; the files are what is exposed
-            MultiProcessCollector(self.registry, path=_shared_dir)
+            MultiProcessCollector(self.registry, path=shared_dir)
         self.requests = Counter(
             "ioc_dashboard_requests_total",
             "HTTP requests by kind and status code",
@@ -62,24 +68,6 @@ class Metrics:
         self.latency.labels(kind).observe(seconds)
 
 
-_shared_dir: str | None = None
-
-
-def use_shared_dir(path: os.PathLike[str] | str) -> None:
-    """Keep this process's (and its forked workers') metric values in files under ``path``
-    (emptied first: counters start again at 0 with the server, as Prometheus expects)."""
-    d = os.fspath(path)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    os.chmod(d, 0o700)
-    for name in os.listdir(d):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(d, name))
-    global _shared_dir
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = d  # where the values' files go (read at creation)
-    values.ValueClass = values.MultiProcessValue()
-    _shared_dir = d
-
-
 class _DbCollector(Collector):
     """Gauges read from the database at scrape time (counts only, no ward data)."""
 
@@ -93,6 +81,9 @@ class _DbCollector(Collector):
         devices = GaugeMetricFamily("ioc_devices", "Devices by status", labels=["status"])
         cams = GaugeMetricFamily("ioc_cameras", "Cameras by status", labels=["status"])
         up = GaugeMetricFamily("ioc_dashboard_database_up", "Database reachable")
+        notes = GaugeMetricFamily(
+            "ioc_notifications", "Notifications waiting, being sent or dead", labels=["status"]
+        )
         try:
             with self.st.pool.conn() as conn, conn.cursor() as cur:
                 cur.execute(
@@ -107,10 +98,16 @@ class _DbCollector(Collector):
                 cur.execute("SELECT status, count(*) FROM cameras GROUP BY 1")
                 for s, n in cur.fetchall():
                     cams.add_metric([s], n)
+                cur.execute(  # the outbox (issue 13): partial indexes make this cheap
+                    "SELECT status, count(*) FROM notifications"
+                    " WHERE status IN ('pending', 'sending', 'dead', 'digest') GROUP BY 1"
+                )
+                for s, n in cur.fetchall():
+                    notes.add_metric([s], n)
             up.add_metric([], 1)
         except Exception:
             up.add_metric([], 0)
-        yield from (alerts, devices, cams, up)
+        yield from (alerts, devices, cams, notes, up)
 
 
 def health_report(st: AppState) -> tuple[dict[str, Any], int]:

@@ -34,6 +34,9 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES = ("/notify/ack/", "/notify/file/")
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -52,6 +55,8 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "nprefs": "view",  # /settings/notifications: the user's own preferences
+    "ndead": "admin",  # /admin/notifications: dead letters
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 
@@ -62,6 +67,8 @@ PAGE_PERMS = {
     "/cameras": "view",
     "/alerts": "view",
     "/export": "export",
+    "/settings/notifications": "view",
+    "/admin/notifications": "admin",
 }
 
 
@@ -237,7 +244,7 @@ def guard() -> Response | None:
     if lang_arg in LANGS:
         flask.g.lang = lang_arg
     path = req.path
-    if path in OPEN_PATHS or path.startswith("/assets/"):
+    if path in OPEN_PATHS or path.startswith("/assets/") or path.startswith(OPEN_PREFIXES):
         return None
     st = state()
     user = session_user()

@@ -2,9 +2,11 @@
 
 Uses ``IOC_DATABASE_URL`` / ``IOC_MQTT_URL`` when set, otherwise starts the embedded PostgreSQL
 (data in ``./var/pg``) and the embedded MQTT broker. Then, in order: ``ioc db init``, the demo
-user, the MQTT ingester, the camera ingester, the scheduler, the simulator (a backfill of history
-once, then live) and the dashboard, each as its own ``python -m ioc.cli ...`` subprocess with
-the URLs in its environment. Every output line is prefixed with the child's name.
+user, the MQTT ingester, the camera ingester, a local mail catcher (unless ``IOC_SMTP_URL`` is
+set; its inbox page is announced), the scheduler, the notification worker (``ioc notify``), the
+simulator (a backfill of history once, then live) and the dashboard, each as its own
+``python -m ioc.cli ...`` subprocess with the URLs in its environment. Every output line is
+prefixed with the child's name.
 
 A supervisor restarts a child that dies (at most ``MAX_RESTARTS`` per ``RESTART_WINDOW_S``,
 recording why), and skips a command that answers "not available yet" (exit 2). Ctrl-C or
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -35,7 +38,7 @@ from types import FrameType
 from typing import TextIO
 
 from ioc.context import Context
-from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent
+from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, FreshMessageWatch, die_with_parent
 from ioc.errors import IOCError
 from ioc.settings import redact_db_url
 
@@ -50,6 +53,9 @@ LOGIN_FILE = "demo-login.txt"
 ENV_FILE = "demo.env"
 BACKFILL_MARK = "backfill.done"
 DEMO_USER = "demo"
+DEMO_EMAIL = "demo@localhost"
+MAIL_SMTP_PORT = 1025  # the mail catcher's, or a free one when taken
+MAIL_HTTP_PORT = 8025
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -320,6 +326,8 @@ class Demo:
         self.broker: EmbeddedBroker | None = None
         self.login: tuple[str, str] | None = None
         self.kiosk_token: str = ""
+        self.smtp_url: str = ""  # the local mail catcher's, unless IOC_SMTP_URL is set
+        self.inbox_url: str = ""
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.began = time.monotonic()
         self._stop = threading.Event()
@@ -341,7 +349,9 @@ class Demo:
             ("kiosk token", self.ensure_kiosk_token),
             ("MQTT ingester", self.start_mqtt_ingester),
             ("camera ingester", self.start_camera_ingester),
+            ("mail catcher", self.start_mail_catcher),
             ("scheduler", self.start_scheduler),
+            ("notifications", self.start_notify),
             ("simulator", self.start_simulator),
             ("dashboard", self.start_dashboard),
         ]
@@ -376,7 +386,7 @@ class Demo:
         url = self.ctx.settings.database_url
         if url:
             self.database_url = self.ctx.database_url()
-            self.out.say(f"database: {redact_db_url(url)} (IOC_DATABASE_URL)")
+            self.out.say(f"database: {redact_db_url(self.database_url)} (IOC_DATABASE_URL)")
             return
         self.postgres = EmbeddedPostgres(self.var_dir / "pg")
         self.out.say(f"starting the embedded PostgreSQL in {self.postgres.data_dir}")
@@ -390,10 +400,12 @@ class Demo:
 
     def start_broker(self) -> None:
         if self.ctx.settings.mqtt_url:
-            self.mqtt_url = self.ctx.settings.mqtt_url
+            self.mqtt_url = str(self.ctx.settings.mqtt_url)
             self.out.say(f"broker: {self.ctx.mqtt().redacted()} (IOC_MQTT_URL)")
             return
-        self.broker = EmbeddedBroker(data_dir=self.var_dir / "mqtt")
+        self.broker = EmbeddedBroker(
+            data_dir=self.var_dir / "mqtt", engine=self.ctx.settings.embedded_broker
+        )
         self.mqtt_url = self.broker.start()
         self._undo.append(("stopping the embedded MQTT broker", self.broker.stop))
         what = {
@@ -410,7 +422,12 @@ class Demo:
         path = self.var_dir / ENV_FILE
         path.write_text(
             "# valid while `ioc demo` runs; use: set -a; . var/demo.env; set +a\n"
-            f"IOC_DATABASE_URL='{self.database_url}'\nIOC_MQTT_URL='{self.mqtt_url}'\n",
+            f"IOC_DATABASE_URL='{self.database_url}'\nIOC_MQTT_URL='{self.mqtt_url}'\n"
+            + (
+                "IOC_MQTT_PROTOCOL='3.1.1'\n"
+                if self.broker is not None and self.broker.engine == "amqtt"
+                else ""
+            ),
             encoding="utf-8",
         )
         path.chmod(0o600)
@@ -444,7 +461,7 @@ class Demo:
         """The wall display's read-only token (``/wall?token=``): ``IOC_KIOSK_TOKEN`` when set,
         else the one saved in ``var/demo-login.txt``, else a new one saved there."""
         login_file = self.var_dir / LOGIN_FILE
-        token = os.environ.get("IOC_KIOSK_TOKEN") or _saved_value(login_file, "kiosk")
+        token = self.ctx.settings.secret("kiosk_token") or _saved_value(login_file, "kiosk")
         self.kiosk_token = token or secrets.token_urlsafe(16)
         if _saved_value(login_file, "kiosk") != self.kiosk_token:
             self._write_login_file()
@@ -455,19 +472,36 @@ class Demo:
             lines += [f"user: {self.login[0]}", f"password: {self.login[1]}"]
         if self.kiosk_token:
             lines += [f"kiosk: {self.kiosk_token}", f"wall: {self.wall_url}"]
+        if self.inbox_url:
+            lines += [f"mail: {self.inbox_url}"]
         login_file = self.var_dir / LOGIN_FILE
         login_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         login_file.chmod(0o600)
 
     def start_mqtt_ingester(self) -> None:
-        child = self.start_child("ingest-mqtt", ["ingest", "mqtt"])
-        if child.running() and self.broker is not None:
-            # history published before the ingester subscribes would be lost: wait for it
-            topic = f"{self.ctx.config().topic_prefix}/{self._a_ward()}/demo/demo-1/telemetry"
-            deadline = time.monotonic() + SUBSCRIBER_WAIT_S
-            while not self.broker.has_subscriber(topic) and time.monotonic() < deadline:
-                if child.poll() is not None or self._stop.wait(0.2):
-                    break
+        # history published before the ingester subscribes would be lost: wait for the
+        # ingester's "online" (published once it has subscribed) on the embedded broker
+        watch: FreshMessageWatch | None = None
+        if self.broker is not None and self.mqtt_url:
+            try:
+                watch = FreshMessageWatch(
+                    self.mqtt_url, f"{self.ctx.config().topic_prefix}/_ingest/+/status"
+                )
+                if not watch.ready(SUBSCRIBER_WAIT_S):
+                    watch.close()
+                    watch = None
+            except OSError:
+                watch = None
+        try:
+            child = self.start_child("ingest-mqtt", ["ingest", "mqtt"])
+            if child.running() and watch is not None:
+                deadline = time.monotonic() + SUBSCRIBER_WAIT_S
+                while not watch.wait(0.2) and time.monotonic() < deadline:
+                    if child.poll() is not None or self._stop.is_set():
+                        break
+        finally:
+            if watch is not None:
+                watch.close()
 
     def start_camera_ingester(self) -> None:
         try:
@@ -503,6 +537,44 @@ class Demo:
 
     def start_scheduler(self) -> None:
         self.start_child("scheduler", ["scheduler"])
+
+    def start_mail_catcher(self) -> None:
+        """Without IOC_SMTP_URL: a local mail catcher (SMTP + an inbox page) receives the
+        notifications, and the demo user gets an address there."""
+        if self.ctx.settings.smtp_url:
+            self.out.say("notifications by e-mail through IOC_SMTP_URL")
+            return
+        if importlib.util.find_spec("aiosmtpd") is None:
+            self.out.say("no mail catcher: aiosmtpd is not installed (pip install -e '.[demo]')")
+            return
+        smtp_port, http_port = _free_port(MAIL_SMTP_PORT), _free_port(MAIL_HTTP_PORT)
+        child = Child(
+            "mail",
+            ["--smtp-port", str(smtp_port), "--http-port", str(http_port),
+             "--dir", str(self.var_dir / "mail")],
+            self.child_env(),
+            self.out,
+            program=[sys.executable, "-m", "ioc.notify.catcher"],
+        )  # fmt: skip
+        self.supervisor.add(child)
+        self.smtp_url = f"smtp://127.0.0.1:{smtp_port}"
+        self.inbox_url = f"http://127.0.0.1:{http_port}/"
+        self._set_demo_email()
+
+    def _set_demo_email(self) -> None:
+        from ioc.db import connection
+
+        with (
+            connection(self.database_url, application_name="ioc-demo") as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "UPDATE users SET email = %s WHERE name = %s AND email IS NULL",
+                (DEMO_EMAIL, DEMO_USER),
+            )
+
+    def start_notify(self) -> None:
+        self.start_child("notify", ["notify"])
 
     def start_simulator(self) -> None:
         live = ["simulate", "--rate", str(self.args.rate), "--seed", str(self.args.seed)]
@@ -540,6 +612,8 @@ class Demo:
             self.out.say("login: no demo user could be created (see above)")
         if self.kiosk_token:
             self.out.say(f"wall display (no sign-in): {self.wall_url}")
+        if self.inbox_url:
+            self.out.say(f"mail inbox (notifications to {DEMO_EMAIL}): {self.inbox_url}")
         self.out.say("press Ctrl-C to stop everything")
 
     # -- running
@@ -592,6 +666,9 @@ class Demo:
         env = dict(os.environ)
         if self.kiosk_token:
             env["IOC_KIOSK_TOKEN"] = self.kiosk_token  # read-only: opens /wall only
+        if self.smtp_url:
+            env["IOC_SMTP_URL"] = self.smtp_url  # the local mail catcher
+        env.setdefault("IOC_PUBLIC_URL", self.url.rstrip("/"))  # links inside messages
         env.update(
             IOC_DATABASE_URL=self.database_url,
             IOC_MQTT_URL=self.mqtt_url,
@@ -600,6 +677,8 @@ class Demo:
             IOC_DEMO="1",  # placeholder passwords are accepted in the demo only
             PYTHONUNBUFFERED="1",
         )
+        if self.broker is not None and self.broker.engine == "amqtt":
+            env["IOC_MQTT_PROTOCOL"] = "3.1.1"  # amqtt speaks nothing else
         return env
 
     def _cli_args(self, args: list[str]) -> list[str]:
@@ -668,6 +747,18 @@ class Demo:
     def _a_ward(self) -> str:
         wards = self.ctx.config().wards
         return wards[0].code if wards else "0"
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise IOCError("no free port for the mail catcher")
 
 
 def _saved_password(path: Path) -> str | None:

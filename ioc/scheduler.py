@@ -44,6 +44,7 @@ from ioc.config import Config
 from ioc.context import Context
 from ioc.db import KEEPALIVES, Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
+from ioc.db.service_status import record_service_status
 from ioc.kpi import periods
 from ioc.kpi.compute import (
     compute_period,
@@ -353,12 +354,7 @@ class Control:
 
     def heartbeat(self, status: str, details: dict[str, Any]) -> None:
         with self._conn().cursor() as cur:
-            cur.execute(
-                "INSERT INTO service_status (service, instance, status, updated_at, details)"
-                " VALUES (%s, %s, %s, now(), %s) ON CONFLICT (service, instance) DO UPDATE"
-                " SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details",
-                (SERVICE, self.instance, status, json.dumps(details, default=str)),
-            )
+            record_service_status(cur, SERVICE, self.instance, status, details)
 
     def resign(self) -> None:
         if self.conn is not None and not self.conn.closed and self.leader:
@@ -444,10 +440,17 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
     # /export jobs: every scheduler runs them, leader or stand-by (a job is claimed by one)
     exports = ExportWorker(db_url, cfg, work_dir=jobs_folder(ctx.settings.var_dir)).start()
+    notifier = None
+    if cfg.notifications.delivery.in_scheduler:  # notifications go out with no other process
+        from ioc.notify.worker import start_thread
+
+        notifier = start_thread(cfg, db_url, ctx.settings, stop)
     try:
         run(cfg, db_url, stop=stop, publisher=publisher)
     finally:
         exports.stop()
         if publisher is not None:
             publisher.close()
+        if notifier is not None:
+            notifier.join(15)
     return 0

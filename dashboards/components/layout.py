@@ -21,6 +21,8 @@ NAV = [
     ("/alerts", "alerts", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
+    ("/settings/notifications", "notify_prefs", "view"),
+    ("/admin/notifications", "notify_admin", "admin"),
 ]
 
 

@@ -17,6 +17,7 @@ from ioc.config.alerts import AlertRule, AlertsFile
 from ioc.config.cameras import Camera, CamerasFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
+from ioc.config.notifications import NotificationsFile, default_notifications
 from ioc.config.procedures import HolidaysFile, Procedure, ProceduresFile
 from ioc.config.sensors import DeviceType, Metric, SensorsFile
 from ioc.config.system import SystemFile
@@ -48,6 +49,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "procedures.yaml": (ProceduresFile, False),
     "holidays.yaml": (HolidaysFile, False),
     "ioc.yaml": (SystemFile, False),
+    "notifications.yaml": (NotificationsFile, False),
 }
 
 
@@ -64,6 +66,7 @@ class Config:
     procedures: ProceduresFile | None = None
     holidays: HolidaysFile = field(default_factory=HolidaysFile)
     system: SystemFile = field(default_factory=SystemFile)
+    notifications: NotificationsFile = field(default_factory=default_notifications)
 
     @property
     def wards(self) -> list[Ward]:
@@ -139,6 +142,37 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
                 issues.append(adoc.issue(("rules", i, "metric"), f"unknown metric {rule.metric!r}"))
             if rule.kpi is not None and rule.kpi not in cfg.kpis.kpis:
                 issues.append(adoc.issue(("rules", i, "kpi"), f"unknown KPI {rule.kpi!r}"))
+    if "notifications.yaml" in docs:
+        issues.extend(_check_notifications(cfg, docs["notifications.yaml"]))
+    return issues
+
+
+def _check_notifications(cfg: Config, doc: YamlDoc) -> list[ConfigIssue]:
+    """Routes name known wards and webhooks; subscriptions name known reports."""
+    n = cfg.notifications
+    issues: list[ConfigIssue] = []
+
+    def recipients(path: tuple[str | int, ...], to: object) -> None:
+        for j, hook in enumerate(getattr(to, "webhooks", [])):
+            if hook not in n.webhooks:
+                issues.append(doc.issue((*path, "webhooks", j), f"unknown webhook {hook!r}"))
+
+    names: set[str] = set()
+    for i, route in enumerate(n.routes):
+        if route.name in names:
+            issues.append(doc.issue(("routes", i, "name"), f"duplicate route {route.name!r}"))
+        names.add(route.name)
+        for j, w in enumerate(route.wards):
+            if w not in cfg.ward_codes:
+                issues.append(doc.issue(("routes", i, "wards", j), f"unknown ward {w!r}"))
+        if route.to.empty():
+            issues.append(doc.issue(("routes", i, "to"), "a route needs at least one recipient"))
+        recipients(("routes", i, "to"), route.to)
+    for i, level in enumerate(n.escalation.levels):
+        recipients(("escalation", "levels", i, "to"), level.to)
+    # (subscriptions naming a report kpis.yaml lacks: `ioc config check`, ioc/config/check.py)
+    for i, sub in enumerate(n.reports):
+        recipients(("reports", i, "to"), sub.to)
     return issues
 
 
@@ -179,6 +213,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         procedures=models.get("procedures.yaml"),  # type: ignore[arg-type]
         holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
         system=get("ioc.yaml", SystemFile, SystemFile),
+        notifications=get("notifications.yaml", NotificationsFile, default_notifications),
     )
     issues = _cross_check(cfg, docs)
     if issues:
