@@ -34,9 +34,12 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
+# Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
+OPEN_PATHS |= {"/track", "/api/v1/reports"}
 # links inside notifications (acknowledge; a big report file): signed expiring tokens,
 # checked by dashboards/notify_ack.py
-OPEN_PREFIXES = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -55,6 +58,7 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "rep": "view",
     "nprefs": "view",  # /settings/notifications: the user's own preferences
     "ndead": "admin",  # /admin/notifications: dead letters
 }

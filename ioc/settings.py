@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         description="The dashboard's base URL as users reach it (links inside messages)",
     )
 
+    # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
+    intake_url: str | None = Field(
+        default=None, description="Dashboard base URL for the simulator's POST /api/v1/reports"
+    )
+    intake_token: SecretStr | None = Field(
+        default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
+    )
+
     @_field_validator("embedded_broker", "mqtt_protocol", mode="before")
     @classmethod
     def _stripped_lower(cls, value: Any) -> Any:

@@ -101,3 +101,31 @@ def test_ioc_simulate_scale_writes_camera_metadata(
         fresh_db_url, "SELECT count(*), count(DISTINCT camera_id) FROM camera_metrics"
     )
     assert cams_n == 8 and n >= 8 * 16  # at least one 10 s interval ended in 25 s
+
+
+def test_scale_multiplies_the_citizen_reports(config: Config) -> None:
+    from sensors.fleet import build_fleet as fleet
+    from sensors.reports import ReportModel, day_reports
+    from sensors.simulate import scaled_profiles
+
+    if config.categories is None:
+        pytest.skip("no config/categories.yaml")
+    profiles, _ = fleet(config, load_simulator_settings(config.dir))
+    one = ReportModel.build(config, scaled_profiles(profiles, 1), 3)
+    ten = ReportModel.build(config, scaled_profiles(profiles, 10), 3)
+    assert one is not None and ten is not None
+    days = [dt.date(2026, 3, d) for d in range(2, 9)]  # a week
+    wards = sorted(profiles)[:30]
+
+    def received(model: ReportModel) -> int:
+        return sum(
+            1
+            for w in wards
+            for d in days
+            for e in day_reports(model, w, d)
+            if e.event == "received"
+        )
+
+    n1, n10 = received(one), received(ten)
+    assert n1 > 20
+    assert 8 * n1 <= n10 <= 12 * n1, (n1, n10)
