@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by several dashboard hosts (query cache); unset = one host",
+    )
     dash_cache_ttl: float | None = Field(
         default=None,
         ge=0,
