@@ -64,3 +64,18 @@ def test_map_colours_agree_with_the_status(config: Config) -> None:
             assert got == amber or got.startswith("#f"), (name, value)
     received = map_colours("applications_received", config.kpis.kpis["applications_received"])
     assert green not in str(received["colorscale"]) and red not in str(received["colorscale"])
+
+
+def test_wall_labels_do_not_depend_on_row_order(config: Config) -> None:
+    import pandas as pd
+
+    from dashboards.components.figures import pick_labelled
+
+    codes = [w.code for w in config.wards]
+    # many ties (a fresh demo: every ward at 100 %)
+    df = pd.DataFrame({"ward_code": codes, "value": [100.0] * len(codes), "rank": [1.0] * 94})
+    kpi = config.kpis.kpis["on_time_rate"]
+    first = pick_labelled(df, kpi, {codes[5]})
+    for seed in range(5):
+        shuffled = df.sample(frac=1.0, random_state=seed)
+        assert pick_labelled(shuffled, kpi, {codes[5]}) == first

@@ -340,7 +340,11 @@ def pick_labelled(
 
     add(sorted(alerting))
     if not ranked.empty and "rank" in ranked:
-        have = ranked.dropna(subset=["rank"]).sort_values("rank", ascending=False)
+        # worst first, ties by code: the same labels for the same data, whatever order the
+        # rows came in (a label that moved would redraw the wall's map)
+        have = ranked.dropna(subset=["rank"]).sort_values(
+            ["rank", "ward_code"], ascending=[False, True], kind="mergesort"
+        )
         add([str(c) for c in have["ward_code"].head(worst_n)])
         if kpi is not None:
             add(
