@@ -12,7 +12,7 @@ import dash
 import flask
 from dash import html
 
-from dashboards import ops, security
+from dashboards import admin, ops, security
 from dashboards.db import Pool
 from dashboards.state import AppState, state
 from ioc.config import Config
@@ -60,6 +60,8 @@ def report_download(report_id: int) -> flask.Response:
     user = getattr(flask.g, "user", None)
     if user is None or not user.can("export"):
         flask.abort(403)
+    if not 0 < report_id < 2**63:
+        flask.abort(404)
     st = state()
     with st.pool.conn() as conn:
         row = queries.report(conn, report_id=report_id)
@@ -78,6 +80,8 @@ def job_download(job_id: int) -> flask.Response:
     user = getattr(flask.g, "user", None)
     if user is None or not user.can("export"):
         flask.abort(403)
+    if not 0 < job_id < 2**63:  # beyond bigint: no such job (PostgreSQL would refuse it)
+        flask.abort(404)
     with state().pool.conn() as conn:
         job = get_job(conn, job_id)
     if job is None:
@@ -114,6 +118,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.config["IOC_METRICS"] = ops.Metrics(st)
     server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
     server.secret_key = st.secret_key
+    server.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES  # larger bodies: 413
     app = dash.Dash(
         "ioc-dashboard",
         server=cast(Any, server),
@@ -127,6 +132,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         compress=False,
     )
     app.layout = html.Div([dash.page_container], id="app-root")
+    server.config["IOC_DASH"] = app  # the guard checks callback requests against its map
     app.index_string = app.index_string.replace("<html>", '<html lang="{%lang%}">')
     original = app.interpolate_index
 
@@ -146,4 +152,5 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/metrics", "metrics", ops.metrics)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
     server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
+    admin.register(server)
     return app
