@@ -26,12 +26,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 
-from dash_seed import add_users, seed  # noqa: E402
+from dash_seed import add_users, seed
 
-from dashboards.rotation import VIEWS  # noqa: E402
-from ioc.config import Config  # noqa: E402
-from ioc.db import connect  # noqa: E402
-from ioc.settings import Settings  # noqa: E402
+from dashboards.rotation import VIEWS
+from ioc.config import Config
+from ioc.db import connect
+from ioc.settings import Settings
 
 PASSWORD = "security-test-pass-1"
 KIOSK_TOKEN = "kiosk-token-for-security-tests-0123"
@@ -323,10 +323,7 @@ def _leaks(text: str, site: Site) -> list[str]:
 
 
 def _parse_output(key: str) -> list[tuple[str, str]]:
-    if key.startswith(".."):
-        parts = key.strip(".").split("...")
-    else:
-        parts = [key]
+    parts = key.strip(".").split("...") if key.startswith("..") else [key]
     return [tuple(p.rsplit(".", 1)) for p in parts]  # type: ignore[misc]
 
 
@@ -352,7 +349,9 @@ def _bodies(key: str, spec: dict[str, Any], other: str) -> Iterator[dict[str, An
     for value in values:
         for vary in ("all", "one"):
 
-            def dep(d: dict[str, Any], first: bool, v: Any = value) -> dict[str, Any]:
+            def dep(
+                d: dict[str, Any], first: bool, v: Any = value, vary: str = vary
+            ) -> dict[str, Any]:
                 val = v if (vary == "all" or first) else None
                 if d["property"] in ("n_intervals", "n_clicks") and not isinstance(val, int):
                     val = 1
