@@ -139,7 +139,9 @@ def password_problem(password: str, *, name: str = "", role: str = "") -> str | 
     words = {_fold(w) for w in CONTEXT_WORDS} | ({_fold(name)} if _fold(name) else set())
     if not core or (rest <= 4 and core in common):
         return "this password is a common password with a few digits or symbols added"
-    if core in words or low.strip() == name.lower():
+    if any(w and len(w) >= 3 and not core.replace(w, "") for w in words) or (
+        low.strip() == name.lower()
+    ):
         return "this password is built on the user name or the system's name"
     return None
 
