@@ -38,6 +38,7 @@ from dashboards.i18n import COOKIE as LANG_COOKIE
 from dashboards.i18n import LANGS, t
 from dashboards.state import AppState, state
 from ioc.auth import LoginThrottled, User, audit, authenticate, load_user
+from ioc.errors import IOCError
 
 log = logging.getLogger("ioc.dashboard.security")
 
@@ -197,7 +198,11 @@ def session_user() -> User | None:
     token = payload.get("s")
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         return None  # includes the stateless cookies of older versions ({"u": name})
-    name = sessions().lookup(token)
+    try:
+        name = sessions().lookup(token)
+    except IOCError as exc:  # the session store is down: nobody is signed in meanwhile
+        log.warning("%s", exc)
+        flask.abort(503)
     if name is None:
         return None
 
@@ -612,11 +617,15 @@ def login() -> Response:
         dest = f"/ward/{next(iter(user.wards))}"
     # a new session id at every sign-in (never one the browser brought along)
     old = _cookie_payload()
-    if old and isinstance(old.get("s"), str):
-        sessions().end(old["s"])
-    token = sessions().create(
-        user.name, addr=client_addr(), user_agent=req.headers.get("User-Agent", "")
-    )
+    try:
+        if old and isinstance(old.get("s"), str):
+            sessions().end(old["s"])
+        token = sessions().create(
+            user.name, addr=client_addr(), user_agent=req.headers.get("User-Agent", "")
+        )
+    except IOCError as exc:
+        log.warning("%s", exc)
+        return login_page(str(exc), 503)
     resp = flask.redirect(dest)
     set_session(resp, {"s": token})
     return resp

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ioc.db import Connection
 from ioc.errors import IOCError
@@ -123,13 +123,26 @@ class SessionStore:
 
 class RedisSessions(SessionStore):
     """Sessions in Redis: one hash per session (expiring after the idle timeout, never past
-    the absolute end) and one set per user of their session ids."""
+    the absolute end) and one set per user of their session ids. An unreachable Redis is an
+    IOCError (the request is refused: 503), never a signed-in guess."""
 
     def __init__(self, client: Any, timeouts: Timeouts | None = None) -> None:
         self.r = client
         self.timeouts = timeouts or Timeouts()
 
     def create(self, user_name: str, *, addr: str | None = None, user_agent: str = "") -> str:
+        return _redis_call(self._create, user_name, addr=addr, user_agent=user_agent)
+
+    def lookup(self, token: str) -> str | None:
+        return _redis_call(self._lookup, token)
+
+    def end(self, token: str) -> None:
+        _redis_call(self.r.delete, REDIS_PREFIX + token_hash(token))
+
+    def end_user(self, user_name: str) -> int:
+        return _redis_call(_redis_end_user, self.r, user_name)
+
+    def _create(self, user_name: str, *, addr: str | None = None, user_agent: str = "") -> str:
         token = secrets.token_urlsafe(32)
         h = token_hash(token)
         now = dt.datetime.now(dt.UTC).timestamp()
@@ -151,7 +164,7 @@ class RedisSessions(SessionStore):
         pipe.execute()
         return token
 
-    def lookup(self, token: str) -> str | None:
+    def _lookup(self, token: str) -> str | None:
         key = REDIS_PREFIX + token_hash(token)
         data = self.r.hgetall(key)
         if not data:
@@ -170,11 +183,17 @@ class RedisSessions(SessionStore):
             pipe.execute()
         return user
 
-    def end(self, token: str) -> None:
-        self.r.delete(REDIS_PREFIX + token_hash(token))
 
-    def end_user(self, user_name: str) -> int:
-        return _redis_end_user(self.r, user_name)
+T = TypeVar("T")
+
+
+def _redis_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    import redis
+
+    try:
+        return fn(*args, **kwargs)
+    except redis.RedisError as exc:
+        raise IOCError(f"the session store (Redis) is unreachable: {exc}") from None
 
 
 def _text(value: Any) -> str:

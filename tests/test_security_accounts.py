@@ -450,3 +450,24 @@ def test_email_column_and_tables_exist(conn: Connection) -> None:
         )
         assert len(cur.fetchall()) == 4
     conn.rollback()
+
+
+def test_unreachable_redis_refuses_with_503(
+    fresh_db_url: str, tmp_path: Path, conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOC_REDIS_URL", "redis://127.0.0.1:1/0")
+    add_user(conn, "op", PASSWORD, "operator")
+    app = _app(fresh_db_url, tmp_path)
+    try:
+        c = app.server.test_client()
+        r = c.post("/login", data={"username": "op", "password": PASSWORD}, headers=ORIGIN)
+        assert r.status_code == 503 and "Redis" in r.get_data(as_text=True)
+        from itsdangerous import URLSafeTimedSerializer
+
+        c.set_cookie(
+            "ioc_session",
+            URLSafeTimedSerializer("k" * 40, salt="ioc-session").dumps({"s": "x" * 43}),
+        )
+        assert c.get("/alerts").status_code == 503
+    finally:
+        app.server.config["IOC_STATE"].pool.close()
