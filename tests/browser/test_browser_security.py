@@ -96,3 +96,46 @@ def test_leader_wall_and_sign_out(dash_server: Any, browser: Any) -> None:
     )
     assert status == 401
     assert _csp_problems(browser) == []
+
+
+def test_parallel_wrong_passwords_over_http_are_counted_atomically(dash_server: Any) -> None:
+    """24 wrong passwords at once against `ioc serve --workers 2`: exactly the limit is
+    checked (401), the rest wait (429 with Retry-After); the user's right password from
+    another address would still work (see test_security_accounts)."""
+    import threading
+    import urllib.error
+    import urllib.parse
+
+    from ioc.auth import MAX_FAILURES_PER_NAME
+    from ioc.db import connect
+    from ioc.users import add_user
+
+    conn = connect(dash_server.db_url)
+    try:
+        add_user(conn, "throttle-target", "throttle-target-pass-1", "operator", replace=True)
+    finally:
+        conn.close()
+    base = dash_server.url
+    start = threading.Barrier(24)
+    codes: list[int] = []
+
+    def attempt() -> None:
+        form = urllib.parse.urlencode({"username": "throttle-target", "password": "wrong-1234"})
+        req = urllib.request.Request(base + "/login", data=form.encode(), method="POST")
+        start.wait()
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                codes.append(resp.status)
+        except urllib.error.HTTPError as exc:
+            codes.append(exc.code)
+            if exc.code == 429:
+                assert int(exc.headers["Retry-After"]) >= 1
+            exc.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert codes.count(401) == MAX_FAILURES_PER_NAME, codes
+    assert codes.count(429) == 24 - MAX_FAILURES_PER_NAME, codes
