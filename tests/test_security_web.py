@@ -243,6 +243,9 @@ def wall_view(client: Any, view: str) -> WallView:
                 keys = _array(tr.get("locations") or tr.get("y") or [])
                 vals = _array(tr.get("z") or tr.get("x") or [])
                 traces[f"{props['id']}:{i}"] = dict(zip(map(str, keys), vals, strict=False))
+                if tr.get("customdata") and tr.get("locations"):  # the hover: value, rank/n
+                    hover = dict(zip(keys, map(tuple, tr["customdata"]), strict=False))
+                    traces[f"{props['id']}:{i}:hover"] = hover
     return WallView(items, traces, tiles)
 
 

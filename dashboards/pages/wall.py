@@ -259,11 +259,20 @@ def _map(
         if kpi is not None and not latest.empty
         else pd.DataFrame({"ward_code": [], "value": [], "rank": []})
     )
+    n_ranked = int(ranked["rank"].notna().sum())
     allowed = user.allowed_wards()
     if allowed is not None:  # ranks are among all wards; values only of the granted wards
         ranked = ranked[ranked["ward_code"].isin(allowed)]
     fig = ward_map(
-        st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
+        st.geojson,
+        st.ward_names,
+        ranked,
+        kpi_name,
+        kpi,
+        lang=lang,
+        dark=True,
+        height=None,
+        n_ranked=n_ranked,
     )
     fig["layout"]["font"]["size"] = int(20 * scale)
     fig["layout"]["hoverlabel"] = {"font": {"size": int(22 * scale)}}
