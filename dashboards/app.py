@@ -17,6 +17,7 @@ from dashboards.db import Pool
 from dashboards.state import AppState, state
 from ioc.config import Config
 from ioc.errors import IOCError
+from ioc.sessions import Timeouts
 from ioc.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -100,6 +101,7 @@ def job_download(job_id: int) -> flask.Response:
 
 def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
     settings = settings or Settings()
+    Timeouts.from_env()  # a bad IOC_SESSION_IDLE_S / _MAX_AGE_S: one line at start, not a 500
     st = AppState(
         cfg=cfg,
         pool=Pool(database_url),
