@@ -16,7 +16,7 @@ import flask
 from werkzeug.wrappers import Response
 
 from dashboards.i18n import fmt_datetime, lang
-from dashboards.security import _page
+from dashboards.security import _page, settings
 from dashboards.state import state
 from ioc.auth import ROLES, unlock
 from ioc.errors import IOCError
@@ -156,6 +156,7 @@ def post() -> Response:
     name = (form.get("name") or "").strip()
     actor = f"web:{me}"
     st = state()
+    redis_url = settings().secret("redis_url")
     wards = (form.get("wards") or "").replace(",", " ").split()
     try:
         with st.pool.conn() as conn:
@@ -169,17 +170,20 @@ def post() -> Response:
                     known_wards=st.cfg.ward_codes,
                     email=form.get("email") or None,
                     actor=actor,
+                    redis_url=redis_url,
                 )
             elif act == "passwd":
-                set_password(conn, name, form.get("password") or "", actor=actor)
+                set_password(
+                    conn, name, form.get("password") or "", actor=actor, redis_url=redis_url
+                )
             elif act in ("disable", "enable"):
                 if act == "disable" and name == me:
                     raise IOCError("an admin cannot disable their own account here")
-                set_enabled(conn, name, act == "enable", actor=actor)
+                set_enabled(conn, name, act == "enable", actor=actor, redis_url=redis_url)
             elif act == "remove":
                 if name == me:
                     raise IOCError("an admin cannot remove their own account here")
-                remove_user(conn, name, actor=actor)
+                remove_user(conn, name, actor=actor, redis_url=redis_url)
             elif act == "unlock":
                 unlock(conn, name, actor=actor)
             elif act == "set_role":

@@ -17,7 +17,6 @@ from dashboards.db import Pool
 from dashboards.state import AppState, state
 from ioc.config import Config
 from ioc.errors import IOCError
-from ioc.sessions import Timeouts
 from ioc.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +130,6 @@ class IOCDash(dash.Dash):
 
 def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
     settings = settings or Settings()
-    Timeouts.from_env()  # a bad IOC_SESSION_IDLE_S / _MAX_AGE_S: one line at start, not a 500
     st = AppState(
         cfg=cfg,
         pool=Pool(database_url),
@@ -147,6 +145,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)
     server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
+    server.config["IOC_SETTINGS"] = settings  # sessions, proxies, public URL (security.py)
     server.secret_key = st.secret_key
     server.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES  # larger bodies: 413
     # The guard must run before Dash's own before_request hooks (its first-request set-up and

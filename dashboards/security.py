@@ -23,7 +23,6 @@ import hmac
 import html
 import ipaddress
 import logging
-import os
 import re
 import time
 from functools import cache
@@ -39,6 +38,7 @@ from dashboards.i18n import LANGS, t
 from dashboards.state import AppState, state
 from ioc.auth import LoginThrottled, User, audit, authenticate, load_user
 from ioc.errors import IOCError
+from ioc.settings import Settings
 
 log = logging.getLogger("ioc.dashboard.security")
 
@@ -95,11 +95,19 @@ def _kiosk_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
-@cache
+def settings() -> Settings:
+    got = flask.current_app.config.get("IOC_SETTINGS")
+    return got if isinstance(got, Settings) else Settings()
+
+
 def trusted_proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _proxies(settings().trusted_proxies)
+
+
+@cache
+def _proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """IOC_TRUSTED_PROXIES: addresses or networks (comma or space separated) of the reverse
     proxies whose X-Forwarded-For and X-Forwarded-Proto are believed. Unset: none."""
-    raw = os.environ.get("IOC_TRUSTED_PROXIES", "")
     nets = []
     for item in re.split(r"[,\s]+", raw.strip()):
         if item:
@@ -154,7 +162,7 @@ def sessions() -> Any:
     if store is None:
         from ioc.sessions import make_store
 
-        store = make_store(state().pool.conn)
+        store = make_store(state().pool.conn, settings())
         app.config["IOC_SESSIONS"] = store
     return store
 
@@ -359,7 +367,7 @@ def _origin_tuple(url: str) -> tuple[str, str, int] | None:
 
 def public_origin() -> tuple[str, str, int] | None:
     """IOC_PUBLIC_URL's (scheme, host, port): the dashboard as users reach it (contract)."""
-    return _origin_tuple(os.environ.get("IOC_PUBLIC_URL") or DEFAULT_PUBLIC_URL)
+    return _origin_tuple(settings().public_url or DEFAULT_PUBLIC_URL)
 
 
 def _same_origin() -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 from ioc.db import Connection
 from ioc.errors import IOCError
+from ioc.settings import Settings
 
 IDLE_TIMEOUT_S = 3600.0
 MAX_AGE_S = 12 * 3600.0
@@ -29,35 +29,15 @@ REDIS_PREFIX = "ioc:session:"
 REDIS_USER_PREFIX = "ioc:user-sessions:"
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise IOCError(f"{name} must be a number of seconds (got {raw!r})") from None
-    if not 60 <= value <= 30 * 86400:
-        raise IOCError(f"{name} must be between 60 and 2592000 seconds (got {raw})")
-    return value
-
-
 @dataclass(frozen=True)
 class Timeouts:
     idle_s: float = IDLE_TIMEOUT_S
     max_age_s: float = MAX_AGE_S
 
     @classmethod
-    def from_env(cls) -> Timeouts:
-        return cls(
-            idle_s=_env_float("IOC_SESSION_IDLE_S", IDLE_TIMEOUT_S),
-            max_age_s=_env_float("IOC_SESSION_MAX_AGE_S", MAX_AGE_S),
-        )
-
-
-def redis_url() -> str | None:
-    """IOC_REDIS_URL (contract), or None: sessions then live in the database."""
-    return os.environ.get("IOC_REDIS_URL") or None
+    def of(cls, settings: Settings) -> Timeouts:
+        """IOC_SESSION_IDLE_S and IOC_SESSION_MAX_AGE_S (checked by Settings)."""
+        return cls(idle_s=settings.session_idle_s, max_age_s=settings.session_max_age_s)
 
 
 def token_hash(token: str) -> str:
@@ -116,7 +96,7 @@ class SessionStore:
 
     def end_user(self, user_name: str) -> int:
         with self._conn() as conn:
-            n = end_user_sessions(conn, user_name, use_redis=False)
+            n = end_user_sessions(conn, user_name)
             conn.commit()
         return n
 
@@ -220,13 +200,13 @@ def redis_client(url: str) -> Any:
     return client
 
 
-def end_user_sessions(conn: Connection, user_name: str, *, use_redis: bool = True) -> int:
+def end_user_sessions(conn: Connection, user_name: str, *, redis_url: str | None = None) -> int:
     """End every session of ``user_name``: database rows (in the caller's transaction) and,
-    when IOC_REDIS_URL is set, the Redis ones too. How many were ended."""
+    with ``redis_url`` (IOC_REDIS_URL), the Redis ones too. How many were ended."""
     with conn.cursor() as cur:
         cur.execute("DELETE FROM sessions WHERE user_name = %s", (user_name,))
         n = cur.rowcount
-    url = redis_url() if use_redis else None
+    url = redis_url
     if url:
         import redis
 
@@ -237,10 +217,12 @@ def end_user_sessions(conn: Connection, user_name: str, *, use_redis: bool = Tru
     return n
 
 
-def make_store(conn: Callable[[], AbstractContextManager[Connection]]) -> SessionStore:
+def make_store(
+    conn: Callable[[], AbstractContextManager[Connection]], settings: Settings
+) -> SessionStore:
     """Redis sessions when IOC_REDIS_URL is set, else database sessions."""
-    timeouts = Timeouts.from_env()
-    url = redis_url()
+    timeouts = Timeouts.of(settings)
+    url = settings.secret("redis_url")
     if url:
         return RedisSessions(redis_client(url), timeouts)
     return SessionStore(conn, timeouts)

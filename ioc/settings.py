@@ -83,6 +83,34 @@ class Settings(BaseSettings):
         description="Engine of the embedded broker: auto = mosquitto when installed, else amqtt",
     )
 
+    # security (issue 14): sessions, proxies, origin
+    public_url: str = Field(
+        default="http://127.0.0.1:8050",
+        description="The dashboard's base URL as users reach it (links; the Origin check)",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="Redis shared by several dashboard hosts (sessions); unset = DB"
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Reverse proxies (addresses or networks, comma separated) whose"
+        " X-Forwarded-For / X-Forwarded-Proto are believed; unset = none",
+    )
+    session_idle_s: float = Field(
+        default=3600.0,
+        ge=60,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="A session ends after this many seconds without a request",
+    )
+    session_max_age_s: float = Field(
+        default=12 * 3600.0,
+        ge=60,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="A session ends at the latest this many seconds after sign-in",
+    )
+
     @_field_validator("embedded_broker", "mqtt_protocol", mode="before")
     @classmethod
     def _stripped_lower(cls, value: Any) -> Any:

@@ -54,6 +54,7 @@ def add_user(
     replace: bool = False,
     email: str | None = None,
     actor: str | None = None,
+    redis_url: str | None = None,
 ) -> None:
     """Create (or with ``replace`` update) a user; commits. One-line IOCError on bad input."""
     if not NAME_RE.match(name):
@@ -87,7 +88,7 @@ def add_user(
             )
             created = bool((cur.fetchone() or (True,))[0])
             if not created:  # the old password and grants no longer hold
-                end_user_sessions(conn, name)
+                end_user_sessions(conn, name, redis_url=redis_url)
         else:
             cur.execute(
                 "INSERT INTO users (name, password_hash, role, wards, email)"
@@ -126,7 +127,14 @@ def list_users(conn: Connection) -> list[UserRow]:
     return rows
 
 
-def set_password(conn: Connection, name: str, password: str, *, actor: str | None = None) -> int:
+def set_password(
+    conn: Connection,
+    name: str,
+    password: str,
+    *,
+    actor: str | None = None,
+    redis_url: str | None = None,
+) -> int:
     """New password (policy-checked); ends every session of the user. Commits; sessions ended."""
     with conn.cursor() as cur:
         cur.execute("SELECT role FROM users WHERE name = %s", (name,))
@@ -139,13 +147,20 @@ def set_password(conn: Connection, name: str, password: str, *, actor: str | Non
             "UPDATE users SET password_hash = %s, updated_at = now() WHERE name = %s",
             (hash_password(password), name),
         )
-        n = end_user_sessions(conn, name)
+        n = end_user_sessions(conn, name, redis_url=redis_url)
         audit(cur, "password_changed", user_name=name, actor=actor, sessions_ended=n)
     conn.commit()
     return n
 
 
-def set_enabled(conn: Connection, name: str, enabled: bool, *, actor: str | None = None) -> int:
+def set_enabled(
+    conn: Connection,
+    name: str,
+    enabled: bool,
+    *,
+    actor: str | None = None,
+    redis_url: str | None = None,
+) -> int:
     """Enable or disable a user (disabling ends every session). Commits; sessions ended."""
     with conn.cursor() as cur:
         cur.execute(
@@ -155,7 +170,7 @@ def set_enabled(conn: Connection, name: str, enabled: bool, *, actor: str | None
         if cur.rowcount == 0:
             conn.rollback()
             raise IOCError(f"no user {name!r}")
-        n = 0 if enabled else end_user_sessions(conn, name)
+        n = 0 if enabled else end_user_sessions(conn, name, redis_url=redis_url)
         audit(cur, "user_enabled" if enabled else "user_disabled", user_name=name, actor=actor)
     conn.commit()
     return n
@@ -201,10 +216,12 @@ def set_role(
     conn.commit()
 
 
-def remove_user(conn: Connection, name: str, *, actor: str | None = None) -> int:
+def remove_user(
+    conn: Connection, name: str, *, actor: str | None = None, redis_url: str | None = None
+) -> int:
     """Remove a user and end every session of theirs. Commits; sessions ended."""
     with conn.cursor() as cur:
-        n = end_user_sessions(conn, name)
+        n = end_user_sessions(conn, name, redis_url=redis_url)
         cur.execute("DELETE FROM users WHERE name = %s", (name,))
         if cur.rowcount == 0:
             conn.rollback()
@@ -249,6 +266,11 @@ def add_main(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _redis(ctx: Context) -> str | None:
+    """IOC_REDIS_URL: sessions held there are ended too."""
+    return ctx.settings.secret("redis_url")
+
+
 def _with_conn(ctx: Context, fn: Callable[[Connection], T]) -> T:
     conn = connect(ctx.database_url(), application_name="ioc-users")
     try:
@@ -269,13 +291,18 @@ def passwd_main(args: argparse.Namespace, ctx: Context) -> int:
     password = _read_password()
     if not password:
         raise UsageError("no password on standard input")
-    n = _with_conn(ctx, lambda c: set_password(c, args.name, password, actor=_cli_actor()))
+    n = _with_conn(
+        ctx,
+        lambda c: set_password(c, args.name, password, actor=_cli_actor(), redis_url=_redis(ctx)),
+    )
     print(f"password of {args.name} changed; {n} session(s) ended")
     return 0
 
 
 def disable_main(args: argparse.Namespace, ctx: Context) -> int:
-    n = _with_conn(ctx, lambda c: set_enabled(c, args.name, False, actor=_cli_actor()))
+    n = _with_conn(
+        ctx, lambda c: set_enabled(c, args.name, False, actor=_cli_actor(), redis_url=_redis(ctx))
+    )
     print(f"user {args.name} disabled; {n} session(s) ended")
     return 0
 
@@ -287,7 +314,9 @@ def enable_main(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def remove_main(args: argparse.Namespace, ctx: Context) -> int:
-    n = _with_conn(ctx, lambda c: remove_user(c, args.name, actor=_cli_actor()))
+    n = _with_conn(
+        ctx, lambda c: remove_user(c, args.name, actor=_cli_actor(), redis_url=_redis(ctx))
+    )
     print(f"user {args.name} removed; {n} session(s) ended")
     return 0
 

@@ -151,12 +151,13 @@ def test_back_off_per_name_and_address_and_admin_unlock(conn: Connection) -> Non
 # --- sessions through the web app ------------------------------------------------------------
 
 
-def _app(url: str, tmp: Path) -> Any:
+def _app(url: str, tmp: Path, redis_url: str | None = None) -> Any:
     from dashboards.app import create_app
     from ioc.config import load_config
 
     cfg = load_config(ROOT / "config")
-    app = create_app(cfg, url, Settings(secret_key="k" * 40, var_dir=tmp / "var"))
+    settings = Settings(secret_key="k" * 40, var_dir=tmp / "var", redis_url=redis_url)
+    app = create_app(cfg, url, settings)
     app.server.config["IOC_STATE"].cache.ttl = 0.0
     return app
 
@@ -298,16 +299,15 @@ def test_admin_page_is_for_admins_and_manages_users(
     assert _events(conn, "login_ok", "boss") == 1
 
 
-def test_trusted_proxies(two_hosts: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trusted_proxies(two_hosts: tuple[Any, Any]) -> None:
     from dashboards import security
 
     a, _ = two_hosts
+    config = a.server.config
     xff = {"X-Forwarded-For": "6.6.6.6, 203.0.113.50"}
     with a.server.test_request_context("/", headers=xff, environ_base={"REMOTE_ADDR": "10.0.0.2"}):
-        security.trusted_proxies.cache_clear()
         assert security.client_addr() == "10.0.0.2"  # no trusted proxy: the peer
-        monkeypatch.setenv("IOC_TRUSTED_PROXIES", "10.0.0.0/24, ::1")
-        security.trusted_proxies.cache_clear()
+        config["IOC_SETTINGS"] = Settings(secret_key="k" * 40, trusted_proxies="10.0.0.0/24, ::1")
         # the nearest untrusted hop; the left part (6.6.6.6) is the client's to forge
         assert security.client_addr() == "203.0.113.50"
     with a.server.test_request_context(
@@ -316,8 +316,6 @@ def test_trusted_proxies(two_hosts: tuple[Any, Any], monkeypatch: pytest.MonkeyP
         assert security.client_addr() == "10.0.0.7"
     with a.server.test_request_context("/", headers=xff, environ_base={"REMOTE_ADDR": "8.8.8.8"}):
         assert security.client_addr() == "8.8.8.8"  # an untrusted peer's header is ignored
-    monkeypatch.delenv("IOC_TRUSTED_PROXIES")
-    security.trusted_proxies.cache_clear()
 
 
 # --- Redis sessions --------------------------------------------------------------------------
@@ -335,13 +333,13 @@ def _redis() -> Any:
 
 
 def test_redis_sessions_shared_and_ended_by_the_cli(
-    fresh_db_url: str, tmp_path: Path, conn: Connection, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str, tmp_path: Path, conn: Connection
 ) -> None:
     r = _redis()
-    monkeypatch.setenv("IOC_REDIS_URL", REDIS_URL)
     name = f"op-{uuid.uuid4().hex[:8]}"
     add_user(conn, name, PASSWORD, "operator")
-    a, b = _app(fresh_db_url, tmp_path / "a"), _app(fresh_db_url, tmp_path / "b")
+    a = _app(fresh_db_url, tmp_path / "a", REDIS_URL)
+    b = _app(fresh_db_url, tmp_path / "b", REDIS_URL)
     try:
         ca = a.server.test_client()
         _login(ca, name)
@@ -453,11 +451,10 @@ def test_email_column_and_tables_exist(conn: Connection) -> None:
 
 
 def test_unreachable_redis_refuses_with_503(
-    fresh_db_url: str, tmp_path: Path, conn: Connection, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str, tmp_path: Path, conn: Connection
 ) -> None:
-    monkeypatch.setenv("IOC_REDIS_URL", "redis://127.0.0.1:1/0")
     add_user(conn, "op", PASSWORD, "operator")
-    app = _app(fresh_db_url, tmp_path)
+    app = _app(fresh_db_url, tmp_path, "redis://127.0.0.1:1/0")
     try:
         c = app.server.test_client()
         r = c.post("/login", data={"username": "op", "password": PASSWORD}, headers=ORIGIN)

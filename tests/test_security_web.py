@@ -440,9 +440,7 @@ def test_local_next_still_works(site: Site) -> None:
     assert r.headers["Location"] == "/applications?days=7"
 
 
-def test_origin_must_match_scheme_host_and_port(
-    site: Site, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_origin_must_match_scheme_host_and_port(site: Site) -> None:
     c = site.client("admin")
     body = wall_body("alerts")
     for origin in ("https://localhost", "http://localhost:8443", "http://evil.example", "null",
@@ -452,11 +450,16 @@ def test_origin_must_match_scheme_host_and_port(
     assert c.post(CALLBACK, json=body, headers={"Origin": "http://localhost"}).status_code == 200
     assert c.post(CALLBACK, json=body, headers={"Origin": "http://localhost:80"}).status_code == 200
     # behind a proxy the site is reached as IOC_PUBLIC_URL: that origin is accepted
-    monkeypatch.setenv("IOC_PUBLIC_URL", "https://ioc.danang.example")
-    ok = c.post(CALLBACK, json=body, headers={"Origin": "https://ioc.danang.example"})
-    assert ok.status_code == 200
-    bad = c.post(CALLBACK, json=body, headers={"Origin": "http://ioc.danang.example"})
-    assert bad.status_code == 403
+    config = site.app.server.config
+    before = config["IOC_SETTINGS"]
+    config["IOC_SETTINGS"] = before.model_copy(update={"public_url": "https://ioc.danang.example"})
+    try:
+        ok = c.post(CALLBACK, json=body, headers={"Origin": "https://ioc.danang.example"})
+        assert ok.status_code == 200
+        bad = c.post(CALLBACK, json=body, headers={"Origin": "http://ioc.danang.example"})
+        assert bad.status_code == 403
+    finally:
+        config["IOC_SETTINGS"] = before
     # sign-in form posts are checked the same way
     r = site.app.server.test_client().post(
         "/login",
