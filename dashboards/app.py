@@ -147,7 +147,6 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
     server.config["IOC_SETTINGS"] = settings  # sessions, proxies, public URL (security.py)
     server.secret_key = st.secret_key
-    server.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES  # larger bodies: 413
     # The guard must run before Dash's own before_request hooks (its first-request set-up and
     # the pages router, registered when Dash is built on this server): Flask runs them in the
     # order they were registered, so it is registered first.
@@ -176,4 +175,14 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
     server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
     admin.register(server)
+    from dashboards import intake  # citizen reports: intake API and public tracking
+
+    server.add_url_rule("/api/v1/reports", "api_reports", intake.post_reports, methods=["POST"])
+    server.add_url_rule("/api/v1/track/<path:report_id>", "api_track", intake.get_track)
+    server.add_url_rule("/track", "track", intake.track_page)
+    from dashboards.notify_ack import ack as notify_ack
+    from dashboards.notify_ack import report_file as notify_file
+
+    server.add_url_rule("/notify/ack/<token>", "notify_ack", notify_ack, methods=["GET", "POST"])
+    server.add_url_rule("/notify/file/<token>", "notify_file", notify_file)
     return app

@@ -156,6 +156,88 @@ TEXT: dict[str, tuple[str, str]] = {
         "Chưa có định nghĩa chỉ số (config/kpis.yaml)",
         "No KPI definitions yet (config/kpis.yaml)",
     ),
+    # notifications (issue 13)
+    "ack_title": ("Xác nhận cảnh báo", "Acknowledge alert"),
+    "ack_confirm": ("Xác nhận đã nhận (với tên {user})", "Acknowledge (as {user})"),
+    "ack_done": ("Đã xác nhận cảnh báo #{n} với tên {user}", "Alert #{n} acknowledged as {user}"),
+    "ack_done_incident": (
+        "Đã xác nhận sự vụ #{n} với tên {user}",
+        "Incident #{n} acknowledged as {user}",
+    ),
+    "ack_err_invalid": ("Liên kết không hợp lệ", "This link is not valid"),
+    "ack_err_expired": ("Liên kết đã hết hạn", "This link has expired"),
+    "ack_err_used": ("Liên kết đã được sử dụng", "This link has already been used"),
+    "ack_err_user": (
+        "Tài khoản nhận liên kết này không còn quyền với cảnh báo này",
+        "The account this link was sent to may no longer act on this alert",
+    ),
+    "ack_err_other": (
+        "Liên kết này dành cho người dùng khác",
+        "This link belongs to another user",
+    ),
+    "ack_err_state": (
+        "Cảnh báo đã được xác nhận hoặc đã đóng",
+        "The alert is already acknowledged or resolved",
+    ),
+    "notify_prefs": ("Nhận thông báo", "Notifications"),
+    "notify_admin": ("Thư lỗi", "Dead letters"),
+    "np_email": ("Địa chỉ e-mail", "E-mail address"),
+    "np_no_email": (
+        "Chưa có địa chỉ e-mail (quản trị viên thêm bằng ioc users)",
+        "No e-mail address yet (an admin sets it with ioc users)",
+    ),
+    "np_email_on": ("Nhận thông báo qua e-mail", "Receive notifications by e-mail"),
+    "np_lang": ("Ngôn ngữ thông báo", "Language of messages"),
+    "np_min_severity": ("Mức độ tối thiểu", "Lowest severity"),
+    "np_muted": ("Không nhận các loại", "Do not send me"),
+    "np_digest_all": (
+        "Gộp thông báo không nghiêm trọng thành bản tổng hợp",
+        "Batch all but critical into a digest",
+    ),
+    "np_quiet": ("Giờ yên lặng riêng (trừ nghiêm trọng)", "My quiet hours (critical still sent)"),
+    "np_quiet_start": ("Bắt đầu (HH:MM)", "Start (HH:MM)"),
+    "np_quiet_end": ("Kết thúc (HH:MM)", "End (HH:MM)"),
+    "np_webhook": ("Webhook riêng (Zalo OA, Telegram...)", "My webhook (Zalo OA, Telegram...)"),
+    "np_save": ("Lưu", "Save"),
+    "np_saved": ("Đã lưu", "Saved"),
+    "np_err_webhook_url": (
+        "Webhook: địa chỉ phải bắt đầu bằng http:// hoặc https://",
+        "Webhook: the address must start with http:// or https://",
+    ),
+    "np_err_quiet_start": (
+        "Giờ yên lặng: nhập giờ bắt đầu dạng HH:MM",
+        "Quiet hours: give the start as HH:MM",
+    ),
+    "np_err_quiet_end": (
+        "Giờ yên lặng: nhập giờ kết thúc dạng HH:MM",
+        "Quiet hours: give the end as HH:MM",
+    ),
+    "np_err_other": ("Giá trị không hợp lệ: {field}", "Invalid value: {field}"),
+    "kind_alert_opened": ("Cảnh báo mới", "New alert"),
+    "kind_alert_unacknowledged": ("Nhắc cảnh báo chưa xác nhận", "Unacknowledged alert reminders"),
+    "kind_incident_assigned": ("Sự vụ được giao", "Incident assigned"),
+    "kind_sla_warning": ("Sắp hết hạn xử lý", "Due time approaching"),
+    "kind_sla_breached": ("Quá hạn xử lý", "Due time passed"),
+    "kind_escalation": ("Chuyển cấp", "Escalation"),
+    "kind_device_offline_digest": ("Tổng hợp thiết bị mất kết nối", "Devices offline digest"),
+    "kind_scheduled_report": ("Báo cáo định kỳ", "Scheduled reports"),
+    "kind_digest": ("Bản tổng hợp", "Digest"),
+    "nd_title": ("Thông báo không gửi được", "Notifications that could not be sent"),
+    "nd_retry": ("Gửi lại", "Send again"),
+    "nd_requeued": ("Đã đưa {n} thông báo vào hàng đợi", "{n} notification(s) queued again"),
+    "nd_counts": ("Hàng đợi", "Queue"),
+    "nd_channel": ("Kênh", "Channel"),
+    "nd_recipient": ("Người nhận", "Recipient"),
+    "nd_attempts": ("Số lần thử", "Attempts"),
+    "nd_error": ("Lỗi", "Error"),
+    "nd_kind": ("Loại", "Kind"),
+    "nd_status_pending": ("chờ gửi", "pending"),
+    "nd_status_sending": ("đang gửi", "sending"),
+    "nd_status_sent": ("đã gửi", "sent"),
+    "nd_status_dead": ("lỗi", "dead"),
+    "nd_status_cancelled": ("đã hủy", "cancelled"),
+    "nd_status_digest": ("chờ tổng hợp", "in a digest"),
+    "nd_status_digested": ("đã gộp", "digested"),
 }
 
 
@@ -230,6 +312,8 @@ def date_axis_format(language: str | None = None) -> str:
 
 # KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI
 _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
+_UNIT_EN.update({"phản ánh": "reports", "giờ làm việc": "working hours"})  # citizen reports
+TEXT["citizen_reports"] = ("Phản ánh", "Citizen reports")
 
 
 def unit_label(unit: str, language: str | None = None) -> str:

@@ -54,6 +54,12 @@ MAX_JSON_ITEMS = 50_000
 MAX_OUTPUTS = 200
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
+# Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
+OPEN_PATHS |= {"/track", "/api/v1/reports"}
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -73,6 +79,9 @@ CALLBACK_PERMS = {
     "export": "export",
     "wall": "wall",
     "admin": "admin",
+    "rep": "view",
+    "nprefs": "view",  # /settings/notifications: the user's own preferences
+    "ndead": "admin",  # /admin/notifications: dead letters
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 
@@ -84,6 +93,8 @@ PAGE_PERMS = {
     "/alerts": "view",
     "/export": "export",
     "/admin/users": "admin",
+    "/settings/notifications": "view",
+    "/admin/notifications": "admin",
 }
 
 
@@ -393,7 +404,7 @@ def guard() -> Response | None:
     if lang_arg in LANGS:
         flask.g.lang = lang_arg
     path = req.path
-    if path in OPEN_PATHS or path.startswith("/assets/"):
+    if path in OPEN_PATHS or path.startswith("/assets/") or path.startswith(OPEN_PREFIXES):
         return None
     st = state()
     user = session_user()

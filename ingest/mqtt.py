@@ -58,6 +58,8 @@ from ingest.writer import (
     reject_key,
 )
 from ioc.applications import AppEvent, store_event
+from ioc.citizen.events import ReportEvent
+from ioc.citizen.store import store_events as store_report_events
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db.service_status import record_service_status
@@ -122,6 +124,7 @@ class _Pending:
         "qos",
         "received",
         "rejects",
+        "report",
         "seen",
         "topic",
     )
@@ -142,6 +145,7 @@ class _Pending:
         self.seen: Row | None = None
         self.rejects: list[Row] | None = None
         self.apply: Callable[[Cursor], None] | None = None
+        self.report: ReportEvent | None = None  # a citizen report event (stored per group)
 
 
 def default_client_id(base: str, shared: str | None) -> str:
@@ -413,6 +417,7 @@ class MqttIngester:
     def _topics(self) -> list[str]:
         p = self.prefix
         topics = [f"{p}/+/+/+/telemetry", f"{p}/+/+/+/status", f"{p}/+/applications"]
+        topics.append(f"{p}/+/reports")
         if self.shared:
             topics = [f"$share/{self.shared}/{t}" for t in topics]
         return topics
@@ -565,6 +570,7 @@ class MqttIngester:
         seen: list[Row] = []
         rejects: list[Row] = []
         applies: list[Callable[[Cursor], None]] = []
+        reports: list[_Pending] = []
         for m in group:
             if m.lines:
                 lines += m.lines
@@ -572,8 +578,12 @@ class MqttIngester:
                 seen.append(m.seen)
             if m.rejects:
                 rejects += m.rejects
-            if m.apply is not None:
+            if m.report is not None:
+                reports.append(m)  # one store_events call for the group's reports
+            elif m.apply is not None:
                 applies.append(m.apply)
+        if reports:
+            applies.append(self._reports_apply(reports))
         rows: dict[TableSpec, list[Row]] = {}
         if rejects:
             rows[INGEST_REJECTS] = rejects
@@ -672,6 +682,9 @@ class MqttIngester:
             m.apply = self._status_apply(parsed, received)
         elif parsed.kind == "application" and parsed.event is not None:
             m.apply = self._event_apply(parsed.event, m)
+        elif parsed.kind == "report" and parsed.report is not None:
+            m.report = parsed.report
+            m.apply = self._report_apply(parsed.report, m)  # when the message goes alone
         if parsed.problems:
             m.rejects = self._reject_rows(m, parsed.problems)
         return m
@@ -747,6 +760,40 @@ class MqttIngester:
             code, _, detail = (result.reason or "rejected: ").partition(": ")
             execute_reject(cur, self._reject_row(m, code, detail))
             self.late_rejects[code] += 1
+
+        return apply
+
+    def _report_apply(self, event: ReportEvent, m: _Pending) -> Callable[[Cursor], None]:
+        rules = self.parser.report_rules
+        assert rules is not None
+
+        def apply(cur: Cursor) -> None:
+            cur.execute("SAVEPOINT ioc_report_event")
+            (result,) = store_report_events(cur, [event], rules, door="mqtt")
+            if result.accepted:
+                cur.execute("RELEASE SAVEPOINT ioc_report_event")
+                return
+            cur.execute("ROLLBACK TO SAVEPOINT ioc_report_event")
+            code, _, detail = (result.reason or "rejected: ").partition(": ")
+            execute_reject(cur, self._reject_row(m, code, detail))
+            self.late_rejects[code] += 1
+
+        return apply
+
+    def _reports_apply(self, group: list[_Pending]) -> Callable[[Cursor], None]:
+        """The report events of a group of messages, stored together (the lifecycle refuses
+        some: each of those becomes its message's reject)."""
+        rules = self.parser.report_rules
+        assert rules is not None
+
+        def apply(cur: Cursor) -> None:
+            events = [m.report for m in group if m.report is not None]
+            outcomes = store_report_events(cur, events, rules, door="mqtt")
+            for m, result in zip(group, outcomes, strict=True):
+                if not result.accepted:
+                    code, _, detail = (result.reason or "rejected: ").partition(": ")
+                    execute_reject(cur, self._reject_row(m, code, detail))
+                    self.late_rejects[code] += 1
 
         return apply
 

@@ -218,7 +218,19 @@ class Jobs:
         )
 
     def retention(self) -> Any:
-        return self._run("retention", lambda c, now: apply_retention(c, self.cfg, now=now))
+        def job(c: Connection, now: dt.datetime) -> Any:
+            out = apply_retention(c, self.cfg, now=now)
+            if self.cfg.categories is not None:  # citizen reports: contacts (Decree 13/2023)
+                from ioc.citizen.store import remove_old_contacts
+
+                with c.cursor() as cur:
+                    days = self.cfg.categories.contact_retention_days
+                    removed = remove_old_contacts(cur, retention_days=days, now=now)
+                c.commit()
+                out = {**out, "report_contacts_removed": removed}
+            return out
+
+        return self._run("retention", job)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -398,9 +410,16 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
     publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
+    notifier = None
+    if cfg.notifications.delivery.in_scheduler:  # notifications go out with no other process
+        from ioc.notify.worker import start_thread
+
+        notifier = start_thread(cfg, db_url, ctx.settings, stop)
     try:
         run(cfg, db_url, stop=stop, publisher=publisher)
     finally:
         if publisher is not None:
             publisher.close()
+        if notifier is not None:
+            notifier.join(15)
     return 0

@@ -82,12 +82,27 @@ class Settings(BaseSettings):
         default="auto",
         description="Engine of the embedded broker: auto = mosquitto when installed, else amqtt",
     )
-
-    # security (issue 14): sessions, proxies, origin
+    # notifications (issue 13)
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Mail server for notifications smtp://user:pass@host:port (smtps:// for"
+        " TLS); unset = no e-mail",
+    )
+    smtp_from: str = Field(default="ioc@localhost", description="Sender of notifications")
     public_url: str = Field(
         default="http://127.0.0.1:8050",
-        description="The dashboard's base URL as users reach it (links; the Origin check)",
+        description="The dashboard's base URL as users reach it (links inside messages)",
     )
+
+    # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
+    intake_url: str | None = Field(
+        default=None, description="Dashboard base URL for the simulator's POST /api/v1/reports"
+    )
+    intake_token: SecretStr | None = Field(
+        default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
+    )
+
+    # security (issue 14): sessions, proxies (public_url above is also the Origin check's)
     redis_url: SecretStr | None = Field(
         default=None, description="Redis shared by several dashboard hosts (sessions); unset = DB"
     )

@@ -19,8 +19,11 @@ NAV = [
     ("/applications", "applications", "view"),
     ("/cameras", "cameras", "view"),
     ("/alerts", "alerts", "view"),
+    ("/reports", "citizen_reports", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
+    ("/settings/notifications", "notify_prefs", "view"),
+    ("/admin/notifications", "notify_admin", "admin"),
 ]
 
 
