@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by several dashboard hosts (query cache); unset = one host",
+    )
     dash_cache_ttl: float | None = Field(
         default=None,
         ge=0,
@@ -102,10 +106,8 @@ class Settings(BaseSettings):
         default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
     )
 
-    # security (issue 14): sessions, proxies (public_url above is also the Origin check's)
-    redis_url: SecretStr | None = Field(
-        default=None, description="Redis shared by several dashboard hosts (sessions); unset = DB"
-    )
+    # security (issue 14): sessions (in Redis when redis_url is set), proxies; public_url
+    # above is also what the Origin check compares with
     trusted_proxies: str = Field(
         default="",
         description="Reverse proxies (addresses or networks, comma separated) whose"
