@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ioc.config.alerts import AlertRule, AlertsFile
 from ioc.config.cameras import Camera, CamerasFile
+from ioc.config.incidents import IncidentsFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
 from ioc.config.procedures import HolidaysFile, Procedure, ProceduresFile
@@ -48,6 +49,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "procedures.yaml": (ProceduresFile, False),
     "holidays.yaml": (HolidaysFile, False),
     "ioc.yaml": (SystemFile, False),
+    "incidents.yaml": (IncidentsFile, False),
 }
 
 
@@ -64,6 +66,7 @@ class Config:
     procedures: ProceduresFile | None = None
     holidays: HolidaysFile = field(default_factory=HolidaysFile)
     system: SystemFile = field(default_factory=SystemFile)
+    incidents: IncidentsFile | None = None
 
     @property
     def wards(self) -> list[Ward]:
@@ -139,6 +142,10 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
                 issues.append(adoc.issue(("rules", i, "metric"), f"unknown metric {rule.metric!r}"))
             if rule.kpi is not None and rule.kpi not in cfg.kpis.kpis:
                 issues.append(adoc.issue(("rules", i, "kpi"), f"unknown KPI {rule.kpi!r}"))
+    if "incidents.yaml" in docs and cfg.incidents is not None:
+        from ioc.config.incidents import cross_check as incidents_check
+
+        issues.extend(incidents_check(cfg, docs["incidents.yaml"]))
     return issues
 
 
@@ -179,6 +186,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         procedures=models.get("procedures.yaml"),  # type: ignore[arg-type]
         holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
         system=get("ioc.yaml", SystemFile, SystemFile),
+        incidents=models.get("incidents.yaml"),  # type: ignore[arg-type]
     )
     issues = _cross_check(cfg, docs)
     if issues:
