@@ -404,7 +404,7 @@ def reports(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
         conn,
         """
         SELECT id, name, schedule, format, path, period_from, period_to, created_at
-        FROM reports ORDER BY created_at DESC LIMIT %(limit)s
+        FROM report_files ORDER BY created_at DESC LIMIT %(limit)s
         """,
         {"limit": limit},
     )
@@ -413,7 +413,7 @@ def reports(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
 def report(conn: Connection, *, report_id: int) -> dict[str, Any] | None:
     df = _frame(
         conn,
-        "SELECT id, name, format, path FROM reports WHERE id = %(id)s",
+        "SELECT id, name, format, path FROM report_files WHERE id = %(id)s",
         {"id": report_id},
     )
     return None if df.empty else {str(k): v for k, v in df.iloc[0].to_dict().items()}

@@ -20,6 +20,11 @@ time, result naive local). ``holidays`` arguments accept a :class:`Holidays`, th
 
 Office hours (7:30-11:30, 13:30-17:00 local) are given by :data:`OFFICE_HOURS` and
 :func:`is_office_time` for callers that need them; they do not change the day arithmetic.
+
+*Working hours* are a second model, for limits counted in hours (citizen reports): only office
+hours of working days count (:class:`WorkCalendar`: ``categories.yaml`` ``working_hours`` and
+``holidays.yaml``). ``working_hours_between(a, b, cal)`` and its inverse
+``add_working_hours(start, hours, cal)``: Friday 16:00 + 4 working hours = Monday 10:30.
 """
 
 from __future__ import annotations
@@ -36,12 +41,16 @@ __all__ = [
     "LOCAL_TZ",
     "OFFICE_HOURS",
     "Holidays",
+    "WorkCalendar",
     "add_working_days",
+    "add_working_hours",
     "is_office_time",
     "is_working_day",
     "load_holidays",
     "next_working_day",
+    "work_calendar",
     "working_days_between",
+    "working_hours_between",
 ]
 
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh, no DST
@@ -228,3 +237,137 @@ def add_working_days(start: dt.datetime, days: float, holidays: HolidaysLike = N
         raise ValueError("add_working_days: no working days in the calendar")
     end = dt.datetime.combine(d, dt.time()) + dt.timedelta(seconds=remaining - (k - 1) * DAY_S)
     return _from_local(end, start)
+
+
+# -- working hours (office hours of working days) -------------------------------------------------
+
+Periods = tuple[tuple[dt.time, dt.time], ...]
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Working days (:class:`Holidays`) and the office hours of each: what working-hour time
+    limits count (citizen reports: ``categories.yaml`` ``working_hours`` + ``holidays.yaml``)."""
+
+    holidays: Holidays = field(default_factory=Holidays)
+    periods: Periods = OFFICE_HOURS
+
+    def __post_init__(self) -> None:
+        if not self.periods:
+            raise ValueError("WorkCalendar: at least one office-hours period is needed")
+        for a, b in self.periods:
+            if b <= a:
+                raise ValueError(f"WorkCalendar: period {a}-{b} ends before it starts")
+
+    @classmethod
+    def of(cls, value: CalendarLike) -> WorkCalendar:
+        if isinstance(value, WorkCalendar):
+            return value
+        return cls(holidays=Holidays.of(value))
+
+    @property
+    def seconds_per_day(self) -> float:
+        return sum(_secs(b) - _secs(a) for a, b in self.periods)
+
+    def day_seconds_until(self, t: dt.time) -> float:
+        """Office seconds of one working day before the time of day ``t``."""
+        s = _secs(t)
+        return sum(max(0.0, min(s, _secs(b)) - _secs(a)) for a, b in self.periods)
+
+
+CalendarLike = WorkCalendar | HolidaysLike
+
+
+def _secs(t: dt.time) -> float:
+    if t == dt.time.max:
+        return DAY_S
+    return t.hour * 3600.0 + t.minute * 60.0 + t.second + t.microsecond / 1e6
+
+
+def work_calendar(categories: object | None, holidays: HolidaysLike = None) -> WorkCalendar:
+    """The calendar of ``categories.yaml`` (``cfg.categories``: its ``periods()``) and
+    ``holidays.yaml`` (``cfg.holidays``); office hours default to :data:`OFFICE_HOURS`."""
+    periods = getattr(categories, "periods", None)
+    return WorkCalendar(
+        holidays=Holidays.of(holidays), periods=periods() if periods else OFFICE_HOURS
+    )
+
+
+def _office_seconds(a: dt.datetime, b: dt.datetime, cal: WorkCalendar) -> float:
+    """Office seconds in ``[a, b]`` for naive local ``a <= b``."""
+    hol = cal.holidays
+    da, db = a.date(), b.date()
+    if da == db:
+        if not hol.is_working_day(da):
+            return 0.0
+        return cal.day_seconds_until(b.time()) - cal.day_seconds_until(a.time())
+    total = 0.0
+    if hol.is_working_day(da):
+        total += cal.seconds_per_day - cal.day_seconds_until(a.time())
+    total += cal.seconds_per_day * hol.count_working_days(da + dt.timedelta(days=1), db)
+    if hol.is_working_day(db):
+        total += cal.day_seconds_until(b.time())
+    return total
+
+
+def working_hours_between(a: dt.datetime, b: dt.datetime, cal: CalendarLike = None) -> float:
+    """Office hours of working days from ``a`` to ``b`` (negative if ``b < a``).
+
+    Friday 16:00 → Monday 08:30 is 2.0 with the default hours (7:30-11:30, 13:30-17:00).
+    Both must be aware, or both naive (local time).
+    """
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        raise ValueError("working_hours_between: mix of naive and aware datetimes")
+    wc = WorkCalendar.of(cal)
+    la, lb = _to_local(a), _to_local(b)
+    if lb < la:
+        return -_office_seconds(lb, la, wc) / 3600.0
+    return _office_seconds(la, lb, wc) / 3600.0
+
+
+def _at_office_seconds(day: dt.date, offset: float, cal: WorkCalendar) -> dt.datetime:
+    """The instant of ``day`` after ``offset`` office seconds of it (0 < offset <= a day's)."""
+    left = offset
+    for a, b in cal.periods:
+        length = _secs(b) - _secs(a)
+        if left <= length:
+            return dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=_secs(a) + left)
+        left -= length
+    a, b = cal.periods[-1]  # pragma: no cover - offset never exceeds a day's office time
+    return dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=_secs(b))
+
+
+def add_working_hours(start: dt.datetime, hours: float, cal: CalendarLike = None) -> dt.datetime:
+    """The earliest instant ``hours`` office hours after ``start`` (``hours >= 0``).
+
+    ``add_working_hours(Fri 16:00, 4) == Mon 10:30`` with the default hours; a start outside
+    office hours counts from the next opening. With 0 hours the result is ``start``. The
+    result keeps ``start``'s zone (naive in, naive local out).
+    """
+    if hours < 0:
+        raise ValueError(f"add_working_hours: hours must be >= 0 (got {hours})")
+    if hours == 0:
+        return start
+    wc = WorkCalendar.of(cal)
+    per_day = wc.seconds_per_day
+    remaining = float(hours) * 3600.0
+    cur = _to_local(start)
+    day = cur.date()
+    if wc.holidays.is_working_day(day):
+        used = wc.day_seconds_until(cur.time())
+        avail = per_day - used
+        if remaining <= avail:
+            return _from_local(_at_office_seconds(day, used + remaining, wc), start)
+        remaining -= avail
+    k = int(-(-remaining // per_day))  # the k-th working day after ``day`` holds the end
+    d = day + dt.timedelta(days=1)
+    found = 0
+    for _ in range(k * 7 + 400):
+        if wc.holidays.is_working_day(d):
+            found += 1
+            if found == k:
+                break
+        d += dt.timedelta(days=1)
+    else:  # pragma: no cover - only with a calendar of days off for a whole year
+        raise ValueError("add_working_hours: no working days in the calendar")
+    return _from_local(_at_office_seconds(d, remaining - (k - 1) * per_day, wc), start)

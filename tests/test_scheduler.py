@@ -120,9 +120,11 @@ def test_scheduled_reports_once_per_period_and_catch_up(
     files = run_due_reports(conn, cfg, now=t("2025-03-20 00:30"), reports_dir=tmp_path)
     assert [f.name[-10:-5] for f in files] == ["03-17", "03-18", "03-19"]
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(DISTINCT period_from) FROM reports")
+        cur.execute("SELECT count(*), count(DISTINCT period_from) FROM report_files")
         assert cur.fetchone() == (6, 6)
-        cur.execute("SELECT path FROM reports WHERE period_from = %s", (t("2025-03-10 00:00"),))
+        cur.execute(
+            "SELECT path FROM report_files WHERE period_from = %s", (t("2025-03-10 00:00"),)
+        )
         (path,) = cur.fetchone()
     rows = list(openpyxl.load_workbook(path)["Dữ liệu"].iter_rows(values_only=True))
     got = {(r[1], r[3]): r[5] for r in rows[1:]}

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ioc.config.alerts import AlertRule, AlertsFile
 from ioc.config.cameras import Camera, CamerasFile
+from ioc.config.categories import CategoriesFile
 from ioc.config.incidents import IncidentsFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
@@ -49,6 +50,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "procedures.yaml": (ProceduresFile, False),
     "holidays.yaml": (HolidaysFile, False),
     "ioc.yaml": (SystemFile, False),
+    "categories.yaml": (CategoriesFile, False),
     "incidents.yaml": (IncidentsFile, False),
 }
 
@@ -66,6 +68,7 @@ class Config:
     procedures: ProceduresFile | None = None
     holidays: HolidaysFile = field(default_factory=HolidaysFile)
     system: SystemFile = field(default_factory=SystemFile)
+    categories: CategoriesFile | None = None  # citizen reports (categories.yaml)
     incidents: IncidentsFile | None = None
 
     @property
@@ -81,6 +84,14 @@ class Config:
             if w.code == code:
                 return w
         return None
+
+    def report_categories(self) -> CategoriesFile:
+        """``categories.yaml``; citizen reports cannot work without it."""
+        if self.categories is None:
+            from ioc.errors import IOCError
+
+            raise IOCError(f"{self.dir / 'categories.yaml'}: file not found (report categories)")
+        return self.categories
 
     @property
     def topic_prefix(self) -> str:
@@ -186,6 +197,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         procedures=models.get("procedures.yaml"),  # type: ignore[arg-type]
         holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
         system=get("ioc.yaml", SystemFile, SystemFile),
+        categories=models.get("categories.yaml"),  # type: ignore[arg-type]
         incidents=models.get("incidents.yaml"),  # type: ignore[arg-type]
     )
     issues = _cross_check(cfg, docs)

@@ -56,10 +56,6 @@ class IncidentsFile(Section):
     warn_share: float = Field(
         default=0.75, gt=0, lt=1, description="Share of a clock used when sla_warning is sent"
     )
-    working_hours: list[tuple[str, str]] = Field(
-        default_factory=lambda: [("07:30", "11:30"), ("13:30", "17:00")],
-        description="Office hours of a working day (local), when categories.yaml has none",
-    )
     sla: list[SlaRule] = Field(
         min_length=1, description="First matching rule wins; the last must match everything"
     )
@@ -77,9 +73,6 @@ class IncidentsFile(Section):
         last = self.sla[-1]
         if last.category is not None or last.severity is not None:
             raise ValueError("the last sla rule must have neither category nor severity")
-        for a, b in self.working_hours:
-            if not (_hhmm(a) < _hhmm(b)):
-                raise ValueError(f"working_hours: {a}-{b} is not a time range")
         return self
 
     def sla_for(self, category: str, severity: str) -> SlaRule:
@@ -90,17 +83,6 @@ class IncidentsFile(Section):
                 continue
             return rule
         return self.sla[-1]
-
-
-def _hhmm(text: str) -> int:
-    try:
-        h, m = text.split(":")
-        value = int(h) * 60 + int(m)
-    except ValueError:
-        raise ValueError(f"{text!r} is not HH:MM") from None
-    if not 0 <= value <= 24 * 60:
-        raise ValueError(f"{text!r} is not HH:MM")
-    return value
 
 
 def category_ids(cfg: Any) -> set[str] | None:

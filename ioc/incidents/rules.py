@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from ioc.config import Config
+from ioc.config.categories import REQUIRED_CATEGORIES
 from ioc.config.incidents import IncidentsFile, SlaRule
-from ioc.incidents.clock import Clock, parse_spans
-from ioc.workdays import Holidays
+from ioc.incidents.clock import Clock
+from ioc.workdays import work_calendar
 
 DEFAULTS = IncidentsFile.model_validate({"sla": [{"response_hours": 4, "resolution_hours": 24}]})
 
@@ -19,13 +19,7 @@ def settings(cfg: Config) -> IncidentsFile:
 
 
 def clock_of(cfg: Config, rule: SlaRule) -> Clock:
-    cats = getattr(cfg, "categories", None)
-    spans = getattr(cats, "working_hours", None) or settings(cfg).working_hours
-    return Clock(
-        holidays=Holidays.of(cfg.holidays),
-        spans=parse_spans(spans),
-        continuous=rule.clock == "continuous",
-    )
+    return Clock(work_calendar(cfg.categories, cfg.holidays), continuous=rule.clock == "continuous")
 
 
 @dataclass(frozen=True)
@@ -62,43 +56,15 @@ class Step:
 
 def sop_steps(cfg: Config, category: str) -> list[Step]:
     """The SOP checklist of a category (categories.yaml ``sop``); none for an unknown one."""
-    cats = getattr(cfg, "categories", None)
-    table: Any = getattr(cats, "categories", None) or {}
-    cat = table.get(category) if hasattr(table, "get") else None
-    out = []
-    for s in getattr(cat, "sop", None) or []:
-        get = s.get if isinstance(s, dict) else lambda k, s=s: getattr(s, k, None)
-        out.append(Step(str(get("id")), str(get("vi") or ""), str(get("en") or ""), get("needs")))
-    return out
+    cat = cfg.categories.categories.get(category) if cfg.categories is not None else None
+    return [Step(s.id, s.vi, s.en, s.needs) for s in (cat.sop if cat is not None else [])]
 
 
 def categories(cfg: Config) -> dict[str, tuple[str, str]]:
-    """Category id → (Vietnamese, English) names (categories.yaml), else the ids in use."""
-    cats = getattr(cfg, "categories", None)
-    table: Any = getattr(cats, "categories", None) or {}
-    out: dict[str, tuple[str, str]] = {}
-    for cid, cat in dict(table).items():
-        name = getattr(cat, "name", None)
-        vi = getattr(name, "vi", None) or (name.get("vi") if isinstance(name, dict) else None)
-        en = getattr(name, "en", None) or (name.get("en") if isinstance(name, dict) else None)
-        out[str(cid)] = (str(vi or cid), str(en or vi or cid))
-    if not out:
-        for cid in FALLBACK_CATEGORIES:
-            out[cid] = (cid, cid)
-    return out
-
-
-# the categories the contract names, used until categories.yaml is there
-FALLBACK_CATEGORIES = (
-    "traffic",
-    "flooding",
-    "environment",
-    "lighting",
-    "waste",
-    "urban_order",
-    "public_administration",
-    "other",
-)
+    """Category id → (Vietnamese, English) names (categories.yaml)."""
+    if cfg.categories is None:
+        return {c: (c, c) for c in REQUIRED_CATEGORIES}
+    return {cid: (c.name.vi, c.name.en) for cid, c in cfg.categories.categories.items()}
 
 
 def assignees(cfg: Config) -> dict[str, str]:

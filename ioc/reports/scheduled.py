@@ -1,7 +1,7 @@
 """Scheduled daily, weekly and monthly reports (``reports:`` in ``config/kpis.yaml``).
 
 Each completed period gets one file in the reports folder (``var/reports/`` by default),
-e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``reports`` (name, schedule, format, path,
+e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``report_files`` (name, schedule, format, path,
 period) that the dashboard lists. Idempotent: a period that already has its row is skipped
 (unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers the
 last period written: the first run writes only the last completed period, and after downtime
@@ -92,7 +92,7 @@ def invalidate_reports(
             continue
         with conn.cursor() as cur:
             cur.execute(
-                "DELETE FROM reports WHERE name = %s AND schedule IS NOT NULL"
+                "DELETE FROM report_files WHERE name = %s AND schedule IS NOT NULL"
                 " AND period_from = ANY(%s::timestamptz[]) RETURNING period_from",
                 (rep.name, sorted(starts)),
             )
@@ -133,7 +133,7 @@ def run_due_reports(
                 continue  # no data yet: no report (nor watermark) for this period
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT 1 FROM reports WHERE name = %s AND period_from = %s"
+                    "SELECT 1 FROM report_files WHERE name = %s AND period_from = %s"
                     " AND schedule IS NOT NULL",
                     (rep.name, start),
                 )
@@ -161,7 +161,8 @@ def run_due_reports(
                 raise
             with conn.cursor() as cur:
                 cur.execute(
-                    "INSERT INTO reports (name, schedule, format, path, period_from, period_to)"
+                    "INSERT INTO report_files"
+                    " (name, schedule, format, path, period_from, period_to)"
                     " VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (name, period_from) WHERE schedule IS NOT NULL DO NOTHING",
                     (rep.name, rep.schedule, rep.format, str(path), start, end),

@@ -202,7 +202,7 @@ def seed(
             path = reports_dir / "daily_kpis_test.csv"
             path.write_text("kpi,ward_code,value\non_time_rate,city,93.5\n", encoding="utf-8")
             cur.execute(
-                "INSERT INTO reports (name, schedule, format, path, period_from, period_to)"
+                "INSERT INTO report_files (name, schedule, format, path, period_from, period_to)"
                 " VALUES ('daily_kpis', 'daily', 'csv', %s, %s, %s)",
                 (str(path.resolve()), now - dt.timedelta(days=1), now),
             )
