@@ -139,10 +139,10 @@ def notify(conn: Connection, kind: str, inc: dict[str, Any], **params: Any) -> N
 
 def _update(conn: Connection, incident_id: int, now: dt.datetime, **cols: Any) -> None:
     names = list(cols)
-    sets = ", ".join(f"{n} = %s" for n in names)
+    sets = "".join(f"{n} = %s, " for n in names)
     with conn.cursor() as cur:
         cur.execute(
-            f"UPDATE incidents SET {sets}, updated_at = %s WHERE id = %s",
+            f"UPDATE incidents SET {sets}updated_at = %s WHERE id = %s",
             [*(cols[n] for n in names), now, incident_id],
         )
 
