@@ -233,3 +233,9 @@ _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "c�
 def unit_label(unit: str, language: str | None = None) -> str:
     """A KPI's unit in the UI language."""
     return _UNIT_EN.get(unit, unit) if (language or lang()) == "en" else unit
+
+
+# the incident pages' texts (dashboards/i18n_incidents.py)
+from dashboards.i18n_incidents import TEXT as _INCIDENT_TEXT  # noqa: E402
+
+TEXT.update(_INCIDENT_TEXT)

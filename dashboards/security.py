@@ -52,6 +52,7 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "inc": "view",  # incidents (pages/incidents.py, pages/incident.py): checked per id too
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 
@@ -62,6 +63,7 @@ PAGE_PERMS = {
     "/cameras": "view",
     "/alerts": "view",
     "/export": "export",
+    "/incidents": "view",
 }
 
 

@@ -18,6 +18,7 @@ from dashboards.components.common import (
     who,
 )
 from dashboards.components.figures import MAP_CONFIG, ward_map
+from dashboards.components.incidents import incidents_card
 from dashboards.components.layout import (
     frame,
     kpi_tile,
@@ -106,6 +107,7 @@ def layout(**_: Any) -> html.Div:
                 className="card",
                 children=[html.H2(t("open_alerts", lang)), html.Div(id="ov-alerts")],
             ),
+            incidents_card("inc-ov-summary", lang),  # filled by pages/incidents.py
         ],
     )
 
