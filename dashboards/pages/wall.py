@@ -1,7 +1,8 @@
 """``/wall``: the wall display — dark, large type, rotating views, live, self-recovering.
 
 ``?view=map|applications|environment|cameras|alerts|incidents`` pins a view;
-``?period=SECONDS`` sets the rotation period; ``?token=KIOSK`` signs in the read-only kiosk (see security.py). One
+``?period=SECONDS`` sets the rotation period; ``?token=KIOSK`` signs in the read-only kiosk
+(see security.py). One
 ``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
 clientside callback on the same interval flags a lost connection within seconds and reloads the
 page once ``/healthz`` answers again (the server restarted or the network came back).
