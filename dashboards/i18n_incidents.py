@@ -127,3 +127,10 @@ TEXT.update(
         "inc_err_bad_kind": ("Loại liên kết không hợp lệ", "Unknown link kind"),
     }
 )
+TEXT.update(
+    {
+        "inc_kind_alert": ("cảnh báo", "alert"),
+        "inc_kind_report": ("phản ánh", "report"),
+        "inc_description": ("Mô tả", "Description"),
+    }
+)

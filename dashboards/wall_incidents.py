@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from dash import dcc, html
 
 from dashboards.components.common import cached, scope_key
@@ -31,9 +33,24 @@ def _data(user: User) -> tuple[dict[str, Any], Any]:
     return summary, pins
 
 
+def spread(pins: pd.DataFrame, step: float = 0.006) -> pd.DataFrame:
+    """Pins at the same place (incidents placed at their ward's centre) set apart on a small
+    spiral around it, so that each one shows; the first stays on the spot."""
+    if pins.empty:
+        return pins
+    out = pins.copy()
+    k = out.groupby([out["lat"].round(5), out["lon"].round(5)]).cumcount().to_numpy()
+    r = step * np.sqrt(k)
+    a = k * 2.399963  # the golden angle: no two on one ray
+    out["lat"] = out["lat"].astype(float) + r * np.sin(a)
+    out["lon"] = out["lon"].astype(float) + r * np.cos(a)
+    return out
+
+
 def pin_map(pins: Any, lang: str, scale: float) -> dict[str, Any]:
     """Every ward in grey, each open incident a pin in its SLA state's colour (worst on top)."""
     st = state()
+    pins = spread(pins)
     codes = [str(f["id"]) for f in st.geojson["features"]]
     data: list[dict[str, Any]] = [
         {

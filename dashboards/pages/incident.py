@@ -131,7 +131,20 @@ def layout(incident_id: str | None = None, **_: Any) -> html.Div:
                     ),
                     html.Div(
                         className="card",
-                        children=[html.H2(t("inc_links", lang)), html.Div(id="inc-d-links")],
+                        children=[
+                            html.H2(t("inc_links", lang)),
+                            html.Div(id="inc-d-links"),
+                            dcc.Checklist(
+                                id="inc-d-split-sel", options=[], value=[], className="link-list"
+                            ),
+                            html.Button(
+                                t("inc_split", lang),
+                                id="inc-d-split",
+                                className="btn secondary",
+                                n_clicks=0,
+                                style={} if can_act else {"display": "none"},
+                            ),
+                        ],
                     ),
                 ],
             ),
@@ -248,6 +261,7 @@ def _map(inc: dict[str, Any], lang: str) -> dict[str, Any]:
     Output("inc-d-head", "children"),
     Output("inc-d-timeline", "children"),
     Output("inc-d-links", "children"),
+    Output("inc-d-split-sel", "options"),
     Output("inc-d-nearby", "children"),
     Input("inc-d-interval", "n_intervals"),
     Input("inc-d-version", "data"),
@@ -265,12 +279,8 @@ def refresh(_n: int | None, _v: int | None, incident_id: Any) -> tuple[Any, ...]
         alerts = iq.linked_alerts(conn, incident_id=inc["id"])
         reports = iq.linked_reports(conn, incident_id=inc["id"])
         cams, devs = iq.nearby(conn, ward_code=inc["ward_code"])
-    return (
-        _head(inc, now, lang),
-        _timeline(trail, lang),
-        _links(inc, alerts, reports, lang),
-        _nearby(cams, devs, lang),
-    )
+    head, opts = _links(alerts, reports, lang)
+    return (_head(inc, now, lang), _timeline(trail, lang), head, opts, _nearby(cams, devs, lang))
 
 
 @callback(
@@ -406,6 +416,12 @@ def _timeline(trail: list[dict[str, Any]], lang: str) -> html.Ul:
                     v = assignee_label(v, lang)
                 elif k == "clock":
                     v = t(f"inc_clock_{v}", lang)
+                elif k == "to" and e["action"] == "escalated":
+                    v = escalation_label(str(v), lang)
+                elif k == "level":
+                    v = t("inc_level", lang, n=v)
+                elif k == "kind":
+                    v = t(f"inc_kind_{v}", lang)
                 bits.append(str(v))
         for k in ("text", "note", "photo_ref", "reason", "resolution"):
             if d.get(k):
@@ -426,8 +442,15 @@ def _timeline(trail: list[dict[str, Any]], lang: str) -> html.Ul:
     return html.Ul(items, className="timeline", id="inc-d-events")
 
 
-def _links(inc: dict[str, Any], alerts: Any, reports: Any, lang: str) -> html.Div:
-    can_split = inc["status"] in core.OPEN
+def escalation_label(role: str, lang: str) -> str:
+    for step in rules.settings(state().cfg).escalation:
+        if step.to == role:
+            return step.label_en if lang == "en" else step.label_vi
+    return role
+
+
+def _links(alerts: Any, reports: Any, lang: str) -> tuple[html.Div, list[dict[str, str]]]:
+    """A count line and the split checklist's options (one per linked alert and report)."""
     opts = [
         {
             "label": f"#{int(r.id)} {alert_title(r.rule_id, r.subject, r.title, lang)}"
@@ -443,25 +466,12 @@ def _links(inc: dict[str, Any], alerts: Any, reports: Any, lang: str) -> html.Di
         }
         for r in records(reports)
     ]
-    if not opts:
-        return html.Div(t("no_rows", lang), className="muted")
-    return html.Div(
-        [
-            html.Div(
-                f"{t('inc_linked_alerts', lang)}: {fmt_num(len(alerts), 0, lang)} · "
-                f"{t('inc_linked_reports', lang)}: {fmt_num(len(reports), 0, lang)}",
-                className="muted",
-            ),
-            dcc.Checklist(id="inc-d-split-sel", options=opts, value=[], className="link-list"),
-            html.Button(
-                t("inc_split", lang),
-                id="inc-d-split",
-                className="btn secondary",
-                n_clicks=0,
-                style={} if can_split else {"display": "none"},
-            ),
-        ]
+    head = html.Div(
+        f"{t('inc_linked_alerts', lang)}: {fmt_num(len(alerts), 0, lang)} · "
+        f"{t('inc_linked_reports', lang)}: {fmt_num(len(reports), 0, lang)}",
+        className="muted",
     )
+    return head, opts
 
 
 def _nearby(cams: Any, devs: Any, lang: str) -> html.Div:
