@@ -134,3 +134,6 @@ TEXT.update(
         "inc_description": ("Mô tả", "Description"),
     }
 )
+
+# the incident KPIs' units (config/kpis.yaml writes units in Vietnamese)
+UNITS_EN = {"sự cố": "incidents", "lượt": "times", "giờ làm việc": "working hours"}

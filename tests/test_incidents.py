@@ -232,8 +232,11 @@ def test_escalation_fires_once_per_step_and_stops_on_acknowledgement(
     assert actions(conn, a) == ["opened", "sla_warning"]
     sweep(T0 + dt.timedelta(minutes=50))  # once
     assert actions(conn, a) == ["opened", "sla_warning"]
-    # the response clock runs out: breach and step 1 (after 0 h), for both
-    res = sweep(T0 + dt.timedelta(hours=1))
+    # at the due time itself the clock has not run out yet (done then is on time) ...
+    assert mine(sweep(T0 + dt.timedelta(hours=1))) == []
+    assert actions(conn, a) == ["opened", "sla_warning"]
+    # ... just after, it has: breach and step 1 (after 0 h), for both
+    res = sweep(T0 + dt.timedelta(hours=1, seconds=1))
     assert sorted(mine(res)) == [(a, 1), (b, 1)]
     assert actions(conn, a) == ["opened", "sla_warning", "sla_breached", "escalated"]
     assert core.events(conn, a)[-1]["details"] == {"level": 1, "to": "city_duty_officer"}
@@ -274,12 +277,14 @@ def test_sla_state_of_open_and_done(conn: Connection, config: Config) -> None:
     assert inc is not None
     assert sla.sla_state(inc, T0) == "ok"
     assert sla.sla_state(inc, inc["response_warn_at"]) == "warning"
-    assert sla.sla_state(inc, inc["response_due_at"]) == "breached"
+    assert sla.sla_state(inc, inc["response_due_at"]) == "warning"  # on time at the due time
+    second = dt.timedelta(seconds=1)
+    assert sla.sla_state(inc, inc["response_due_at"] + second) == "breached"
     core.acknowledge(conn, iid, actor="x", source="web", now=T0)
     inc = core.get(conn, iid)
-    assert inc and sla.sla_state(inc, inc["response_due_at"]) == "ok"
+    assert inc and sla.sla_state(inc, inc["response_due_at"] + second) == "ok"
     assert sla.sla_state(inc, inc["warn_at"]) == "warning"
-    assert sla.sla_state(inc, inc["due_at"]) == "breached"
+    assert sla.sla_state(inc, inc["due_at"] + second) == "breached"
     conn.rollback()
 
 

@@ -547,7 +547,14 @@ def split(
                 merged_into=None,
             )
             event(
-                conn, back, "unmerged", actor=actor, source=source, now=now, **{"from": incident_id}
+                conn,
+                back,
+                "unmerged",
+                actor=actor,
+                source=source,
+                now=now,
+                status="assigned" if old["assignee"] else "new",
+                **{"from": incident_id},
             )
             new_id = back
         else:
@@ -912,6 +919,7 @@ def reopen(
         now=now,
         reason=text,
         previous=inc["status"],
+        status="assigned" if inc["assignee"] else "new",
         due_at=c.due_at.isoformat(),
     )
 

@@ -24,8 +24,8 @@ SLA_STATE_SQL = """
 CASE WHEN i.status = 'rejected' THEN 'none'
      WHEN i.status IN ('resolved', 'closed')
           THEN CASE WHEN i.resolved_at <= i.due_at THEN 'met' ELSE 'missed' END
-     WHEN i.due_at <= %(now)s
-          OR (i.acknowledged_at IS NULL AND i.response_due_at <= %(now)s) THEN 'breached'
+     WHEN i.due_at < %(now)s
+          OR (i.acknowledged_at IS NULL AND i.response_due_at < %(now)s) THEN 'breached'
      WHEN i.warn_at <= %(now)s
           OR (i.acknowledged_at IS NULL AND i.response_warn_at <= %(now)s) THEN 'warning'
      ELSE 'ok' END
@@ -153,8 +153,8 @@ def summary(
                    LEAST(i.due_at, CASE WHEN i.acknowledged_at IS NULL
                                         THEN i.response_due_at END) AS late_since
             FROM incidents i WHERE {scope} AND {OPEN_SQL}
-              AND (i.due_at <= %(now)s
-                   OR (i.acknowledged_at IS NULL AND i.response_due_at <= %(now)s))
+              AND (i.due_at < %(now)s
+                   OR (i.acknowledged_at IS NULL AND i.response_due_at < %(now)s))
             ORDER BY late_since, i.id LIMIT 1
             """,
             params,

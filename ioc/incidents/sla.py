@@ -73,13 +73,15 @@ def sweep(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> S
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('ioc.incidents.sweep'))")
         for flag, at, before, running, clock, kind in _MARKS:
-            # a warning is not sent once the clock has run out (the breach says more)
-            not_past = f" AND {before} > %(now)s" if before else ""
+            # a warning is not sent once the clock has run out (the breach says more); a
+            # clock runs out after its due time (done at the due time is on time)
+            not_past = f" AND {before} >= %(now)s" if before else ""
+            reached = f"{at} <= %(now)s" if before else f"{at} < %(now)s"
             with conn.cursor() as cur:
                 cur.execute(
                     f"UPDATE incidents SET {flag} = %(now)s, updated_at = %(now)s"
                     f" WHERE status IN ('new', 'assigned', 'in_progress') AND {flag} IS NULL"
-                    f" AND {at} <= %(now)s AND {running}{not_past}"
+                    f" AND {reached} AND {running}{not_past}"
                     f" RETURNING {core.COLUMNS}",
                     {"now": now},
                 )
@@ -112,9 +114,9 @@ def sweep(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> S
 def breach_time(inc: dict[str, Any], now: dt.datetime) -> dt.datetime | None:
     """When the earliest clock that is breached now ran out, or None if none is."""
     times = []
-    if inc["acknowledged_at"] is None and inc["response_due_at"] <= now:
+    if inc["acknowledged_at"] is None and inc["response_due_at"] < now:
         times.append(inc["response_due_at"])
-    if inc["resolved_at"] is None and inc["due_at"] <= now:
+    if inc["resolved_at"] is None and inc["due_at"] < now:
         times.append(inc["due_at"])
     return min(times) if times else None
 
@@ -143,8 +145,8 @@ def _escalate(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult)
         cur.execute(
             f"SELECT {core.COLUMNS} FROM incidents"
             " WHERE status IN ('new', 'assigned', 'in_progress') AND escalation_level < %(n)s"
-            " AND ((acknowledged_at IS NULL AND response_due_at <= %(now)s)"
-            "      OR due_at <= %(now)s)"
+            " AND ((acknowledged_at IS NULL AND response_due_at < %(now)s)"
+            "      OR due_at < %(now)s)"
             " ORDER BY id FOR UPDATE",
             {"n": len(chain), "now": now},
         )
@@ -185,7 +187,7 @@ def sla_state(inc: dict[str, Any], now: dt.datetime) -> str:
         return "none"
     if inc["status"] in core.DONE:
         return "met" if inc["resolved_at"] <= inc["due_at"] else "missed"
-    if inc["due_at"] <= now or (inc["acknowledged_at"] is None and inc["response_due_at"] <= now):
+    if inc["due_at"] < now or (inc["acknowledged_at"] is None and inc["response_due_at"] < now):
         return "breached"
     if inc["warn_at"] <= now or (inc["acknowledged_at"] is None and inc["response_warn_at"] <= now):
         return "warning"

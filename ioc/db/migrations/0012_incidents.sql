@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS incident_events (
     details      jsonb NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (incident_id, ts);
+CREATE INDEX IF NOT EXISTS incident_events_action_ts ON incident_events (action, ts);
 
 CREATE OR REPLACE FUNCTION incident_events_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
