@@ -36,6 +36,10 @@ class EscalationStep(Section):
     )
     label_vi: str = Field(description="Vietnamese name of the role")
     label_en: str = Field(description="English name of the role")
+    notify_roles: list[Literal["admin", "operator", "ward_leader", "analyst"]] = Field(
+        default_factory=list,
+        description="Users of these roles get the escalation message (notifications outbox)",
+    )
 
 
 class Department(Section):

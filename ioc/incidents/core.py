@@ -114,12 +114,28 @@ def event(
         )
 
 
-def notify(conn: Connection, kind: str, inc: dict[str, Any], **params: Any) -> None:
+def notify(
+    conn: Connection,
+    cfg: Config,
+    kind: str,
+    inc: dict[str, Any],
+    *,
+    level: int = 0,
+    seq: int = 0,
+    roles: Sequence[str] = (),
+    **params: Any,
+) -> None:
     """NOTIFICATIONS CALL SITE (the only one): incident_assigned, sla_warning, sla_breached
-    and escalation go to the outbox of ``ioc.notify.outbox`` in the caller's transaction.
-    Without that module (branch ``notify`` not merged) nothing is sent."""
+    and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the caller's
+    transaction; ``roles`` name the recipients instead of the routes of notifications.yaml
+    (the escalation chain's). (kind, incident, level, seq) make the idempotency key. Without
+    ``ioc.notify`` (not merged yet) nothing is sent."""
     try:
         outbox = importlib.import_module("ioc.notify.outbox")
+        recipients = None
+        if roles:
+            model = importlib.import_module("ioc.config.notifications").Recipients
+            recipients = [model(roles=list(roles))]
     except ImportError:
         log.debug("no ioc.notify.outbox: %s for incident %s not queued", kind, inc["id"])
         return
@@ -131,10 +147,18 @@ def notify(conn: Connection, kind: str, inc: dict[str, Any], **params: Any) -> N
             severity=inc.get("severity"),
             category=inc.get("category"),
             ref_kind="incident",
-            ref_id=str(inc["id"]),
-            title=inc.get("title"),
-            **params,
+            ref_id=inc["id"],
+            params={"title": f"#{inc['id']} {inc.get('title') or ''}", **params},
+            cfg=cfg,
+            recipients=recipients,
+            level=level,
+            seq=seq,
         )
+
+
+def clock_seq(inc: dict[str, Any], offset: int = 0) -> int:
+    """A number per clock cycle (opening, each reopening) for notification keys."""
+    return int(inc["clock_start"].timestamp()) * 4 + offset
 
 
 def _update(conn: Connection, incident_id: int, now: dt.datetime, **cols: Any) -> None:
@@ -632,7 +656,15 @@ def assign(
         kind=kinds[assignee],
         previous=inc["assignee"],
     )
-    notify(conn, "incident_assigned", {**inc, "assignee": assignee}, assignee=assignee)
+    notify(
+        conn,
+        cfg,
+        "incident_assigned",
+        inc,
+        seq=int(now.timestamp()),
+        assignee=assignee,
+        due_at=inc["due_at"].isoformat(),
+    )
     return True
 
 

@@ -98,7 +98,15 @@ def sweep(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> S
                     clock=clock,
                     due_at=due.isoformat(),
                 )
-                core.notify(conn, kind, inc, clock=clock, due_at=due.isoformat())
+                core.notify(
+                    conn,
+                    cfg,
+                    kind,
+                    inc,
+                    seq=core.clock_seq(inc, 0 if clock == "response" else 1),
+                    clock=clock,
+                    due_at=due.isoformat(),
+                )
                 if kind == "sla_warning":
                     res.warnings += 1
                 else:
@@ -131,7 +139,8 @@ def next_step_due(cfg: Config, inc: dict[str, Any], now: dt.datetime) -> dt.date
     if b is None:
         return None
     since = max(b, inc["escalated_at"]) if inc["escalated_at"] is not None else b
-    if inc["last_ack_at"] is not None and inc["last_ack_at"] >= since:
+    acks = [x for x in (inc["last_ack_at"], inc["acknowledged_at"]) if x is not None]
+    if acks and max(acks) >= since:
         return None  # acknowledged after the breach and the last step: stopped
     rule = rules.settings(cfg).sla_for(inc["category"], inc["severity"])
     return rules.clock_of(cfg, rule).add_hours(b, chain[level].after_hours)
@@ -175,7 +184,18 @@ def _escalate(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult)
             level=level,
             to=step.to,
         )
-        core.notify(conn, "escalation", inc, level=level, escalated_to=step.to)
+        core.notify(
+            conn,
+            cfg,
+            "escalation",
+            inc,
+            level=level,
+            seq=core.clock_seq(inc),
+            roles=step.notify_roles,
+            escalated_to=step.to,
+            level_name=step.label_vi,
+            due_at=inc["due_at"].isoformat(),
+        )
         res.escalations += 1
         res.escalated.append((int(inc["id"]), level))
 
