@@ -146,4 +146,9 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/metrics", "metrics", ops.metrics)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
     server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
+    from dashboards import intake  # citizen reports: intake API and public tracking
+
+    server.add_url_rule("/api/v1/reports", "api_reports", intake.post_reports, methods=["POST"])
+    server.add_url_rule("/api/v1/track/<path:report_id>", "api_track", intake.get_track)
+    server.add_url_rule("/track", "track", intake.track_page)
     return app

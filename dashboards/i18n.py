@@ -228,6 +228,8 @@ def date_axis_format(language: str | None = None) -> str:
 
 # KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI
 _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
+_UNIT_EN.update({"phản ánh": "reports", "giờ làm việc": "working hours"})  # citizen reports
+TEXT["citizen_reports"] = ("Phản ánh", "Citizen reports")
 
 
 def unit_label(unit: str, language: str | None = None) -> str:

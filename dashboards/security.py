@@ -34,6 +34,9 @@ SESSION_MAX_AGE = 12 * 3600
 KIOSK = User(name="kiosk", role="kiosk")
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
+# Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
+OPEN_PATHS |= {"/track", "/api/v1/reports"}
+OPEN_PREFIXES = ("/api/v1/track/",)
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -52,6 +55,7 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "rep": "view",
     "inc": "view",  # incidents (pages/incidents.py, pages/incident.py): checked per id too
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
@@ -239,7 +243,7 @@ def guard() -> Response | None:
     if lang_arg in LANGS:
         flask.g.lang = lang_arg
     path = req.path
-    if path in OPEN_PATHS or path.startswith("/assets/"):
+    if path in OPEN_PATHS or path.startswith("/assets/") or path.startswith(OPEN_PREFIXES):
         return None
     st = state()
     user = session_user()

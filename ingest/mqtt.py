@@ -59,6 +59,8 @@ from ingest.writer import (
     reject_key,
 )
 from ioc.applications import AppEvent, store_event
+from ioc.citizen.events import ReportEvent
+from ioc.citizen.store import store_events as store_report_events
 from ioc.config import Config
 from ioc.context import Context
 from ioc.errors import IOCError, UsageError
@@ -408,6 +410,7 @@ class MqttIngester:
     def _topics(self) -> list[str]:
         p = self.prefix
         topics = [f"{p}/+/+/+/telemetry", f"{p}/+/+/+/status", f"{p}/+/applications"]
+        topics.append(f"{p}/+/reports")
         if self.shared:
             topics = [f"$share/{self.shared}/{t}" for t in topics]
         return topics
@@ -667,6 +670,8 @@ class MqttIngester:
             m.apply = self._status_apply(parsed, received)
         elif parsed.kind == "application" and parsed.event is not None:
             m.apply = self._event_apply(parsed.event, m)
+        elif parsed.kind == "report" and parsed.report is not None:
+            m.apply = self._report_apply(parsed.report, m)
         if parsed.problems:
             m.rejects = self._reject_rows(m, parsed.problems)
         return m
@@ -739,6 +744,23 @@ class MqttIngester:
                 cur.execute("RELEASE SAVEPOINT ioc_app_event")
                 return
             cur.execute("ROLLBACK TO SAVEPOINT ioc_app_event")
+            code, _, detail = (result.reason or "rejected: ").partition(": ")
+            execute_reject(cur, self._reject_row(m, code, detail))
+            self.late_rejects[code] += 1
+
+        return apply
+
+    def _report_apply(self, event: ReportEvent, m: _Pending) -> Callable[[Cursor], None]:
+        rules = self.parser.report_rules
+        assert rules is not None
+
+        def apply(cur: Cursor) -> None:
+            cur.execute("SAVEPOINT ioc_report_event")
+            (result,) = store_report_events(cur, [event], rules, door="mqtt")
+            if result.accepted:
+                cur.execute("RELEASE SAVEPOINT ioc_report_event")
+                return
+            cur.execute("ROLLBACK TO SAVEPOINT ioc_report_event")
             code, _, detail = (result.reason or "rejected: ").partition(": ")
             execute_reject(cur, self._reject_row(m, code, detail))
             self.late_rejects[code] += 1

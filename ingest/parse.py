@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ioc.applications import AppEvent, EventError, event_from_mapping, parse_time
+from ioc.citizen.events import ReportEvent, Rules
+from ioc.citizen.events import event_from_mapping as report_from_mapping
 from ioc.config import Config
 
 UTC = dt.UTC
@@ -75,13 +77,14 @@ class Problem:
 class Parsed:
     """The outcome of one message."""
 
-    kind: str  # "telemetry" | "status" | "application" | "invalid"
+    kind: str  # "telemetry" | "status" | "application" | "report" | "invalid"
     ward: str | None = None
     device_type: str | None = None
     device_id: str | None = None
     lines: list[str] = field(default_factory=list)  # readings as COPY text lines
     status: str | None = None
     event: AppEvent | None = None
+    report: ReportEvent | None = None  # a citizen report event (ioc/{ward}/reports)
     problems: list[Problem] = field(default_factory=list)
     newest_ts: float | None = None  # epoch seconds of the newest reading
 
@@ -128,6 +131,7 @@ class Parser:
         self.max_future = ing.max_future_skew_s
         self.max_age = config.system.storage.retention.readings_days * 86400.0
         self.clock = clock
+        self.report_rules = Rules.from_config(config) if config.categories is not None else None
         self._ts_cache: dict[int, str] = {}
 
     # -- topic ------------------------------------------------------------------------------
@@ -138,16 +142,17 @@ class Parser:
         parts = topic[len(self._prefix_slash) :].split("/")
         if len(parts) == 4 and parts[3] in ("telemetry", "status"):
             kind = parts[3]
-        elif len(parts) == 2 and parts[1] == "applications":
-            kind = "applications"
+        elif len(parts) == 2 and parts[1] in ("applications", "reports"):
+            kind = parts[1]
         else:
             return Problem(
                 "bad_topic",
-                "expected {ward}/{type}/{device}/telemetry|status or {ward}/applications",
+                "expected {ward}/{type}/{device}/telemetry|status, {ward}/applications"
+                " or {ward}/reports",
             )
         if parts[0] not in self.wards:
             return Problem("unknown_ward", f"unknown ward code {_short(parts[0])}")
-        if kind != "applications":
+        if kind not in ("applications", "reports"):
             if parts[1] not in self.metrics:
                 return Problem("unknown_device_type", f"unknown device type {_short(parts[1])}")
             if not DEVICE_ID.match(parts[2]):
@@ -196,6 +201,8 @@ class Parser:
             return Parsed("invalid", ward=parts[0], problems=[Problem("bad_json", str(exc)[:120])])
         if kind == "applications":
             return self._application(parts, data)
+        if kind == "reports":
+            return self._report(parts, data)
         return self._telemetry(parts, data, received)
 
     def identified(self, topic: str, payload: bytes | bytearray) -> bool:
@@ -211,7 +218,7 @@ class Parser:
             data = json.loads(payload.decode("utf-8"))
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return False
-        if split[0] == "applications":
+        if split[0] in ("applications", "reports"):
             return isinstance(data, dict) and "id" in data and "ts" in data
         if isinstance(data, dict):
             data = [data]
@@ -240,6 +247,19 @@ class Parser:
         out = Parsed("application", ward=parts[0])
         try:
             out.event = event_from_mapping(data, parts[0])
+        except EventError as exc:
+            out.kind = "invalid"
+            out.problems.append(Problem(exc.code, exc.message))
+        return out
+
+    def _report(self, parts: list[str], data: Any) -> Parsed:
+        out = Parsed("report", ward=parts[0])
+        if self.report_rules is None:
+            out.kind = "invalid"
+            out.problems.append(Problem("bad_topic", "no report categories configured"))
+            return out
+        try:
+            out.report = report_from_mapping(data, parts[0], self.report_rules)
         except EventError as exc:
             out.kind = "invalid"
             out.problems.append(Problem(exc.code, exc.message))

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     ia = ims.add_parser("applications", help="application records from CSV or XLSX")
     ia.add_argument("file", metavar="FILE")
     _cmd(ia, "ioc.applications:import_main")
+    ir = ims.add_parser("reports", help="citizen reports from CSV or XLSX")
+    ir.add_argument("file", metavar="FILE")
+    _cmd(ir, "ioc.citizen.importer:import_main")
 
     u = sub.add_parser("users", help="user accounts")
     us = u.add_subparsers(
@@ -160,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ua.add_argument("--ward", nargs="+", metavar="CODE", default=[], help="wards granted")
     _cmd(ua, "ioc.users:add_main")
+
+    tk = sub.add_parser("tokens", help="API tokens of systems that push reports")
+    tks = tk.add_subparsers(
+        dest="tokens_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    tka = tks.add_parser("add", help="create a token (printed once)")
+    tka.add_argument("name")
+    tka.add_argument("--scope", required=True, choices=["intake"])
+    _cmd(tka, "ioc.citizen.tokens:add_main")
+    _cmd(
+        tks.add_parser("list", help="list tokens (never their secret)"),
+        "ioc.citizen.tokens:list_main",
+    )
+    tkr = tks.add_parser("revoke", help="revoke a token at once")
+    tkr.add_argument("name")
+    _cmd(tkr, "ioc.citizen.tokens:revoke_main")
 
     cfg = sub.add_parser("config", help="configuration")
     cfgs = cfg.add_subparsers(

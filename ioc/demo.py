@@ -320,6 +320,7 @@ class Demo:
         self.broker: EmbeddedBroker | None = None
         self.login: tuple[str, str] | None = None
         self.kiosk_token: str = ""
+        self.intake_token: str = ""  # the simulator's POST /api/v1/reports token
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.began = time.monotonic()
         self._stop = threading.Event()
@@ -339,6 +340,7 @@ class Demo:
             ("schema", self.init_schema),
             ("demo user", self.ensure_demo_user),
             ("kiosk token", self.ensure_kiosk_token),
+            ("intake token", self.ensure_intake_token),
             ("MQTT ingester", self.start_mqtt_ingester),
             ("camera ingester", self.start_camera_ingester),
             ("scheduler", self.start_scheduler),
@@ -448,6 +450,28 @@ class Demo:
         self.kiosk_token = token or secrets.token_urlsafe(16)
         if _saved_value(login_file, "kiosk") != self.kiosk_token:
             self._write_login_file()
+
+    def ensure_intake_token(self) -> None:
+        """A fresh intake token for the simulator, which pushes the reports of the Góp ý Đà
+        Nẵng app and portal through ``POST /api/v1/reports`` (kept in memory only; the one of
+        a previous run is replaced)."""
+        from ioc.citizen.tokens import add_token
+        from ioc.db import connect
+
+        try:
+            conn = connect(self.database_url, application_name="ioc-demo")
+        except IOCError as exc:
+            self.out.say(f"no intake token (reports go over MQTT only): {exc}")
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.execute("DELETE FROM api_tokens WHERE name = 'demo-simulator'")
+            conn.commit()
+            self.intake_token = add_token(conn, "demo-simulator", "intake")
+        except Exception as exc:  # the rest of the demo is still worth running
+            self.out.say(f"no intake token (reports go over MQTT only): {exc}")
+        finally:
+            conn.close()
 
     def _write_login_file(self) -> None:
         lines = [f"URL: {self.url}"]
@@ -592,6 +616,9 @@ class Demo:
         env = dict(os.environ)
         if self.kiosk_token:
             env["IOC_KIOSK_TOKEN"] = self.kiosk_token  # read-only: opens /wall only
+        if self.intake_token:  # the simulator pushes app/portal reports to the dashboard
+            env["IOC_INTAKE_URL"] = self.url
+            env["IOC_INTAKE_TOKEN"] = self.intake_token
         env.update(
             IOC_DATABASE_URL=self.database_url,
             IOC_MQTT_URL=self.mqtt_url,

@@ -222,7 +222,19 @@ class Jobs:
         )
 
     def retention(self) -> Any:
-        return self._run("retention", lambda c, now: apply_retention(c, self.cfg, now=now))
+        def job(c: Connection, now: dt.datetime) -> Any:
+            out = apply_retention(c, self.cfg, now=now)
+            if self.cfg.categories is not None:  # citizen reports: contacts (Decree 13/2023)
+                from ioc.citizen.store import remove_old_contacts
+
+                with c.cursor() as cur:
+                    days = self.cfg.categories.contact_retention_days
+                    removed = remove_old_contacts(cur, retention_days=days, now=now)
+                c.commit()
+                out = {**out, "report_contacts_removed": removed}
+            return out
+
+        return self._run("retention", job)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

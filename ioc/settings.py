@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
+    intake_url: str | None = Field(
+        default=None, description="Dashboard base URL for the simulator's POST /api/v1/reports"
+    )
+    intake_token: str | None = Field(
+        default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
+    )
 
 
 def get_settings() -> Settings:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import signal
@@ -28,6 +29,8 @@ from sensors.applications import ArrivalModel
 from sensors.faults import FaultPlan
 from sensors.fleet import build_fleet
 from sensors.mqttio import Net
+from sensors.reports import ApiSink, RepEvent, ReportFeed, ReportModel
+from sensors.reports import events_between as report_events_between
 from sensors.settings import load_simulator_settings
 from sensors.stream import (
     LiveStream,
@@ -69,6 +72,13 @@ class Simulation:
             )
             if cfg.procedures is not None
             else None
+        )
+        # citizen reports and their handling (sensors/reports.py): app/portal reports through
+        # the HTTP API when an intake token is given (IOC_INTAKE_URL + IOC_INTAKE_TOKEN)
+        self.reports = ReportModel.build(cfg, self.profiles.values(), args.seed)
+        st = ctx.settings
+        self.api = (
+            ApiSink(st.intake_url, st.intake_token) if st.intake_url and st.intake_token else None
         )
         self.args = args
         self.ctx = ctx
@@ -114,6 +124,40 @@ def _publish_all(net: Net, messages: Iterable[Message], stop: threading.Event) -
     return n
 
 
+def _report_message(s: Simulation, ev: RepEvent) -> Message:
+    payload = json.dumps(ev.payload(), ensure_ascii=False, separators=(",", ":")).encode()
+    return Message(ev.t, f"gw-{ev.ward}", f"{s.prefix}/{ev.ward}/reports", payload)
+
+
+def _send_reports(s: Simulation, net: Net, events: list[RepEvent], stats: Stats) -> None:
+    """Reports of the app and the portal to the HTTP API (when configured), the rest (and
+    everything when there is no API) over MQTT."""
+    for ev in events:
+        if s.api is not None and ev.via_api:
+            s.api.add([ev])
+        else:
+            m = _report_message(s, ev)
+            _dispatch(net, m)
+            stats.add(m)  # counted with the messages (report events are not application events)
+
+
+def _api_fallback(s: Simulation, net: Net) -> None:
+    """The API stayed unreachable: what it did not take goes over MQTT (same events, same
+    ids: stored once whichever door they come through)."""
+    if s.api is None or not s.api.queue:
+        return
+    log.warning(
+        "reports API unreachable (%s): %d report(s) sent over MQTT instead",
+        s.api.last_error,
+        len(s.api.queue),
+    )
+    for item in s.api.queue:
+        ward = str(item.pop("ward"))
+        payload = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+        net.publish(f"gw-{ward}", f"{s.prefix}/{ward}/reports", payload)
+    s.api.queue.clear()
+
+
 def run_backfill(s: Simulation, net: Net, stop: threading.Event, end: float) -> Stats:
     days = s.args.backfill
     interval = s.sim.history_interval_s
@@ -154,6 +198,16 @@ def run_backfill(s: Simulation, net: Net, stop: threading.Event, end: float) -> 
             stats=stats,
         )
         _publish_all(net, apps, stop)
+    if s.reports is not None and not stop.is_set():
+        evs = report_events_between(s.reports, list(s.profiles), start, end)
+        _send_reports(s, net, evs, stats)
+        net.flush(60)
+        if s.api is not None:
+            deadline = time.monotonic() + 60  # the dashboard may still be starting (demo)
+            while not s.api.flush() and time.monotonic() < deadline and not stop.is_set():
+                stop.wait(2.0)
+            _api_fallback(s, net)
+        log.info("backfill: %d citizen report event(s)", len(evs))
     left = net.flush(120)
     log.info(
         "backfill done in %.1f s: %s%s",
@@ -186,8 +240,11 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
     for m in stream.advance(sim0):  # the fleet's `online` statuses, before anything slow
         _dispatch(net, m)
     net.poll(0)
+    feed = ReportFeed(s.reports, list(s.profiles), sim0) if s.reports is not None else None
     mono0 = time.monotonic()
     last_log = mono0
+    last_api = mono0
+    api_failing_since: float | None = None
     while not stop.is_set():
         elapsed = time.monotonic() - mono0
         if args.duration is not None and elapsed >= args.duration:
@@ -195,6 +252,17 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
         sim_now = min(sim0 + elapsed * speed, real0 + elapsed)
         for m in stream.advance(sim_now):
             _dispatch(net, m)
+        if feed is not None:
+            _send_reports(s, net, feed.advance(sim_now), stream.stats)
+            if s.api is not None and s.api.queue and time.monotonic() - last_api >= 2.0:
+                last_api = time.monotonic()
+                if s.api.flush():
+                    api_failing_since = None
+                else:
+                    api_failing_since = api_failing_since or last_api
+                    if last_api - api_failing_since > 120:
+                        _api_fallback(s, net)
+                        api_failing_since = None
         net.poll(0.1)
         if time.monotonic() - last_log >= 60:
             last_log = time.monotonic()
@@ -224,6 +292,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             if args.duration is None:
                 return 0
         stats = run_live(s, net, stop, time.time())
+        if s.api is not None and not s.api.flush():
+            _api_fallback(s, net)
         left = net.flush(10)
         log.info("stopped: %s%s", stats.summary(), f" ({left} not acknowledged)" if left else "")
         return 0

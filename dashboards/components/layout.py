@@ -19,6 +19,7 @@ NAV = [
     ("/applications", "applications", "view"),
     ("/cameras", "cameras", "view"),
     ("/alerts", "alerts", "view"),
+    ("/reports", "citizen_reports", "view"),
     ("/incidents", "incidents", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),

@@ -107,6 +107,7 @@ def layout(**_: Any) -> html.Div:
                 className="card",
                 children=[html.H2(t("open_alerts", lang)), html.Div(id="ov-alerts")],
             ),
+            html.Div(className="card", id="ov-reports-card", children=[html.Div(id="ov-reports")]),
             incidents_card("inc-ov-summary", lang),  # filled by pages/incidents.py
         ],
     )
@@ -243,3 +244,19 @@ def _alerts(user: Any, lang: str) -> Any:
     return table(
         "ov-alerts-table", rows, cols, page_size=10, style_data_conditional=severity_styles()
     )
+
+
+@callback(Output("ov-reports", "children"), Input("ov-interval", "n_intervals"))
+def refresh_reports(_n: int | None) -> Any:
+    """Citizen reports (appended section): the city's, or the user's wards'."""
+    from dashboards.components import reports_box
+
+    user = require("view")
+    _, lang = who()
+    if state().cfg.categories is None:
+        raise dash.exceptions.PreventUpdate
+    key = scope_key(user)
+    return [
+        html.H2(reports_box.TEXT["title"][1 if lang == "en" else 0]),
+        *reports_box.section(None if key is None else list(key), lang, prefix="ov"),
+    ]

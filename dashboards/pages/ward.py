@@ -66,6 +66,7 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
                 card(title=t("devices", lang), body_id="ward-devices"),
                 card(title=t("cameras", lang), body_id="ward-cameras"),
             ),
+            card(body_id="ward-reports"),  # citizen reports (appended section)
             incidents_card("inc-ward-summary", lang),  # filled by pages/incidents.py
         ],
     )
@@ -275,3 +276,24 @@ def _devices(code: str, lang: str) -> Any:
 def _cameras(code: str, lang: str) -> Any:
     df = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
     return camera_table("ward-cameras-table", df, lang)
+
+
+@callback(
+    Output("ward-reports", "children"),
+    Input("ward-interval", "n_intervals"),
+    State("ward-code", "data"),
+)
+def refresh_reports(_n: int | None, code: str | None) -> Any:
+    """Citizen reports of the ward: figures, by category, pins of the open ones."""
+    from dashboards.components import reports_box
+
+    st = state()
+    if not isinstance(code, str) or code not in st.ward_names or st.cfg.categories is None:
+        raise dash.exceptions.PreventUpdate
+    require("view", ward=code)
+    _, lang = who()
+    return [
+        html.H2(reports_box.TEXT["title"][1 if lang == "en" else 0]),
+        *reports_box.section([code], lang, prefix="ward"),
+        *reports_box.ward_pins(code, lang),
+    ]

@@ -7,6 +7,7 @@ to the city (``ward_code = 'city'``) by the KPI's rule; ``store`` upserts them (
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ class KpiValue:
 
 def kpi_env(cfg: Config) -> KpiEnv:
     sched = cfg.kpis.scheduler
-    return KpiEnv(
+    env = KpiEnv(
         timezone=cfg.system.timezone,
         holidays=Holidays.of(cfg.holidays),
         device_intervals={k: t.interval_s for k, t in cfg.sensors.device_types.items()},
@@ -45,6 +46,9 @@ def kpi_env(cfg: Config) -> KpiEnv:
         offline_factor=sched.offline_factor,
         camera_interval_s=sched.camera_interval_s,
     )
+    if cfg.categories is not None:  # citizen reports: office hours of working-hour limits
+        env = dataclasses.replace(env, office_hours=cfg.categories.periods())
+    return env
 
 
 def _metric_intervals(cfg: Config) -> dict[str, float]:

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ioc.db import Connection
 from ioc.kpi import aqi as aqi_math
-from ioc.workdays import Holidays, working_days_between
+from ioc.workdays import OFFICE_HOURS, Holidays, WorkCalendar, working_days_between
+from ioc.workdays import working_hours_between as _working_hours_between
 
 COLUMNS = ["ward_code", "value", "weight"]
 
@@ -36,6 +37,8 @@ class KpiEnv:
     default_interval_s: float = 300.0
     offline_factor: float = 3.0
     camera_interval_s: float = 10.0
+    # office hours of a working day (categories.yaml working_hours): citizen-report limits
+    office_hours: tuple[tuple[dt.time, dt.time], ...] = OFFICE_HOURS
 
 
 QueryFn = Callable[..., pd.DataFrame]
@@ -252,6 +255,120 @@ def _paused_working_days(
     if pause_start is not None and pause_start < ended:
         paused += working_days_between(pause_start, ended, holidays)
     return paused
+
+
+# --------------------------------------------------------------------------- citizen reports
+
+# The same rule as on_time_rate (Decision 766), applied to citizen reports and their due times
+# (exact instants, from the category's limit in working time): in the period = received before
+# ``end`` and not ended (resolved or rejected) before ``start``; on time = ended on or before
+# ``due_at``, or still open at ``end`` and not yet due then. A report ended after ``end`` is
+# measured as open at ``end``.
+_REPORTS_CTE = """
+WITH r AS (
+    SELECT ward_code, received_at, due_at, resolved_at,
+           CASE WHEN resolved_at < %(end)s THEN resolved_at END AS ended_at
+    FROM reports
+    WHERE ward_code = ANY(%(wards)s::text[]) AND received_at < %(end)s
+)
+"""
+
+
+@query()
+def reports_on_time_rate(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """(Reports ended on or before due + open and not yet due) ÷ reports received or handled
+    in the period, % (the rule of ``on_time_rate``)."""
+    sql = (
+        _REPORTS_CTE
+        + """
+    SELECT ward_code, 100.0 * count(*) FILTER (
+               WHERE due_at IS NULL OR COALESCE(ended_at, %(end)s) <= due_at) / count(*),
+           count(*)
+    FROM r WHERE ended_at IS NULL OR ended_at >= %(start)s
+    GROUP BY ward_code
+    """
+    )
+    return _frame(_fetch(conn, sql, {"wards": list(wards), "start": start, "end": end}))
+
+
+@query()
+def reports_overdue(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Reports still open at ``end`` and past their due time (no data for a ward that has
+    never received a report before ``end``)."""
+    sql = (
+        _REPORTS_CTE
+        + """
+    SELECT ward_code, count(*) FILTER (WHERE ended_at IS NULL AND due_at < %(end)s),
+           count(*) FILTER (WHERE ended_at IS NULL)
+    FROM r GROUP BY ward_code
+    """
+    )
+    return _frame(_fetch(conn, sql, {"wards": list(wards), "start": start, "end": end}))
+
+
+@query()
+def reports_received(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Citizen reports received in the period (no data for a ward that has never received one
+    before ``end``)."""
+    sql = """
+    SELECT ward_code, count(*) FILTER (WHERE received_at >= %(start)s)
+    FROM reports
+    WHERE ward_code = ANY(%(wards)s::text[]) AND received_at < %(end)s
+    GROUP BY ward_code
+    """
+    rows = _fetch(conn, sql, {"wards": list(wards), "start": start, "end": end})
+    return _frame([(w, v, v) for w, v in rows])
+
+
+@query()
+def avg_report_handling_hours(
+    conn: Connection,
+    *,
+    wards: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    env: KpiEnv,
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Mean handling time, in working hours (office hours of working days), from receipt to
+    resolution or rejection, of the reports that ended in the period."""
+    sql = """
+    SELECT ward_code, received_at, resolved_at FROM reports
+    WHERE ward_code = ANY(%(wards)s::text[])
+      AND resolved_at >= %(start)s AND resolved_at < %(end)s
+    """
+    cal = WorkCalendar(env.holidays, env.office_hours)
+    per_ward: dict[str, list[float]] = {}
+    for ward, received, ended in _fetch(
+        conn, sql, {"wards": list(wards), "start": start, "end": end}
+    ):
+        hours = max(0.0, _working_hours_between(received, ended, cal))
+        per_ward.setdefault(ward, []).append(hours)
+    return _frame([(w, sum(v) / len(v), len(v)) for w, v in per_ward.items()])
 
 
 # --------------------------------------------------------------------------- sensors

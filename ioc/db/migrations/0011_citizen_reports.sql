@@ -74,3 +74,10 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     revoked_at    timestamptz,
     last_used_at  timestamptz
 );
+
+-- Row locks that serialise concurrent writers of one report (several ingesters and API
+-- workers may run): unlike advisory locks, row locks do not fill the shared lock table however
+-- many reports one transaction holds.
+CREATE TABLE IF NOT EXISTS report_locks (
+    report_id  text PRIMARY KEY
+);
