@@ -36,7 +36,10 @@ KIOSK = User(name="kiosk", role="kiosk")
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
 # Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
 OPEN_PATHS |= {"/track", "/api/v1/reports"}
-OPEN_PREFIXES = ("/api/v1/track/",)
+OPEN_PREFIXES: tuple[str, ...] = ("/api/v1/track/",)
+# Incidents API for field systems (its own bearer tokens, scope incidents)
+OPEN_PATHS |= {"/api/v1/incidents"}
+OPEN_PREFIXES += ("/api/v1/incidents/",)
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",

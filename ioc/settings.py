@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     intake_token: str | None = Field(
         default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
     )
+    # incidents: the token (scope incidents) the simulator's ward staff work incidents with,
+    # through the same dashboard base URL (IOC_INTAKE_URL)
+    incidents_token: str | None = Field(
+        default=None, description="Token of scope incidents for the simulator's ward staff"
+    )
 
 
 def get_settings() -> Settings:

@@ -237,6 +237,15 @@ def queue_rows(
             limit=QUEUE_LIMIT,
         )
     names = state().ward_names
+    # labels looked up once per request, not per row (500 rows)
+    cat_names = {
+        c: (en if lang == "en" else vi) for c, (vi, en) in rules.categories(state().cfg).items()
+    }
+    who_names: dict[Any, str] = {
+        d.id: d.name_en if lang == "en" else d.name_vi
+        for d in rules.settings(state().cfg).departments
+    }
+    who_names.update(names)
     rows = []
     for r in records(df):
         is_open = r.status in OPEN_STATUSES
@@ -246,11 +255,11 @@ def queue_rows(
                 "link": f"[#{int(r.id)}](/incidents/{int(r.id)})",
                 "title": r.title,
                 "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
-                "category_label": category_label(r.category, lang),
+                "category_label": cat_names.get(r.category) or category_label(r.category, lang),
                 "severity": r.severity,
                 "severity_label": t(r.severity, lang),
                 "status_label": status_label(r.status, lang),
-                "assignee_label": assignee_label(r.assignee, lang),
+                "assignee_label": who_names.get(r.assignee) or assignee_label(r.assignee, lang),
                 "response": countdown(r.response_due_at, now, lang, done=r.acknowledged_at)
                 if is_open
                 else "",
