@@ -105,3 +105,14 @@ CREATE TABLE IF NOT EXISTS incident_steps (
     photo_ref    text,
     PRIMARY KEY (incident_id, step_id)
 );
+
+-- API tokens (migration 0011) get the scope of the incidents API for field systems.
+DO $$
+BEGIN
+    IF to_regclass('api_tokens') IS NOT NULL THEN
+        ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_scope_check;
+        ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check
+            CHECK (scope IN ('intake', 'incidents'));
+    END IF;
+END
+$$;
