@@ -33,7 +33,7 @@ def _data(user: User) -> tuple[dict[str, Any], Any]:
     return summary, pins
 
 
-def spread(pins: pd.DataFrame, step: float = 0.006) -> pd.DataFrame:
+def spread(pins: pd.DataFrame, step: float = 0.012) -> pd.DataFrame:
     """Pins at the same place (incidents placed at their ward's centre) set apart on a small
     spiral around it, so that each one shows; the first stays on the spot."""
     if pins.empty:

@@ -165,6 +165,31 @@ def test_queue_and_incident_page_at_1920_and_4k(inc_server: Server) -> None:
         driver.quit()
 
 
+def test_overview_and_ward_page_show_incident_figures(inc_server: Server) -> None:
+    base = inc_server.url
+    own = inc_server.facts["own"]
+    driver = make_driver(size=(1920, 1080))
+    try:
+        login(driver, base, "operator")
+        driver.get(base + "/")
+        wait_for(driver, _has("inc-ov-open"), 30)
+        assert driver.find_element("id", "inc-ov-open").text.endswith("6")
+        assert driver.find_element("id", "inc-ov-breached").text.endswith("3")
+        card = driver.find_element("id", "inc-ov-summary").text
+        assert "Đèn tín hiệu hỏng" in card  # the oldest overdue, linked
+        driver.get(base + f"/ward/{own}")
+        wait_for(driver, _has("inc-ward-open"), 30)
+        assert driver.find_element("id", "inc-ward-open").text.endswith("4")
+        driver.execute_script(
+            "document.getElementById('inc-ward-summary').scrollIntoView({block: 'center'})"
+        )
+        wait_for(driver, _idle, 10)
+        _shot(driver, "ward_incidents_1920x1080.png")
+        assert severe_logs(driver) == []
+    finally:
+        driver.quit()
+
+
 def test_wall_incidents_view_at_1920_and_4k(inc_server: Server) -> None:
     base = inc_server.url
     driver = make_driver(size=(1920, 1080))
