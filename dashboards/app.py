@@ -160,4 +160,9 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         incidents_api.post_action,
         methods=["POST"],
     )
+    from dashboards.notify_ack import ack as notify_ack
+    from dashboards.notify_ack import report_file as notify_file
+
+    server.add_url_rule("/notify/ack/<token>", "notify_ack", notify_ack, methods=["GET", "POST"])
+    server.add_url_rule("/notify/file/<token>", "notify_file", notify_file)
     return app

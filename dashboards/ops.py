@@ -93,6 +93,9 @@ class _DbCollector(Collector):
         devices = GaugeMetricFamily("ioc_devices", "Devices by status", labels=["status"])
         cams = GaugeMetricFamily("ioc_cameras", "Cameras by status", labels=["status"])
         up = GaugeMetricFamily("ioc_dashboard_database_up", "Database reachable")
+        notes = GaugeMetricFamily(
+            "ioc_notifications", "Notifications waiting, being sent or dead", labels=["status"]
+        )
         try:
             with self.st.pool.conn() as conn, conn.cursor() as cur:
                 cur.execute(
@@ -107,10 +110,16 @@ class _DbCollector(Collector):
                 cur.execute("SELECT status, count(*) FROM cameras GROUP BY 1")
                 for s, n in cur.fetchall():
                     cams.add_metric([s], n)
+                cur.execute(  # the outbox (issue 13): partial indexes make this cheap
+                    "SELECT status, count(*) FROM notifications"
+                    " WHERE status IN ('pending', 'sending', 'dead', 'digest') GROUP BY 1"
+                )
+                for s, n in cur.fetchall():
+                    notes.add_metric([s], n)
             up.add_metric([], 1)
         except Exception:
             up.add_metric([], 0)
-        yield from (alerts, devices, cams, up)
+        yield from (alerts, devices, cams, notes, up)
 
 
 def health_report(st: AppState) -> tuple[dict[str, Any], int]:

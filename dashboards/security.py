@@ -40,6 +40,9 @@ OPEN_PREFIXES: tuple[str, ...] = ("/api/v1/track/",)
 # Incidents API for field systems (its own bearer tokens, scope incidents)
 OPEN_PATHS |= {"/api/v1/incidents"}
 OPEN_PREFIXES += ("/api/v1/incidents/",)
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES += ("/notify/ack/", "/notify/file/")
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -60,6 +63,8 @@ CALLBACK_PERMS = {
     "wall": "wall",
     "rep": "view",
     "inc": "view",  # incidents (pages/incidents.py, pages/incident.py): checked per id too
+    "nprefs": "view",  # /settings/notifications: the user's own preferences
+    "ndead": "admin",  # /admin/notifications: dead letters
 }
 PAGES_OUTPUTS = {"_pages_content", "_pages_store"}
 
@@ -71,6 +76,8 @@ PAGE_PERMS = {
     "/alerts": "view",
     "/export": "export",
     "/incidents": "view",
+    "/settings/notifications": "view",
+    "/admin/notifications": "admin",
 }
 
 

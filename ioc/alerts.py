@@ -28,6 +28,7 @@ from ioc.config import AlertRule, Config
 from ioc.db import Connection
 from ioc.incidents.core import on_alert_opened
 from ioc.kpi import periods
+from ioc.notify import outbox as notify_outbox
 
 log = logging.getLogger("ioc.alerts")
 
@@ -323,6 +324,11 @@ def _evaluate_rule(
             row = cur.fetchone()
             _drop_pending(cur, rule.id, subject)
             if row:
+                # notifications: written in this transaction (outbox), sent by `ioc notify`
+                notify_outbox.alert_opened(
+                    cur, cfg, rule, alert_id=row[0], subject=subject, ward_code=o.ward_code,
+                    value=o.value, opened_at=now,
+                )  # fmt: skip
                 res.opened += 1
                 res.transitions.append(
                     Transition(
@@ -508,6 +514,18 @@ class MqttPublisher:
                 except (RuntimeError, ValueError) as exc:
                     log.warning("alert not published: %s", exc)
         return sent
+
+    def publish_json(self, topic: str, payload: Any, timeout: float = 5.0) -> bool:
+        """One JSON message at QoS 1 (used by the notifications' MQTT channel); True once
+        the broker acknowledged it."""
+        with self._lock:
+            info = self.client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("not published to %s: %s", topic, exc)
+                return False
+            return bool(info.is_published())
 
     def close(self) -> None:
         self.client.loop_stop()

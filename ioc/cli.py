@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     tkr = tks.add_parser("revoke", help="revoke a token at once")
     tkr.add_argument("name")
     _cmd(tkr, "ioc.citizen.tokens:revoke_main")
+    nt = sub.add_parser("notify", help="deliver notifications (e-mail, webhooks, MQTT)")
+    nt.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    _cmd(nt, "ioc.notify.worker:main")
 
     cfg = sub.add_parser("config", help="configuration")
     cfgs = cfg.add_subparsers(

@@ -2,9 +2,11 @@
 
 Uses ``IOC_DATABASE_URL`` / ``IOC_MQTT_URL`` when set, otherwise starts the embedded PostgreSQL
 (data in ``./var/pg``) and the embedded MQTT broker. Then, in order: ``ioc db init``, the demo
-user, the MQTT ingester, the camera ingester, the scheduler, the simulator (a backfill of history
-once, then live) and the dashboard, each as its own ``python -m ioc.cli ...`` subprocess with
-the URLs in its environment. Every output line is prefixed with the child's name.
+user, the MQTT ingester, the camera ingester, a local mail catcher (unless ``IOC_SMTP_URL`` is
+set; its inbox page is announced), the scheduler, the notification worker (``ioc notify``), the
+simulator (a backfill of history once, then live) and the dashboard, each as its own
+``python -m ioc.cli ...`` subprocess with the URLs in its environment. Every output line is
+prefixed with the child's name.
 
 A supervisor restarts a child that dies (at most ``MAX_RESTARTS`` per ``RESTART_WINDOW_S``,
 recording why), and skips a command that answers "not available yet" (exit 2). Ctrl-C or
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -50,6 +53,9 @@ LOGIN_FILE = "demo-login.txt"
 ENV_FILE = "demo.env"
 BACKFILL_MARK = "backfill.done"
 DEMO_USER = "demo"
+DEMO_EMAIL = "demo@localhost"
+MAIL_SMTP_PORT = 1025  # the mail catcher's, or a free one when taken
+MAIL_HTTP_PORT = 8025
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -322,6 +328,8 @@ class Demo:
         self.kiosk_token: str = ""
         self.intake_token: str = ""  # the simulator's POST /api/v1/reports token
         self.incidents_token: str = ""  # the simulator's ward staff (incidents API)
+        self.smtp_url: str = ""  # the local mail catcher's, unless IOC_SMTP_URL is set
+        self.inbox_url: str = ""
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.began = time.monotonic()
         self._stop = threading.Event()
@@ -345,7 +353,9 @@ class Demo:
             ("incidents token", self.ensure_incidents_token),
             ("MQTT ingester", self.start_mqtt_ingester),
             ("camera ingester", self.start_camera_ingester),
+            ("mail catcher", self.start_mail_catcher),
             ("scheduler", self.start_scheduler),
+            ("notifications", self.start_notify),
             ("simulator", self.start_simulator),
             ("dashboard", self.start_dashboard),
         ]
@@ -502,6 +512,8 @@ class Demo:
             lines += [f"user: {self.login[0]}", f"password: {self.login[1]}"]
         if self.kiosk_token:
             lines += [f"kiosk: {self.kiosk_token}", f"wall: {self.wall_url}"]
+        if self.inbox_url:
+            lines += [f"mail: {self.inbox_url}"]
         login_file = self.var_dir / LOGIN_FILE
         login_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         login_file.chmod(0o600)
@@ -551,6 +563,44 @@ class Demo:
     def start_scheduler(self) -> None:
         self.start_child("scheduler", ["scheduler"])
 
+    def start_mail_catcher(self) -> None:
+        """Without IOC_SMTP_URL: a local mail catcher (SMTP + an inbox page) receives the
+        notifications, and the demo user gets an address there."""
+        if self.ctx.settings.smtp_url:
+            self.out.say("notifications by e-mail through IOC_SMTP_URL")
+            return
+        if importlib.util.find_spec("aiosmtpd") is None:
+            self.out.say("no mail catcher: aiosmtpd is not installed (pip install -e '.[demo]')")
+            return
+        smtp_port, http_port = _free_port(MAIL_SMTP_PORT), _free_port(MAIL_HTTP_PORT)
+        child = Child(
+            "mail",
+            ["--smtp-port", str(smtp_port), "--http-port", str(http_port),
+             "--dir", str(self.var_dir / "mail")],
+            self.child_env(),
+            self.out,
+            program=[sys.executable, "-m", "ioc.notify.catcher"],
+        )  # fmt: skip
+        self.supervisor.add(child)
+        self.smtp_url = f"smtp://127.0.0.1:{smtp_port}"
+        self.inbox_url = f"http://127.0.0.1:{http_port}/"
+        self._set_demo_email()
+
+    def _set_demo_email(self) -> None:
+        from ioc.db import connection
+
+        with (
+            connection(self.database_url, application_name="ioc-demo") as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "UPDATE users SET email = %s WHERE name = %s AND email IS NULL",
+                (DEMO_EMAIL, DEMO_USER),
+            )
+
+    def start_notify(self) -> None:
+        self.start_child("notify", ["notify"])
+
     def start_simulator(self) -> None:
         live = ["simulate", "--rate", str(self.args.rate), "--seed", str(self.args.seed)]
         mark = self.var_dir / BACKFILL_MARK
@@ -587,6 +637,8 @@ class Demo:
             self.out.say("login: no demo user could be created (see above)")
         if self.kiosk_token:
             self.out.say(f"wall display (no sign-in): {self.wall_url}")
+        if self.inbox_url:
+            self.out.say(f"mail inbox (notifications to {DEMO_EMAIL}): {self.inbox_url}")
         self.out.say("press Ctrl-C to stop everything")
 
     # -- running
@@ -645,6 +697,9 @@ class Demo:
         if self.incidents_token:  # the simulator's ward staff work incidents over the API
             env["IOC_INTAKE_URL"] = self.url
             env["IOC_INCIDENTS_TOKEN"] = self.incidents_token
+        if self.smtp_url:
+            env["IOC_SMTP_URL"] = self.smtp_url  # the local mail catcher
+        env.setdefault("IOC_PUBLIC_URL", self.url.rstrip("/"))  # links inside messages
         env.update(
             IOC_DATABASE_URL=self.database_url,
             IOC_MQTT_URL=self.mqtt_url,
@@ -721,6 +776,18 @@ class Demo:
     def _a_ward(self) -> str:
         wards = self.ctx.config().wards
         return wards[0].code if wards else "0"
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise IOCError("no free port for the mail catcher")
 
 
 def _saved_password(path: Path) -> str | None:

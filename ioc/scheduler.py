@@ -420,9 +420,16 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
     publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
+    notifier = None
+    if cfg.notifications.delivery.in_scheduler:  # notifications go out with no other process
+        from ioc.notify.worker import start_thread
+
+        notifier = start_thread(cfg, db_url, ctx.settings, stop)
     try:
         run(cfg, db_url, stop=stop, publisher=publisher)
     finally:
         if publisher is not None:
             publisher.close()
+        if notifier is not None:
+            notifier.join(15)
     return 0

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     incidents_token: str | None = Field(
         default=None, description="Token of scope incidents for the simulator's ward staff"
     )
+    smtp_url: str | None = Field(
+        default=None,
+        description="Mail server for notifications smtp://user:pass@host:port (smtps:// for"
+        " TLS); unset = no e-mail",
+    )
+    smtp_from: str = Field(default="ioc@localhost", description="Sender of notifications")
+    public_url: str = Field(
+        default="http://127.0.0.1:8050",
+        description="The dashboard's base URL as users reach it (links inside messages)",
+    )
 
 
 def get_settings() -> Settings:

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +158,16 @@ def test_demo_starts_embedded_stack_stops_cleanly_and_keeps_data(tmp_path: Path)
             " INSERT INTO demo_test_marker VALUES ('kept')",
         )
         login_line = first.wait_for(r"\| login: ", 1)
+        # notifications: the worker runs, and the local mail catcher's inbox answers
+        inbox = first.wait_for(r"\| mail inbox .*http://127\.0\.0\.1:\d+/", 1)
+        inbox_url = inbox.split("): ", 1)[1].strip()
+        with urllib.request.urlopen(inbox_url, timeout=10) as resp:
+            assert "Hộp thư demo" in resp.read().decode()
+        if "demo / " in login_line:
+            assert _query(db, "SELECT email FROM users WHERE name = 'demo'") == [
+                ("demo@localhost",)
+            ]
+        assert any("ioc.cli notify" in " ".join(c.cmdline()) for c in first.descendants())
         _stop_cleanly(first)
     assert not (var / "demo.env").exists(), "demo.env outlived the demo"
     assert (var / "pg" / "data" / "PG_VERSION").is_file()

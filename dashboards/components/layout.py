@@ -23,6 +23,8 @@ NAV = [
     ("/incidents", "incidents", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
+    ("/settings/notifications", "notify_prefs", "view"),
+    ("/admin/notifications", "notify_admin", "admin"),
 ]
 
 

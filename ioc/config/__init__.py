@@ -19,6 +19,7 @@ from ioc.config.categories import CategoriesFile
 from ioc.config.incidents import IncidentsFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
+from ioc.config.notifications import NotificationsFile, default_notifications
 from ioc.config.procedures import HolidaysFile, Procedure, ProceduresFile
 from ioc.config.sensors import DeviceType, Metric, SensorsFile
 from ioc.config.system import SystemFile
@@ -52,6 +53,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "ioc.yaml": (SystemFile, False),
     "categories.yaml": (CategoriesFile, False),
     "incidents.yaml": (IncidentsFile, False),
+    "notifications.yaml": (NotificationsFile, False),
 }
 
 
@@ -70,6 +72,7 @@ class Config:
     system: SystemFile = field(default_factory=SystemFile)
     categories: CategoriesFile | None = None  # citizen reports (categories.yaml)
     incidents: IncidentsFile | None = None
+    notifications: NotificationsFile = field(default_factory=default_notifications)
 
     @property
     def wards(self) -> list[Ward]:
@@ -157,6 +160,37 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
         from ioc.config.incidents import cross_check as incidents_check
 
         issues.extend(incidents_check(cfg, docs["incidents.yaml"]))
+    if "notifications.yaml" in docs:
+        issues.extend(_check_notifications(cfg, docs["notifications.yaml"]))
+    return issues
+
+
+def _check_notifications(cfg: Config, doc: YamlDoc) -> list[ConfigIssue]:
+    """Routes name known wards and webhooks; subscriptions name known reports."""
+    n = cfg.notifications
+    issues: list[ConfigIssue] = []
+
+    def recipients(path: tuple[str | int, ...], to: object) -> None:
+        for j, hook in enumerate(getattr(to, "webhooks", [])):
+            if hook not in n.webhooks:
+                issues.append(doc.issue((*path, "webhooks", j), f"unknown webhook {hook!r}"))
+
+    names: set[str] = set()
+    for i, route in enumerate(n.routes):
+        if route.name in names:
+            issues.append(doc.issue(("routes", i, "name"), f"duplicate route {route.name!r}"))
+        names.add(route.name)
+        for j, w in enumerate(route.wards):
+            if w not in cfg.ward_codes:
+                issues.append(doc.issue(("routes", i, "wards", j), f"unknown ward {w!r}"))
+        if route.to.empty():
+            issues.append(doc.issue(("routes", i, "to"), "a route needs at least one recipient"))
+        recipients(("routes", i, "to"), route.to)
+    for i, level in enumerate(n.escalation.levels):
+        recipients(("escalation", "levels", i, "to"), level.to)
+    # (subscriptions naming a report kpis.yaml lacks: `ioc config check`, ioc/config/check.py)
+    for i, sub in enumerate(n.reports):
+        recipients(("reports", i, "to"), sub.to)
     return issues
 
 
@@ -199,6 +233,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         system=get("ioc.yaml", SystemFile, SystemFile),
         categories=models.get("categories.yaml"),  # type: ignore[arg-type]
         incidents=models.get("incidents.yaml"),  # type: ignore[arg-type]
+        notifications=get("notifications.yaml", NotificationsFile, default_notifications),
     )
     issues = _cross_check(cfg, docs)
     if issues:

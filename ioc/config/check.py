@@ -58,6 +58,21 @@ def _simulator_issues(config_dir: Path) -> list[ConfigIssue]:
     return []
 
 
+def _notification_issues(cfg: Config) -> list[ConfigIssue]:
+    """Report subscriptions naming a report that kpis.yaml does not define (they would
+    never send anything)."""
+    path = cfg.dir / "notifications.yaml"
+    if not path.exists():
+        return []
+    doc = load_yaml(path)
+    known = {r.name for r in cfg.kpis.reports}
+    return [
+        doc.issue(("reports", i, "report"), f"unknown report {sub.report!r} (kpis.yaml reports)")
+        for i, sub in enumerate(cfg.notifications.reports)
+        if sub.report not in known
+    ]
+
+
 def deep_check(cfg: Config) -> list[ConfigIssue]:
     """Every issue the deeper checks find (empty when the configuration is sound)."""
-    return [*_kpi_issues(cfg), *_simulator_issues(cfg.dir)]
+    return [*_kpi_issues(cfg), *_simulator_issues(cfg.dir), *_notification_issues(cfg)]

@@ -27,6 +27,7 @@ from ioc.config.kpis import ReportDef
 from ioc.db import Connection
 from ioc.kpi import periods
 from ioc.kpi.compute import get_watermark, set_watermark
+from ioc.notify import reports as notify_reports
 from ioc.reports.export import make_request, write_request
 
 log = logging.getLogger("ioc.reports")
@@ -159,6 +160,11 @@ def run_due_reports(
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            # e-mailed to subscribers: ward leaders' own files first (each export ends its
+            # transaction), then the messages in the transaction that records the report
+            deliveries = notify_reports.prepare(
+                conn, cfg, rep, path=path, start=start, end=end, now=now
+            )
             with conn.cursor() as cur:
                 cur.execute(
                     "INSERT INTO report_files"
@@ -167,6 +173,7 @@ def run_due_reports(
                     " ON CONFLICT (name, period_from) WHERE schedule IS NOT NULL DO NOTHING",
                     (rep.name, rep.schedule, rep.format, str(path), start, end),
                 )
+                notify_reports.enqueue_reports(cur, cfg, deliveries, start=start, end=end, now=now)
             set_watermark(conn, job, end)
             conn.commit()
             log.info("report %s: %d rows", path, rows)

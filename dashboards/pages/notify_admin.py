@@ -1,0 +1,118 @@
+"""``/admin/notifications`` (admins): the outbox by state, and the dead letters — messages
+that failed ``max_attempts`` times or were refused for good — with a button to send the
+selected ones again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboards.components.common import require, who
+from dashboards.components.layout import frame, refused, table
+from dashboards.i18n import fmt_datetime, fmt_num, t
+from dashboards.state import state
+from ioc.notify import outbox
+from ioc.notify.prefs import dead_letters
+
+dash.register_page(__name__, path="/admin/notifications", title="IOC — Thư lỗi", order=21)
+
+REFRESH_MS = 15_000
+STATES = ("pending", "sending", "sent", "dead", "cancelled", "digest", "digested")
+
+
+def layout(**_: Any) -> html.Div:
+    user, lang = who()
+    if not user.can("admin"):
+        return refused(lang)
+    return frame(
+        user,
+        "/admin/notifications",
+        lang,
+        [
+            dcc.Interval(id="ndead-interval", interval=REFRESH_MS),
+            dcc.Store(id="ndead-version", data=0),
+            html.H1(t("nd_title", lang)),
+            html.Div(id="ndead-counts", className="muted"),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Button(t("nd_retry", lang), id="ndead-retry", className="btn", n_clicks=0),
+                    html.Span(id="ndead-msg", className="msg"),
+                ],
+            ),
+            html.Div(
+                className="card",
+                children=[table("ndead-table", [], _columns(lang), page_size=20, selectable=True)],
+            ),
+        ],
+    )
+
+
+def _columns(lang: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "#", "id": "id"},
+        {"name": t("opened", lang), "id": "created"},
+        {"name": t("nd_kind", lang), "id": "kind"},
+        {"name": t("nd_channel", lang), "id": "channel"},
+        {"name": t("nd_recipient", lang), "id": "recipient"},
+        {"name": t("nd_attempts", lang), "id": "attempts"},
+        {"name": t("nd_error", lang), "id": "last_error"},
+        {"name": t("title", lang), "id": "subject"},
+    ]
+
+
+@callback(
+    Output("ndead-table", "data"),
+    Output("ndead-table", "selected_rows"),
+    Output("ndead-counts", "children"),
+    Input("ndead-interval", "n_intervals"),
+    Input("ndead-version", "data"),
+)
+def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
+    require("admin")
+    _, lang = who()
+    with state().pool.conn() as conn:
+        dead = dead_letters(conn)
+        counts = outbox.counts(conn)
+    rows = [
+        {
+            "id": d["id"],
+            "created": fmt_datetime(d["created_at"], lang),
+            "kind": t(f"kind_{d['kind']}", lang),
+            "channel": d["channel"],
+            "recipient": d["recipient"],
+            "attempts": d["attempts"],
+            "last_error": d["last_error"] or "",
+            "subject": d["subject"],
+        }
+        for d in dead
+    ]
+    summary = f"{t('nd_counts', lang)}: " + " · ".join(
+        f"{t('nd_status_' + s, lang)} {fmt_num(counts.get(s, 0), 0, lang)}" for s in STATES
+    )
+    return rows, [], summary
+
+
+@callback(
+    Output("ndead-msg", "children"),
+    Output("ndead-version", "data"),
+    Input("ndead-retry", "n_clicks"),
+    State("ndead-table", "selected_row_ids"),
+    State("ndead-version", "data"),
+    prevent_initial_call=True,
+)
+def retry(_n: int | None, ids: list[Any] | None, version: int | None) -> tuple[Any, ...]:
+    require("admin")
+    _, lang = who()
+    try:
+        wanted = sorted({int(i) for i in ids or []})
+    except (TypeError, ValueError):
+        raise PreventUpdate from None
+    if not wanted:
+        return t("n_selected_none", lang), dash.no_update
+    with state().pool.conn() as conn:
+        n = outbox.requeue(conn, wanted)
+    return t("nd_requeued", lang, n=n), (version or 0) + 1

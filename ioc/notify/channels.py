@@ -1,0 +1,340 @@
+"""Delivery channels: each a small class with ``send(message)`` and ``close()``.
+
+A channel raises :class:`ChannelDown` when the channel itself cannot be reached (the mail
+server refuses connections: nothing is wrong with the message, every message waits),
+:class:`TransientError` when this one message failed but may go later (a 4xx reply, a webhook
+that timed out or answered 5xx/429) and :class:`PermanentError` when it never will (a 5xx reply
+to this recipient, a webhook answering 4xx). Every message carries an idempotency key: the
+e-mail ``Message-ID`` and the webhook ``Idempotency-Key`` header, so a receiver can drop the
+duplicate a worker killed between sending and recording may cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ioc.errors import IOCError
+
+log = logging.getLogger("ioc.notify")
+
+SIGNATURE_HEADER = "X-IOC-Signature"
+TIMESTAMP_HEADER = "X-IOC-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class DeliveryError(Exception):
+    """A message was not delivered."""
+
+
+class ChannelDown(DeliveryError):
+    """The channel is unreachable: nothing wrong with the message; retry later, uncounted."""
+
+
+class TransientError(DeliveryError):
+    """This message failed but may succeed later (counted towards dead-lettering)."""
+
+
+class PermanentError(DeliveryError):
+    """This message will never be delivered (dead-lettered at once)."""
+
+
+@dataclass
+class Message:
+    """One outbox row ready to send."""
+
+    id: int
+    idem_key: str
+    channel: str
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    attachments: list[Path] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, msg: Message) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- e-mail
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    tls: bool  # smtps:// (TLS from the first byte)
+    starttls: str  # 'auto' (when offered), 'require', 'never'
+    username: str | None = None
+    password: str | None = None
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'smtps' if self.tls else 'smtp'}://{user}{self.host}:{self.port}"
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """``smtp://user:pass@host:port`` (STARTTLS when the server offers it; ``?starttls=require``
+    or ``never``) or ``smtps://`` (TLS); a one-line error when malformed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise IOCError(f"IOC_SMTP_URL is not a valid URL: {exc}") from None
+    if parts.scheme not in ("smtp", "smtps"):
+        raise IOCError(
+            f"IOC_SMTP_URL must start with smtp:// or smtps:// (got {parts.scheme or 'no'} scheme)"
+        )
+    if not parts.hostname:
+        raise IOCError("IOC_SMTP_URL has no host name")
+    query = parse_qs(parts.query)
+    starttls = (query.get("starttls") or ["auto"])[0]
+    if starttls not in ("auto", "require", "never"):
+        raise IOCError("IOC_SMTP_URL: starttls must be auto, require or never")
+    tls = parts.scheme == "smtps"
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port or (465 if tls else 25),
+        tls=tls,
+        starttls="never" if tls else starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def build_email(msg: Message, sender: str) -> EmailMessage:
+    """A UTF-8 message, plain text plus HTML, with the idempotency key as its Message-ID."""
+    em = EmailMessage()
+    em["From"] = sender
+    em["To"] = msg.recipient
+    em["Subject"] = msg.subject
+    em["Date"] = formatdate(localtime=False)
+    domain = sender.rpartition("@")[2] or "localhost"
+    em["Message-ID"] = f"<{msg.idem_key}@{domain}>"
+    em["X-IOC-Notification"] = str(msg.id)
+    em["Auto-Submitted"] = "auto-generated"
+    em.set_content(msg.body_text, charset="utf-8")
+    if msg.body_html:
+        em.add_alternative(msg.body_html, subtype="html", charset="utf-8")
+    for path in msg.attachments:
+        data = path.read_bytes()
+        maintype, subtype = _mime(path)
+        em.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+    return em
+
+
+def _mime(path: Path) -> tuple[str, str]:
+    if path.suffix == ".xlsx":
+        return "application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    if path.suffix == ".csv":
+        return "text", "csv"
+    return "application", "octet-stream"
+
+
+class EmailChannel:
+    """SMTP with smtplib: one connection reused while it works (per thread), STARTTLS when
+    offered (or required), TLS for smtps://, AUTH when the URL has a user."""
+
+    name = "email"
+
+    def __init__(self, target: SmtpTarget, sender: str, *, timeout: float = 20.0) -> None:
+        self.target = target
+        self.sender = sender
+        self.timeout = timeout
+        self._conn: smtplib.SMTP | None = None
+        self.ssl_context = ssl.create_default_context()
+        Address(addr_spec=sender)  # a malformed sender fails at start, not per message
+
+    def _connect(self) -> smtplib.SMTP:
+        t = self.target
+        conn: smtplib.SMTP | None = None
+        try:
+            if t.tls:
+                conn = smtplib.SMTP_SSL(
+                    t.host, t.port, timeout=self.timeout, context=self.ssl_context
+                )
+            else:
+                conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+            conn.ehlo()
+            if t.starttls == "require" or (t.starttls == "auto" and conn.has_extn("starttls")):
+                conn.starttls(context=self.ssl_context)
+                conn.ehlo()
+            if t.username:
+                conn.login(t.username, t.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            _close(conn)
+            raise ChannelDown(f"SMTP authentication refused: {exc.smtp_code}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            _close(conn)
+            raise ChannelDown(f"SMTP {t.host}:{t.port} unreachable: {exc}") from None
+        return conn
+
+    def send(self, msg: Message) -> None:
+        em = build_email(msg, self.sender)
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                refused = self._conn.send_message(
+                    em, from_addr=self.sender, to_addrs=[msg.recipient]
+                )
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()), (550, b""))
+                raise _by_code(int(code), _txt(text)) from None
+            except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code == 421 and attempt == 1:  # server closing: reconnect once
+                    self._drop()
+                    continue
+                raise _by_code(exc.smtp_code, _txt(exc.smtp_error)) from None
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop()
+                if attempt == 1:  # a connection kept from earlier went stale: once more
+                    continue
+                raise ChannelDown(f"SMTP connection lost: {exc}") from None
+            if refused:
+                code, text = next(iter(refused.values()))
+                raise _by_code(int(code), _txt(text))
+            return
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.quit()
+        self._drop()
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _txt(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _by_code(code: int, text: str) -> DeliveryError:
+    if 500 <= code < 600:
+        return PermanentError(f"SMTP {code}: {text}"[:300])
+    return TransientError(f"SMTP {code}: {text}"[:300])
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """``sha256=`` + hex HMAC-SHA256 over ``timestamp + "." + body``."""
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(
+    secret: bytes, timestamp: str, body: bytes, signature: str, *, max_age_s: float = 300
+) -> bool:
+    """What a receiver checks: the signature, and a timestamp no older than ``max_age_s``."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return False
+    return age <= max_age_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookChannel:
+    """JSON POST, signed: ``X-IOC-Timestamp`` (Unix seconds), ``X-IOC-Signature``
+    (``sha256=`` HMAC over ``timestamp.body``), ``Idempotency-Key``."""
+
+    name = "webhook"
+
+    def __init__(self, secrets: dict[str, bytes], default_secret: bytes, *, timeout: float = 10.0):
+        self.secrets = secrets  # url -> key
+        self.default_secret = default_secret
+        self.timeout = timeout
+
+    def send(self, msg: Message) -> None:
+        body = json.dumps(
+            {
+                **msg.payload,
+                "id": msg.idem_key,
+                "subject": msg.subject,
+                "text": msg.body_text,
+            },
+            ensure_ascii=False,
+            default=str,
+        ).encode()
+        ts = str(int(time.time()))
+        secret = self.secrets.get(msg.recipient, self.default_secret)
+        req = urllib.request.Request(
+            msg.recipient,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "ioc-notify/1",
+                TIMESTAMP_HEADER: ts,
+                SIGNATURE_HEADER: sign(secret, ts, body),
+                IDEMPOTENCY_HEADER: msg.idem_key,
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read(1024)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (408, 425, 429) or exc.code >= 500:
+                raise TransientError(f"webhook HTTP {exc.code}") from None
+            raise PermanentError(f"webhook HTTP {exc.code}") from None
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+            # one endpoint down is this recipient's problem, not the channel's
+            reason = getattr(exc, "reason", exc)
+            raise TransientError(f"webhook unreachable: {reason}") from None
+
+    def close(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- MQTT
+
+
+class MqttChannel:
+    """Publishes the message as JSON (QoS 1) through the alerts' MQTT publisher."""
+
+    name = "mqtt"
+
+    def __init__(self, publisher: Any, *, timeout: float = 10.0) -> None:
+        self.publisher = publisher  # ioc.alerts.MqttPublisher
+        self.timeout = timeout
+
+    def send(self, msg: Message) -> None:
+        payload = {**msg.payload, "id": msg.idem_key, "subject": msg.subject, "text": msg.body_text}
+        if not self.publisher.publish_json(msg.recipient, payload, timeout=self.timeout):
+            raise ChannelDown("MQTT broker did not acknowledge the message")
+
+    def close(self) -> None:
+        self.publisher.close()

@@ -1,0 +1,166 @@
+"""Per-user notification preferences (``notification_prefs``; the page /settings/notifications).
+
+No row = the defaults: e-mail on, Vietnamese, every severity the routes send, nothing muted,
+no digest, the configured quiet hours. ``save`` validates and raises :class:`PrefsError` naming
+the field at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ioc.config.notifications import EVENT_KINDS
+from ioc.db import Connection
+from ioc.notify.outbox import UNMUTABLE
+
+MUTABLE_KINDS = tuple(k for k in EVENT_KINDS if k not in UNMUTABLE)
+
+
+class PrefsError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class Prefs:
+    email_on: bool = True
+    webhook_url: str | None = None
+    lang: str = "vi"
+    min_severity: str = "info"
+    muted_kinds: list[str] = field(default_factory=list)
+    digest_all: bool = False
+    quiet_start: str | None = None  # "HH:MM"
+    quiet_end: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load(conn: Connection, user: str) -> tuple[Prefs, str | None]:
+    """The user's preferences and their e-mail address."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT u.email, p.email_on, p.webhook_url, p.lang, p.min_severity, p.muted_kinds,"
+            " p.digest_all, p.quiet_start, p.quiet_end FROM users u"
+            " LEFT JOIN notification_prefs p ON p.user_name = u.name WHERE u.name = %s",
+            (user,),
+        )
+        row = cur.fetchone()
+    conn.commit()
+    if row is None:
+        return Prefs(), None
+    email, on, hook, lang, minsev, muted, dig, qs, qe = row
+    if on is None:
+        return Prefs(), email
+    return (
+        Prefs(
+            email_on=bool(on),
+            webhook_url=hook,
+            lang=lang,
+            min_severity=minsev,
+            muted_kinds=list(muted or []),
+            digest_all=bool(dig),
+            quiet_start=qs.strftime("%H:%M") if qs else None,
+            quiet_end=qe.strftime("%H:%M") if qe else None,
+        ),
+        email,
+    )
+
+
+def _time(name: str, value: str | None) -> dt.time | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return dt.time.fromisoformat(str(value).strip())
+    except ValueError:
+        raise PrefsError(name, "a time of day HH:MM (e.g. 22:00)") from None
+
+
+def validate(data: dict[str, Any]) -> Prefs:
+    """Preferences from a form's values; PrefsError naming the first bad field."""
+    lang = data.get("lang") or "vi"
+    if lang not in ("vi", "en"):
+        raise PrefsError("lang", "vi or en")
+    minsev = data.get("min_severity") or "info"
+    if minsev not in ("info", "warning", "critical"):
+        raise PrefsError("min_severity", "info, warning or critical")
+    muted = list(data.get("muted_kinds") or [])
+    for k in muted:
+        if k not in MUTABLE_KINDS:
+            raise PrefsError("muted_kinds", f"unknown kind {k!r}")
+    hook = (data.get("webhook_url") or "").strip() or None
+    if hook is not None:
+        parts = urlsplit(hook)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(hook) > 500:
+            raise PrefsError("webhook_url", "an http:// or https:// address")
+    qs = _time("quiet_start", data.get("quiet_start"))
+    qe = _time("quiet_end", data.get("quiet_end"))
+    if (qs is None) != (qe is None):
+        raise PrefsError("quiet_end" if qe is None else "quiet_start", "give both start and end")
+    return Prefs(
+        email_on=bool(data.get("email_on", True)),
+        webhook_url=hook,
+        lang=lang,
+        min_severity=minsev,
+        muted_kinds=sorted(set(muted)),
+        digest_all=bool(data.get("digest_all", False)),
+        quiet_start=qs.strftime("%H:%M") if qs else None,
+        quiet_end=qe.strftime("%H:%M") if qe else None,
+    )
+
+
+def save(conn: Connection, user: str, prefs: Prefs) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO notification_prefs (user_name, email_on, webhook_url, lang, min_severity,
+                muted_kinds, digest_all, quiet_start, quiet_end, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+            ON CONFLICT (user_name) DO UPDATE SET email_on = EXCLUDED.email_on,
+                webhook_url = EXCLUDED.webhook_url, lang = EXCLUDED.lang,
+                min_severity = EXCLUDED.min_severity, muted_kinds = EXCLUDED.muted_kinds,
+                digest_all = EXCLUDED.digest_all, quiet_start = EXCLUDED.quiet_start,
+                quiet_end = EXCLUDED.quiet_end, updated_at = now()
+            """,
+            (
+                user,
+                prefs.email_on,
+                prefs.webhook_url,
+                prefs.lang,
+                prefs.min_severity,
+                prefs.muted_kinds,
+                prefs.digest_all,
+                prefs.quiet_start,
+                prefs.quiet_end,
+            ),
+        )
+    conn.commit()
+
+
+def dead_letters(conn: Connection, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Dead-lettered messages, newest first (the admin page)."""
+    cols = (
+        "id",
+        "created_at",
+        "kind",
+        "channel",
+        "recipient",
+        "attempts",
+        "last_error",
+        "subject",
+        "ward_code",
+    )
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(cols)} FROM notifications WHERE status = 'dead'"
+            " ORDER BY id DESC LIMIT %s",
+            (limit,),
+        )
+        out = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    conn.commit()
+    return out
