@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,11 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ioc.embedded import free_port
 
 
 def counts(url: str) -> tuple[int, int, int, int]:

@@ -43,6 +43,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ioc.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WARD = "20195"
@@ -110,12 +112,6 @@ class CpuMeter:
             out[role] = out.get(role, 0.0) + last - self.first[pid]
         out["wall"] = time.time() - self.t0
         return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:

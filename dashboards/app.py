@@ -29,7 +29,7 @@ def secret_key(settings: Settings) -> str:
     into place: of two servers starting at once, the second reads the first one's key), and a
     short or empty key file is refused rather than used to sign sessions."""
     if settings.secret_key:
-        return settings.secret_key
+        return settings.secret_key.get_secret_value()
     path = Path(settings.var_dir) / "dashboard_secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,27 +94,59 @@ def job_download(job_id: int) -> flask.Response:
     )
 
 
+class IOCDash(dash.Dash):
+    """Dash with the page's ``<html lang>`` set to the user's language, through the override
+    of :meth:`dash.Dash.interpolate_index` that Dash documents for a custom index page."""
+
+    def interpolate_index(
+        self,
+        metas: Any = "",
+        title: Any = "",
+        css: Any = "",
+        config: Any = "",
+        scripts: Any = "",
+        app_entry: Any = "",
+        favicon: Any = "",
+        renderer: Any = "",
+    ) -> Any:
+        from dashboards.i18n import lang
+
+        index = super().interpolate_index(
+            metas=metas,
+            title=title,
+            css=css,
+            config=config,
+            scripts=scripts,
+            app_entry=app_entry,
+            favicon=favicon,
+            renderer=renderer,
+        )
+        return str(index).replace("{%lang%}", lang())
+
+
 def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
     settings = settings or Settings()
     st = AppState(
         cfg=cfg,
         pool=Pool(database_url),
         secret_key=secret_key(settings),
-        kiosk_token=settings.kiosk_token,
-        metrics_token=settings.metrics_token,
+        kiosk_token=settings.secret("kiosk_token"),
+        metrics_token=settings.secret("metrics_token"),
     )
-    ttl = os.environ.get("IOC_DASH_CACHE_TTL")
-    if ttl is not None:
-        st.cache.ttl = max(0.0, float(ttl))
-    wall_period = os.environ.get("IOC_WALL_PERIOD_S")
-    if wall_period:
-        st.wall_period_s = max(5.0, float(wall_period))
+    if settings.dash_cache_ttl is not None:
+        st.cache.ttl = settings.dash_cache_ttl
+    if settings.wall_period_s is not None:
+        st.wall_period_s = settings.wall_period_s
     server = flask.Flask("ioc-dashboard")
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)
     server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
     server.secret_key = st.secret_key
-    app = dash.Dash(
+    # The guard must run before Dash's own before_request hooks (its first-request set-up and
+    # the pages router, registered when Dash is built on this server): Flask runs them in the
+    # order they were registered, so it is registered first.
+    server.before_request(security.guard)
+    app = IOCDash(
         "ioc-dashboard",
         server=cast(Any, server),
         use_pages=True,
@@ -128,16 +160,6 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     )
     app.layout = html.Div([dash.page_container], id="app-root")
     app.index_string = app.index_string.replace("<html>", '<html lang="{%lang%}">')
-    original = app.interpolate_index
-
-    def interpolate_index(**kwargs: object) -> str:
-        from dashboards.i18n import lang
-
-        return original(**kwargs).replace("{%lang%}", lang())
-
-    setattr(app, "interpolate_index", interpolate_index)  # noqa: B010
-    # Dash registers its own before_request hooks; ours must run first.
-    server.before_request_funcs.setdefault(None, []).insert(0, security.guard)
     server.after_request(security.after)
     server.after_request(ops.timing_after)
     server.add_url_rule("/login", "login", security.login, methods=["GET", "POST"])

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from zoneinfo import ZoneInfo
 
 import flask
 
+from ioc.i18n import TEXT as CORE_TEXT
+from ioc.localtime import TZ as LOCAL_ZONE
+
 LANGS = ("vi", "en")
 COOKIE = "ioc_lang"
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+TZ = LOCAL_ZONE
 
 TEXT: dict[str, tuple[str, str]] = {
     "app_title": ("Trung tâm Điều hành Đà Nẵng", "Da Nang Operations Center"),
@@ -35,7 +37,7 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("Bạn không có quyền xem nội dung này", "You may not see this"),
     "not_found": ("Không tìm thấy", "Not found"),
-    "city": ("Toàn thành phố", "Whole city"),
+    "city": CORE_TEXT["city"],  # the reports' name of the city roll-up
     "ward": ("Phường/xã", "Ward"),
     "kpi": ("Chỉ số", "KPI"),
     "value": ("Giá trị", "Value"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -52,12 +53,21 @@ def ranks(latest: pd.DataFrame, kpi_name: str, kpi: Kpi) -> pd.DataFrame:
     Wards with no data get no rank (NaN) and sort last. 'city' is excluded.
     """
     df = latest[(latest["kpi"] == kpi_name) & (latest["ward_code"] != "city")][
-        ["ward_code", "value", "prev_value"]
+        ["kpi", "ward_code", "value", "prev_value"]
     ].copy()
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    asc = kpi.direction == "lower_better"
-    df["rank"] = df["value"].rank(ascending=asc, method="min")
+    df["rank"] = rank_column(df, {kpi_name: kpi})
+    df = df.drop(columns=["kpi"])
     return df.sort_values(["rank", "ward_code"], na_position="last").reset_index(drop=True)
+
+
+def rank_column(df: pd.DataFrame, kpis: Mapping[str, Kpi]) -> pd.Series:
+    """The one ranking rule, for rows ``kpi``, ``value`` of wards (not the city): per KPI,
+    1 = best in the KPI's direction, ties share the best rank, no value no rank (NaN)."""
+    # higher is better: rank the negated values ascending (same ties, same order)
+    sign = df["kpi"].map(lambda k: -1.0 if kpis[k].direction == "higher_better" else 1.0)
+    values = pd.to_numeric(df["value"], errors="coerce") * sign
+    return values.groupby(df["kpi"]).rank(method="min")
 
 
 def city_value(latest: pd.DataFrame, kpi_name: str) -> tuple[float | None, float | None]:

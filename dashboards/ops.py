@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import flask
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -21,19 +21,25 @@ STALE_AFTER_S = 120.0
 OK_STATES = {"ok", "running", "online", "connected", "up", "idle"}
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
     """The server's own Prometheus registry (one per app, so tests can build several).
 
-    Under ``ioc serve``'s worker processes (:func:`use_shared_dir` called before the app is
-    built) the request counters live in files shared by the processes and ``/metrics`` sums
-    them, whichever process answers the scrape."""
+    Under ``ioc serve``'s worker processes the request counters live in files shared by the
+    processes and ``/metrics`` sums them, whichever process answers the scrape: prometheus_client's
+    documented multiprocess mode, which ``ioc serve`` turns on by setting
+    ``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client is first imported
+    (:func:`dashboards.server.prepare_metrics_dir`)."""
 
     def __init__(self, st: AppState) -> None:
         self.registry = CollectorRegistry()
         own = self.registry
-        if _shared_dir is not None:
+        shared_dir = os.environ.get(MULTIPROC_ENV)
+        if shared_dir:
             own = CollectorRegistry()  # the live objects; the files are what is exposed
-            MultiProcessCollector(self.registry, path=_shared_dir)
+            MultiProcessCollector(self.registry, path=shared_dir)
         self.requests = Counter(
             "ioc_dashboard_requests_total",
             "HTTP requests by kind and status code",
@@ -60,24 +66,6 @@ class Metrics:
             kind = "page"
         self.requests.labels(kind, str(code)).inc()
         self.latency.labels(kind).observe(seconds)
-
-
-_shared_dir: str | None = None
-
-
-def use_shared_dir(path: os.PathLike[str] | str) -> None:
-    """Keep this process's (and its forked workers') metric values in files under ``path``
-    (emptied first: counters start again at 0 with the server, as Prometheus expects)."""
-    d = os.fspath(path)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    os.chmod(d, 0o700)
-    for name in os.listdir(d):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(d, name))
-    global _shared_dir
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = d  # where the values' files go (read at creation)
-    values.ValueClass = values.MultiProcessValue()
-    _shared_dir = d
 
 
 class _DbCollector(Collector):

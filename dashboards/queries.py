@@ -14,19 +14,20 @@ from typing import Any
 import pandas as pd
 
 from ioc.db import Connection
-from ioc.kpi.queries import DUE_DAY_END_SQL, ENDED_AT_SQL
+from ioc.kpi.queries import DUE_DAY_END_SQL, overdue_at_sql
+from ioc.localtime import TZ_NAME
 from ioc.workdays import Holidays, HolidaysLike, working_days_between
 
-TZ_NAME = "Asia/Ho_Chi_Minh"
-# The KPIs' rule (ioc/kpi/queries.py, Decision 766): an application waiting for the citizen's
-# supplements (returned once) is not overdue; it is overdue when still open after its due
-# date (local day) or returned more than once. Completed on time = before the end of the due
-# date and returned at most once.
-_OVERDUE_NOW = (
-    f"({ENDED_AT_SQL} IS NULL AND status <> 'completed' AND status <> 'cancelled'"
-    f" AND (return_count >= 2 OR now() >= {DUE_DAY_END_SQL}))"
-)
+# The KPIs' rule (ioc/kpi/queries.py, Decision 766), measured at ``%(now)s`` (bound: the
+# clock is the caller's, injectable): an application waiting for the citizen's supplements
+# (returned once) is not overdue; it is overdue when not ended by then and past the end of
+# its due date (local day), or returned more than once. Completed on time = before the end of
+# the due date and returned at most once; a completion recorded after ``now`` has not happened.
+_OVERDUE_NOW = f"({overdue_at_sql('%(now)s')})"
 _DONE_ON_TIME = f"(return_count < 2 AND completed_at < {DUE_DAY_END_SQL})"
+_COMPLETED = "(status = 'completed' AND completed_at < %(now)s)"
+# until when an application has been late: its completion, or now if not completed by now
+_UNTIL = "LEAST(coalesce(completed_at, %(now)s::timestamptz), %(now)s::timestamptz)"
 
 WardScope = Sequence[str] | None
 
@@ -42,6 +43,10 @@ def _frame(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> 
 def records(df: pd.DataFrame) -> list[Any]:
     """The rows of ``df`` as attribute objects (``r.ward_code``), loosely typed for pages."""
     return [SimpleNamespace(**{str(k): v for k, v in r.items()}) for r in df.to_dict("records")]
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now if now is not None else dt.datetime.now(dt.UTC)
 
 
 def _scope(wards: WardScope) -> list[str] | None:
@@ -243,21 +248,27 @@ def working_days_late(
 
 
 def overdue_applications(
-    conn: Connection, *, wards: WardScope = None, limit: int = 200, holidays: HolidaysLike = None
+    conn: Connection,
+    *,
+    wards: WardScope = None,
+    limit: int = 200,
+    holidays: HolidaysLike = None,
+    now: dt.datetime | None = None,
 ) -> pd.DataFrame:
-    """Open applications past due, as the overdue_applications KPI counts them: procedure
-    and days late (working days since the due time, as of now; :func:`working_days_late`)."""
+    """Open applications past due at ``now`` (default: the current time), as the
+    overdue_applications KPI counts them: procedure and days late (working days since the due
+    time, as of ``now``; :func:`working_days_late`)."""
     df = _frame(
         conn,
         f"""
         SELECT id, ward_code, procedure, channel, received_at, due_at, status,
-               now() AS as_of
+               %(now)s::timestamptz AS as_of
         FROM applications
         WHERE {_OVERDUE_NOW}
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         ORDER BY due_at LIMIT %(limit)s
         """,
-        {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
+        {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME, "now": _now(now)},
     )
     late = working_days_late(list(df["due_at"]), list(df["as_of"]), holidays) if len(df) else []
     return df.drop(columns=["as_of"]).assign(days_late=pd.Series(late, dtype=float))
@@ -267,9 +278,15 @@ APP_GROUPS = {"ward_code", "procedure", "channel"}
 
 
 def application_stats(
-    conn: Connection, *, since: dt.datetime, group_by: str, wards: WardScope = None
+    conn: Connection,
+    *,
+    since: dt.datetime,
+    group_by: str,
+    wards: WardScope = None,
+    now: dt.datetime | None = None,
 ) -> pd.DataFrame:
-    """Received / completed on time / late / open overdue / returned, grouped.
+    """Received / completed on time / late / open overdue / returned, grouped, as of ``now``
+    (default: the current time).
 
     Applications received since ``since`` or completed since then. ``group_by`` is one of
     ward_code, procedure, channel.
@@ -282,9 +299,9 @@ def application_stats(
         f"""
         SELECT coalesce({col}, '?') AS grp,
                count(*) FILTER (WHERE received_at >= %(since)s) AS received,
-               count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
+               count(*) FILTER (WHERE {_COMPLETED} AND completed_at >= %(since)s
                                 AND {_DONE_ON_TIME}) AS on_time,
-               count(*) FILTER (WHERE status = 'completed' AND completed_at >= %(since)s
+               count(*) FILTER (WHERE {_COMPLETED} AND completed_at >= %(since)s
                                 AND NOT {_DONE_ON_TIME}) AS late,
                count(*) FILTER (WHERE {_OVERDUE_NOW}) AS overdue,
                count(*) FILTER (WHERE return_count > 0 AND received_at >= %(since)s)
@@ -297,7 +314,7 @@ def application_stats(
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         GROUP BY 1 ORDER BY received DESC
         """,
-        {"since": since, "wards": _scope(wards), "tz": TZ_NAME},
+        {"since": since, "wards": _scope(wards), "tz": TZ_NAME, "now": _now(now)},
     )
 
 
@@ -309,14 +326,14 @@ def application_trend(
         conn,
         f"""
         WITH r AS (
-            SELECT (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+            SELECT (received_at AT TIME ZONE %(tz)s)::date AS day,
                    count(*) AS received
             FROM applications
             WHERE received_at >= %(since)s
               AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
             GROUP BY 1
         ), c AS (
-            SELECT (completed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day,
+            SELECT (completed_at AT TIME ZONE %(tz)s)::date AS day,
                    count(*) AS completed, count(*) FILTER (WHERE NOT {_DONE_ON_TIME}) AS late
             FROM applications
             WHERE status = 'completed' AND completed_at >= %(since)s
@@ -338,6 +355,7 @@ def worst_procedures(
     wards: WardScope = None,
     limit: int = 10,
     holidays: HolidaysLike = None,
+    now: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Procedures by share late (completed late + open overdue) among those ended or due.
 
@@ -348,14 +366,12 @@ def worst_procedures(
         f"""
         SELECT * FROM (
             SELECT procedure,
-                   count(*) FILTER (WHERE (status = 'completed' AND NOT {_DONE_ON_TIME})
+                   count(*) FILTER (WHERE ({_COMPLETED} AND NOT {_DONE_ON_TIME})
                                     OR {_OVERDUE_NOW})
                        AS late,
                    count(*) AS total,
-                   array_agg(due_at) FILTER (WHERE coalesce(completed_at, now()) > due_at)
-                       AS late_due,
-                   array_agg(coalesce(completed_at, now()))
-                       FILTER (WHERE coalesce(completed_at, now()) > due_at) AS late_until
+                   array_agg(due_at) FILTER (WHERE {_UNTIL} > due_at) AS late_due,
+                   array_agg({_UNTIL}) FILTER (WHERE {_UNTIL} > due_at) AS late_until
             FROM applications
             WHERE (received_at >= %(since)s OR completed_at >= %(since)s)
               AND status <> 'cancelled' AND procedure IS NOT NULL
@@ -366,7 +382,13 @@ def worst_procedures(
         ORDER BY late::float / total DESC, late DESC
         LIMIT %(limit)s
         """,
-        {"since": since, "wards": _scope(wards), "limit": limit, "tz": TZ_NAME},
+        {
+            "since": since,
+            "wards": _scope(wards),
+            "limit": limit,
+            "tz": TZ_NAME,
+            "now": _now(now),
+        },
     )
     cal = Holidays.of(holidays)
     avg: list[float | None] = []

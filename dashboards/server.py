@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ioc.errors import UsageError
 log = logging.getLogger("ioc.serve")
 
 CACHE_DIR = "dashboard-cache"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when imported
 METRICS_DIR = "dashboard-metrics"
 
 
@@ -34,9 +36,26 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def main(args: argparse.Namespace, ctx: Context) -> int:
-    from dashboards.app import create_app
+def prepare_metrics_dir(path: os.PathLike[str] | str) -> bool:
+    """prometheus_client's documented multiprocess recipe: ``PROMETHEUS_MULTIPROC_DIR`` names
+    an emptied folder (counters start again at 0 with the server, as Prometheus expects) before
+    prometheus_client is first imported, and is inherited by the forked workers, whose values
+    then live in files that ``/metrics`` sums. False (and each process counts alone) when
+    prometheus_client was imported already: its mode is fixed at import."""
+    if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_ENV):
+        log.warning("prometheus_client already imported: each worker reports its own counts")
+        return False
+    d = os.fspath(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    os.chmod(d, 0o700)
+    for name in os.listdir(d):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(d, name))
+    os.environ[MULTIPROC_ENV] = d
+    return True
 
+
+def main(args: argparse.Namespace, ctx: Context) -> int:
     workers = getattr(args, "workers", None)
     workers = default_workers() if workers is None else int(workers)
     threads = getattr(args, "threads", None)
@@ -49,9 +68,9 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     url = ctx.database_url()
     forking = hasattr(os, "fork")
     if forking:  # request metrics summed over the worker processes
-        from dashboards.ops import use_shared_dir
+        prepare_metrics_dir(Path(ctx.settings.var_dir) / METRICS_DIR)
+    from dashboards.app import create_app
 
-        use_shared_dir(Path(ctx.settings.var_dir) / METRICS_DIR)
     app = create_app(cfg, url, ctx.settings)
     state = app.server.config["IOC_STATE"]
     state.cache = SharedTTLCache(
@@ -98,6 +117,8 @@ def _gunicorn(wsgi: Any, host: str, port: int, workers: int, threads: int) -> No
         "proc_name": "ioc-serve",
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,
+        # the multiprocess recipe's clean-up of a dead worker's live-gauge files
+        "child_exit": _mark_dead,
         # the line waitress prints once it listens (ioc demo's output, tests wait for it)
         "when_ready": lambda _arbiter: print(f"Serving on http://{options['bind']}", flush=True),
     }
@@ -112,6 +133,13 @@ def _gunicorn(wsgi: Any, host: str, port: int, workers: int, threads: int) -> No
             return wsgi
 
     Server().run()
+
+
+def _mark_dead(_arbiter: Any, worker: Any) -> None:
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def _waitress(wsgi: Any, host: str, port: int, threads: int) -> None:  # pragma: no cover

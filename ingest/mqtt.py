@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -63,6 +62,7 @@ from ioc.citizen.events import ReportEvent
 from ioc.citizen.store import store_events as store_report_events
 from ioc.config import Config
 from ioc.context import Context
+from ioc.db.service_status import record_service_status
 from ioc.errors import IOCError, UsageError
 from ioc.settings import MqttTarget
 
@@ -77,8 +77,11 @@ LAST_SEEN_EVERY_S = 1.0  # a device's last_seen is written at most this often
 GROUP_MAX = 200  # messages merged into one writer unit at most
 GROUP_AFTER_S = 0.005  # ... or after this long
 SWITCH_INTERVAL_S = 0.0005
-STOP_GRACE_ENV = "IOC_INGEST_STOP_GRACE_S"
-DEFAULT_STOP_GRACE_S = 10.0
+PROTOCOLS: dict[str, tuple[MQTTProtocolVersion, ...]] = {
+    "auto": (mqtt.MQTTv5, mqtt.MQTTv311),
+    "5": (mqtt.MQTTv5,),
+    "3.1.1": (mqtt.MQTTv311,),
+}
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 _STATUS_SQL = """
@@ -93,12 +96,6 @@ ON CONFLICT (device_id) DO UPDATE SET
     last_seen = CASE WHEN EXCLUDED.status = 'online'
                      THEN GREATEST(devices.last_seen, EXCLUDED.status_changed_at)
                      ELSE devices.last_seen END
-"""
-_SERVICE_SQL = """
-INSERT INTO service_status (service, instance, status, updated_at, details)
-VALUES (%s, %s, %s, now(), %s)
-ON CONFLICT (service, instance) DO UPDATE
-SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details
 """
 
 
@@ -173,6 +170,7 @@ class MqttIngester:
         connect_timeout_s: float = 15.0,
         fast_client: bool = True,
         stop_grace_s: float = 10.0,
+        protocol: str = "auto",
     ) -> None:
         if shared is not None and not GROUP_NAME.match(shared):
             raise UsageError(f"--shared {shared!r}: a group name is 1-64 of A-Z a-z 0-9 _ . -")
@@ -186,6 +184,12 @@ class MqttIngester:
         self.metrics_port = metrics_port
         self.status_interval_s = status_interval_s
         self.connect_timeout_s = connect_timeout_s
+        # "auto": MQTT 5, then 3.1.1 if the broker refuses it; "5" or "3.1.1": that one only
+        if protocol not in PROTOCOLS:
+            raise UsageError(
+                f"MQTT protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})"
+            )
+        self.protocols = PROTOCOLS[protocol]
         # stop(): how long the writer may try to commit what was received (database away)
         self.stop_grace_s = stop_grace_s
         self.stop_error: str | None = None  # set by stop() when it gave up on unstored messages
@@ -349,7 +353,7 @@ class MqttIngester:
         return client
 
     def _connect(self) -> None:
-        for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
+        for protocol in self.protocols:
             self._protocol = protocol
             self._connack.clear()
             self._closed_before_connack = False
@@ -405,7 +409,8 @@ class MqttIngester:
                 f"broker {self.target.redacted()} did not accept the connection within "
                 f"{self.connect_timeout_s:.0f} s"
             )
-        raise IOCError(f"broker {self.target.redacted()} accepts neither MQTT 5 nor 3.1.1")
+        tried = " nor ".join("5" if p == mqtt.MQTTv5 else "3.1.1" for p in self.protocols)
+        raise IOCError(f"broker {self.target.redacted()} accepts neither MQTT {tried}")
 
     def _topics(self) -> list[str]:
         p = self.prefix
@@ -827,10 +832,7 @@ class MqttIngester:
             if own:
                 conn = psycopg2.connect(self.database_url, connect_timeout=5)
             with conn.cursor() as cur:
-                cur.execute(
-                    _SERVICE_SQL,
-                    (SERVICE, self.client_id, status, json.dumps(self.summary(), default=str)),
-                )
+                record_service_status(cur, SERVICE, self.client_id, status, self.summary())
             conn.commit()
         except psycopg2.Error as exc:
             if own:
@@ -840,20 +842,6 @@ class MqttIngester:
         finally:
             if own and conn is not None:
                 conn.close()
-
-
-def _stop_grace() -> float:
-    """``IOC_INGEST_STOP_GRACE_S``: seconds SIGTERM waits for the database (default 10)."""
-    raw = os.environ.get(STOP_GRACE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_STOP_GRACE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:  # NaN fails too
-        raise UsageError(f"{STOP_GRACE_ENV}={raw!r}: expected seconds between 0 and 3600")
-    return value
 
 
 def main(args: argparse.Namespace, ctx: Context) -> int:
@@ -869,7 +857,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         client_id=getattr(args, "client_id", None),
         shared=getattr(args, "shared", None),
         metrics_port=getattr(args, "metrics_port", None),
-        stop_grace_s=_stop_grace(),
+        stop_grace_s=ctx.settings.ingest_stop_grace_s,
+        protocol=ctx.settings.mqtt_protocol,
     )
     stop = threading.Event()
 

@@ -46,12 +46,70 @@ _PUBACK = struct.Struct("!BBH")
 _PUBACK_CMD = 0x40
 _PUBLISH_CMD = 0x30
 
-# The private paho 2.x internals this module relies on; if a paho release renames them, the
-# ingester falls back to the stock client (slower, same behaviour).
-FAST_PATH_AVAILABLE = all(
-    hasattr(mqtt.Client, name)
-    for name in ("_sock_recv", "_packet_read", "_handle_publish", "_packet_queue", "_sock_close")
+# The paho-mqtt minor releases this fast path is verified on: tests/test_mqtt_client.py and
+# tests/test_mqtt_client_fallback.py (fast and stock paths, redelivery, MQTT 3.1.1 and 5, TLS),
+# test_ingest_mqtt.py and test_ingest_rejects.py pass on paho-mqtt 2.1.0 and 2.2.0. Another
+# minor release may change what these private names mean, so there the stock client is used
+# (slower, same behaviour) until the tests pass on it too.
+VERIFIED_PAHO = ("2.1", "2.2")
+
+# Every private paho name FastClient uses, each in one of these two tuples. If any is
+# missing, FastClient is exactly the stock client: each override below calls paho's own code.
+PRIVATE_METHODS = (
+    "_sock_recv",  # overridden: buffered reads
+    "_sock_close",  # overridden: drop the buffer with the connection
+    "_packet_read",  # called: read and dispatch one packet
+    "_loop_rc_handle",  # called: paho's handling of a read error
+    "_handle_publish",  # overridden: PUBLISH without properties
+    "_send_puback",  # called: automatic PUBACK (manual_ack off)
+    "_packet_queue",  # called: queue the bulk PUBACK buffer
 )
+PRIVATE_ATTRS = (
+    "_sock",  # the connection's socket (None when disconnected)
+    "_sockpairW",  # the socket pair that wakes paho's select()
+    "_in_packet",  # the packet being read: {"command": int, "packet": bytes, ...}
+    "_protocol",  # MQTTv311 / MQTTv5
+    "_manual_ack",  # Client(manual_ack=...)
+)
+
+
+def paho_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("paho-mqtt")
+    except PackageNotFoundError:  # pragma: no cover - paho imported from a source tree
+        return str(getattr(mqtt, "__version__", "?"))
+
+
+def missing_private_names(client: mqtt.Client | None = None) -> list[str]:
+    """The private paho names FastClient needs that this paho lacks (methods on the class;
+    instance attributes on ``client``, once paho's ``__init__`` has run)."""
+    missing = [name for name in PRIVATE_METHODS if not callable(getattr(mqtt.Client, name, None))]
+    if client is not None:
+        missing += [name for name in PRIVATE_ATTRS if not hasattr(client, name)]
+        packet = getattr(client, "_in_packet", None)
+        if "_in_packet" not in missing and not (
+            isinstance(packet, dict) and {"command", "packet"} <= packet.keys()
+        ):
+            missing.append("_in_packet")
+    return missing
+
+
+def _verified(v: str) -> bool:
+    return ".".join(v.split(".")[:2]) in VERIFIED_PAHO
+
+
+FAST_PATH_AVAILABLE = _verified(paho_version()) and not missing_private_names()
+_warned = False
+
+
+def _fallback_warning(reason: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning("paho-mqtt %s: %s; the ingester uses the stock client", paho_version(), reason)
+
 
 RawHandler = Callable[[bytes, bytes, int, int], None]
 
@@ -61,7 +119,15 @@ class FastClient(mqtt.Client):
 
     def __init__(self, *args: Any, fast: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast = fast and FAST_PATH_AVAILABLE
+        self.fast = False
+        if fast:
+            missing = missing_private_names(self)
+            if missing:
+                _fallback_warning(f"no {', '.join(missing)} (private names the fast path uses)")
+            elif not _verified(paho_version()):
+                _fallback_warning(f"fast path verified on {' / '.join(VERIFIED_PAHO)} only")
+            else:
+                self.fast = True
         self.on_publish_raw: RawHandler | None = None
         self._rbuf = b""
         self._rpos = 0
@@ -75,7 +141,7 @@ class FastClient(mqtt.Client):
         buf, pos = self._rbuf, self._rpos
         avail = len(buf) - pos
         if avail <= 0:
-            data = super()._sock_recv(RECV_CHUNK)  # BlockingIOError when nothing is there
+            data = super()._sock_recv(RECV_CHUNK)
             if not data:
                 return data  # connection closed
             if len(data) <= bufsize:
@@ -88,7 +154,9 @@ class FastClient(mqtt.Client):
 
     def _sock_close(self) -> None:
         self._rbuf, self._rpos = b"", 0  # bytes of a dead connection never reach a new one
-        super()._sock_close()
+        close = getattr(super(), "_sock_close", None)  # None: a paho without it (stock path)
+        if close is not None:
+            close()
 
     def _buffered(self) -> bool:
         return self._rpos < len(self._rbuf)

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ioc.localtime import LOCAL_TZ
+
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor as Cursor
 
@@ -46,7 +48,6 @@ CHANNELS = ("online", "counter", "postal")
 # Tie-break for events with the same timestamp.
 _EVENT_ORDER = {e: i for i, e in enumerate(EVENTS)}
 UTC = dt.UTC
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=7), "Asia/Ho_Chi_Minh")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 # Unix milliseconds accepted: years 1970..2200 (anything else is surely a unit mistake).
 _MS_MAX = 7_258_118_400_000

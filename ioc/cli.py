@@ -18,7 +18,8 @@ from typing import NoReturn
 from ioc.config import ConfigError
 from ioc.context import Context
 from ioc.errors import IOCError, NotAvailableYet, UsageError
-from ioc.settings import Settings
+from ioc.localtime import LOCAL_TZ
+from ioc.settings import get_settings
 
 log = logging.getLogger("ioc")
 
@@ -39,7 +40,7 @@ def _datetime(text: str) -> dt.datetime:
             f"invalid date {text!r} (expected YYYY-MM-DD or an ISO-8601 date-time)"
         ) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
+        value = value.replace(tzinfo=LOCAL_TZ)
     return value
 
 
@@ -252,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not getattr(args, "target", None):
             raise UsageError("ioc: a command is required (see `ioc --help`)")
-        settings = Settings()
+        settings = get_settings()
         if args.config_dir:
             settings.config_dir = type(settings.config_dir)(args.config_dir)
         ctx = Context(settings=settings, debug=debug)

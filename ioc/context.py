@@ -27,7 +27,7 @@ class Context:
         return self._config
 
     def database_url(self) -> str:
-        url = self.settings.database_url
+        url = str(self.settings.database_url or "")
         if not url:
             raise IOCError(
                 "IOC_DATABASE_URL is not set (only `ioc demo` starts an embedded database)"
@@ -37,7 +37,7 @@ class Context:
         return url
 
     def mqtt(self) -> MqttTarget:
-        url = self.settings.mqtt_url
+        url = str(self.settings.mqtt_url or "")
         if not url:
             raise IOCError("IOC_MQTT_URL is not set (only `ioc demo` starts an embedded broker)")
         refuse_placeholder_password("IOC_MQTT_URL", url, demo=self.settings.demo)

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import TextIO
 
 from ioc.context import Context
-from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent
+from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, FreshMessageWatch, die_with_parent
 from ioc.errors import IOCError
 from ioc.settings import redact_db_url
 
@@ -390,7 +390,7 @@ class Demo:
         url = self.ctx.settings.database_url
         if url:
             self.database_url = self.ctx.database_url()
-            self.out.say(f"database: {redact_db_url(url)} (IOC_DATABASE_URL)")
+            self.out.say(f"database: {redact_db_url(self.database_url)} (IOC_DATABASE_URL)")
             return
         self.postgres = EmbeddedPostgres(self.var_dir / "pg")
         self.out.say(f"starting the embedded PostgreSQL in {self.postgres.data_dir}")
@@ -404,10 +404,12 @@ class Demo:
 
     def start_broker(self) -> None:
         if self.ctx.settings.mqtt_url:
-            self.mqtt_url = self.ctx.settings.mqtt_url
+            self.mqtt_url = str(self.ctx.settings.mqtt_url)
             self.out.say(f"broker: {self.ctx.mqtt().redacted()} (IOC_MQTT_URL)")
             return
-        self.broker = EmbeddedBroker(data_dir=self.var_dir / "mqtt")
+        self.broker = EmbeddedBroker(
+            data_dir=self.var_dir / "mqtt", engine=self.ctx.settings.embedded_broker
+        )
         self.mqtt_url = self.broker.start()
         self._undo.append(("stopping the embedded MQTT broker", self.broker.stop))
         what = {
@@ -424,7 +426,12 @@ class Demo:
         path = self.var_dir / ENV_FILE
         path.write_text(
             "# valid while `ioc demo` runs; use: set -a; . var/demo.env; set +a\n"
-            f"IOC_DATABASE_URL='{self.database_url}'\nIOC_MQTT_URL='{self.mqtt_url}'\n",
+            f"IOC_DATABASE_URL='{self.database_url}'\nIOC_MQTT_URL='{self.mqtt_url}'\n"
+            + (
+                "IOC_MQTT_PROTOCOL='3.1.1'\n"
+                if self.broker is not None and self.broker.engine == "amqtt"
+                else ""
+            ),
             encoding="utf-8",
         )
         path.chmod(0o600)
@@ -458,7 +465,7 @@ class Demo:
         """The wall display's read-only token (``/wall?token=``): ``IOC_KIOSK_TOKEN`` when set,
         else the one saved in ``var/demo-login.txt``, else a new one saved there."""
         login_file = self.var_dir / LOGIN_FILE
-        token = os.environ.get("IOC_KIOSK_TOKEN") or _saved_value(login_file, "kiosk")
+        token = self.ctx.settings.secret("kiosk_token") or _saved_value(login_file, "kiosk")
         self.kiosk_token = token or secrets.token_urlsafe(16)
         if _saved_value(login_file, "kiosk") != self.kiosk_token:
             self._write_login_file()
@@ -519,14 +526,29 @@ class Demo:
         login_file.chmod(0o600)
 
     def start_mqtt_ingester(self) -> None:
-        child = self.start_child("ingest-mqtt", ["ingest", "mqtt"])
-        if child.running() and self.broker is not None:
-            # history published before the ingester subscribes would be lost: wait for it
-            topic = f"{self.ctx.config().topic_prefix}/{self._a_ward()}/demo/demo-1/telemetry"
-            deadline = time.monotonic() + SUBSCRIBER_WAIT_S
-            while not self.broker.has_subscriber(topic) and time.monotonic() < deadline:
-                if child.poll() is not None or self._stop.wait(0.2):
-                    break
+        # history published before the ingester subscribes would be lost: wait for the
+        # ingester's "online" (published once it has subscribed) on the embedded broker
+        watch: FreshMessageWatch | None = None
+        if self.broker is not None and self.mqtt_url:
+            try:
+                watch = FreshMessageWatch(
+                    self.mqtt_url, f"{self.ctx.config().topic_prefix}/_ingest/+/status"
+                )
+                if not watch.ready(SUBSCRIBER_WAIT_S):
+                    watch.close()
+                    watch = None
+            except OSError:
+                watch = None
+        try:
+            child = self.start_child("ingest-mqtt", ["ingest", "mqtt"])
+            if child.running() and watch is not None:
+                deadline = time.monotonic() + SUBSCRIBER_WAIT_S
+                while not watch.wait(0.2) and time.monotonic() < deadline:
+                    if child.poll() is not None or self._stop.is_set():
+                        break
+        finally:
+            if watch is not None:
+                watch.close()
 
     def start_camera_ingester(self) -> None:
         try:
@@ -708,6 +730,8 @@ class Demo:
             IOC_DEMO="1",  # placeholder passwords are accepted in the demo only
             PYTHONUNBUFFERED="1",
         )
+        if self.broker is not None and self.broker.engine == "amqtt":
+            env["IOC_MQTT_PROTOCOL"] = "3.1.1"  # amqtt speaks nothing else
         return env
 
     def _cli_args(self, args: list[str]) -> list[str]:

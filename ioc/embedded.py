@@ -476,31 +476,6 @@ def _quiet_amqtt(broker: AmqttBroker) -> None:
         logger.addFilter(_PubackTimeouts(broker))
 
 
-def _amqtt_checks_protocol_level() -> None:
-    """amqtt 0.12 reads a whole CONNECT before it looks at the protocol level, and the
-    properties of an MQTT 5 CONNECT make it wait for bytes that never come: an MQTT 5 client
-    (the ingester) got no answer until its own timeout, ~15 s, before falling back to 3.1.1.
-    Here amqtt stops at the variable header when the level is not 4 (3.1.1) and closes the
-    connection, which the ingester takes at once as "no MQTT 5" ([MQTT-3.1.2-2] asks for a
-    CONNACK 0x01 and then a close; paho treats both alike)."""
-    from amqtt.errors import MQTTError
-    from amqtt.mqtt.connect import ConnectPayload
-
-    original = ConnectPayload.from_stream
-    if getattr(original, "ioc_level_check", False):
-        return
-    read_payload = original.__func__
-
-    async def from_stream(cls: Any, reader: Any, fixed_header: Any, variable_header: Any) -> Any:
-        level = getattr(variable_header, "proto_level", 4)
-        if level != 4:
-            raise MQTTError(f"unsupported protocol level {level} (MQTT 3.1.1 only)")
-        return await read_payload(cls, reader, fixed_header, variable_header)
-
-    from_stream.ioc_level_check = True  # type: ignore[attr-defined]
-    ConnectPayload.from_stream = classmethod(from_stream)
-
-
 class AmqttBroker:
     """An amqtt broker on ``host``:``port`` (0 = a free port) in a background thread."""
 
@@ -538,14 +513,22 @@ class AmqttBroker:
                 " or set IOC_MQTT_URL"
             ) from None
         _quiet_amqtt(self)
-        _amqtt_checks_protocol_level()
-        self._thread = threading.Thread(target=self._run, name="embedded-mqtt", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise IOCError(f"the embedded MQTT broker did not start within {timeout:.0f} s")
-        if self._error is not None:
+        # the port is chosen here (amqtt's configuration names it), not read back from the
+        # broker's listeners; a port taken meanwhile by another process is chosen again
+        fixed = self.port
+        for attempt in range(3):
+            self.port = fixed or free_port(self.host)
+            self._ready.clear()
+            self._error = None
+            self._thread = threading.Thread(target=self._run, name="embedded-mqtt", daemon=True)
+            self._thread.start()
+            if not self._ready.wait(timeout):
+                raise IOCError(f"the embedded MQTT broker did not start within {timeout:.0f} s")
+            if self._error is None:
+                break
             self._thread.join(5)
-            raise IOCError(f"the embedded MQTT broker did not start: {self._error}")
+            if fixed or attempt == 2 or not _address_in_use(self._error):
+                raise IOCError(f"the embedded MQTT broker did not start: {self._error}")
         user = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
         self.url = f"mqtt://{user}@{self.host}:{self.port}"
         log.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on %s:%d", self.host, self.port)
@@ -561,23 +544,6 @@ class AmqttBroker:
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def has_subscriber(self, topic: str) -> bool:
-        """True when some session subscribes to a filter matching ``topic`` (e.g. an ingester)."""
-        loop, broker = self._loop, self._broker
-        if loop is None or broker is None or not self.alive():
-            return False
-
-        async def _check() -> bool:
-            return any(
-                subs and broker._matches(topic, topic_filter)
-                for topic_filter, subs in broker.subscriptions.items()
-            )
-
-        try:
-            return asyncio.run_coroutine_threadsafe(_check(), loop).result(5)
-        except Exception:
-            return False
 
     # -- the broker thread
 
@@ -613,8 +579,6 @@ class AmqttBroker:
         broker = Broker(self._config())
         await broker.start()
         self._broker = broker
-        server = broker._servers["default"].instance
-        self.port = int(server.sockets[0].getsockname()[1])
         self._ready.set()
         try:
             await self._stop.wait()
@@ -733,7 +697,6 @@ class MosquittoBroker:
                 "log_type error",
                 "log_type warning",
                 "log_type notice",
-                "log_type subscribe",
                 "log_timestamp_format %Y-%m-%dT%H:%M:%S",
                 f"user {pwd.getpwuid(os.getuid()).pw_name}",  # no privilege drop: same owner
                 "",
@@ -777,43 +740,29 @@ class MosquittoBroker:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def has_subscriber(self, topic: str) -> bool:
-        """True when the broker logged a subscription whose filter matches ``topic``."""
-        from paho.mqtt.client import topic_matches_sub
-
-        if self.log_path is None:
-            return False
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return False
-        for line in lines:
-            # "<time>: <client id> <qos> <filter>"
-            parts = line.split(": ", 1)[-1].split(" ")
-            if len(parts) == 3 and parts[1] in ("0", "1", "2"):
-                with suppress(ValueError):
-                    if topic_matches_sub(parts[2], topic):
-                        return True
-        return False
-
 
 def _listens_on(pid: int, port: int) -> bool | None:
     """Whether process ``pid`` has a TCP socket listening on ``port`` (None: cannot tell)."""
     try:
-        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
+        import psutil
+    except ImportError:  # the [test] extra has it; then the caller tries a TCP connection
         return None
-    inodes = set()
-    for row in table:
-        fields = row.split()
-        if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-            inodes.add(f"socket:[{fields[9]}]")
-    for fd in fds:
-        with suppress(OSError):
-            if os.readlink(fd) in inodes:
-                return True
-    return False
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.EADDRINUSE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "address already in use" in str(exc).lower()
 
 
 BROKER_ENGINES = ("auto", "mosquitto", "amqtt")
@@ -838,7 +787,11 @@ class EmbeddedBroker:
         username: str = "ioc",
         password: str | None = None,
     ) -> None:
-        choice = (engine or os.environ.get("IOC_EMBEDDED_BROKER") or "auto").strip().lower()
+        if engine is None:  # the setting (IOC_EMBEDDED_BROKER), checked when it was read
+            from ioc.settings import get_settings
+
+            engine = get_settings().embedded_broker
+        choice = engine.strip().lower()
         if choice not in BROKER_ENGINES:
             raise IOCError(
                 f"IOC_EMBEDDED_BROKER must be one of {', '.join(BROKER_ENGINES)} (got {choice!r})"
@@ -883,13 +836,64 @@ class EmbeddedBroker:
     def alive(self) -> bool:
         return self.impl.alive()
 
-    def has_subscriber(self, topic: str) -> bool:
-        """True when some session subscribes to a filter matching ``topic`` (e.g. an ingester)."""
-        return self.impl.has_subscriber(topic)
-
     def __enter__(self) -> EmbeddedBroker:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FreshMessageWatch:
+    """Waits, as an ordinary MQTT client, for a message on ``topic_filter`` published after
+    the watch subscribed (a retained message from earlier is not fresh). ``ioc demo`` waits
+    this way for the ingester's ``online`` status before it publishes history: the ingester
+    announces it after subscribing, and a broker handles one connection's packets in order."""
+
+    def __init__(self, url: str, topic_filter: str, payload: bytes = b"online") -> None:
+        import paho.mqtt.client as mqtt
+
+        from ioc.settings import parse_mqtt_url
+
+        target = parse_mqtt_url(url)
+        self.payload = payload
+        self._seen = threading.Event()
+        self._subscribed = threading.Event()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"ioc-watch-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if target.username:
+            client.username_pw_set(target.username, target.password)
+        if target.tls:
+            client.tls_set()
+
+        def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+            c.subscribe(topic_filter, qos=1)
+
+        def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any = None) -> None:
+            self._subscribed.set()
+
+        def on_message(c: Any, u: Any, msg: Any) -> None:
+            if not msg.retain and msg.payload == self.payload:
+                self._seen.set()
+
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+        self._client = client
+        client.connect(target.host, target.port, keepalive=30)
+        client.loop_start()
+
+    def ready(self, timeout: float) -> bool:
+        """True once the broker acknowledged the watch's subscription."""
+        return self._subscribed.wait(timeout)
+
+    def wait(self, timeout: float) -> bool:
+        return self._seen.wait(timeout)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -38,6 +38,7 @@ from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
+from ioc.db.service_status import record_service_status
 from ioc.kpi import periods
 from ioc.kpi.compute import (
     compute_period,
@@ -331,12 +332,7 @@ class Control:
 
     def heartbeat(self, status: str, details: dict[str, Any]) -> None:
         with self._conn().cursor() as cur:
-            cur.execute(
-                "INSERT INTO service_status (service, instance, status, updated_at, details)"
-                " VALUES (%s, %s, %s, now(), %s) ON CONFLICT (service, instance) DO UPDATE"
-                " SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details",
-                (SERVICE, self.instance, status, json.dumps(details, default=str)),
-            )
+            record_service_status(cur, SERVICE, self.instance, status, details)
 
     def resign(self) -> None:
         if self.conn is not None and not self.conn.closed and self.leader:

@@ -1,18 +1,26 @@
-"""Settings from the environment (IOC_DATABASE_URL, IOC_MQTT_URL, IOC_CONFIG_DIR).
+"""Settings from the environment: one object, :class:`Settings`, read once by the command line
+(:func:`get_settings`) and passed down; nothing else reads ``IOC_*`` variables.
 
-Secrets stay inside these objects: ``redacted()`` is what logs and error messages show.
+URLs are typed (a PostgreSQL DSN, an MQTT URL) and checked when read; secrets are
+``SecretStr`` (shown as ``**********``) and stay inside these objects: ``redacted()`` is what
+logs and error messages show. A bad value is one line naming the variable, never its value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field
+from pydantic import AnyUrl, Field, PostgresDsn, SecretStr, UrlConstraints, ValidationError
+from pydantic import field_validator as _field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ioc.errors import IOCError
+
+DatabaseUrl = Annotated[PostgresDsn, UrlConstraints(allowed_schemes=["postgresql", "postgres"])]
+MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts", "tcp", "ssl"])]
 
 PLACEHOLDER_PASSWORDS = frozenset({"changeme", "change-me", "password", "secret", "ioc"})
 
@@ -20,28 +28,33 @@ PLACEHOLDER_PASSWORDS = frozenset({"changeme", "change-me", "password", "secret"
 class Settings(BaseSettings):
     """Process settings; every field comes from an ``IOC_`` environment variable."""
 
-    model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore", env_ignore_empty=True)
 
-    database_url: str | None = Field(
+    database_url: DatabaseUrl | None = Field(
         default=None,
         description="PostgreSQL URL postgresql://user:pass@host:port/db; unset = embedded (demo)",
     )
-    mqtt_url: str | None = Field(
+    mqtt_url: MqttUrl | None = Field(
         default=None,
         description="Broker URL mqtt://user:pass@host:port or mqtts:// for TLS; unset = embedded",
     )
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto",
+        description="MQTT version the ingester speaks: auto = 5, or 3.1.1 when the broker"
+        " refuses 5; `ioc demo` sets 3.1.1 for its embedded amqtt broker (MQTT 3.1.1 only)",
+    )
     config_dir: Path = Field(default=Path("config"), description="Folder of the YAML config")
     var_dir: Path = Field(default=Path("var"), description="Data of the embedded servers")
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         default=None, description="Key that signs session cookies; generated under var/ if unset"
     )
-    kiosk_token: str | None = Field(
+    kiosk_token: SecretStr | None = Field(
         default=None, description="Read-only token for wall displays (/wall?token=...)"
     )
     demo: bool = Field(
         default=False, description="Set by `ioc demo` for its children: placeholder passwords OK"
     )
-    metrics_token: str | None = Field(
+    metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
     # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
@@ -66,10 +79,63 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8050",
         description="The dashboard's base URL as users reach it (links inside messages)",
     )
+    dash_cache_ttl: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Dashboard query cache lifetime, seconds (0 = off); unset = 5",
+    )
+    wall_period_s: float | None = Field(
+        default=None,
+        ge=5,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds each /wall view is shown; unset = 20",
+    )
+    ingest_stop_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="On SIGTERM, how long the MQTT ingester keeps trying to store what it holds",
+    )
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        default="auto",
+        description="Engine of the embedded broker: auto = mosquitto when installed, else amqtt",
+    )
+
+    @_field_validator("embedded_broker", "mqtt_protocol", mode="before")
+    @classmethod
+    def _stripped_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def secret(self, name: str) -> str | None:
+        """The plain value of a ``SecretStr`` setting (None when unset)."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value is an IOCError naming the variable
+    (never its value: it may hold a password)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise IOCError(settings_error(exc)) from None
+
+
+def settings_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    loc = err.get("loc") or ("?",)
+    name = f"IOC_{str(loc[0]).upper()}"
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "url_scheme":
+        schemes = str(ctx.get("expected_schemes", "")).replace("'", "").split(" or ")[0]
+        return f"{name} must start with {schemes.split(',')[0].strip()}://"
+    if kind == "url_parsing":
+        return f"{name} is not a valid URL: {ctx.get('error', err.get('msg'))}"
+    return f"{name}: {err.get('msg')}"
 
 
 @dataclass(frozen=True)

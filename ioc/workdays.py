@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ioc.config.procedures import HolidaysFile
+from ioc.localtime import LOCAL_TZ
 
 __all__ = [
     "LOCAL_TZ",
@@ -53,7 +54,6 @@ __all__ = [
     "working_hours_between",
 ]
 
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh, no DST
 DAY_S = 86400.0
 OFFICE_HOURS: tuple[tuple[dt.time, dt.time], ...] = (
     (dt.time(7, 30), dt.time(11, 30)),

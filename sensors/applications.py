@@ -30,11 +30,12 @@ from functools import lru_cache
 import numpy as np
 
 from ioc.config.procedures import Procedure
+from ioc.localtime import LOCAL_TZ
 from ioc.workdays import OFFICE_HOURS, Holidays, add_working_days
 from sensors.fleet import WardProfile
 from sensors.settings import ApplicationsSection
 
-LOCAL = dt.timezone(dt.timedelta(hours=7))
+LOCAL = LOCAL_TZ
 _LONG_FIELDS = frozenset({"Đất đai", "Xây dựng"})
 _WEEKDAY_FACTOR = (1.2, 1.05, 1.0, 1.0, 0.9, 1.0, 1.0)
 _CANCEL_REASONS = (

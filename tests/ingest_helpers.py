@@ -23,17 +23,13 @@ import paho.mqtt.client as mqtt
 import psycopg2
 import pytest
 
+from ioc.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 DEPLOY_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 METRICS = ("pm25", "pm10", "no2", "so2", "co")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def delivery_settings() -> list[str]:
@@ -321,6 +317,14 @@ def run_in_thread(fn: Callable[[], None]) -> threading.Thread:
     return t
 
 
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``cond`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 class TcpProxy:
     """A TCP relay owned by the test, between a client (the ingester) and a real server
     (Mosquitto, PostgreSQL), to make faults the server itself cannot make:
@@ -336,6 +340,7 @@ class TcpProxy:
         self.port = free_port()
         self.swallow_upstream = False
         self.swallowed = 0  # bytes dropped
+        self.pubacks_forwarded = 0  # upstream reads that began with a PUBACK (client -> broker)
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -380,6 +385,8 @@ class TcpProxy:
                     self.swallowed += len(data)
                     continue
                 dst.sendall(data)
+                if upstream and data[0] == 0x40:
+                    self.pubacks_forwarded += 1
         except OSError:
             pass
         finally:

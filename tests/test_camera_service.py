@@ -249,15 +249,21 @@ def test_dropped_stream_is_reconnected_and_offline_period_recorded(
     stop = threading.Event()
     t = threading.Thread(target=svc.run, args=(stop, 0.1))
     t.start()
+    status = "SELECT status FROM cameras"
+    gap = "SELECT count(*) FROM camera_metrics WHERE metric = 'online' AND value = 0"
     try:
-        time.sleep(3.0)
+        # conditions, not fixed sleeps: on a loaded machine each step may take longer
+        assert wait_for(lambda: query(fresh_db_url, status) == [("online",)], 30)
+        time.sleep(1.0)  # a moment of pictures before the camera goes
         down_at = time.time()
         mjpeg.stop()  # the camera drops off the network
-        time.sleep(4.0)
-        assert query(fresh_db_url, "SELECT status FROM cameras") == [("offline",)]
+        assert wait_for(lambda: query(fresh_db_url, status) == [("offline",)], 30)
+        assert wait_for(lambda: query(fresh_db_url, gap)[0][0] >= 2, 30)
         up_at = time.time()
         mjpeg.start()  # and comes back on the same address
-        time.sleep(3.0)
+        assert wait_for(lambda: query(fresh_db_url, status) == [("online",)], 30)
+        ended = "SELECT 1 FROM camera_events WHERE kind = 'offline' AND ended_at IS NOT NULL"
+        assert wait_for(lambda: bool(query(fresh_db_url, ended)), 30)
     finally:
         stop.set()
         t.join()

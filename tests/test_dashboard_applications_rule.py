@@ -35,9 +35,21 @@ def add(conn: Connection, app_id: str, ward: str, **cols: object) -> None:
     conn.commit()
 
 
+# Local times of day at which both must agree; 03:55 is when the page and the KPI used to
+# disagree (an application completed at 09:00 today: the KPI, measuring at 03:55, saw it open
+# and overdue; the page read its status, completed, and did not count it).
+HOURS = [(0, 30), (3, 55), (8, 59), (9, 30), (17, 1), (23, 59)]
+
+
 def test_overdue_and_late_follow_the_kpi_rule(conn: Connection, config: Config) -> None:
+    """The rule (KPI-REFERENCE): an application that has not ended is measured at the instant
+    of measurement, overdue if past the end of its due date (local day) then; an end recorded
+    after that instant has not happened yet. The page and the KPI measure at the same injected
+    clock, at every hour of the day."""
     ward = config.wards[0].code
-    today = dt.datetime.now(ICT).replace(hour=0, minute=1, second=0, microsecond=0)
+    # a fixed day, so the test means the same whenever it runs
+    day = dt.datetime(2026, 3, 11, tzinfo=ICT)
+    today = day.replace(hour=0, minute=1)
     yday_17 = today.replace(minute=0) - dt.timedelta(hours=7)  # yesterday 17:00
     week_ago = today - dt.timedelta(days=7)
     common = {"received_at": week_ago}
@@ -50,24 +62,43 @@ def test_overdue_and_late_follow_the_kpi_rule(conn: Connection, config: Config) 
         **common)  # fmt: skip
     add(conn, "done-evening-of-due-day", ward, status="completed", due_at=yday_17,
         completed_at=yday_17 + dt.timedelta(hours=1), **common)  # fmt: skip
-    add(conn, "done-next-day", ward, status="completed", due_at=yday_17,
-        completed_at=yday_17 + dt.timedelta(hours=16), **common)  # fmt: skip
-
-    listed = set(queries.overdue_applications(conn, wards=[ward])["id"])
-    assert listed == {"open-past-due", "returned-twice"}
-    now = dt.datetime.now(dt.UTC)
-    kpi = compute_period(
+    add(
         conn,
-        config,
-        kpis=["overdue_applications"],
-        period="day",
-        start=today.replace(minute=0),
-        end=today.replace(minute=0) + dt.timedelta(days=1),
-        now=now,
-    )
-    assert {v.ward_code: v.value for v in kpi}[CITY] == len(listed)
+        "done-next-day",
+        ward,
+        status="completed",
+        due_at=yday_17,
+        completed_at=yday_17 + dt.timedelta(hours=16),
+        **common,
+    )  # today 09:00
 
-    stats = queries.application_stats(
-        conn, since=week_ago - dt.timedelta(hours=1), group_by="ward_code", wards=[ward]
-    ).iloc[0]
-    assert (int(stats["overdue"]), int(stats["on_time"]), int(stats["late"])) == (2, 1, 1)
+    for hour, minute in HOURS:
+        now = day.replace(hour=hour, minute=minute)
+        done_late = now >= day.replace(hour=9)  # "done-next-day" has ended by then
+        expected = {"open-past-due", "returned-twice"} | (set() if done_late else {"done-next-day"})
+        listed = set(queries.overdue_applications(conn, wards=[ward], now=now)["id"])
+        assert listed == expected, now
+        kpi = compute_period(
+            conn,
+            config,
+            kpis=["overdue_applications"],
+            period="day",
+            start=day,
+            end=day + dt.timedelta(days=1),
+            now=now,
+        )
+        assert {v.ward_code: v.value for v in kpi}[CITY] == len(listed), now
+
+        stats = queries.application_stats(
+            conn,
+            since=week_ago - dt.timedelta(hours=1),
+            group_by="ward_code",
+            wards=[ward],
+            now=now,
+        ).iloc[0]
+        counts = (int(stats["overdue"]), int(stats["on_time"]), int(stats["late"]))
+        assert counts == ((2, 1, 1) if done_late else (3, 1, 0)), now
+        worst = queries.worst_procedures(
+            conn, since=week_ago - dt.timedelta(hours=1), wards=[ward], now=now
+        ).iloc[0]
+        assert int(worst["late"]) == 3, now  # overdue now + completed late

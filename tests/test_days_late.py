@@ -84,14 +84,16 @@ def test_overdue_list_counts_working_days_as_of_now(conn: Connection, config: Co
     add(conn, "returned-twice", ward, status="returned", return_count=2, received_at=received,
         returned_at=now - dt.timedelta(days=1), due_at=now + dt.timedelta(days=3))  # fmt: skip
 
-    df = queries.overdue_applications(conn, wards=[ward])
+    df = queries.overdue_applications(conn, wards=[ward], now=now)
     late = dict(zip(df["id"], df["days_late"], strict=True))
     assert late["late-week"] == pytest.approx(5.0, abs=0.01)  # weekends only
     assert late["returned-twice"] == 0.0
 
     # a weekday holiday inside the week is not counted either
     off = _window_weekday(now)
-    df = queries.overdue_applications(conn, wards=[ward], holidays=Holidays(frozenset({off})))
+    df = queries.overdue_applications(
+        conn, wards=[ward], holidays=Holidays(frozenset({off})), now=now
+    )
     assert dict(zip(df["id"], df["days_late"], strict=True))["late-week"] == pytest.approx(
         4.0, abs=0.01
     )

@@ -27,19 +27,12 @@ import pytest
 import yaml
 
 from ioc.db import connect
+from ioc.embedded import free_port
 
 # Not in the `-m embedded` smoke subset (kept under ~3 min): it starts `ioc demo` with the URLs
 # unset whatever the environment, so the full suite runs it on the embedded servers anyway.
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fast_config(tmp: Path) -> Path:

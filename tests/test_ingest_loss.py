@@ -125,6 +125,7 @@ def test_exactly_once_through_faults(scenario: str, tmp_path: Path, fresh_db_url
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # full size: longer than the suite's 600 s bound per test
 @pytest.mark.skipif(not FULL, reason="full size: set IOC_FULL=1")
 @pytest.mark.parametrize("scenario", ["kill9", "pg_terminate", "broker_restart"])
 def test_exactly_once_through_faults_full(scenario: str, tmp_path: Path, fresh_db_url: str) -> None:

@@ -21,6 +21,7 @@ from ingest_helpers import (
     query_one,
     unique_prefix,
     wait_for_count,
+    wait_until,
 )
 
 from ingest.parse import Parser
@@ -65,7 +66,8 @@ def test_invalid_message_redelivered_after_a_kill_is_stored_once(
         ing.start()
         pub.publish(telemetry, json.dumps({"ts": ts, "values": {"pm25": 10.0}}))
         assert wait_for_count(fresh_db_url, "SELECT count(*) FROM readings", 1, 30) == 1
-        time.sleep(1.0)  # its PUBACK leaves right after the commit
+        # its PUBACK leaves right after the commit
+        wait_until(lambda: proxy.pubacks_forwarded >= 1, 30, "the first PUBACK")
         proxy.swallow_upstream = True  # from now on no PUBACK reaches the broker
         bad = [
             (telemetry, b"{not json"),  # no identity of its own
@@ -76,8 +78,8 @@ def test_invalid_message_redelivered_after_a_kill_is_stored_once(
             pub.publish(topic, payload)
         pub.wait_all(30)
         assert wait_for_count(fresh_db_url, "SELECT count(*) FROM ingest_rejects", 3, 30) == 3
-        time.sleep(1.0)  # the PUBACKs after that commit: swallowed
-        assert proxy.swallowed > 0
+        # the PUBACKs after that commit (4 bytes each): swallowed
+        wait_until(lambda: proxy.swallowed >= 12, 30, "the three swallowed PUBACKs")
         ing.kill9()  # the broker still holds the three messages as unacknowledged
         proxy.swallow_upstream = False
         ing.start()

@@ -64,10 +64,12 @@ class Sub:
             self.c.connect("127.0.0.1", port, clean_start=False, properties=props)
         else:
             self.c.connect("127.0.0.1", port)
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *args: subscribed.set()
         self.c.subscribe("fc/#", qos=1)
         time.sleep(loop_after_s)  # the broker's packets pile up in the socket meanwhile
         self.c.loop_start()
-        time.sleep(0.3)
+        assert subscribed.wait(10), "no SUBACK"
 
     def _raw(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
         with self.lock:
@@ -75,7 +77,7 @@ class Sub:
 
     def _msg(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.got.append((bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos, "paho"))
+            self.got.append((msg.topic.encode(), bytes(msg.payload), msg.mid, msg.qos, "paho"))
 
     def wait(self, n: int, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -87,6 +89,25 @@ class Sub:
         with self.lock:
             mids = [g[2] for g in self.got if g[3] == 1]
         self.c.ack_many(mids)
+
+    def before_marker(self, port: int) -> list[tuple[bytes, bytes, int, int, str]]:
+        """What this session received before a marker published now (the marker stays in
+        ``got``, to be acknowledged). The broker delivers a session's messages in order, and
+        sends what it queued for a reconnecting session first, so waiting for the marker waits
+        for any late duplicate or redelivery, where a fixed sleep could end before it."""
+        marker = f"fc/marker/{uuid.uuid4().hex[:8]}".encode()
+        publish(port, [(marker.decode(), b"marker", 1, None)])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with self.lock:
+                at = next((i for i, g in enumerate(self.got) if g[0] == marker), None)
+                if at is not None:
+                    return list(self.got[:at])
+            time.sleep(0.01)
+        raise AssertionError("the marker message never arrived")
+
+    def nothing_redelivered(self, port: int) -> bool:
+        return self.before_marker(port) == []
 
     def close(self) -> None:
         time.sleep(0.3)  # let the PUBACK buffer go out before DISCONNECT
@@ -131,12 +152,13 @@ def test_every_message_once_in_order_and_acks_stick(broker: Mosquitto, fast: boo
     sub = Sub(broker.port, cid, fast=fast, receive_max=n)
     publish(broker.port, msgs)
     sub.wait(n)
-    time.sleep(0.3)
-    assert [(g[0].decode(), g[1]) for g in sub.got] == [(t, b) for t, b, _, _ in msgs]
-    assert [g[3] for g in sub.got] == [q for _, _, q, _ in msgs]
-    paths = {g[4] for g in sub.got}
+    got = sub.before_marker(broker.port)  # no late duplicate either
+    assert [(g[0].decode(), g[1]) for g in got] == [(t, b) for t, b, _, _ in msgs]
+    assert [g[3] for g in got] == [q for _, _, q, _ in msgs]
+    paths = {g[4] for g in got}
     if fast and FAST_PATH_AVAILABLE:
-        assert sub.c.fast_publishes == n - sum(1 for m in msgs if m[3] is not None)
+        # + 1: the marker
+        assert sub.c.fast_publishes == n - sum(1 for m in msgs if m[3] is not None) + 1
         assert paths == {"fast", "paho"}
     else:
         assert sub.c.fast_publishes == 0 and paths == {"paho"}
@@ -144,8 +166,7 @@ def test_every_message_once_in_order_and_acks_stick(broker: Mosquitto, fast: boo
     sub.close()
     # the same session again: everything was acknowledged, nothing comes back
     again = Sub(broker.port, cid, fast=fast)
-    time.sleep(1.0)
-    assert again.got == []
+    assert again.nothing_redelivered(broker.port)
     again.close()
 
 
@@ -161,8 +182,8 @@ def test_unacked_messages_are_redelivered(broker: Mosquitto) -> None:
     sub.close()
     again = Sub(broker.port, cid, fast=True)
     again.wait(30)
-    time.sleep(0.5)
-    assert sorted(g[0] for g in again.got) == sorted(f"fc/d/{i}".encode() for i in range(20, 50))
+    got = again.before_marker(broker.port)
+    assert sorted(g[0] for g in got) == sorted(f"fc/d/{i}".encode() for i in range(20, 50))
     again.ack_all()
     again.close()
 
@@ -194,8 +215,7 @@ def test_automatic_acks_on_the_fast_path(broker: Mosquitto) -> None:
     assert sub.c.fast_publishes == 200
     sub.close()
     again = Sub(broker.port, cid, fast=True)
-    time.sleep(1.0)
-    assert again.got == []
+    assert again.nothing_redelivered(broker.port)
     again.close()
 
 
@@ -213,8 +233,7 @@ def test_mqtt_311_session(broker: Mosquitto) -> None:
     sub.ack_all()
     sub.close()
     again = Sub(broker.port, cid, fast=True, protocol=mqtt.MQTTv311)
-    time.sleep(1.0)
-    assert again.got == []
+    assert again.nothing_redelivered(broker.port)
     again.close()
 
 

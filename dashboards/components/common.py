@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from dashboards import queries
 from dashboards.i18n import TEXT, t, unit_label
 from dashboards.i18n import lang as current_lang
+from dashboards.kpiview import rank_column
 from dashboards.state import current_user, state
 from ioc.auth import User
 from ioc.config import Kpi
@@ -77,9 +78,7 @@ def board_from_latest(latest: pd.DataFrame, kpis: Mapping[str, Kpi]) -> dict[str
     for name, value in zip(city["kpi"], city["value"], strict=True):
         board[str(name)]["city"] = None if value != value else float(value)
     wards = df[df["ward_code"] != "city"].copy()
-    # higher is better: rank the negated values ascending (same ties, same order)
-    sign = wards["kpi"].map(lambda k: -1.0 if kpis[k].direction == "higher_better" else 1.0)
-    wards["rank"] = (wards["value"] * sign).groupby(wards["kpi"]).rank(method="min")
+    wards["rank"] = rank_column(wards, kpis)
     for name, code, value, rank in zip(
         wards["kpi"], wards["ward_code"], wards["value"], wards["rank"], strict=True
     ):

@@ -13,6 +13,7 @@ from typing import Any
 
 from ingest.cameras.worker import Event, Metrics, Status
 from ingest.writer import CAMERA_METRICS, Cursor, Work
+from ioc.db.service_status import record_service_status
 
 SQL_REGISTER = """
 INSERT INTO cameras (camera_id, ward_code, name, status, updated_at)
@@ -43,13 +44,6 @@ WHERE camera_id = %s
 
 SQL_OPEN_EVENTS = """
 SELECT camera_id, kind, started_at FROM camera_events WHERE ended_at IS NULL
-"""
-
-SQL_SERVICE_STATUS = """
-INSERT INTO service_status (service, instance, status, updated_at, details)
-VALUES ('cameras', %s, %s, now(), %s)
-ON CONFLICT (service, instance) DO UPDATE
-    SET status = EXCLUDED.status, updated_at = now(), details = EXCLUDED.details
 """
 
 
@@ -102,9 +96,7 @@ def status_work(s: Status) -> Work:
 
 
 def service_status_work(instance: str, status: str, details: dict[str, Any]) -> Work:
-    args = (instance, status, json.dumps(details))
-
     def apply(cur: Cursor) -> None:
-        cur.execute(SQL_SERVICE_STATUS, args)
+        record_service_status(cur, "cameras", instance, status, details)
 
     return Work(apply=apply)

@@ -49,7 +49,7 @@ def _kpi_issues(cfg: Config) -> list[ConfigIssue]:
 def _simulator_issues(config_dir: Path) -> list[ConfigIssue]:
     if not (config_dir / "simulator.yaml").exists():
         return []
-    from sensors.settings import load_simulator_settings
+    from ioc.config.simulator import load_simulator_settings
 
     try:
         load_simulator_settings(config_dir)

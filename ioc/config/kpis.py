@@ -88,9 +88,6 @@ class SchedulerSection(Section):
         default_factory=lambda: list(ALL_PERIODS),
         description="Periods computed into kpi_values",
     )
-    recompute_closed: int = Field(
-        default=1, ge=0, description="Closed periods recomputed each run (late data)"
-    )
     backfill: Backfill = Field(default_factory=Backfill)
     offline_factor: float = Field(
         default=3, gt=0, description="Offline after this many expected intervals without data"

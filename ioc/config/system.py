@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from ioc.config.base import Section
@@ -54,7 +56,11 @@ class StorageSection(Section):
 
 
 class SystemFile(Section):
-    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="Day boundaries for KPIs")
+    timezone: Literal["Asia/Ho_Chi_Minh"] = Field(
+        default="Asia/Ho_Chi_Minh",
+        description="Fixed: Vietnam's one time zone (ioc/localtime.py). Day boundaries of KPIs,"
+        " roll-ups, working days and due dates use it; the key is accepted with this value only",
+    )
     mqtt: MqttSection = Field(default_factory=MqttSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
     storage: StorageSection = Field(default_factory=StorageSection)

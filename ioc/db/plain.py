@@ -17,9 +17,10 @@ from psycopg2 import sql
 
 from ioc.config.system import RetentionSection, StorageSection
 from ioc.db import Connection
+from ioc.localtime import LOCAL_TZ
 
-# Local midnight in Asia/Ho_Chi_Minh (UTC+7, no DST): the origin of daily buckets.
-DAY_ORIGIN = "2000-01-01 00:00:00+07"
+# Local midnight (ioc.localtime: Asia/Ho_Chi_Minh, UTC+7, no DST): the origin of daily buckets.
+DAY_ORIGIN = dt.datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat(sep=" ")
 
 SETUP_SQL = """
 CREATE TABLE IF NOT EXISTS readings_hourly (

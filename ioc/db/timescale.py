@@ -13,6 +13,7 @@ from psycopg2 import sql
 
 from ioc.config.system import StorageSection
 from ioc.db import Connection
+from ioc.localtime import TZ_NAME
 
 # hypertable -> (time column, columnstore segmentby, retention setting)
 HYPERTABLES: dict[str, tuple[str, str | None, str]] = {
@@ -103,18 +104,19 @@ def setup(conn: Connection, storage: StorageSection) -> list[str]:
             )
             done.append("continuous aggregate readings_hourly")
         if "readings_daily" not in have:
-            # Hierarchical aggregate; days are local (Asia/Ho_Chi_Minh) days.
+            # Hierarchical aggregate; days are local (ioc.localtime.TZ_NAME) days.
             cur.execute(
                 """
                 CREATE MATERIALIZED VIEW readings_daily
                 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-                SELECT time_bucket(INTERVAL '1 day', bucket, 'Asia/Ho_Chi_Minh') AS bucket,
+                SELECT time_bucket(INTERVAL '1 day', bucket, %s) AS bucket,
                        ward_code, metric, sum(n)::bigint AS n, sum(sum) AS sum,
                        sum(sum) / NULLIF(sum(n), 0) AS avg, min(min) AS min, max(max) AS max
                 FROM readings_hourly
                 GROUP BY 1, 2, 3
                 WITH NO DATA
-                """
+                """,
+                (TZ_NAME,),
             )
             cur.execute(
                 "SELECT add_continuous_aggregate_policy('readings_daily',"

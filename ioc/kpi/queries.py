@@ -20,6 +20,7 @@ import pandas as pd
 
 from ioc.db import Connection
 from ioc.kpi import aqi as aqi_math
+from ioc.localtime import TZ_NAME
 from ioc.workdays import OFFICE_HOURS, Holidays, WorkCalendar, working_days_between
 from ioc.workdays import working_hours_between as _working_hours_between
 
@@ -30,7 +31,7 @@ COLUMNS = ["ward_code", "value", "weight"]
 class KpiEnv:
     """What the queries need from the configuration."""
 
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = TZ_NAME
     holidays: Holidays = field(default_factory=Holidays)
     device_intervals: Mapping[str, float] = field(default_factory=dict)
     metric_intervals: Mapping[str, float] = field(default_factory=dict)
@@ -85,6 +86,23 @@ ENDED_AT_SQL = (
 DUE_DAY_END_SQL = (
     "((date_trunc('day', due_at AT TIME ZONE %(tz)s) + INTERVAL '1 day') AT TIME ZONE %(tz)s)"
 )
+
+
+def overdue_at_sql(
+    at: str, *, ended_at: str = ENDED_AT_SQL, due_day_end: str = DUE_DAY_END_SQL
+) -> str:
+    """The one overdue rule (KPI-REFERENCE: an application that has not ended is measured at
+    the end of the period, overdue if past due then), as an SQL condition on an
+    ``applications`` row measured at the instant ``at`` (an SQL expression, e.g. a bound
+    ``%(end)s``): not ended by ``at`` (an end recorded after ``at`` has not happened yet at
+    ``at``), and ``at`` is past the end of its due date (local day) or it was returned more
+    than once. The overdue KPI measures at the end of its period, the dashboards at now."""
+    return (
+        f"(({ended_at}) IS NULL OR ({ended_at}) >= {at})"
+        f" AND (return_count >= 2 OR {at} >= {due_day_end})"
+    )
+
+
 _APPS_CTE = f"""
 WITH a AS (
     SELECT id, ward_code, channel, received_at, due_at, return_count, paused_seconds,
@@ -143,12 +161,11 @@ def overdue_applications(
 
     No data (NULL) for a ward that has never received an application before ``end``.
     """
+    overdue = overdue_at_sql("%(end)s", ended_at="ended_at", due_day_end="due_day_end")
     sql = (
         _APPS_CTE
-        + """
-    SELECT ward_code, count(*) FILTER (
-               WHERE (ended_at IS NULL OR ended_at >= %(end)s)
-                 AND (return_count >= 2 OR %(end)s >= due_day_end)),
+        + f"""
+    SELECT ward_code, count(*) FILTER (WHERE {overdue}),
            count(*) FILTER (WHERE ended_at IS NULL OR ended_at >= %(end)s)
     FROM a GROUP BY ward_code
     """

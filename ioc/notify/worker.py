@@ -78,7 +78,7 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
         from ioc.alerts import MqttPublisher
         from ioc.settings import parse_mqtt_url
 
-        mqtt_target = parse_mqtt_url(settings.mqtt_url)
+        mqtt_target = parse_mqtt_url(str(settings.mqtt_url))
         out["mqtt"] = lambda: MqttChannel(MqttPublisher(cfg, mqtt_target), timeout=10.0)
     return out
 

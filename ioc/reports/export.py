@@ -45,49 +45,19 @@ from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.errors import IOCError, UsageError
+from ioc.i18n import (
+    DATE_FORMAT,
+    DEFINITION_COLUMNS,
+    EXCEL_DATE_FORMAT,
+    columns,
+    lang_or_default,
+    localized,
+    tr,
+)
 from ioc.kpi import periods
 from ioc.kpi.compute import CITY, compute_period
+from ioc.localtime import OFFSET_LABEL
 
-TITLES = {
-    "kpi": {
-        "vi": [
-            "Kỳ (bắt đầu)",
-            "Mã đơn vị",
-            "Tên đơn vị",
-            "Mã chỉ tiêu",
-            "Chỉ tiêu",
-            "Giá trị",
-            "Đơn vị tính",
-        ],
-        "en": ["Period start", "Ward code", "Ward", "KPI code", "KPI", "Value", "Unit"],
-    },
-    "metric": {
-        "vi": [
-            "Kỳ (bắt đầu)",
-            "Mã đơn vị",
-            "Tên đơn vị",
-            "Chỉ số đo",
-            "Số lần đo",
-            "Trung bình",
-            "Nhỏ nhất",
-            "Lớn nhất",
-            "Đơn vị tính",
-        ],
-        "en": [
-            "Period start",
-            "Ward code",
-            "Ward",
-            "Metric",
-            "Readings",
-            "Mean",
-            "Min",
-            "Max",
-            "Unit",
-        ],
-    },
-}
-EVERY_VI = {"hour": "giờ", "day": "ngày", "week": "tuần", "month": "tháng"}
-CITY_NAME = {"vi": "Toàn thành phố", "en": "Whole city"}
 XLSX_MAX_ROWS = 1_048_576
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -162,7 +132,7 @@ def make_request(
         end=end,
         every=every,
         fmt=fmt,
-        lang=lang if lang in ("vi", "en") else "vi",
+        lang=lang_or_default(lang),
     )
 
 
@@ -319,7 +289,7 @@ class _Progress:
 
 def _ward_name(cfg: Config, code: str, lang: str) -> str:
     if code == CITY:
-        return CITY_NAME[lang]
+        return tr("city", lang)
     w = cfg.ward(code)
     return w.name if w else code
 
@@ -335,14 +305,11 @@ def _metric_unit(cfg: Config, metric: str) -> str:
 def _table(
     conn: Connection, cfg: Config, req: ExportRequest, now: dt.datetime | None
 ) -> Iterator[list[Any]]:
-    """Data rows (period start as an aware datetime) in the column order of TITLES."""
+    """Data rows (period start as an aware datetime) in the column order of ioc.i18n.COLUMNS."""
     lang = req.lang
     names = {c: _ward_name(cfg, c, lang) for c in (*req.wards, CITY)}
     if req.kpis:
-        labels = {
-            k: (cfg.kpis.kpis[k].label_vi if lang == "vi" else cfg.kpis.kpis[k].label_en)
-            for k in req.kpis
-        }
+        labels = {k: localized(cfg.kpis.kpis[k], "label", lang) for k in req.kpis}
         units = {k: cfg.kpis.kpis[k].unit for k in req.kpis}
         digits = {k: cfg.kpis.kpis[k].decimals for k in req.kpis}
         for p, ward, k, v in kpi_rows(conn, cfg, req, now=now):
@@ -383,7 +350,7 @@ def _write_xlsx(
 ) -> int:
     import xlsxwriter
 
-    vi = req.lang == "vi"
+    lang = req.lang
     wb = xlsxwriter.Workbook(out, {"constant_memory": True})
     # the file's creation time is the export's "now": the same request and now, the same bytes
     wb.set_properties({"created": created.astimezone(dt.UTC).replace(tzinfo=None)})
@@ -391,7 +358,7 @@ def _write_xlsx(
     title_fmt = wb.add_format({"bold": True, "font_size": 14})
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
     head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
-    date_code = ("dd/mm/yyyy" if vi else "yyyy-mm-dd") + (" hh:mm" if req.every == "hour" else "")
+    date_code = EXCEL_DATE_FORMAT[lang] + (" hh:mm" if req.every == "hour" else "")
     date_fmt = wb.add_format({"num_format": date_code})
     int_fmt = wb.add_format({"num_format": "#,##0"})
     dec_fmt = {
@@ -399,59 +366,41 @@ def _write_xlsx(
     }
 
     # --- header sheet: what, when, which wards, which period, number formats
-    info = wb.add_worksheet("Thông tin" if vi else "About")
+    info = wb.add_worksheet(tr("sheet_about", lang))
     info.set_column(0, 0, 28)
     info.set_column(1, 1, 90)
     now_local = created.astimezone(tz)
     first = periods.floor(req.start, req.every, tz)
     if req.all_wards:
-        wards_txt = (
-            f"Tất cả {len(req.wards)} phường, xã, đặc khu"
-            if vi
-            else f"All {len(req.wards)} wards and communes"
-        )
+        wards_txt = tr("all_wards", lang, n=len(req.wards))
     else:
-        wards_txt = ", ".join(f"{c} {_ward_name(cfg, c, req.lang)}" for c in req.wards)
+        wards_txt = ", ".join(f"{c} {_ward_name(cfg, c, lang)}" for c in req.wards)
     if req.include_city:
-        wards_txt += " + " + CITY_NAME[req.lang]
-    dfmt = "%d/%m/%Y" if vi else "%Y-%m-%d"
-    every_txt = EVERY_VI[req.every] if vi else req.every
+        wards_txt += " + " + tr("city", lang)
+    dfmt = DATE_FORMAT[lang]
+    every_txt = tr(f"every_{req.every}", lang)
     if req.kpis:
-        what = ", ".join(
-            cfg.kpis.kpis[k].label_vi if vi else cfg.kpis.kpis[k].label_en for k in req.kpis
-        )
+        what = ", ".join(localized(cfg.kpis.kpis[k], "label", lang) for k in req.kpis)
     else:
         what = ", ".join(req.metrics)
     lines: list[tuple[str, str]] = [
         (
-            "Báo cáo" if vi else "Report",
-            ("Chỉ tiêu: " if vi else "KPIs: ") + what
-            if req.kpis
-            else ("Số liệu cảm biến: " if vi else "Sensor readings: ") + what,
+            tr("report", lang),
+            tr("report_kpis" if req.kpis else "report_metrics", lang, what=what),
         ),
-        ("Thời điểm lập" if vi else "Created", now_local.strftime(dfmt + " %H:%M") + " (GMT+7)"),
-        ("Đơn vị hành chính" if vi else "Wards", wards_txt),
+        (tr("created", lang), now_local.strftime(dfmt + " %H:%M") + f" ({OFFSET_LABEL})"),
+        (tr("wards", lang), wards_txt),
         (
-            "Kỳ báo cáo" if vi else "Period",
+            tr("period", lang),
             f"{first.strftime(dfmt)} – {req.end.astimezone(tz).strftime(dfmt)}, "
-            + (f"theo {every_txt}" if vi else f"per {every_txt}"),
+            + tr("per_every", lang, every=every_txt),
         ),
-        ("Nguồn" if vi else "Source", "IOC Đà Nẵng (kpi_values / readings)"),
-        ("Múi giờ" if vi else "Time zone", cfg.system.timezone),
-        (
-            "Ô trống" if vi else "Empty cell",
-            "không có dữ liệu (không phải 0)" if vi else "no data (not zero)",
-        ),
-        (
-            "Định dạng số" if vi else "Number format",
-            "Ngày dd/mm/yyyy; số thập phân theo từng chỉ tiêu (cột Giá trị); dấu thập phân theo "
-            "cài đặt vùng của Excel"
-            if vi
-            else "Dates yyyy-mm-dd; decimals per KPI (Value column); "
-            "decimal mark follows Excel's locale",
-        ),
+        (tr("source", lang), "IOC Đà Nẵng (kpi_values / readings)"),
+        (tr("time_zone", lang), cfg.system.timezone),
+        (tr("empty_cell", lang), tr("empty_cell_means", lang)),
+        (tr("number_format", lang), tr("number_format_means", lang)),
     ]
-    info.write(0, 0, "Báo cáo IOC Đà Nẵng" if vi else "IOC Da Nang report", title_fmt)
+    info.write(0, 0, tr("report_title", lang), title_fmt)
     r = 2
     for key, val in lines:
         info.write(r, 0, key, bold)
@@ -459,11 +408,7 @@ def _write_xlsx(
         r += 1
     if req.kpis:
         r += 1
-        cols = (
-            ["Mã", "Chỉ tiêu", "Đơn vị", "Số chữ số thập phân", "Tổng hợp toàn TP", "Định nghĩa"]
-            if vi
-            else ["Code", "KPI", "Unit", "Decimals", "City roll-up", "Definition"]
-        )
+        cols = [tr(k, lang) for k in DEFINITION_COLUMNS]
         info.set_column(2, 5, 18)
         for c, name in enumerate(cols):
             info.write(r, c, name, head)
@@ -476,11 +421,11 @@ def _write_xlsx(
                 0,
                 [
                     k,
-                    kd.label_vi if vi else kd.label_en,
+                    localized(kd, "label", lang),
                     kd.unit,
                     kd.decimals,
                     rollup,
-                    (kd.description_vi if vi else kd.description_en) or "",
+                    localized(kd, "description", lang),
                 ],
             )
             r += 1
@@ -494,7 +439,7 @@ def _write_xlsx(
     for row in rows:
         if row_i >= XLSX_MAX_ROWS:
             sheet_no += 1
-            base = "Dữ liệu" if vi else "Data"
+            base = tr("sheet_data", lang)
             ws = wb.add_worksheet(base if sheet_no == 1 else f"{base} {sheet_no}")
             ws.set_column(0, 0, 17 if req.every == "hour" else 12)
             ws.set_column(1, 1, 10)
@@ -523,7 +468,7 @@ def _write_xlsx(
         row_i += 1
         n += 1
     if ws is None:
-        ws = wb.add_worksheet("Dữ liệu" if vi else "Data")
+        ws = wb.add_worksheet(tr("sheet_data", lang))
         ws.write_row(0, 0, titles, head)
     wb.close()
     return n
@@ -580,7 +525,7 @@ def write_request(
     (rows, rows) at the end."""
     tz = ZoneInfo(cfg.system.timezone)
     now = now or dt.datetime.now(dt.UTC)
-    titles = TITLES["kpi" if req.kpis else "metric"][req.lang]
+    titles = columns("kpi" if req.kpis else "metric", req.lang)
     try:
         rows = _table(conn, cfg, req, now)
         if progress is not None:
