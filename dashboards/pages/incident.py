@@ -481,7 +481,7 @@ def _nearby(cams: Any, devs: Any, lang: str) -> html.Div:
             className=f"dev-{status}",
         )
 
-    items = [li(f"📷 {r.name or r.camera_id}", r.status, r.last_seen) for r in records(cams)]
+    items = [li(f"Camera {r.name or r.camera_id}", r.status, r.last_seen) for r in records(cams)]
     items += [li(f"{r.device_type} {r.device_id}", r.status, r.last_seen) for r in records(devs)]
     if not items:
         return html.Div(t("no_rows", lang), className="muted")

@@ -137,6 +137,13 @@ def test_queue_and_incident_page_at_1920_and_4k(inc_server: Server) -> None:
         # the SLA filter: only the overdue ones
         driver.find_element("css selector", "#inc-sla input[value='breached']").click()
         wait_for(driver, lambda d: _table_rows(d) == 3, 15)
+        # in English
+        driver.get(base + "/incidents?lang=en")
+        wait_for(driver, lambda d: _table_rows(d) == 6, 30)
+        text = driver.find_element("id", "inc-table").text
+        assert "Overdue" in text and "Due soon" in text and " left" in text and " late" in text
+        assert "Incident queue" in driver.find_element("tag name", "h1").text
+        driver.get(base + "/incidents?lang=vi")
         set_viewport(driver, 3840, 2160)
         driver.get(base + "/incidents")
         wait_for(driver, lambda d: _table_rows(d) == 6, 30)
