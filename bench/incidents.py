@@ -9,7 +9,8 @@ with one to three linked reports and its opening event), starts ``ioc serve`` (2
 threads, as served) and posts the queue's data callback (``/_dash-update-component``) ``--n``
 times per scenario, one client, as an operator and as a ward leader. Prints p50 / p95 / max
 per scenario. Baseline in the same run: the queue query alone (``ioc.incidents.queries.queue``)
-on a direct connection, for the default filter. Target: p95 ≤ 300 ms.
+on a direct connection, for the default filter. Also times the incident KPIs of one day and
+one hour (``compute_period``, as the scheduler runs them). Target: p95 ≤ 300 ms.
 """
 
 from __future__ import annotations
@@ -171,6 +172,22 @@ def main() -> int:
         add_user(conn, "op", PASSWORD, "operator", [], replace=True)
         add_user(conn, "lead", PASSWORD, "ward_leader", [own], replace=True)
         conn.commit()
+        # the incident KPIs of one closed day and one closed hour, all wards and the city
+        from ioc.kpi.compute import compute_period
+
+        kpis = [k for k, v in cfg.kpis.kpis.items() if v.query.startswith("incident")]
+        day0 = (now - dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        for label, start, end in (
+            ("day", day0, day0 + dt.timedelta(days=1)),
+            ("hour", day0 + dt.timedelta(hours=10), day0 + dt.timedelta(hours=11)),
+        ):
+            k0 = time.perf_counter()
+            compute_period(conn, cfg, kpis=kpis, period=label, start=start, end=end, now=now)
+            conn.rollback()
+            print(
+                f"{len(kpis)} incident KPIs, one {label}, 94 wards + city:"
+                f" {time.perf_counter() - k0:.2f} s"
+            )
         # baseline: the query alone
         base_ms = []
         for _ in range(args.n):

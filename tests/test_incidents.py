@@ -418,6 +418,17 @@ def test_critical_flood_alerts_open_one_incident_per_ward(
             assert cur.fetchone() == (1,)
             cur.execute("SELECT count(*) FROM incidents")
             assert cur.fetchone() == (2,)
+        # an incident that cannot be opened (a ward the configuration does not know) does
+        # not cost the alert: it is stored, the evaluation goes on
+        reading("wl-x", "00000", 90.0, now)
+        alerts.evaluate(c, config, now=now, rules=[rule])
+        res = alerts.evaluate(c, config, now=now + dt.timedelta(seconds=rule.for_s), rules=[rule])
+        assert res.opened == 1
+        with c.cursor() as cur:
+            cur.execute("SELECT count(*) FROM alerts WHERE subject = 'wl-x'")
+            assert cur.fetchone() == (1,)
+            cur.execute("SELECT count(*) FROM incidents")
+            assert cur.fetchone() == (2,)
         # once w1's incident is resolved, a new flood alert there opens a new one
         iid = rows[0][5]
         core.reject(c, iid, "Đã xử lý", actor="op", source="web")

@@ -23,6 +23,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg2
+
 from ioc.config import Config
 from ioc.db import Connection
 from ioc.errors import IOCError
@@ -370,6 +372,34 @@ def on_alert_opened(
             break
     if match is None:
         return None
+    # an incident that cannot be opened must not cost the alert: a savepoint keeps them apart
+    with conn.cursor() as cur:
+        cur.execute("SAVEPOINT incident_auto_open")
+    try:
+        iid = _auto_open(
+            conn, cfg, match.category, alert_id, rule_id, severity, ward_code, title, now
+        )
+    except (IncidentError, psycopg2.Error) as exc:
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK TO SAVEPOINT incident_auto_open")
+        log.warning("alert %s: no incident opened (%s)", alert_id, str(exc).splitlines()[0])
+        return None
+    with conn.cursor() as cur:
+        cur.execute("RELEASE SAVEPOINT incident_auto_open")
+    return iid
+
+
+def _auto_open(
+    conn: Connection,
+    cfg: Config,
+    category: str,
+    alert_id: int,
+    rule_id: str,
+    severity: str,
+    ward_code: str | None,
+    title: str,
+    now: dt.datetime,
+) -> int:
     with conn.cursor() as cur:
         # serialise auto-opening per rule and ward (the unique index is the last word)
         cur.execute(
@@ -390,7 +420,7 @@ def on_alert_opened(
         conn,
         cfg,
         ward_code=ward_code,
-        category=match.category,
+        category=category,
         severity=severity,
         title=title,
         origin="rule",

@@ -71,10 +71,12 @@ def incidents_in_state(
     wanted = ["new", "assigned", "in_progress"] if state == "open" else [state]
     sql = f"""
     WITH cand AS (
-        -- open at `end` means: still open now, or changed since
+        -- those that may have been open at `end`: all but the ones whose present cycle (a
+        -- reopening clears resolved_at / rejected_at) had ended before it
         SELECT i.id, i.ward_code FROM incidents i
         WHERE i.ward_code = ANY(%(wards)s::text[]) AND i.opened_at < %(end)s
-          AND (i.status IN ('new', 'assigned', 'in_progress') OR i.updated_at >= %(end)s)
+          AND NOT (i.status IN ('resolved', 'closed', 'rejected')
+                   AND LEAST(i.resolved_at, i.rejected_at) < %(end)s)
     ),
     last AS (
         SELECT DISTINCT ON (e.incident_id) e.incident_id, {STATE_OF_EVENT_SQL} AS state
