@@ -445,3 +445,21 @@ def test_critical_flood_alerts_open_one_incident_per_ward(
             assert cur.fetchone() == (2,)
     finally:
         c.close()
+
+
+def test_queue_filters_order_and_capped_count(conn: Connection, config: Config) -> None:
+    from ioc.incidents import queries as iq
+
+    w = ward(config, 8)
+    ids = [new(conn, config, w, "waste", title=f"q{i}") for i in range(4)]
+    core.acknowledge(conn, ids[0], actor="x", source="web", now=T0)
+    conn.commit()
+    late = T0 + dt.timedelta(days=3)  # every response clock but the acknowledged one is out
+    df, total = iq.queue(conn, now=late, wards=[w], statuses=list(core.OPEN))
+    assert total == 4 and list(df["id"]) == ids  # same due time: by id
+    df, total = iq.queue(conn, now=late, wards=[w], sla=["breached"])
+    assert set(df["id"]) == set(ids[1:]) and total == 3
+    df, total = iq.queue(conn, now=late, wards=[w], sla=["breached"], limit=1, count_up_to=2)
+    assert len(df) == 1 and total == 3  # 2 counted, and "more"
+    df, _ = iq.queue(conn, now=late, wards=[ward(config, 9)])
+    assert df.empty

@@ -36,7 +36,7 @@ from dashboards.components.incidents import (
     summary_block,
 )
 from dashboards.components.layout import frame, refused, table
-from dashboards.i18n import fmt_datetime, t
+from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
@@ -47,6 +47,7 @@ dash.register_page(__name__, path="/incidents", title="IOC — Sự cố", order
 
 REFRESH_MS = 15_000
 QUEUE_LIMIT = 500
+COUNT_UP_TO = 10_000  # beyond, the count says "10.000+" (counting 100,000 rows costs time)
 
 
 def _now() -> dt.datetime:
@@ -235,6 +236,7 @@ def queue_rows(
             statuses=_clean(statuses, ALL_STATUSES),
             sla=_clean(slas, SLA_FILTERS),
             limit=QUEUE_LIMIT,
+            count_up_to=COUNT_UP_TO,
         )
     names = state().ward_names
     # labels looked up once per request, not per row (500 rows)
@@ -295,7 +297,8 @@ def refresh(
     user = require("view")
     _, lang = who()
     rows, total = queue_rows(user, lang, wards, cats, statuses, slas, _now())
-    return rows, t("inc_shown", lang, n=len(rows), total=total)
+    shown = fmt_num(total, 0, lang) if total <= COUNT_UP_TO else f"{fmt_num(COUNT_UP_TO, 0, lang)}+"
+    return rows, t("inc_shown", lang, n=fmt_num(len(rows), 0, lang), total=shown)
 
 
 @callback(

@@ -76,9 +76,10 @@ def queue(
     statuses: Sequence[str] | None = None,
     sla: Sequence[str] | None = None,
     limit: int = 500,
+    count_up_to: int = 10_000,
 ) -> tuple[pd.DataFrame, int]:
     """The incidents matching the filters, most urgent first (resolution due time), at most
-    ``limit``; and how many match in all."""
+    ``limit``; and how many match in all, counted up to ``count_up_to`` (more: that + 1)."""
     params: dict[str, Any] = {
         "now": now,
         "wards": list(wards or []),
@@ -100,7 +101,10 @@ def queue(
             params,
         )
         rows = cur.fetchall()
-        cur.execute(f"SELECT count(*) FROM incidents i WHERE {where}", params)
+        cur.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM incidents i WHERE {where} LIMIT %(cap)s) c",
+            {**params, "cap": int(count_up_to) + 1},
+        )
         total = int((cur.fetchone() or (0,))[0])
     return pd.DataFrame(rows, columns=QUEUE_COLUMNS), total
 
