@@ -192,7 +192,7 @@ def main() -> int:
         base_ms = []
         for _ in range(args.n):
             q0 = time.perf_counter()
-            iq.queue(conn, now=dt.datetime.now(dt.UTC), statuses=OPEN, limit=500)
+            iq.queue(conn, now=dt.datetime.now(dt.UTC), statuses=OPEN, limit=200)
             conn.rollback()
             base_ms.append(1000 * (time.perf_counter() - q0))
         conn.close()

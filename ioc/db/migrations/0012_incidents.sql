@@ -51,7 +51,6 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_auto_open ON incidents (auto_rule, ward_code)
     WHERE auto_rule IS NOT NULL AND status IN ('new', 'assigned', 'in_progress');
 CREATE INDEX IF NOT EXISTS incidents_status_due ON incidents (status, due_at);
-CREATE INDEX IF NOT EXISTS incidents_due ON incidents (due_at, id);  -- the queue's order
 CREATE INDEX IF NOT EXISTS incidents_ward_status ON incidents (ward_code, status, due_at);
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
 CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents (resolved_at)
