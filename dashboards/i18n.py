@@ -160,6 +160,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "ack_title": ("Xác nhận cảnh báo", "Acknowledge alert"),
     "ack_confirm": ("Xác nhận đã nhận (với tên {user})", "Acknowledge (as {user})"),
     "ack_done": ("Đã xác nhận cảnh báo #{n} với tên {user}", "Alert #{n} acknowledged as {user}"),
+    "ack_done_incident": (
+        "Đã xác nhận sự vụ #{n} với tên {user}",
+        "Incident #{n} acknowledged as {user}",
+    ),
     "ack_err_invalid": ("Liên kết không hợp lệ", "This link is not valid"),
     "ack_err_expired": ("Liên kết đã hết hạn", "This link has expired"),
     "ack_err_used": ("Liên kết đã được sử dụng", "This link has already been used"),

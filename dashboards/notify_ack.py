@@ -77,7 +77,8 @@ def ack(token: str) -> flask.Response:
         except links.LinkError as exc:
             return _refused(exc.reason)
         st.cache.clear()
-        msg = t("ack_done", n=claim.ref_id, user=claim.user)
+        key = "ack_done_incident" if claim.ref_kind == "incident" else "ack_done"
+        msg = t(key, n=claim.ref_id, user=claim.user)
         return _page(
             msg,
             f"<p id='ack-result' data-reason='ok'>{html.escape(msg)}</p>"

@@ -69,16 +69,6 @@ class Settings(BaseSettings):
     incidents_token: str | None = Field(
         default=None, description="Token of scope incidents for the simulator's ward staff"
     )
-    smtp_url: str | None = Field(
-        default=None,
-        description="Mail server for notifications smtp://user:pass@host:port (smtps:// for"
-        " TLS); unset = no e-mail",
-    )
-    smtp_from: str = Field(default="ioc@localhost", description="Sender of notifications")
-    public_url: str = Field(
-        default="http://127.0.0.1:8050",
-        description="The dashboard's base URL as users reach it (links inside messages)",
-    )
     dash_cache_ttl: float | None = Field(
         default=None,
         ge=0,
@@ -103,6 +93,17 @@ class Settings(BaseSettings):
     embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
         default="auto",
         description="Engine of the embedded broker: auto = mosquitto when installed, else amqtt",
+    )
+    # notifications (issue 13)
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Mail server for notifications smtp://user:pass@host:port (smtps:// for"
+        " TLS); unset = no e-mail",
+    )
+    smtp_from: str = Field(default="ioc@localhost", description="Sender of notifications")
+    public_url: str = Field(
+        default="http://127.0.0.1:8050",
+        description="The dashboard's base URL as users reach it (links inside messages)",
     )
 
     @_field_validator("embedded_broker", "mqtt_protocol", mode="before")

@@ -161,10 +161,15 @@ def test_default_routing_follows_the_wards_each_user_may_see(
     assert city == {"admin1@example.vn", "op1@example.vn", "an1@example.vn"}
 
 
-def test_no_email_rows_without_smtp_and_routes_by_category_ward_webhook_mqtt(
-    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: HookSink
+def test_routes_by_category_and_ward_and_no_email_without_smtp(
+    conn: Connection,
+    fresh_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hook: HookSink,
 ) -> None:
     monkeypatch.delenv("IOC_SMTP_URL", raising=False)
+    monkeypatch.delenv("IOC_MQTT_URL", raising=False)
     cfg = load(
         tmp_path,
         {
@@ -189,8 +194,23 @@ def test_no_email_rows_without_smtp_and_routes_by_category_ward_webhook_mqtt(
     open_alert(conn, cfg, W2)  # another ward: no route
     open_alert(conn, cfg, W1, rule_id="pm25_high")  # another category: no route
     got = {(r["channel"], r["recipient"]) for r in notif(conn)}
-    # IOC_SMTP_URL unset: no e-mail at all (contract), the webhook and MQTT still
-    assert got == {("webhook", hook.url), ("mqtt", f"ioc/notify/{W1}")}
+    assert got == {
+        ("webhook", hook.url),
+        ("mqtt", f"ioc/notify/{W1}"),
+        ("email", "pctt@example.vn"),
+    }
+    # a worker without IOC_SMTP_URL (nor a broker): no e-mail (contract), nothing left waiting;
+    # the webhook goes
+    w = worker(cfg, fresh_db_url, tmp_path, None)
+    try:
+        assert w.drain() == 3
+    finally:
+        w.close()
+    st = {r["channel"]: (r["status"], r["attempts"]) for r in notif(conn)}
+    assert st == {"webhook": ("sent", 0), "email": ("cancelled", 0), "mqtt": ("cancelled", 0)}
+    why = rows(conn, "SELECT last_error FROM notifications WHERE channel = 'email'")[0][0]
+    assert why == "IOC_SMTP_URL is not set: not sent"
+    assert len(hook.requests) == 1
 
 
 def test_enqueue_is_part_of_the_event_transaction_and_idempotent(
@@ -646,7 +666,17 @@ def test_escalation_chain_and_reminders_stop_at_acknowledgement(
         {
             **FAST,
             "routes": [
-                {"name": "first", "events": ["alert_opened"], "to": {"emails": ["duty@example.vn"]}}
+                {
+                    "name": "first",
+                    "events": ["alert_opened"],
+                    "to": {"emails": ["duty@example.vn"]},
+                },
+                {
+                    "name": "chat",
+                    "events": ["escalation"],
+                    "wards": ["20197"],
+                    "to": {"emails": ["chat@example.vn"]},
+                },
             ],
             "escalation": {
                 "severities": ["critical"],
@@ -676,6 +706,8 @@ def test_escalation_chain_and_reminders_stop_at_acknowledgement(
     assert at(14) == {"stopped": 0, "escalated": 0, "reminders": 0}
     assert at(15)["escalated"] == 2
     assert kinds(aid) == [("escalation", 1, "lead1@example.vn")]
+    # a route for the kind adds its recipients (here: ward 2's escalations to a chat address)
+    assert sorted(k[2] for k in kinds(other)) == ["chat@example.vn", "lead2@example.vn"]
     assert at(15)["escalated"] == 0  # run twice: nothing twice
     assert at(25)["reminders"] == 2  # 10 min later: a reminder to the ward leader
     assert at(30)["escalated"] == 2
@@ -921,3 +953,81 @@ def test_prune_forgets_finished_messages_but_keeps_dead_letters(
     assert outbox.prune(conn, cfg) == 4
     left = [r["status"] for r in notif(conn)]
     assert sorted(left) == ["dead"] * 4 + ["pending"] * 4
+
+
+def test_incident_events_as_the_incidents_module_enqueues_them(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call ioc/incidents makes (its one call site): routes for incident_assigned, the
+    escalation chain's roles for escalation; idempotent per (kind, incident, level, seq)."""
+    from ioc.config.notifications import Recipients
+
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:1")
+    cfg = load(tmp_path)
+    users(conn)
+    common: dict[str, Any] = {
+        "ward_code": W1,
+        "severity": "critical",
+        "category": "flooding",
+        "ref_kind": "incident",
+        "ref_id": 12,
+        "cfg": cfg,
+    }
+    with conn.cursor() as cur:
+        n = outbox.enqueue(cur, "incident_assigned", params={"title": "#12 Ngập"}, **common)
+        assert n == 3  # admin1, op1, lead1 (not the analyst: the route's roles)
+        for _ in range(2):
+            outbox.enqueue(
+                cur,
+                "escalation",
+                recipients=[Recipients(roles=["operator"])],
+                level=2,
+                seq=5,
+                params={"title": "#12 Ngập", "level_name": "Trực ban thành phố"},
+                **common,
+            )
+    conn.commit()
+    esc = notif(conn, "kind = 'escalation'")
+    assert [r["recipient"] for r in esc] == ["op1@example.vn"]
+    assert esc[0]["subject"] == "[IOC] Nghiêm trọng: Chuyển cấp: #12 Ngập – Phường Hải Vân"
+    assert "Cấp xử lý: Trực ban thành phố" in esc[0]["body_text"]
+    assert "{{ack_url}}" in esc[0]["body_text"] and "/incidents/12" in esc[0]["body_text"]
+
+
+def test_ioc_notify_command_once_and_its_one_line_errors(
+    conn: Connection,
+    fresh_db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    mail: MailSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
+    cfg = load(tmp_path)
+    users(conn)
+    open_alert(conn, cfg, W1)
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, IOC_VAR_DIR=str(tmp_path / "var"), IOC_SECRET_KEY="k" * 40)
+        full.update(env)
+        return subprocess.run(
+            [sys.executable, "-m", "ioc.cli", "notify", "--once"],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    bad = run(IOC_DATABASE_URL=fresh_db_url, IOC_SMTP_URL="http://mail.example")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0
+    assert "IOC_SMTP_URL must start with smtp:// or smtps://" in bad.stderr
+    bare = run(IOC_DATABASE_URL=empty_db_url, IOC_SMTP_URL=mail.url)
+    assert bare.returncode != 0 and "run `ioc db init` first" in bare.stderr
+    ok = run(IOC_DATABASE_URL=fresh_db_url, IOC_SMTP_URL=mail.url)
+    assert ok.returncode == 0, ok.stderr
+    assert "4 sent" in ok.stdout
+    mail.wait(4)

@@ -203,6 +203,9 @@ class EmailChannel:
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (550, b""))
                 raise _by_code(int(code), _txt(text)) from None
+            except smtplib.SMTPSenderRefused as exc:  # IOC_SMTP_FROM refused: every message
+                self._drop()
+                raise ChannelDown(f"SMTP refused the sender: {exc.smtp_code}") from None
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code == 421 and attempt == 1:  # server closing: reconnect once
                     self._drop()
@@ -332,6 +335,11 @@ class MqttChannel:
         self.timeout = timeout
 
     def send(self, msg: Message) -> None:
+        # the publisher connects in the background: the first message waits for it
+        deadline = time.monotonic() + self.timeout
+        client = getattr(self.publisher, "client", None)
+        while client is not None and not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
         payload = {**msg.payload, "id": msg.idem_key, "subject": msg.subject, "text": msg.body_text}
         if not self.publisher.publish_json(msg.recipient, payload, timeout=self.timeout):
             raise ChannelDown("MQTT broker did not acknowledge the message")

@@ -11,6 +11,9 @@ transaction that opens it (``outbox.alert_opened``). ``tick`` (run by ``ioc noti
 * between levels and after the last one, every ``reminder_every_min`` minutes, everyone told
   so far gets a reminder (kind ``alert_unacknowledged``), at most ``max_reminders``.
 
+Routes of notifications.yaml for the kinds ``escalation`` and ``alert_unacknowledged`` add their
+recipients (a duty chat's webhook, say) to the chain's.
+
 Each message's idempotency key includes the level and the reminder's number, so a tick run
 twice (two workers, a crash between) sends nothing twice.
 """
@@ -23,7 +26,7 @@ from typing import Any
 from ioc.config import Config
 from ioc.config.notifications import Recipients
 from ioc.db import Connection
-from ioc.notify.outbox import enqueue
+from ioc.notify.outbox import enqueue, matching_routes
 
 
 def merge(specs: list[Recipients]) -> Recipients:
@@ -68,6 +71,13 @@ def tick(
             elapsed_min = (now - started).total_seconds() / 60
             due = sum(1 for lv in esc.levels if lv.after_min <= elapsed_min + 1e-9)
             p = dict(params or {})
+
+            def routed(kind: str, ward: Any = ward, sev: Any = sev, p: Any = p) -> list[Recipients]:
+                """Routes of notifications.yaml for this kind too (besides the chain)."""
+                return matching_routes(
+                    cfg.notifications, kind, severity=sev, ward=ward, category=p.get("category")
+                )
+
             common: dict[str, Any] = {
                 "ward_code": ward,
                 "severity": sev,
@@ -83,7 +93,7 @@ def tick(
                     enqueue(
                         cur,
                         "escalation",
-                        recipients=[spec.to],
+                        recipients=[spec.to, *routed("escalation")],
                         level=lv,
                         params={**p, "level_name": spec.name, "minutes": spec.after_min},
                         **common,
@@ -100,7 +110,7 @@ def tick(
                 enqueue(
                     cur,
                     "alert_unacknowledged",
-                    recipients=[told],
+                    recipients=[told, *routed("alert_unacknowledged")],
                     level=level,
                     seq=reminders,
                     params={**p, "reminder": reminders},

@@ -31,8 +31,9 @@ KEY_FILE = "dashboard_secret_key"
 def secret_key(settings: Settings) -> str:
     """The key that signs sessions and links: IOC_SECRET_KEY, else the file the dashboard
     generates under IOC_VAR_DIR (created here in the same way when this process is first)."""
-    if settings.secret_key:
-        return settings.secret_key.get_secret_value()
+    key = settings.secret("secret_key")
+    if key:
+        return key
     path = Path(settings.var_dir) / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from ioc.config import Config, load_config
 from ioc.config.notifications import SEVERITY_RANK, NotificationsFile, QuietHours, Recipients
 from ioc.db import Connection
 from ioc.notify.render import render, render_digest
-from ioc.settings import Settings
+from ioc.settings import get_settings
 
 log = logging.getLogger("ioc.notify")
 
@@ -83,11 +83,7 @@ def _config_for(config_dir: str) -> Config:
 
 def default_config() -> Config:
     """The configuration of this process (IOC_CONFIG_DIR), for callers that have none."""
-    return _config_for(str(Settings().config_dir))
-
-
-def email_configured() -> bool:
-    return bool(Settings().smtp_url)
+    return _config_for(str(get_settings().config_dir))
 
 
 def idem_key(*parts: object) -> str:
@@ -265,7 +261,7 @@ def enqueue(
     level: int = 0,
     seq: int = 0,
     now: dt.datetime | None = None,
-    email: bool | None = None,
+    email: bool = True,
     ward_filter: bool = True,
 ) -> int:
     """Write the notifications of one event with ``cur`` (the event's transaction; nothing is
@@ -273,7 +269,6 @@ def enqueue(
     cfg = cfg or default_config()
     n = cfg.notifications
     now = now or dt.datetime.now(dt.UTC)
-    email = email_configured() if email is None else email
     tz = ZoneInfo(cfg.system.timezone)
     specs = (
         list(recipients)
@@ -639,6 +634,17 @@ def mark_failed(
         )
     conn.commit()
     return "dead" if dead else "retry"
+
+
+def cancel(conn: Connection, ids: Sequence[int], *, reason: str) -> None:
+    """Messages this deployment cannot send at all (its channel is not configured)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE notifications SET status = 'cancelled', leased_until = NULL,"
+            " last_error = %s WHERE id = ANY(%s) AND status = 'sending'",
+            (reason[:500], list(ids)),
+        )
+    conn.commit()
 
 
 def release(conn: Connection, ids: Sequence[int], *, at: dt.datetime, error: str) -> None:

@@ -39,6 +39,7 @@ import psycopg2
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
+from ioc.errors import IOCError
 from ioc.notify import escalation, outbox
 from ioc.notify.channels import (
     Channel,
@@ -65,8 +66,9 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
     """One factory per configured channel (each sending thread makes its own instance)."""
     d = cfg.notifications.delivery
     out: dict[str, ChannelFactory] = {}
-    if settings.smtp_url:
-        target = parse_smtp_url(settings.smtp_url)
+    smtp_url = settings.secret("smtp_url")
+    if smtp_url:
+        target = parse_smtp_url(smtp_url)
         sender = settings.smtp_from
         out["email"] = lambda: EmailChannel(target, sender, timeout=d.smtp_timeout_s)
     secrets = {}
@@ -190,15 +192,22 @@ class Worker:
             return "down", "channel down"
         try:
             chan = self.channel(c.channel)
-            if chan is None:
-                what = "IOC_SMTP_URL is not set" if c.channel == "email" else "not configured"
-                return "down", f"{c.channel}: {what}"
+            if chan is None:  # e.g. IOC_SMTP_URL unset: no e-mail (contract), nothing waits
+                what = (
+                    "IOC_SMTP_URL is not set" if c.channel == "email" else "IOC_MQTT_URL is not set"
+                )
+                return "cancel", f"{what}: not sent"
             msg = self.message(c)
             for p in msg.attachments:
                 if not p.is_file():
                     return "permanent", f"attachment gone: {p.name}"
             chan.send(msg)
         except ChannelDown as exc:
+            # the rest of the batch does not wait on the same dead server (each try may take
+            # smtp_timeout_s); the back-off proper is set when the batch ends
+            self.down_until[c.channel] = (
+                time.monotonic() + self.cfg.notifications.delivery.backoff_s
+            )
             return "down", str(exc)
         except PermanentError as exc:
             return "permanent", str(exc)
@@ -226,6 +235,9 @@ class Worker:
             if outcome == "sent":
                 self.stats.sent += 1
                 self.down_streak.pop(c.channel, None)
+            elif outcome == "cancel":
+                with self._lock:
+                    outbox.cancel(self.db(), [c.id], reason=error)
             elif outcome == "down":
                 down.setdefault(c.channel, []).append(c.id)
                 self.stats.last_error = error if error != "channel down" else self.stats.last_error
@@ -360,10 +372,19 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     """``ioc notify``: deliver notifications until SIGINT/SIGTERM (``--once``: what is due)."""
     cfg = ctx.config()
     db_url = ctx.database_url()
-    connect(db_url, application_name="ioc-notify-check").close()  # one-line error if down
+    check = connect(db_url, application_name="ioc-notify-check")  # one-line error if down
+    try:
+        with check.cursor() as cur:
+            cur.execute("SELECT to_regclass('notification_escalations') IS NOT NULL")
+            row = cur.fetchone()
+    finally:
+        check.close()
+    if not row or not row[0]:
+        raise IOCError("the database has no notification tables yet: run `ioc db init` first")
     settings = ctx.settings
-    if settings.smtp_url:
-        target = parse_smtp_url(settings.smtp_url)
+    smtp_url = settings.secret("smtp_url")
+    if smtp_url:
+        target = parse_smtp_url(smtp_url)
         print(f"ioc notify: e-mail through {target.redacted()} as {settings.smtp_from}", flush=True)
     else:
         print("ioc notify: IOC_SMTP_URL is not set: no e-mail (webhooks and MQTT only)", flush=True)

@@ -245,7 +245,7 @@ def test_operator_works_an_incident_in_the_browser(inc_server: Server) -> None:
         # 'barrier' needs a note: refused without one
         btn = "#inc-step-barrier button"
         driver.find_element("css selector", btn).click()
-        wait_for(driver, lambda d: "cần ghi chú" in d.find_element("id", "inc-d-msg").text, 15)
+        wait_for(driver, lambda d: "cần ghi chú" in d.find_element("id", "inc-d-msg").text, 40)
         driver.find_element("css selector", "#inc-step-barrier input").send_keys("Rào 2 đầu đường")
         driver.find_element("css selector", btn).click()
         wait_for(
@@ -254,10 +254,10 @@ def test_operator_works_an_incident_in_the_browser(inc_server: Server) -> None:
         # resolving before the SOP is done is refused
         driver.find_element("id", "inc-d-text").send_keys("Đã bơm")
         driver.find_element("id", "inc-d-resolve").click()
-        wait_for(driver, lambda d: "Chưa xong" in d.find_element("id", "inc-d-msg").text, 15)
+        wait_for(driver, lambda d: "Chưa xong" in d.find_element("id", "inc-d-msg").text, 40)
         # a comment lands in the timeline
         driver.find_element("id", "inc-d-comment").click()
-        wait_for(driver, lambda d: "“Đã bơm”" in d.find_element("id", "inc-d-events").text, 15)
+        wait_for(driver, lambda d: "“Đã bơm”" in d.find_element("id", "inc-d-events").text, 40)
         assert severe_logs(driver) == []
     finally:
         driver.quit()
