@@ -249,7 +249,7 @@ def test_operator_works_an_incident_in_the_browser(inc_server: Server) -> None:
         driver.find_element("css selector", "#inc-step-barrier input").send_keys("Rào 2 đầu đường")
         driver.find_element("css selector", btn).click()
         wait_for(
-            driver, lambda d: "✔ operator" in d.find_element("id", "inc-step-barrier").text, 15
+            driver, lambda d: "✔ operator" in d.find_element("id", "inc-step-barrier").text, 40
         )
         # resolving before the SOP is done is refused
         driver.find_element("id", "inc-d-text").send_keys("Đã bơm")
