@@ -36,13 +36,13 @@ KIOSK = User(name="kiosk", role="kiosk")
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
 # Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
 OPEN_PATHS |= {"/track", "/api/v1/reports"}
-OPEN_PREFIXES: tuple[str, ...] = ("/api/v1/track/",)
+# links inside notifications (acknowledge; a big report file): signed expiring tokens,
+# checked by dashboards/notify_ack.py
+OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
+OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
 # Incidents API for field systems (its own bearer tokens, scope incidents)
 OPEN_PATHS |= {"/api/v1/incidents"}
 OPEN_PREFIXES += ("/api/v1/incidents/",)
-# links inside notifications (acknowledge; a big report file): signed expiring tokens,
-# checked by dashboards/notify_ack.py
-OPEN_PREFIXES += ("/notify/ack/", "/notify/file/")
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",

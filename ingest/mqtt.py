@@ -124,6 +124,7 @@ class _Pending:
         "qos",
         "received",
         "rejects",
+        "report",
         "seen",
         "topic",
     )
@@ -144,6 +145,7 @@ class _Pending:
         self.seen: Row | None = None
         self.rejects: list[Row] | None = None
         self.apply: Callable[[Cursor], None] | None = None
+        self.report: ReportEvent | None = None  # a citizen report event (stored per group)
 
 
 def default_client_id(base: str, shared: str | None) -> str:
@@ -568,6 +570,7 @@ class MqttIngester:
         seen: list[Row] = []
         rejects: list[Row] = []
         applies: list[Callable[[Cursor], None]] = []
+        reports: list[_Pending] = []
         for m in group:
             if m.lines:
                 lines += m.lines
@@ -575,8 +578,12 @@ class MqttIngester:
                 seen.append(m.seen)
             if m.rejects:
                 rejects += m.rejects
-            if m.apply is not None:
+            if m.report is not None:
+                reports.append(m)  # one store_events call for the group's reports
+            elif m.apply is not None:
                 applies.append(m.apply)
+        if reports:
+            applies.append(self._reports_apply(reports))
         rows: dict[TableSpec, list[Row]] = {}
         if rejects:
             rows[INGEST_REJECTS] = rejects
@@ -676,7 +683,8 @@ class MqttIngester:
         elif parsed.kind == "application" and parsed.event is not None:
             m.apply = self._event_apply(parsed.event, m)
         elif parsed.kind == "report" and parsed.report is not None:
-            m.apply = self._report_apply(parsed.report, m)
+            m.report = parsed.report
+            m.apply = self._report_apply(parsed.report, m)  # when the message goes alone
         if parsed.problems:
             m.rejects = self._reject_rows(m, parsed.problems)
         return m
@@ -769,6 +777,23 @@ class MqttIngester:
             code, _, detail = (result.reason or "rejected: ").partition(": ")
             execute_reject(cur, self._reject_row(m, code, detail))
             self.late_rejects[code] += 1
+
+        return apply
+
+    def _reports_apply(self, group: list[_Pending]) -> Callable[[Cursor], None]:
+        """The report events of a group of messages, stored together (the lifecycle refuses
+        some: each of those becomes its message's reject)."""
+        rules = self.parser.report_rules
+        assert rules is not None
+
+        def apply(cur: Cursor) -> None:
+            events = [m.report for m in group if m.report is not None]
+            outcomes = store_report_events(cur, events, rules, door="mqtt")
+            for m, result in zip(group, outcomes, strict=True):
+                if not result.accepted:
+                    code, _, detail = (result.reason or "rejected: ").partition(": ")
+                    execute_reject(cur, self._reject_row(m, code, detail))
+                    self.late_rejects[code] += 1
 
         return apply
 

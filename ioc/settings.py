@@ -57,16 +57,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
-    # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
-    intake_url: str | None = Field(
-        default=None, description="Dashboard base URL for the simulator's POST /api/v1/reports"
-    )
-    intake_token: str | None = Field(
-        default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
-    )
     # incidents: the token (scope incidents) the simulator's ward staff work incidents with,
     # through the same dashboard base URL (IOC_INTAKE_URL)
-    incidents_token: str | None = Field(
+    incidents_token: SecretStr | None = Field(
         default=None, description="Token of scope incidents for the simulator's ward staff"
     )
     dash_cache_ttl: float | None = Field(
@@ -104,6 +97,14 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8050",
         description="The dashboard's base URL as users reach it (links inside messages)",
+    )
+
+    # citizen reports: where `ioc simulate` pushes the reports of the Góp ý Đà Nẵng portal
+    intake_url: str | None = Field(
+        default=None, description="Dashboard base URL for the simulator's POST /api/v1/reports"
+    )
+    intake_token: SecretStr | None = Field(
+        default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
     )
 
     @_field_validator("embedded_broker", "mqtt_protocol", mode="before")

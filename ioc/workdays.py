@@ -51,6 +51,7 @@ __all__ = [
     "next_working_day",
     "work_calendar",
     "working_days_between",
+    "working_days_due",
     "working_hours_between",
 ]
 
@@ -371,3 +372,15 @@ def add_working_hours(start: dt.datetime, hours: float, cal: CalendarLike = None
     else:  # pragma: no cover - only with a calendar of days off for a whole year
         raise ValueError("add_working_hours: no working days in the calendar")
     return _from_local(_at_office_seconds(d, remaining - (k - 1) * per_day, wc), start)
+
+
+def working_days_due(start: dt.datetime, days: float, cal: CalendarLike = None) -> dt.datetime:
+    """The due time of a limit of ``days`` working days from ``start``: the closing time (the
+    end of the last office-hours period) of the day the limit runs out, as a citizen reads it.
+    Received Sunday 15:00 with 3 working days → Wednesday 17:00 (Monday-Wednesday)."""
+    wc = WorkCalendar.of(cal)
+    end = _to_local(add_working_days(start, days, wc.holidays))
+    day = end.date() if end.time() != dt.time() else end.date() - dt.timedelta(days=1)
+    close = wc.periods[-1][1]
+    local = dt.datetime.combine(day, close if close != dt.time.max else dt.time(23, 59, 59))
+    return _from_local(local, start)

@@ -29,12 +29,13 @@ from functools import lru_cache
 import numpy as np
 
 from ioc.config import Config
-from ioc.workdays import WorkCalendar, add_working_days, add_working_hours, work_calendar
+from ioc.localtime import LOCAL_TZ
+from ioc.workdays import WorkCalendar, add_working_hours, work_calendar, working_days_due
 from sensors.fleet import WardProfile
 from sensors.rand import key64, uniform1
 from sensors.signals import rain_rate
 
-LOCAL = dt.timezone(dt.timedelta(hours=7))
+LOCAL = LOCAL_TZ  # Asia/Ho_Chi_Minh (ioc/localtime.py)
 HOUR = 3600.0
 MAX_SPAN = dt.timedelta(days=8)  # a lifecycle longer than this is left open instead
 # Reports per 10,000 residents per day, by category, before the hourly shapes.
@@ -153,7 +154,7 @@ class ReportModel:
         kind, amount = self.limits[category]
         if kind == "hours":
             return add_working_hours(start, amount, self.cal)
-        return add_working_days(start, amount, self.cal.holidays)
+        return working_days_due(start, amount, self.cal)
 
     def __hash__(self) -> int:  # for lru_cache: one model per run
         return id(self)
@@ -267,10 +268,18 @@ LOOKBACK_DAYS = 10  # a report's last event comes at most this long after it is 
 
 
 def events_between(
-    model: ReportModel, wards: Sequence[str], t0: float, t1: float
+    model: ReportModel,
+    wards: Sequence[str],
+    t0: float,
+    t1: float,
+    *,
+    received_since: float | None = None,
 ) -> list[RepEvent]:
-    """Every event with ``t0 <= t < t1`` (of reports received up to LOOKBACK_DAYS before)."""
+    """Every event with ``t0 <= t < t1`` (of reports received up to LOOKBACK_DAYS before, or
+    only of those received since ``received_since``: a history starts with whole reports)."""
     first = dt.datetime.fromtimestamp(t0, LOCAL).date() - dt.timedelta(days=LOOKBACK_DAYS)
+    if received_since is not None:
+        first = dt.datetime.fromtimestamp(received_since, LOCAL).date()
     last = dt.datetime.fromtimestamp(t1, LOCAL).date()
     out: list[RepEvent] = []
     for ward in wards:
@@ -278,7 +287,12 @@ def events_between(
             continue
         d = first
         while d <= last:
-            out += [e for e in day_reports(model, ward, d) if t0 <= e.t < t1]
+            day = day_reports(model, ward, d)
+            if received_since is not None:
+                since = received_since
+                fresh = {e.id for e in day if e.event == "received" and e.t >= since}
+                day = tuple(e for e in day if e.id in fresh)
+            out += [e for e in day if t0 <= e.t < t1]
             d += dt.timedelta(days=1)
     out.sort(key=lambda e: (e.t, e.id))
     return out

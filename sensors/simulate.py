@@ -80,13 +80,13 @@ class Simulation:
         # the HTTP API when an intake token is given (IOC_INTAKE_URL + IOC_INTAKE_TOKEN)
         self.reports = ReportModel.build(cfg, self.profiles.values(), args.seed)
         st = ctx.settings
-        self.api = (
-            ApiSink(st.intake_url, st.intake_token) if st.intake_url and st.intake_token else None
-        )
+        token = st.secret("intake_token")
+        self.api = ApiSink(st.intake_url, token) if st.intake_url and token else None
         # the wards' staff working incidents through the incidents API (sensors/incident_staff.py)
+        staff_token = st.secret("incidents_token")
         self.staff = (
-            IncidentStaff(st.intake_url, st.incidents_token, seed=args.seed)
-            if st.intake_url and st.incidents_token
+            IncidentStaff(st.intake_url, staff_token, seed=args.seed)
+            if st.intake_url and staff_token
             else None
         )
         self.args = args
@@ -208,7 +208,7 @@ def run_backfill(s: Simulation, net: Net, stop: threading.Event, end: float) -> 
         )
         _publish_all(net, apps, stop)
     if s.reports is not None and not stop.is_set():
-        evs = report_events_between(s.reports, list(s.profiles), start, end)
+        evs = report_events_between(s.reports, list(s.profiles), start, end, received_since=start)
         _send_reports(s, net, evs, stats)
         net.flush(60)
         if s.api is not None:

@@ -91,8 +91,11 @@ def test_due_time_from_category(rules: Rules) -> None:
     # flooding: 4 working hours; Friday 16:00 → Monday 10:30
     e = event_from_mapping(ev("F1", "received", L(2026, 12, 4, 16, 0)), W, rules)
     assert rules.due("flooding", e.ts) == L(2026, 12, 7, 10, 30)
-    # lighting: 2 working days; Wednesday 29/4/2026 10:00 over 30/4, 1/5 and a weekend
-    assert rules.due("lighting", L(2026, 4, 29, 10, 0)) == L(2026, 5, 5, 10, 0)
+    # lighting: 2 working days; Wednesday 29/4/2026 10:00 over 30/4, 1/5 and a weekend:
+    # the limit runs out Tuesday 5/5 10:00, due at that day's closing time
+    assert rules.due("lighting", L(2026, 4, 29, 10, 0)) == L(2026, 5, 5, 17, 0)
+    # received on Sunday with 3 working days: Monday to Wednesday
+    assert rules.due("environment", L(2026, 12, 6, 15, 0)) == L(2026, 12, 9, 17, 0)
     # the ward's name in a handling unit "UBND {ward}"
     assert rules.default_unit("flooding", W) == "Ban Chỉ huy PCTT&TKCN"
 
@@ -239,20 +242,23 @@ def test_three_doors_store_the_same_event_once(
         bad = {"id": "PA-BAD", "event": "received", "ts": t0.isoformat(), "summary": "x"}
         pub = Publisher(mqtt_url)
         try:
-            for item in (received, assigned, bad, received):  # the last one: a redelivery
+            reopen = ev("PA-20261203-0001", "reopened", t0 + dt.timedelta(minutes=40))
+            for item in (received, assigned, bad, received, reopen):  # 4th: a redelivery
                 pub.infos.append(pub.client.publish(f"{prefix}/{W}/reports", json.dumps(item), 1))
             pub.wait_all(60)
         finally:
             pub.close()
         deadline = time.monotonic() + 30
-        while ing.stats.acked < 4 and time.monotonic() < deadline:
+        while ing.stats.acked < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ing.stats.acked >= 4
+        assert ing.stats.acked >= 5
     finally:
         ing.stop()
     assert query_one(fresh_db_url, "SELECT count(*) FROM report_events") == 2
-    (reason,) = [r[0] for r in query_all(fresh_db_url, "SELECT reason FROM ingest_rejects")]
-    assert reason.startswith("missing_field: category:"), reason
+    reasons = sorted(r[0] for r in query_all(fresh_db_url, "SELECT reason FROM ingest_rejects"))
+    assert len(reasons) == 2, reasons
+    assert reasons[0].startswith("impossible_transition: reopened of PA-20261203-0001")
+    assert reasons[1].startswith("missing_field: category:"), reasons
 
     # the same events through the HTTP API: stored once (202, counted as stored)
     token = _token(fresh_db_url)
@@ -545,3 +551,40 @@ def test_scheduler_retention_job_removes_contacts(
     result = Jobs(cfg=config, db_url=fresh_db_url).retention()
     assert result["report_contacts_removed"] == 1
     assert query_one(fresh_db_url, "SELECT contact FROM reports WHERE id = 'RET-1'") is None
+
+
+def test_concurrent_writers_of_one_report(fresh_db_url: str, rules: Rules) -> None:
+    """Several connections (ingesters, API workers) storing events of the same reports at once:
+    each report's row ends as its whole history says, nothing lost or doubled."""
+    import threading
+
+    t0 = L(2026, 12, 7, 8, 0)
+    ids = [f"C-{i}" for i in range(30)]
+    plan = {
+        "received": dt.timedelta(0),
+        "assigned": dt.timedelta(minutes=10),
+        "in_progress": dt.timedelta(minutes=20),
+        "resolved": dt.timedelta(minutes=30),
+    }
+    errors: list[BaseException] = []
+
+    def worker(event: str) -> None:
+        try:
+            c = connect(fresh_db_url)
+            try:
+                for rid in ids:
+                    _store(c, rules, [ev(rid, event, t0 + plan[event])])
+            finally:
+                c.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(e,)) for e in reversed(list(plan))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors
+    assert query_one(fresh_db_url, "SELECT count(*) FROM report_events") == 4 * len(ids)
+    rows = query_all(fresh_db_url, "SELECT DISTINCT status, resolved_at FROM reports")
+    assert rows == [("resolved", t0 + plan["resolved"])]

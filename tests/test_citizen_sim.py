@@ -203,3 +203,13 @@ def _all(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 def _one(url: str, sql: str) -> Any:
     return _all(url, sql)[0][0]
+
+
+def test_history_starts_with_whole_reports(model: tuple[ReportModel, dict[str, Any]]) -> None:
+    m, profiles = model
+    t1 = dt.datetime(2026, 11, 30, tzinfo=LOCAL).timestamp()
+    t0 = t1 - 86400
+    evs = events_between(m, list(profiles), t0, t1, received_since=t0)
+    received = {e.id for e in evs if e.event == "received"}
+    assert received and {e.id for e in evs} == received
+    assert len(evs) < len(events_between(m, list(profiles), t0, t1))

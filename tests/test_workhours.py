@@ -131,3 +131,12 @@ def test_categories_config_errors(tmp_path) -> None:
         load_config(tmp_path)
     (msg,) = [str(i) for i in err.value.issues]
     assert "categories:" in msg and "missing required" in msg and "waste" in msg, msg
+
+
+def test_working_days_due_is_a_closing_time(cal: WorkCalendar) -> None:
+    from ioc.workdays import working_days_due
+
+    assert working_days_due(L(2026, 12, 6, 15, 0), 3, cal) == L(2026, 12, 9, 17, 0)  # Sunday
+    assert working_days_due(L(2026, 12, 7, 10, 0), 1, cal) == L(2026, 12, 8, 17, 0)
+    # over 30/4-1/5/2026 and the weekend
+    assert working_days_due(L(2026, 4, 29, 10, 0), 2, cal) == L(2026, 5, 5, 17, 0)

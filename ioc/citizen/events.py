@@ -17,7 +17,7 @@ from typing import Any
 from ioc.applications import EventError, parse_time
 from ioc.config import Config
 from ioc.config.categories import CategoriesFile
-from ioc.workdays import WorkCalendar, add_working_days, add_working_hours, work_calendar
+from ioc.workdays import WorkCalendar, add_working_hours, work_calendar, working_days_due
 
 EVENTS = ("received", "assigned", "in_progress", "resolved", "rejected", "reopened")
 CHANNELS = ("hotline_1022", "app", "web", "zalo", "field")
@@ -116,7 +116,7 @@ class Rules:
         if cat.limit.working_hours is not None:
             return add_working_hours(start, cat.limit.working_hours, self.calendar)
         assert cat.limit.working_days is not None
-        return add_working_days(start, cat.limit.working_days, self.calendar.holidays)
+        return working_days_due(start, cat.limit.working_days, self.calendar)
 
     def default_unit(self, category: str | None, ward_code: str) -> str | None:
         """The category's handling unit; ``{ward}`` in it is the ward's name."""

@@ -2,8 +2,8 @@
 
 :func:`store_events` writes a batch of validated events inside the caller's transaction:
 
-1. lock the batch's reports (rows of ``report_locks``, in id order: concurrent writers of the
-   same report wait for each other, different reports do not);
+1. lock the batch's reports (rows of ``report_locks``, one upsert in id order: concurrent
+   writers of the same report wait for each other, different reports do not);
 2. read the events already stored for them (one query);
 3. decide each new event with :func:`ioc.citizen.lifecycle.try_add` (stored, duplicate or
    refused with a reason);
@@ -94,13 +94,11 @@ def store_events(
     if not events:
         return []
     ids = sorted({ev.id for ev in events})
+    # one statement locks every report of the batch, in id order (no deadlock between two
+    # batches): a new id is inserted (locked until COMMIT), an existing one is "updated"
     cur.execute(
-        "INSERT INTO report_locks (report_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-        (ids,),
-    )
-    cur.execute(
-        "SELECT report_id FROM report_locks WHERE report_id = ANY(%s::text[])"
-        " ORDER BY report_id FOR UPDATE",
+        "INSERT INTO report_locks (report_id) SELECT unnest(%s::text[]) ORDER BY 1"
+        " ON CONFLICT (report_id) DO UPDATE SET report_id = EXCLUDED.report_id",
         (ids,),
     )
     cur.execute(

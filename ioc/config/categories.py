@@ -64,7 +64,9 @@ class SopStep(Section):
 
 class Category(Section):
     name: LocalText = Field(description="Display name")
-    unit: str = Field(min_length=1, description="Default handling unit (đơn vị xử lý)")
+    unit: str = Field(
+        min_length=1, description="Default handling unit (đơn vị xử lý); {ward} = the ward name"
+    )
     limit: Limit = Field(description="Time allowed from receipt to resolution")
     sop: list[SopStep] = Field(default_factory=list, description="Standard operating procedure")
 

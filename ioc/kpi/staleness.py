@@ -6,10 +6,11 @@ landing after the scheduler's first run, a gateway's queue after a long outage, 
 applications`` of last month — would otherwise never reach ``kpi_values`` (the dashboards'
 history and the scheduled reports would show "no data" for days that have data).
 
-A period's **data signature** is (readings counted in the roll-ups, application events) with a
-timestamp inside it: cheap aggregates over ``readings_hourly`` / ``readings_daily`` (the same
-relations on both storage paths, kept current for late data by their invalidation logs) and
-``application_events``. :class:`DataSignatures` remembers the signature each period had when
+A period's **data signature** is (readings counted in the roll-ups, application and
+citizen-report events) with a timestamp inside it: cheap aggregates over ``readings_hourly`` /
+``readings_daily`` (the same relations on both storage paths, kept current for late data by
+their invalidation logs), ``application_events`` and ``report_events``.
+:class:`DataSignatures` remembers the signature each period had when
 its KPIs were computed; a later, different signature marks the period stale. On the first run
 of a scheduler process (nothing remembered) a period is stale when it has data but none of its
 data-driven KPIs has a city value (it was computed before its data arrived).
@@ -44,6 +45,10 @@ DATA_QUERIES = frozenset(
         "flood_risk",
         "traffic_congestion",
         "sensor_uptime",
+        "reports_received",
+        "reports_on_time_rate",
+        "reports_overdue",
+        "avg_report_handling_hours",
     }
 )
 
@@ -89,6 +94,15 @@ def signatures(
             out.setdefault(periods.floor(bucket, period, tz), [0, 0])[0] += int(n or 0)
         cur.execute(
             "SELECT date_trunc(%s, ts AT TIME ZONE %s), count(*) FROM application_events"
+            " WHERE ts >= %s AND ts < %s GROUP BY 1",
+            (unit, cfg.system.timezone, lo, hi),
+        )
+        for local, n in cur.fetchall():
+            start = periods.floor(local.replace(tzinfo=tz), period, tz)
+            out.setdefault(start, [0, 0])[1] += int(n)
+        # citizen-report events count with the application events (late reports, imports)
+        cur.execute(
+            "SELECT date_trunc(%s, ts AT TIME ZONE %s), count(*) FROM report_events"
             " WHERE ts >= %s AND ts < %s GROUP BY 1",
             (unit, cfg.system.timezone, lo, hi),
         )

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS report_events (
     stored_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT report_events_once UNIQUE (report_id, event, ts)
 );
-CREATE INDEX IF NOT EXISTS report_events_ts_brin ON report_events USING brin (stored_at);
+-- time-range scans: the scheduler's late-data check (ts), recent activity (stored_at)
+CREATE INDEX IF NOT EXISTS report_events_ts_brin ON report_events USING brin (ts);
+CREATE INDEX IF NOT EXISTS report_events_stored_brin ON report_events USING brin (stored_at);
 
 -- Tokens of the systems that push reports (POST /api/v1/reports). Only a hash is kept.
 CREATE TABLE IF NOT EXISTS api_tokens (
