@@ -33,7 +33,7 @@ from _scratch import scratch_database, seed_daily_kpis  # noqa: E402
 from dash_fixtures import free_port, login_cookie, start_server, stop_server, wait_http  # noqa: E402
 
 from ioc.db import connect  # noqa: E402
-from ioc.reports.export import make_request, write_request  # noqa: E402
+from ioc.reports.export import ExportWorker, make_request, write_request  # noqa: E402
 from ioc.users import add_user  # noqa: E402
 
 PASSWORD = "bench-pass-123"
@@ -120,6 +120,8 @@ def main() -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = start_server(url, Path(tmp) / "var", port, Path(tmp) / "serve.log")
+        # the jobs' worker, as `ioc scheduler` runs it
+        exports = ExportWorker(url, cfg, poll_s=0.5, work_dir=Path(tmp) / "exports").start()
         try:
             wait_http(base + "/healthz", 60)
             cookie = login_cookie(base, "analyst", PASSWORD)
@@ -153,6 +155,7 @@ def main() -> int:
                 size = len(r.read())
             t_file = time.perf_counter() - t0
         finally:
+            exports.stop()
             stop_server(proc)
         with conn.cursor() as cur:
             cur.execute(

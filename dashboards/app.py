@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,11 +15,11 @@ import flask
 from dash import html
 
 from dashboards import ops, security
-from dashboards.db import Pool
+from dashboards.db import Pool, RedisTTLCache
 from dashboards.state import AppState, state
 from ioc.config import Config
 from ioc.errors import IOCError
-from ioc.settings import Settings
+from ioc.settings import Settings, redact_db_url
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,6 +55,13 @@ def secret_key(settings: Settings) -> str:
     return key
 
 
+def cache_prefix(database_url: str) -> str:
+    """Redis key prefix of the query cache: one per database, so deployments (or test
+    databases) sharing one Redis never read each other's results."""
+    digest = hashlib.sha256(redact_db_url(database_url).encode()).hexdigest()[:12]
+    return f"ioc:dash:{digest}:"
+
+
 def report_download(report_id: int) -> flask.Response:
     """A scheduled report file listed in ``reports`` (analysts and admins; checked by guard)."""
     from dashboards import queries
@@ -72,13 +81,15 @@ def report_download(report_id: int) -> flask.Response:
 
 
 def job_download(job_id: int) -> flask.Response:
-    """An /export job's file: only to the user who started it, or an admin."""
-    from ioc.reports.export import get_job
+    """An /export job's file, streamed from the database (any host serves it): only to the
+    user who started it, or an admin."""
+    from ioc.reports.export import get_job, job_chunk
 
     user = getattr(flask.g, "user", None)
     if user is None or not user.can("export"):
         flask.abort(403)
-    with state().pool.conn() as conn:
+    pool = state().pool
+    with pool.conn() as conn:
         job = get_job(conn, job_id)
     if job is None:
         flask.abort(404)
@@ -86,12 +97,30 @@ def job_download(job_id: int) -> flask.Response:
         flask.abort(403)
     if job.status == "expired":
         flask.abort(410)
-    path = Path(job.file_path)
-    if job.status != "done" or not path.is_file():
+    if job.status != "done":
         flask.abort(404)
-    return flask.send_file(
-        path, mimetype=job.content_type, as_attachment=True, download_name=job.file_name
-    )
+
+    def body() -> Iterator[bytes]:  # a pooled connection per 1 MiB chunk, not per download
+        for seq in range(1 << 31):
+            with pool.conn() as conn:
+                data = job_chunk(conn, job_id, seq)
+            if data is None:
+                return
+            yield data
+
+    resp = flask.Response(body(), mimetype=job.content_type)
+    resp.headers["Content-Disposition"] = content_disposition(job.file_name)
+    if job.size_bytes is not None:
+        resp.headers["Content-Length"] = str(job.size_bytes)
+    return resp
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with the file name, ASCII and RFC 5987 forms (as flask.send_file)."""
+    from urllib.parse import quote
+
+    ascii_name = name.encode("ascii", "ignore").decode("ascii").replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 class IOCDash(dash.Dash):
@@ -137,10 +166,13 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         st.cache.ttl = settings.dash_cache_ttl
     if settings.wall_period_s is not None:
         st.wall_period_s = settings.wall_period_s
+    redis_url = settings.secret("redis_url")
+    if redis_url:  # several hosts: one cache in Redis (clears seen by all)
+        st.cache = RedisTTLCache(redis_url, ttl=st.cache.ttl, prefix=cache_prefix(database_url))
     server = flask.Flask("ioc-dashboard")
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)
-    server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # /export jobs write files there
+    server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # this host's own files
     server.secret_key = st.secret_key
     # The guard must run before Dash's own before_request hooks (its first-request set-up and
     # the pages router, registered when Dash is built on this server): Flask runs them in the

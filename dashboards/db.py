@@ -287,3 +287,139 @@ class SharedTTLCache:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
+
+
+class RedisTTLCache:
+    """The query cache shared by every dashboard host (``IOC_REDIS_URL``): the values live in
+    Redis through flask-caching's ``RedisCache`` (pickled, expiring after ``ttl``, at least 1 s:
+    Redis expiries are whole seconds here), so a query computed by one host serves all.
+
+    Same semantics as :class:`SharedTTLCache`:
+
+    - misses of one key compute once across hosts, processes and threads: a thread lock, then
+      a Redis lock (redis-py's ``Lock``: ``SET NX`` with an expiry, so a holder that died frees
+      it after ``LOCK_TIMEOUT_S``), then the cache is read again; a waiter that gives up after
+      ``LOCK_WAIT_S`` computes for itself rather than fail;
+    - :meth:`clear` starts a new generation (``INCR`` of one key that is part of every entry's
+      name): every host sees it at its next read; old entries just expire;
+    - Redis unreachable: the callback computes and answers, never an error (logged once a
+      minute).
+
+    Redis must be private to the deployment (password, network): its values are pickles.
+    """
+
+    LOCK_TIMEOUT_S = 60.0
+    LOCK_WAIT_S = 30.0
+    LOG_EVERY_S = 60.0
+
+    def __init__(self, url: str, ttl: float = 5.0, *, prefix: str = "ioc:dash:") -> None:
+        import redis
+        from flask_caching.backends import RedisCache
+
+        self.url = url
+        self.ttl = ttl
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
+        self.prefix = prefix
+        self._gen_key = f"{prefix}generation"
+        self._store = RedisCache(host=self.client, key_prefix=f"{prefix}v:", default_timeout=5)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._store_errors = (*self._errors, pickle.PicklingError, TypeError, AttributeError)
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._last_log = 0.0
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+
+    def _timeout(self) -> int:
+        return max(1, int(-(-self.ttl // 1)))  # whole seconds, rounded up
+
+    def _generation(self) -> str:
+        raw = self.client.get(self._gen_key)
+        return raw.decode("ascii") if isinstance(raw, bytes) else str(raw or 0)
+
+    def _name(self, gen: str, key: Hashable) -> str:
+        return f"{gen}:" + hashlib.sha256(f"{key!r}".encode()).hexdigest()[:40]
+
+    def _get(self, name: str) -> tuple[Any] | None:
+        item = self._store.get(name)
+        return item if isinstance(item, tuple) and len(item) == 1 else None
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors += 1
+            now = time.monotonic()
+            if now - self._last_log < self.LOG_EVERY_S:
+                return
+            self._last_log = now
+        log.warning(
+            "dashboard cache: Redis %s unavailable, serving uncached (%s)",
+            redact_db_url(self.url),
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return compute()
+        try:
+            name = self._name(self._generation(), key)
+            item = self._get(name)
+        except self._errors as exc:
+            self._failed(exc)
+            return compute()
+        if item is not None:
+            self.hits += 1
+            return item[0]  # type: ignore[no-any-return,unused-ignore]
+        with self._lock:
+            key_lock = self._key_locks.setdefault(name, threading.Lock())
+        try:
+            with key_lock:
+                return self._compute_once(name, key, compute)
+        finally:
+            with self._lock:
+                self._key_locks.pop(name, None)
+
+    def _compute_once(self, name: str, key: Hashable, compute: Callable[[], T]) -> T:
+        import redis
+
+        try:
+            lock = self.client.lock(
+                f"{self.prefix}lock:{name}",
+                timeout=self.LOCK_TIMEOUT_S,
+                blocking_timeout=self.LOCK_WAIT_S,
+            )
+            held = bool(lock.acquire())
+            if held:
+                item = self._get(name)  # another host may have computed it meanwhile
+                if item is not None:
+                    self.hits += 1
+                    with contextlib.suppress(redis.exceptions.LockError, *self._errors):
+                        lock.release()
+                    return item[0]  # type: ignore[no-any-return,unused-ignore]
+        except self._errors as exc:
+            self._failed(exc)
+            return compute()
+        try:
+            value = compute()
+            self.misses += 1
+            try:
+                self._store.set(name, (value,), timeout=self._timeout())
+            except self._store_errors as exc:
+                log.warning("dashboard cache: %r not stored (%s)", key, exc)
+            return value
+        finally:
+            if held:
+                with contextlib.suppress(redis.exceptions.LockError, *self._errors):
+                    lock.release()
+
+    def clear(self) -> None:
+        """Forget every entry, on every host (a new generation)."""
+        try:
+            self.client.incr(self._gen_key)
+        except self._errors as exc:
+            self._failed(exc)
+
+    def close(self) -> None:
+        self.client.close()

@@ -8,7 +8,8 @@ process with ``--threads`` threads.
 Nothing a user sees depends on which process answers: the session key is the same in every
 process (IOC_SECRET_KEY or ``var/dashboard_secret_key``, read before the fork), and the short
 TTL cache of heavy queries is :class:`dashboards.db.SharedTTLCache` under ``var/`` — one entry
-per query for all processes, computed once by whichever process misses first.
+per query for all processes, computed once by whichever process misses first. With
+``IOC_REDIS_URL`` it is :class:`dashboards.db.RedisTTLCache` instead, shared by every host.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dashboards.db import SharedTTLCache
+from dashboards.db import RedisTTLCache, SharedTTLCache
 from ioc.context import Context
 from ioc.errors import UsageError
 
@@ -73,9 +74,10 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
 
     app = create_app(cfg, url, ctx.settings)
     state = app.server.config["IOC_STATE"]
-    state.cache = SharedTTLCache(
-        Path(ctx.settings.var_dir) / CACHE_DIR, ttl=state.cache.ttl, max_entries=1024
-    )
+    if not isinstance(state.cache, RedisTTLCache):  # no IOC_REDIS_URL: this host's processes
+        state.cache = SharedTTLCache(
+            Path(ctx.settings.var_dir) / CACHE_DIR, ttl=state.cache.ttl, max_entries=1024
+        )
     with state.pool.conn():  # fail fast, one line, when the database is unreachable
         pass
     # Dash registers the pages' callbacks on its first request, and a second request arriving

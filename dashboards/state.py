@@ -14,7 +14,7 @@ from typing import Any
 import flask
 import numpy as np
 
-from dashboards.db import Pool, SharedTTLCache, TTLCache
+from dashboards.db import Pool, RedisTTLCache, SharedTTLCache, TTLCache
 from ioc.auth import User
 from ioc.config import Config, Kpi
 from ioc.workdays import Holidays
@@ -27,8 +27,11 @@ class AppState:
     secret_key: str
     kiosk_token: str | None = None
     metrics_token: str | None = None
-    # one process's cache; `ioc serve` swaps in the cache shared by its processes
-    cache: TTLCache | SharedTTLCache = field(default_factory=lambda: TTLCache(ttl=5.0))
+    # one process's cache; `ioc serve` swaps in the cache shared by its processes, and with
+    # IOC_REDIS_URL every host's processes share one in Redis
+    cache: TTLCache | SharedTTLCache | RedisTTLCache = field(
+        default_factory=lambda: TTLCache(ttl=5.0)
+    )
     # seconds a view may go without fresh data before the wall flags it
     stale_after_s: float = 900.0
     wall_period_s: float = 20.0

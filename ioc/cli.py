@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = ings.add_parser("cameras", help="the camera ingester for config/cameras.yaml")
     c.add_argument("--camera", action="append", metavar="ID", help="only these cameras")
     c.add_argument("--workers", choices=["threads", "processes"], default="threads")
+    c.add_argument(
+        "--shared",
+        action="store_true",
+        help="split the cameras with the other --shared ingesters (leases in PostgreSQL)",
+    )
     _cmd(c, "ingest.cameras.service:main")
 
     s = sub.add_parser("simulate", help="publish simulated readings and application events")
@@ -114,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speedup", type=_positive_float, default=1.0, help="simulated s per real s")
     s.add_argument("--backfill", type=int, metavar="DAYS", help="write DAYS of history fast")
     s.add_argument("--no-faults", action="store_true", help="no injected faults")
+    s.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=1.0,
+        help="a city K times Da Nang (K x devices and applications; load tests)",
+    )
+    s.add_argument(
+        "--cameras",
+        type=int,
+        metavar="N",
+        help="N cameras' metadata written to PostgreSQL (default 100 x --scale when scaled)",
+    )
     _cmd(s, "sensors.simulate:main")
 
     sv = sub.add_parser("serve", help="the dashboard web server")

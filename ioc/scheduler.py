@@ -4,13 +4,19 @@ APScheduler 3.x ``BackgroundScheduler`` runs the jobs (interval triggers, ``coal
 ``max_instances=1``, ``misfire_grace_time``). Only one scheduler runs jobs at a time: the
 leader holds a PostgreSQL session advisory lock on its control connection; any other
 ``ioc scheduler`` stands by, retrying the lock, and takes over when the leader's session ends
-(process killed, connection lost). Liveness goes to ``service_status`` (service
-``scheduler``, status ``leader`` / ``standby`` / ``stopped``) on every heartbeat.
+(process killed, connection lost; TCP keepalives on both sides end the session of a host that
+vanished within about 25 s). Each run of a job also holds an advisory lock of its own for its
+length, so a run that a former leader is still finishing is never run a second time at once.
+Liveness goes to ``service_status`` (service ``scheduler``, status ``leader`` / ``standby`` /
+``stopped``) on every heartbeat.
 
 Every job is idempotent. ``compute_kpis`` works from a watermark in ``job_watermarks``
 (``kpi:{period}`` = start of the first period not yet final), so after downtime it computes
 every missed period; closed periods are recomputed while late data may still arrive
 (``storage.rollup_lookback_hours``).
+
+Every ``ioc scheduler`` (leader or stand-by) also runs an export worker: the /export page's
+jobs, claimed one by one from ``export_jobs`` (see ioc/reports/export.py).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import psycopg2
 from ioc import alerts
 from ioc.config import Config
 from ioc.context import Context
-from ioc.db import Connection, connect
+from ioc.db import KEEPALIVES, Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.db.service_status import record_service_status
 from ioc.kpi import periods
@@ -48,12 +54,14 @@ from ioc.kpi.compute import (
     store,
 )
 from ioc.kpi.staleness import DataSignatures, stale_periods
+from ioc.reports.export import ExportWorker, jobs_folder
 from ioc.reports.scheduled import invalidate_reports, run_due_reports
 
 log = logging.getLogger("ioc.scheduler")
 
 SERVICE = "scheduler"
 LOCK_KEY = 7_140_2026  # the leader's session advisory lock
+JOB_LOCK_CLASS = 7_140  # with hashtext(job name): held by the connection running that job
 
 
 # --------------------------------------------------------------------------- KPI job
@@ -123,13 +131,24 @@ def compute_kpis(
 # --------------------------------------------------------------------------- jobs
 
 
+def _try_job_lock(conn: Connection, name: str) -> bool:
+    """The job's session advisory lock on ``conn`` (released when it closes), if free."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (JOB_LOCK_CLASS, name))
+        row = cur.fetchone()
+    conn.commit()
+    return bool(row and row[0])
+
+
 @dataclass
 class JobStats:
     runs: int = 0
+    skipped: int = 0
     failures: int = 0
     last_ok: str | None = None
     last_error: str | None = None
     last_result: Any = None
+    last_duration_s: float | None = None  # of the last successful run
 
 
 @dataclass
@@ -151,8 +170,19 @@ class Jobs:
             return None
         t0 = time.monotonic()
         try:
-            conn = connect(self.db_url, application_name=f"ioc-scheduler-{name}")
+            conn = connect(
+                self.db_url,
+                application_name=f"ioc-scheduler-{name}-{os.getpid()}",  # job and process
+                **KEEPALIVES,
+            )
             try:
+                # one run of a job at a time across schedulers: a leader that lost its lock
+                # may still be finishing a run when the stand-by takes over
+                if not _try_job_lock(conn, name):
+                    with self._lock:
+                        st.skipped += 1
+                    log.warning("job %s: a run is still under way elsewhere; skipped", name)
+                    return None
                 result = fn(conn, self.now())
             finally:
                 conn.close()
@@ -168,6 +198,7 @@ class Jobs:
             st.runs += 1
             st.last_ok = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             st.last_result = _jsonable(result)
+            st.last_duration_s = round(time.monotonic() - t0, 3)
         log.info("job %s done in %.2f s: %s", name, time.monotonic() - t0, st.last_result)
         return result
 
@@ -302,7 +333,16 @@ class Control:
 
     def _conn(self) -> Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = connect(self.db_url, application_name="ioc-scheduler", autocommit=True)
+            self.conn = connect(
+                self.db_url, application_name="ioc-scheduler", autocommit=True, **KEEPALIVES
+            )
+            # the server ends the session (and frees the leader lock) of a host that vanished
+            # within about 25 s, instead of waiting for the kernel's TCP timeout
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5;"
+                    " SET tcp_keepalives_count = 3; SET tcp_user_timeout = 25000"
+                )
             self.leader = False  # a new session holds no lock
         return self.conn
 
@@ -416,6 +456,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
     publisher = alerts.MqttPublisher(cfg, ctx.mqtt()) if cfg.alerts.publish_mqtt else None
+    # /export jobs: every scheduler runs them, leader or stand-by (a job is claimed by one)
+    exports = ExportWorker(db_url, cfg, work_dir=jobs_folder(ctx.settings.var_dir)).start()
     notifier = None
     if cfg.notifications.delivery.in_scheduler:  # notifications go out with no other process
         from ioc.notify.worker import start_thread
@@ -424,6 +466,7 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
     try:
         run(cfg, db_url, stop=stop, publisher=publisher)
     finally:
+        exports.stop()
         if publisher is not None:
             publisher.close()
         if notifier is not None:

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     incidents_token: SecretStr | None = Field(
         default=None, description="Token of scope incidents for the simulator's ward staff"
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by several dashboard hosts (query cache); unset = one host",
+    )
     dash_cache_ttl: float | None = Field(
         default=None,
         ge=0,

@@ -397,8 +397,13 @@ def events_between(
     received_from: float | None = None,
     tick: Callable[[], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    lookback_days: int | None = None,
 ) -> list[AppEvent]:
     """Every event with ``t0 <= ts < t1``, in time order (ties: ward, id, event order).
+
+    ``lookback_days`` (load tests at a large scale): only applications received at most that
+    many days before ``t0``'s local day are followed (the events of older ones are left out),
+    instead of every application that may still have an event.
 
     ``received_from``: only applications first received at or after this time (history
     uses it so that no application appears without its ``received`` event). ``tick`` is
@@ -408,6 +413,8 @@ def events_between(
     """
     since = local_day(t0)
     first = lookback_start(model, since)
+    if lookback_days is not None:
+        first = max(first, since - dt.timedelta(days=lookback_days))
     last = local_day(t1)
     out: list[AppEvent] = []
     for w in wards:
@@ -440,6 +447,7 @@ class ApplicationFeed:
         self._horizon = start
         self.tick: Callable[[], None] | None = None
         self.stop: Callable[[], bool] | None = None  # checked between wards
+        self.lookback_days: int | None = None  # see events_between
 
     def advance(self, until: float) -> list[AppEvent]:
         if until <= self.t:
@@ -455,6 +463,7 @@ class ApplicationFeed:
                 self.seed,
                 tick=self.tick,
                 stop=self.stop,
+                lookback_days=self.lookback_days,
             )
             if self.stop is not None and self.stop():
                 return []  # stopping: the answer may be incomplete, and nobody needs it

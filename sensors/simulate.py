@@ -8,11 +8,17 @@
 * ``--backfill DAYS``: DAYS of history up to now, at ``history_interval_s`` (15 min by default)
   as arrays of readings, plus every application event of the period; then exits, or goes on
   live when ``--duration`` is also given.
+
+``--scale K`` (load tests): a city K times Da Nang in the same 94 wards: K times the devices
+of every type (K x the densities and minimums of simulator.yaml), K times the one-stop-shop
+applications, and, live, ``--cameras`` (default 100 x K) cameras' metadata written straight
+to PostgreSQL as the camera ingesters write it (sensors/camera_meta.py; no video).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -28,12 +34,12 @@ from ioc.errors import IOCError, UsageError
 from ioc.workdays import Holidays
 from sensors.applications import ArrivalModel
 from sensors.faults import FaultPlan
-from sensors.fleet import build_fleet
+from sensors.fleet import WardProfile, build_fleet
 from sensors.incident_staff import IncidentStaff
 from sensors.mqttio import Net
 from sensors.reports import ApiSink, RepEvent, ReportFeed, ReportModel
 from sensors.reports import events_between as report_events_between
-from sensors.settings import load_simulator_settings
+from sensors.settings import SimulatorFile, load_simulator_settings
 from sensors.stream import (
     LiveStream,
     Message,
@@ -45,6 +51,9 @@ from sensors.stream import (
 log = logging.getLogger("ioc.simulate")
 STAFF_EVERY_S = 30.0  # how often the simulated ward staff look at their incidents
 
+CAMERAS_PER_CITY = 100  # --scale K: 100 x K cameras' metadata (2,000 at 20 x Da Nang)
+SCALED_LOOKBACK_DAYS = 7  # --scale > 1: applications received this many days back are followed
+
 
 class Simulation:
     """Everything ``ioc simulate`` needs, built from the configuration and the arguments."""
@@ -52,7 +61,8 @@ class Simulation:
     def __init__(self, args: argparse.Namespace, ctx: Context) -> None:
         cfg = ctx.config()
         self.cfg = cfg
-        self.sim = load_simulator_settings(cfg.dir)
+        self.scale = float(getattr(args, "scale", 1.0) or 1.0)
+        self.sim = scaled(load_simulator_settings(cfg.dir), self.scale)
         if args.wards:
             unknown = sorted(set(args.wards) - cfg.ward_codes)
             if unknown:
@@ -63,6 +73,11 @@ class Simulation:
         chosen = set(args.wards) if args.wards else set(all_profiles)
         self.profiles = {c: p for c, p in all_profiles.items() if c in chosen}
         self.devices = [d for d in all_devices if d.ward in chosen]
+        if self.scale != 1:
+            # thousands of stations with a modem each would be thousands of connections from
+            # this one process (past select()'s 1,024 sockets and a shared broker's limits):
+            # at scale every device goes through its ward's gateway (94 connections)
+            self.devices = [dataclasses.replace(d, direct=False) for d in self.devices]
         self.seed = args.seed
         self.prefix = cfg.topic_prefix
         self.faults = FaultPlan(args.seed, self.sim.faults, enabled=not args.no_faults)
@@ -78,7 +93,7 @@ class Simulation:
         )
         # citizen reports and their handling (sensors/reports.py): app/portal reports through
         # the HTTP API when an intake token is given (IOC_INTAKE_URL + IOC_INTAKE_TOKEN)
-        self.reports = ReportModel.build(cfg, self.profiles.values(), args.seed)
+        self.reports = ReportModel.build(cfg, scaled_profiles(self.profiles, self.scale), args.seed)
         st = ctx.settings
         token = st.secret("intake_token")
         self.api = ApiSink(st.intake_url, token) if st.intake_url and token else None
@@ -93,7 +108,7 @@ class Simulation:
         self.ctx = ctx
 
     def live_stream(self, start: float) -> LiveStream:
-        return LiveStream(
+        stream = LiveStream(
             self.cfg,
             self.profiles,
             self.devices,
@@ -104,6 +119,73 @@ class Simulation:
             apps=self.apps,
             prefix=self.prefix,
         )
+        if stream.feed is not None and self.scale != 1:
+            # the backlog of every application still open at the start costs K times the
+            # 1x feed's ~50 s and 0.5 GB; at scale the feed follows the last week's
+            # applications and the new ones (docs/simulator.md)
+            stream.feed.lookback_days = SCALED_LOOKBACK_DAYS
+        return stream
+
+
+def scaled(sim: SimulatorFile, k: float) -> SimulatorFile:
+    """The simulator's settings for a city ``k`` times as big (devices and applications)."""
+    if k == 1:
+        return sim
+    if not 0 < k <= 100:
+        raise UsageError("ioc simulate: --scale must be above 0 and at most 100")
+    fleet = sim.fleet.model_copy(
+        update={
+            "per_10k_people": {t: v * k for t, v in sim.fleet.per_10k_people.items()},
+            "minimum": {t: max(1, round(v * k)) for t, v in sim.fleet.minimum.items()},
+        }
+    )
+    apps = sim.applications.model_copy(
+        update={"busiest_per_day": sim.applications.busiest_per_day * k}
+    )
+    return sim.model_copy(update={"fleet": fleet, "applications": apps})
+
+
+def scaled_profiles(profiles: dict[str, WardProfile], k: float) -> list[WardProfile]:
+    """The wards with K times their (estimated) population: citizen reports arrive in
+    proportion to it (sensors/reports.py), so a city K times as big reports K times as much."""
+    if k == 1:
+        return list(profiles.values())
+    return [dataclasses.replace(p, population=round(p.population * k)) for p in profiles.values()]
+
+
+def camera_thread(s: Simulation, stop: threading.Event) -> threading.Thread | None:
+    """Live camera metadata (``--cameras N``; scaled runs default to 100 x --scale, for the
+    share of the wards this run simulates, so ``--wards`` shards add up to the city)."""
+    n = getattr(s.args, "cameras", None)
+    if n is None:  # 100 per Da Nang, for this run's share of the wards
+        share = len(s.profiles) / max(1, len(s.cfg.wards))
+        n = round(CAMERAS_PER_CITY * s.scale * share) if s.scale != 1 else 0
+    if n <= 0:
+        return None
+    from sensors.camera_meta import CameraMetaFeed, camera_ids
+
+    feed = CameraMetaFeed(
+        s.ctx.database_url(),
+        camera_ids(sorted(s.profiles), n),
+        interval_s=s.cfg.cameras.defaults.interval_s,
+        seed=s.seed,
+    )
+    feed.register()
+    log.info("live: %d cameras' metadata every %g s, written to PostgreSQL", n, feed.interval_s)
+
+    def loop() -> None:
+        try:
+            while not stop.wait(1.0):
+                try:
+                    feed.advance(time.time())
+                except Exception as exc:
+                    log.warning("camera metadata not written: %s", str(exc).splitlines()[0])
+        finally:
+            feed.close()
+
+    th = threading.Thread(target=loop, name="simulate-cameras", daemon=True)
+    th.start()
+    return th
 
 
 def _dispatch(net: Net, m: Message) -> None:
@@ -304,7 +386,13 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
             run_backfill(s, net, stop, end)
             if args.duration is None:
                 return 0
-        stats = run_live(s, net, stop, time.time())
+        cams = camera_thread(s, stop)
+        try:
+            stats = run_live(s, net, stop, time.time())
+        finally:
+            stop.set()
+            if cams is not None:
+                cams.join(30)
         if s.api is not None and not s.api.flush():
             _api_fallback(s, net)
         left = net.flush(10)

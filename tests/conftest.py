@@ -129,3 +129,17 @@ def mqtt_url() -> Iterator[str]:
     mqtt_support.register_embedded(url, broker.engine)  # amqtt lacks MQTT 5, $share, redelivery
     yield url
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis of the multi-host tests: IOC_TEST_REDIS_URL, default the machine's
+    127.0.0.1:6379 (the tests' keys carry a prefix of their own database)."""
+    import redis
+
+    url = os.environ.get("IOC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url}: {exc}")
+    return url

@@ -1,6 +1,6 @@
-"""/export jobs on real PostgreSQL: progress rows rise to the total, the file is what ``ioc export``
-writes for the same request, dead and old jobs are cleaned, and only the job's owner (or an
-admin) downloads its file."""
+"""/export jobs on real PostgreSQL: progress rows rise to the total, the file (stored in the
+database by the worker) is what ``ioc export`` writes for the same request, dead and old jobs are
+cleaned, and only the job's owner (or an admin) downloads its file."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ from ioc.db import Connection, connect
 from ioc.db.migrate import refresh_rollups
 from ioc.reports.export import (
     CONTENT_TYPES,
+    ExportWorker,
     create_job,
     get_job,
+    job_file,
     jobs_folder,
     make_request,
     run_job,
@@ -91,11 +93,12 @@ def test_progress_rises_monotonically_to_the_total(
     req = _req(config, "csv", "2025-01-01", "2025-12-31", kpis=["on_time_rate", "online_share"])
     total = 365 * 95 * 2
     every = 0.25
-    job = create_job(conn, req, user="ana", folder=jobs_folder(tmp_path), file_name="x.csv")
+    job = create_job(conn, req, user="ana", file_name="x.csv")
     _log_updates(conn)
     assert get_job(conn, job).status == "queued"  # type: ignore[union-attr]
+    work = jobs_folder(tmp_path)
     t0 = time.monotonic()
-    assert run_job(fresh_db_url, config, job, progress_every_s=every) == "done"
+    assert run_job(fresh_db_url, config, job, progress_every_s=every, work_dir=work) == "done"
     took = time.monotonic() - t0
     with conn.cursor() as cur:
         cur.execute("SELECT at, status, rows_done, rows_total FROM job_log ORDER BY at")
@@ -116,10 +119,11 @@ def test_progress_rises_monotonically_to_the_total(
     assert len(progress) <= took / every + 2
     j = get_job(conn, job)
     assert j is not None and j.status == "done" and j.percent == 100.0
-    with open(j.file_path, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh))
+    data = job_file(conn, job)
+    assert j.size_bytes == len(data) > 1 << 20  # more than one chunk
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert len(rows) == 1 + total
-    assert not list(Path(j.file_path).parent.glob("*.part"))
+    assert work.is_dir() and not list(work.iterdir())  # the worker's temporary file is gone
 
 
 @pytest.mark.parametrize(("every", "rows"), [("day", 2), ("hour", 3), ("month", 1)])
@@ -199,12 +203,12 @@ def test_job_file_is_what_ioc_export_writes(
     cli_out = tmp_path / f"cli.{fmt}"
     _cli(fresh_db_url, cli_out, fmt)
     req = _req(config, fmt, "2025-03-09", "2025-03-11", kpis=["on_time_rate", "online_share"])
-    job = create_job(conn, req, user="ana", folder=jobs_folder(tmp_path), file_name=f"j.{fmt}")
+    job = create_job(conn, req, user="ana", file_name=f"j.{fmt}")
     assert run_job(fresh_db_url, config, job) == "done"
     j = get_job(conn, job)
     assert j is not None and j.rows_done == j.rows_total == 3 * 95 * 2
     assert j.content_type == CONTENT_TYPES[fmt]
-    got, want = Path(j.file_path).read_bytes(), cli_out.read_bytes()
+    got, want = job_file(conn, job), cli_out.read_bytes()
     if fmt == "csv":
         assert got == want
     else:
@@ -228,17 +232,17 @@ def test_same_request_and_now_same_bytes(
     req = _req(config, "xlsx", "2025-03-09", "2025-03-11")
     buf = io.BytesIO()
     write_request(conn, config, req, out=buf, now=now)
-    job = create_job(conn, req, user="ana", folder=jobs_folder(tmp_path), file_name="j.xlsx")
+    job = create_job(conn, req, user="ana", file_name="j.xlsx")
     assert run_job(fresh_db_url, config, job, now=now) == "done"
     j = get_job(conn, job)
-    assert j is not None and Path(j.file_path).read_bytes() == buf.getvalue()
+    assert j is not None and job_file(conn, job) == buf.getvalue()
 
 
 def test_failed_job_keeps_a_one_line_error(
     conn: Connection, fresh_db_url: str, config: Config, tmp_path: Path
 ) -> None:
     req = _req(config, "csv", "2025-03-09", "2025-03-11")
-    job = create_job(conn, req, user="ana", folder=jobs_folder(tmp_path), file_name="j.csv")
+    job = create_job(conn, req, user="ana", file_name="j.csv")
     # the KPI was removed from the configuration between the click and the run
     execute(
         conn,
@@ -246,12 +250,13 @@ def test_failed_job_keeps_a_one_line_error(
         " WHERE id = %s",
         job,
     )
-    assert run_job(fresh_db_url, config, job) == "failed"
+    work = jobs_folder(tmp_path)
+    assert run_job(fresh_db_url, config, job, work_dir=work) == "failed"
     j = get_job(conn, job)
     assert j is not None and j.status == "failed"
     assert j.error is not None and "gone_kpi" in j.error and "\n" not in j.error
-    assert not Path(j.file_path).exists()
-    assert not Path(j.file_path + ".part").exists()
+    assert job_file(conn, job) == b"" and j.size_bytes is None  # nothing stored
+    assert not work.exists() or not list(work.iterdir())  # no temporary file left
 
 
 def test_a_user_runs_at_most_two_exports_at_once(
@@ -261,10 +266,10 @@ def test_a_user_runs_at_most_two_exports_at_once(
 
     req = _req(config, "csv", "2025-03-09", "2025-03-11")
     for _ in range(2):
-        create_job(conn, req, user="ana", folder=tmp_path, file_name="j.csv")
+        create_job(conn, req, user="ana", file_name="j.csv")
     with pytest.raises(UsageError, match="already under way"):
-        create_job(conn, req, user="ana", folder=tmp_path, file_name="j.csv")
-    create_job(conn, req, user="bob", folder=tmp_path, file_name="j.csv")  # others may
+        create_job(conn, req, user="ana", file_name="j.csv")
+    create_job(conn, req, user="bob", file_name="j.csv")  # others may
 
 
 def test_jobs_of_dead_processes_fail_and_old_files_go(
@@ -272,13 +277,14 @@ def test_jobs_of_dead_processes_fail_and_old_files_go(
 ) -> None:
     folder = jobs_folder(tmp_path)
     req = _req(config, "csv", "2025-03-09", "2025-03-11")
-    ids = [create_job(conn, req, user=f"u{i}", folder=folder, file_name="j.csv") for i in range(5)]
+    ids = [create_job(conn, req, user=f"u{i}", file_name="j.csv") for i in range(5)]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
-    old_file = folder / "old.csv"
     folder.mkdir(parents=True)
-    old_file.write_text("x")
+    # the stored files of jobs 3 and 4
+    for i in ids[3:]:
+        execute(conn, "INSERT INTO export_file_chunks VALUES (%s, 0, 'x')", i)
     stray = folder / "job-999-abc.csv.part"
     stray.write_text("x")
     os.utime(stray, (time.time() - 2 * 86400,) * 2)
@@ -303,9 +309,9 @@ def test_jobs_of_dead_processes_fail_and_old_files_go(
         )
         # 3: done 25 h ago, its file still there; 4: done an hour ago
         cur.execute(
-            "UPDATE export_jobs SET status='done', file_path=%s,"
+            "UPDATE export_jobs SET status='done',"
             " finished_at = now() - interval '25 hours' WHERE id=%s",
-            (str(old_file), ids[3]),
+            (ids[3],),
         )
         cur.execute(
             "UPDATE export_jobs SET status='done', finished_at = now() - interval '1 hour'"
@@ -324,7 +330,8 @@ def test_jobs_of_dead_processes_fail_and_old_files_go(
         "done",
     ]
     assert "interrupted" in (status[ids[0]].error or "")  # type: ignore[union-attr]
-    assert not old_file.exists() and not stray.exists() and fresh_stray.exists()
+    assert job_file(conn, ids[3]) == b"" and job_file(conn, ids[4]) == b"x"
+    assert not stray.exists() and fresh_stray.exists()
     assert sweep_jobs(conn, folder=folder) == (0, 0)
 
 
@@ -354,7 +361,10 @@ def web(
         fresh_db_url,
         Settings(secret_key="export-jobs-secret-0123456789", var_dir=tmp_path / "var"),
     )
+    # what `ioc scheduler` runs: the jobs are not run by the web process
+    worker = ExportWorker(fresh_db_url, config, poll_s=0.5, work_dir=tmp_path / "work").start()
     yield app, fresh_db_url, {"leader_ward": leader_ward}
+    worker.stop()
     app.server.config["IOC_STATE"].pool.close()
 
 
@@ -459,15 +469,11 @@ def test_page_runs_a_job_and_only_its_owner_downloads_it(
             "UPDATE export_jobs SET finished_at = now() - interval '25 hours' WHERE id = %s",
             job,
         )
-        with c.cursor() as cur:
-            cur.execute("SELECT file_path FROM export_jobs WHERE id = %s", (job,))
-            path = Path(cur.fetchone()[0])  # type: ignore[index]
-        c.commit()
+        assert len(job_file(c, job)) > 0
+        assert analyst.get(url).status_code == 410
+        assert job_file(c, job) == b""
     finally:
         c.close()
-    assert path.is_file()
-    assert analyst.get(url).status_code == 410
-    assert not path.exists()
 
     # the ward leader is refused at the page, its callbacks and the file
     leader = _client(app, "leader")

@@ -2,19 +2,17 @@
 (written by ioc.reports.export, the same code as ``ioc export``); scheduled reports listed
 from the ``reports`` table and downloaded through /export/report/<id>.
 
-An export is a job (``export_jobs``): the click records it and a background thread of the
-process that took it writes the file under the var dir; the page polls the job's row (any
-process may answer) and shows a progress bar, then downloads the file from /export/job/<id>
-(only its owner or an admin)."""
+An export is a job (``export_jobs``): the click records it and an export worker (a thread of
+``ioc scheduler``, on any host) writes the file into the database; the page polls the job's row
+(any process of any host may answer) and shows a progress bar, then downloads the file from
+/export/job/<id> (only its owner or an admin)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import dash
-import flask
 from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -32,12 +30,9 @@ from ioc.reports.export import (
     TooManyJobs,
     create_job,
     get_job,
-    jobs_folder,
     make_request,
-    start_job,
     sweep_jobs,
 )
-from ioc.settings import Settings
 
 dash.register_page(__name__, path="/export", title="IOC — Xuất báo cáo", order=4)
 
@@ -52,7 +47,7 @@ def layout(**_: Any) -> html.Div:
         return refused(lang)
     st = state()
     with st.pool.conn() as conn:
-        sweep_jobs(conn, folder=_folder())
+        sweep_jobs(conn)
     today = dt.datetime.now(TZ).date()
     kpi_opts = [
         {"label": k.label_en if lang == "en" else k.label_vi, "value": name}
@@ -209,12 +204,6 @@ def _recent(user_name: str, lang: str) -> Any:
     )
 
 
-def _folder() -> Path:
-    """Where job files go: ``exports/`` under the server's var dir."""
-    var = flask.current_app.config.get("IOC_VAR_DIR") or Settings().var_dir
-    return jobs_folder(var)
-
-
 def job_url(job_id: int) -> str:
     return f"/export/job/{job_id}"
 
@@ -284,8 +273,8 @@ def export_job(
     fmt: str | None,
     job_id: int | None,
 ) -> tuple[Any, ...]:
-    """Export clicked: validate (ioc.reports.export.make_request), record the job, run it in a
-    background thread and start polling. A poll: show the job's progress from its row; when it
+    """Export clicked: validate (ioc.reports.export.make_request), record the job (an export
+    worker runs it) and start polling. A poll: show the job's progress from its row; when it
     is done, offer (and start) the download; when it failed, its one-line error."""
     user = require("export")
     _, lang = who()
@@ -355,14 +344,12 @@ def _start(
         )
         name = f"ioc_kpis_{d0.isoformat()}_{d1.isoformat()}_{req.every}.{req.fmt}"
         with st.pool.conn() as conn:
-            folder = _folder()
-            sweep_jobs(conn, folder=folder)
-            job_id = create_job(conn, req, user=user.name, folder=folder, file_name=name)
+            sweep_jobs(conn)
+            job_id = create_job(conn, req, user=user.name, file_name=name)
     except TooManyJobs:
         return _out(None, True, [], t("export_busy", lang, n=JOB_MAX_ACTIVE_PER_USER), [], None)
     except IOCError as exc:
         return _out(None, True, [], str(exc).removeprefix("export: "), [], None)
-    start_job(st.pool.url, st.cfg, job_id)
     return _out(job_id, False, _bar(None, lang), t("export_running", lang), [], None)
 
 

@@ -155,6 +155,43 @@ class Supervisor:
         for slot in self._slots.values():
             self._start(slot)
 
+    def add(self, spec: CameraSpec, initial: dict[str, float] | None = None) -> None:
+        """Start watching one more camera (a lease taken, a camera added to the config)."""
+        with self._lock:
+            if spec.id in self._slots:
+                return
+            slot = _Slot(spec)
+            self._slots[spec.id] = slot
+            if initial:
+                self._open[spec.id] = dict(initial)
+        self._start(slot)
+
+    def remove(self, camera_id: str, timeout: float = 5.0) -> bool:
+        """Stop watching a camera: its worker stops and flushes its partial interval before
+        this returns (within ``timeout``; a process that does not is terminated). True when
+        the worker is known to be gone (a thread that hangs past the timeout is not)."""
+        with self._lock:
+            slot = self._slots.pop(camera_id, None)
+            self._open.pop(camera_id, None)
+        if slot is None or slot.handle is None:
+            return True
+        slot.stop.set()
+        slot.handle.join(timeout)
+        if slot.handle.is_alive() and self.mode == "processes":
+            slot.handle.terminate()
+            slot.handle.join(1.0)
+            if slot.handle.is_alive():
+                slot.handle.kill()
+                slot.handle.join(1.0)
+        if slot.handle.is_alive():
+            log.error("camera %s: worker did not stop within %.0fs", camera_id, timeout)
+            return False
+        return True
+
+    def camera_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._slots)
+
     def _start(self, slot: _Slot) -> None:
         spec = slot.spec
         initial = dict(self._open.get(spec.id, {}))
@@ -206,7 +243,7 @@ class Supervisor:
     def check(self) -> None:
         """Find dead or stuck workers; restart those whose backoff has elapsed."""
         now = time.monotonic()
-        for slot in self._slots.values():
+        for slot in list(self._slots.values()):
             if slot.next_start is not None:
                 if now >= slot.next_start:
                     self._restart(slot, now)

@@ -551,15 +551,20 @@ def write_request(
 # --------------------------------------------------------------------------- jobs
 #
 # The /export page runs an export as a job: a row in ``export_jobs`` (request, owner, status,
-# rows done of the total, the file under the var dir), written by a thread of the serving
-# process that took the click and read by whichever process answers the page's polls. No state
-# lives in the process: a job whose process died (its pid gone on this host, or no heartbeat for
-# JOB_STALE_AFTER) is marked failed by the next sweep; files are removed after JOB_KEEP.
+# rows done of the total). The click only records it (and NOTIFYs ``ioc_export_jobs``); an
+# :class:`ExportWorker` (a thread of every ``ioc scheduler``, on any host) claims it, writes
+# the file to a temporary file of its own and stores it in ``export_file_chunks`` in the same
+# transaction that marks the job done. Whichever dashboard host answers reads progress from
+# the row and streams the file from the database. No state lives in a web process: a job whose
+# worker died (its pid gone on this host, or no heartbeat for JOB_STALE_AFTER) is marked failed
+# by the next sweep; files are deleted after JOB_KEEP.
 
 JOB_KEEP = dt.timedelta(hours=24)
 JOB_STALE_AFTER = dt.timedelta(minutes=10)
 JOB_MAX_ACTIVE_PER_USER = 2
 JOBS_DIR = "exports"
+JOB_CHANNEL = "ioc_export_jobs"
+CHUNK_BYTES = 1 << 20
 _HOST = socket.gethostname()
 
 log = logging.getLogger("ioc.export")
@@ -600,11 +605,9 @@ class TooManyJobs(UsageError):
     """The user already has JOB_MAX_ACTIVE_PER_USER exports under way."""
 
 
-def create_job(
-    conn: Connection, req: ExportRequest, *, user: str, folder: Path, file_name: str
-) -> int:
-    """Record a queued job for ``user``; its file will be written under ``folder``. Raises
-    UsageError when the user already has JOB_MAX_ACTIVE_PER_USER jobs under way."""
+def create_job(conn: Connection, req: ExportRequest, *, user: str, file_name: str) -> int:
+    """Record a queued job for ``user`` and wake the workers. Raises UsageError when the user
+    already has JOB_MAX_ACTIVE_PER_USER jobs under way."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM export_jobs WHERE user_name = %s"
@@ -618,23 +621,13 @@ def create_job(
             )
         cur.execute(
             """
-            INSERT INTO export_jobs (user_name, request, file_path, file_name, content_type,
-                                     host, pid)
-            VALUES (%s, %s::jsonb, '', %s, %s, %s, %s) RETURNING id
+            INSERT INTO export_jobs (user_name, request, file_path, file_name, content_type)
+            VALUES (%s, %s::jsonb, '', %s, %s) RETURNING id
             """,
-            (
-                user,
-                json.dumps(request_args(req)),
-                file_name,
-                CONTENT_TYPES[req.fmt],
-                _HOST,
-                os.getpid(),
-            ),
+            (user, json.dumps(request_args(req)), file_name, CONTENT_TYPES[req.fmt]),
         )
         job_id = int(cur.fetchone()[0])  # type: ignore[index]
-        # the id in the name, plus a random part: the folder may be shared by several servers
-        path = Path(folder).resolve() / f"job-{job_id}-{secrets.token_hex(8)}.{req.fmt}"
-        cur.execute("UPDATE export_jobs SET file_path = %s WHERE id = %s", (str(path), job_id))
+        cur.execute(psql.SQL("NOTIFY {}").format(psql.Identifier(JOB_CHANNEL)))
     conn.commit()
     return job_id
 
@@ -653,9 +646,12 @@ def run_job(
     *,
     now: dt.datetime | None = None,
     progress_every_s: float = 0.5,
+    work_dir: Path | None = None,
 ) -> str:
-    """Run a queued job to its end (in the caller's thread); returns its final status.
-    Progress goes to the job's row at most every ``progress_every_s`` seconds."""
+    """Claim a queued job and run it to its end (in the caller's thread); returns its final
+    status ('gone' when another worker claimed it first). Progress goes to the job's row at
+    most every ``progress_every_s`` seconds; the file is written under ``work_dir`` (default:
+    the system's temporary folder), stored in the database, then removed."""
     upd = connect(db_url, application_name="ioc-export-job", autocommit=True)
     tmp: Path | None = None
     try:
@@ -664,15 +660,14 @@ def run_job(
                 """
                 UPDATE export_jobs SET status = 'running', started_at = now(),
                     heartbeat_at = now(), host = %s, pid = %s
-                WHERE id = %s AND status = 'queued' RETURNING request, file_path
+                WHERE id = %s AND status = 'queued' RETURNING request
                 """,
                 (_HOST, os.getpid(), job_id),
             )
             row = cur.fetchone()
         if row is None:
             return "gone"
-        args, path = row[0], Path(row[1])
-        tmp = path.with_name(path.name + ".part")
+        args = row[0]
 
         def hook(done: int, total: int) -> None:
             if done and done >= total:
@@ -686,7 +681,10 @@ def run_job(
 
         try:
             req = request_from_args(cfg, args)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(work_dir or tempfile.gettempdir())
+            folder.mkdir(parents=True, exist_ok=True)
+            # the id in the name, plus a random part: the folder may be shared by workers
+            tmp = folder / f"job-{job_id}-{secrets.token_hex(8)}.{req.fmt}.part"
             conn = connect(db_url, application_name="ioc-export-job")
             try:
                 n = write_request(
@@ -700,11 +698,10 @@ def run_job(
                 )
             finally:
                 conn.close()
-            os.replace(tmp, path)
+            return _store_file(db_url, job_id, tmp, n)
         except Exception as exc:
             if not isinstance(exc, IOCError):
                 log.exception("export job %s failed", job_id)
-            tmp.unlink(missing_ok=True)
             with upd.cursor() as cur:
                 cur.execute(
                     "UPDATE export_jobs SET status = 'failed', error = %s, finished_at = now()"
@@ -712,37 +709,160 @@ def run_job(
                     (_one_line(exc), job_id),
                 )
             return "failed"
-        with upd.cursor() as cur:
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+    finally:
+        upd.close()
+
+
+def _store_file(db_url: str, job_id: int, path: Path, rows: int) -> str:
+    """The file into ``export_file_chunks`` and the job 'done', in one transaction."""
+    conn = connect(db_url, application_name="ioc-export-job")
+    try:
+        size = 0
+        with conn.cursor() as cur, open(path, "rb") as fh:
+            for seq in range(1 << 31):
+                data = fh.read(CHUNK_BYTES)
+                if not data:
+                    break
+                size += len(data)
+                cur.execute(
+                    "INSERT INTO export_file_chunks (job_id, seq, data) VALUES (%s, %s, %s)",
+                    (job_id, seq, data),
+                )
             cur.execute(
                 """
                 UPDATE export_jobs SET status = 'done', rows_done = %s, rows_total = %s,
                     size_bytes = %s, finished_at = now(), heartbeat_at = now()
                 WHERE id = %s AND status = 'running'
                 """,
-                (n, n, path.stat().st_size, job_id),
+                (rows, rows, size, job_id),
             )
             if cur.rowcount == 0:  # marked failed meanwhile (thought dead): not served
-                path.unlink(missing_ok=True)
+                conn.rollback()
                 return "failed"
+        conn.commit()
         return "done"
     finally:
-        upd.close()
+        conn.close()
 
 
-def start_job(db_url: str, cfg: Config, job_id: int) -> threading.Thread:
-    """Run the job in a background thread of this process."""
-    th = threading.Thread(
-        target=_run_logged, args=(db_url, cfg, job_id), name=f"ioc-export-{job_id}", daemon=True
-    )
-    th.start()
-    return th
+def job_chunk(conn: Connection, job_id: int, seq: int) -> bytes | None:
+    """Chunk ``seq`` (from 0) of a job's stored file; None past the end."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT data FROM export_file_chunks WHERE job_id = %s AND seq = %s", (job_id, seq)
+        )
+        row = cur.fetchone()
+    conn.commit()
+    return None if row is None else bytes(row[0])
 
 
-def _run_logged(db_url: str, cfg: Config, job_id: int) -> None:
-    try:
-        run_job(db_url, cfg, job_id)
-    except Exception:  # the database went away: the sweep marks the job failed later
-        log.exception("export job %s could not be run", job_id)
+def job_chunks(conn: Connection, job_id: int) -> Iterator[bytes]:
+    """The stored file of a job, chunk by chunk (one short query per chunk)."""
+    for seq in range(1 << 31):
+        data = job_chunk(conn, job_id, seq)
+        if data is None:
+            return
+        yield data
+
+
+def job_file(conn: Connection, job_id: int) -> bytes:
+    """The stored file of a job, whole (tests and small files)."""
+    return b"".join(job_chunks(conn, job_id))
+
+
+def next_queued(conn: Connection) -> int | None:
+    """The oldest queued job, if any (a worker then claims it with :func:`run_job`)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM export_jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
+            " FOR UPDATE SKIP LOCKED"
+        )
+        row = cur.fetchone()
+    conn.commit()
+    return None if row is None else int(row[0])
+
+
+class ExportWorker:
+    """Runs queued export jobs: ``threads`` named threads, each waiting on LISTEN
+    ``ioc_export_jobs`` (with a poll every ``poll_s`` in case a notification was missed),
+    claiming the oldest queued job and running it. Any number of workers, on any hosts, may
+    run side by side: a job is claimed by exactly one (``UPDATE ... WHERE status = 'queued'``).
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        cfg: Config,
+        *,
+        threads: int = 2,
+        poll_s: float = 2.0,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.db_url = db_url
+        self.cfg = cfg
+        self.poll_s = poll_s
+        self.work_dir = work_dir
+        self.stop_event = threading.Event()
+        self.done = 0
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"ioc-export-worker-{i}", daemon=True)
+            for i in range(threads)
+        ]
+
+    def start(self) -> ExportWorker:
+        for th in self._threads:
+            th.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; a job under way runs to its end (bounded by ``timeout``)."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for th in self._threads:
+            th.join(max(0.0, deadline - time.monotonic()))
+
+    def _loop(self) -> None:
+        import select
+
+        listen: Connection | None = None
+        while not self.stop_event.is_set():
+            try:
+                if listen is None or listen.closed:
+                    listen = connect(
+                        self.db_url, application_name="ioc-export-worker", autocommit=True
+                    )
+                    with listen.cursor() as cur:
+                        cur.execute(psql.SQL("LISTEN {}").format(psql.Identifier(JOB_CHANNEL)))
+                while not self.stop_event.is_set():
+                    job_id = next_queued(listen)
+                    if job_id is None:
+                        break
+                    status = run_job(self.db_url, self.cfg, job_id, work_dir=self.work_dir)
+                    if status != "gone":
+                        self.done += 1
+                        log.info("export job %s: %s", job_id, status)
+                if self.stop_event.is_set():
+                    break
+                # wait for a NOTIFY (or the poll), in slices so a stop is prompt
+                waited = 0.0
+                while waited < self.poll_s and not self.stop_event.is_set():
+                    ready, _, _ = select.select([listen], [], [], 0.5)
+                    waited += 0.5
+                    if ready:
+                        listen.poll()
+                        listen.notifies.clear()
+                        break
+            except Exception as exc:  # the database went away: retry after a pause
+                log.warning("export worker: %s", _one_line(exc))
+                if listen is not None and not listen.closed:
+                    listen.close()
+                listen = None
+                self.stop_event.wait(self.poll_s)
+        if listen is not None and not listen.closed:
+            listen.close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -766,6 +886,7 @@ class Job:
     file_path: str
     file_name: str
     content_type: str
+    size_bytes: int | None = None
 
     @property
     def percent(self) -> float | None:
@@ -776,15 +897,16 @@ class Job:
 
 def get_job(conn: Connection, job_id: int) -> Job | None:
     """The job, after marking it failed if it is under way in a process that is gone (or
-    expired, its file removed, if it finished more than JOB_KEEP ago)."""
+    expired, its file deleted, if it finished more than JOB_KEEP ago)."""
     sweep_jobs(conn, only=job_id)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id, user_name, status, rows_done, rows_total, error, file_path, file_name,"
-            " content_type FROM export_jobs WHERE id = %s",
+            " content_type, size_bytes FROM export_jobs WHERE id = %s",
             (job_id,),
         )
         row = cur.fetchone()
+    conn.commit()
     return None if row is None else Job(*row)
 
 
@@ -798,7 +920,8 @@ def sweep_jobs(
 ) -> tuple[int, int]:
     """Mark failed the jobs whose process is gone (its pid, on this host) or silent for
     ``stale_after``; delete the files of jobs finished more than ``keep`` ago (and, in
-    ``folder``, stray files that old). Returns (jobs marked failed, files removed)."""
+    ``folder``, a worker's stray temporary files that old). Returns (jobs marked failed,
+    files removed)."""
     failed = 0
     with conn.cursor() as cur:
         cur.execute(
@@ -819,18 +942,21 @@ def sweep_jobs(
                 (dead,),
             )
             failed = cur.rowcount
-        removed = 0
         cur.execute(
             "UPDATE export_jobs SET status = 'expired' WHERE status IN ('done', 'failed')"
             " AND coalesce(finished_at, created_at) < now() - %s"
-            " AND (%s::bigint IS NULL OR id = %s) RETURNING file_path",
+            " AND (%s::bigint IS NULL OR id = %s) RETURNING id",
             (keep, only, only),
         )
-        for (name,) in cur.fetchall():
-            for p in (Path(name), Path(name + ".part")):
-                if name and p.is_file():
-                    p.unlink(missing_ok=True)
-                    removed += 1
+        expired = [r[0] for r in cur.fetchall()]
+        removed = 0
+        if expired:
+            cur.execute(
+                "WITH d AS (DELETE FROM export_file_chunks WHERE job_id = ANY(%s)"
+                " RETURNING job_id) SELECT count(DISTINCT job_id) FROM d",
+                (expired,),
+            )
+            removed = int(cur.fetchone()[0])  # type: ignore[index]
     conn.commit()
     if folder is not None and only is None and folder.is_dir():
         cutoff = time.time() - keep.total_seconds()
@@ -845,6 +971,7 @@ def sweep_jobs(
 
 
 def jobs_folder(var_dir: str | os.PathLike[str]) -> Path:
+    """Where a worker writes its temporary files: ``exports/`` under its var dir."""
     return Path(var_dir).resolve() / JOBS_DIR
 
 

@@ -127,9 +127,14 @@ def served(
         proc.wait()
         raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
     facts.update(log=log, var=tmp / "var", port=port)
+    # /export jobs are run by an export worker (in a deployment: every `ioc scheduler`)
+    from ioc.reports.export import ExportWorker
+
+    exports = ExportWorker(url, config, poll_s=0.5, work_dir=tmp / "exports").start()
     try:
         yield Server(base, proc, url, facts)
     finally:
+        exports.stop()
         stop_server(proc)
         drop_database(pg_server_url, url)
 
