@@ -212,6 +212,15 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/api/v1/reports", "api_reports", intake.post_reports, methods=["POST"])
     server.add_url_rule("/api/v1/track/<path:report_id>", "api_track", intake.get_track)
     server.add_url_rule("/track", "track", intake.track_page)
+    from dashboards import incidents_api  # incidents: the field staff's API
+
+    server.add_url_rule("/api/v1/incidents", "api_incidents", incidents_api.list_incidents)
+    server.add_url_rule(
+        "/api/v1/incidents/<int:incident_id>/actions",
+        "api_incident_action",
+        incidents_api.post_action,
+        methods=["POST"],
+    )
     from dashboards.notify_ack import ack as notify_ack
     from dashboards.notify_ack import report_file as notify_file
 

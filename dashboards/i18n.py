@@ -319,3 +319,11 @@ TEXT["citizen_reports"] = ("Phản ánh", "Citizen reports")
 def unit_label(unit: str, language: str | None = None) -> str:
     """A KPI's unit in the UI language."""
     return _UNIT_EN.get(unit, unit) if (language or lang()) == "en" else unit
+
+
+# the incident pages' texts (dashboards/i18n_incidents.py)
+from dashboards.i18n_incidents import TEXT as _INCIDENT_TEXT  # noqa: E402
+from dashboards.i18n_incidents import UNITS_EN as _INCIDENT_UNITS  # noqa: E402
+
+TEXT.update(_INCIDENT_TEXT)
+_UNIT_EN.update(_INCIDENT_UNITS)

@@ -60,6 +60,9 @@ OPEN_PATHS |= {"/track", "/api/v1/reports"}
 # checked by dashboards/notify_ack.py
 OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
 OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
+# Incidents API for field systems (its own bearer tokens, scope incidents)
+OPEN_PATHS |= {"/api/v1/incidents"}
+OPEN_PREFIXES += ("/api/v1/incidents/",)
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -80,6 +83,7 @@ CALLBACK_PERMS = {
     "wall": "wall",
     "admin": "admin",
     "rep": "view",
+    "inc": "view",  # incidents (pages/incidents.py, pages/incident.py): checked per id too
     "nprefs": "view",  # /settings/notifications: the user's own preferences
     "ndead": "admin",  # /admin/notifications: dead letters
 }
@@ -93,6 +97,7 @@ PAGE_PERMS = {
     "/alerts": "view",
     "/export": "export",
     "/admin/users": "admin",
+    "/incidents": "view",
     "/settings/notifications": "view",
     "/admin/notifications": "admin",
 }

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tka = tks.add_parser("add", help="create a token (printed once)")
     tka.add_argument("name")
-    tka.add_argument("--scope", required=True, choices=["intake"])
+    tka.add_argument("--scope", required=True, choices=["intake", "incidents"])
     _cmd(tka, "ioc.citizen.tokens:add_main")
     _cmd(
         tks.add_parser("list", help="list tokens (never their secret)"),

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    # incidents: the token (scope incidents) the simulator's ward staff work incidents with,
+    # through the same dashboard base URL (IOC_INTAKE_URL)
+    incidents_token: SecretStr | None = Field(
+        default=None, description="Token of scope incidents for the simulator's ward staff"
+    )
     redis_url: SecretStr | None = Field(
         default=None,
         description="Redis shared by several dashboard hosts (query cache); unset = one host",

@@ -1,7 +1,8 @@
 """``/wall``: the wall display — dark, large type, rotating views, live, self-recovering.
 
-``?view=map|applications|environment|cameras|alerts`` pins a view; ``?period=SECONDS`` sets the
-rotation period; ``?token=KIOSK`` signs in the read-only kiosk (see security.py). One
+``?view=map|applications|environment|cameras|alerts|incidents`` pins a view;
+``?period=SECONDS`` sets the rotation period; ``?token=KIOSK`` signs in the read-only kiosk
+(see security.py). One
 ``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
 clientside callback on the same interval flags a lost connection within seconds and reloads the
 page once ``/healthz`` answers again (the server restarted or the network came back).
@@ -43,6 +44,7 @@ from dashboards.kpiview import city_value, ranks
 from dashboards.queries import records
 from dashboards.rotation import HISTORY_KEEP, VIEWS, current_view
 from dashboards.state import state
+from dashboards.wall_incidents import view_incidents
 from ioc.auth import User
 
 dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
@@ -55,6 +57,7 @@ VIEW_TITLES = {
     "environment": "env_flood",
     "cameras": "cameras",
     "alerts": "alerts",
+    "incidents": "incidents",
 }
 APP_KPIS = (
     "on_time_rate",
@@ -489,4 +492,5 @@ VIEW_BUILDERS = {
     "environment": _view_environment,
     "cameras": _view_cameras,
     "alerts": _view_alerts,
+    "incidents": view_incidents,  # dashboards/wall_incidents.py
 }
