@@ -14,7 +14,7 @@ import dash
 import flask
 from dash import html
 
-from dashboards import devices, ops, security
+from dashboards import admin, devices, ops, security
 from dashboards.db import Pool, RedisTTLCache
 from dashboards.state import AppState, state
 from ioc.config import Config
@@ -69,6 +69,8 @@ def report_download(report_id: int) -> flask.Response:
     user = getattr(flask.g, "user", None)
     if user is None or not user.can("export"):
         flask.abort(403)
+    if not 0 < report_id < 2**63:
+        flask.abort(404)
     st = state()
     with st.pool.conn() as conn:
         row = queries.report(conn, report_id=report_id)
@@ -88,6 +90,8 @@ def job_download(job_id: int) -> flask.Response:
     user = getattr(flask.g, "user", None)
     if user is None or not user.can("export"):
         flask.abort(403)
+    if not 0 < job_id < 2**63:  # beyond bigint: no such job (PostgreSQL would refuse it)
+        flask.abort(404)
     pool = state().pool
     with pool.conn() as conn:
         job = get_job(conn, job_id)
@@ -173,6 +177,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.config["IOC_STATE"] = st
     server.config["IOC_METRICS"] = ops.Metrics(st)
     server.config["IOC_VAR_DIR"] = str(settings.var_dir)  # this host's own files
+    server.config["IOC_SETTINGS"] = settings  # sessions, proxies, public URL (security.py)
     server.secret_key = st.secret_key
     # The guard must run before Dash's own before_request hooks (its first-request set-up and
     # the pages router, registered when Dash is built on this server): Flask runs them in the
@@ -192,6 +197,7 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
         compress=False,
     )
     app.layout = html.Div([dash.page_container], id="app-root")
+    server.config["IOC_DASH"] = app  # the guard checks callback requests against its map
     app.index_string = app.index_string.replace("<html>", '<html lang="{%lang%}">')
     server.after_request(security.after)
     server.after_request(ops.timing_after)
@@ -201,11 +207,21 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     server.add_url_rule("/metrics", "metrics", ops.metrics)
     server.add_url_rule("/export/report/<int:report_id>", "report", report_download)
     server.add_url_rule("/export/job/<int:job_id>", "export_job", job_download)
+    admin.register(server)
     from dashboards import intake  # citizen reports: intake API and public tracking
 
     server.add_url_rule("/api/v1/reports", "api_reports", intake.post_reports, methods=["POST"])
     server.add_url_rule("/api/v1/track/<path:report_id>", "api_track", intake.get_track)
     server.add_url_rule("/track", "track", intake.track_page)
+    from dashboards import incidents_api  # incidents: the field staff's API
+
+    server.add_url_rule("/api/v1/incidents", "api_incidents", incidents_api.list_incidents)
+    server.add_url_rule(
+        "/api/v1/incidents/<int:incident_id>/actions",
+        "api_incident_action",
+        incidents_api.post_action,
+        methods=["POST"],
+    )
     from dashboards.notify_ack import ack as notify_ack
     from dashboards.notify_ack import report_file as notify_file
 

@@ -397,3 +397,11 @@ TEXT.update(
         ),
     }
 )
+
+
+# the incident pages' texts (dashboards/i18n_incidents.py)
+from dashboards.i18n_incidents import TEXT as _INCIDENT_TEXT  # noqa: E402
+from dashboards.i18n_incidents import UNITS_EN as _INCIDENT_UNITS  # noqa: E402
+
+TEXT.update(_INCIDENT_TEXT)
+_UNIT_EN.update(_INCIDENT_UNITS)

@@ -189,7 +189,8 @@ def metrics() -> flask.Response:
     st = state()
     if st.metrics_token:
         auth = flask.request.headers.get("Authorization", "")
-        given = auth[7:] if auth.startswith("Bearer ") else flask.request.args.get("token", "")
+        # the header only: a ?token= would land in access logs and browser histories
+        given = auth[7:] if auth.startswith("Bearer ") else ""
         if not hmac.compare_digest(given.encode(), st.metrics_token.encode()):
             return flask.Response("unauthorized\n", status=401, mimetype="text/plain")
     m: Metrics = flask.current_app.config["IOC_METRICS"]

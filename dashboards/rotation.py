@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-VIEWS = ("map", "applications", "environment", "cameras", "alerts")
+VIEWS = ("map", "applications", "environment", "cameras", "alerts", "incidents")
 # entries of Dash's undo history the wall keeps in the browser (see pages/wall.py)
 HISTORY_KEEP = 20
 

@@ -1,8 +1,13 @@
 """Sign-in, sessions and the server-side guard in front of every route and callback.
 
-- Sessions are signed cookies (itsdangerous, the server's secret key): HttpOnly,
-  SameSite=Lax, Secure behind TLS, 12 h expiry. The user's role and wards are re-read from the
-  database (cached a few seconds) on each request, so a disabled user is out at once.
+- Sessions live on the server (:mod:`ioc.sessions`: the ``sessions`` table, or Redis when
+  ``IOC_REDIS_URL`` is set); the cookie holds only the session's random id, signed
+  (itsdangerous, the server's secret key): HttpOnly, SameSite=Lax, Secure behind TLS. Signing
+  out (POST /logout), a password change, disabling or removing the user ends it at once on every
+  host; so do 1 h without a request and 12 h after sign-in. The user's role and wards are
+  re-read from the database (cached a few seconds).
+- The client's address is the peer's, or, when the peer is one of ``IOC_TRUSTED_PROXIES``,
+  the last address in X-Forwarded-For that is not a trusted proxy (sign-in throttling uses it).
 - ``/wall?token=KIOSK`` signs in the read-only kiosk (wall only).
 - The guard (a Flask ``before_request``) refuses anonymous requests to everything but
   ``/login``, ``/healthz``, ``/metrics`` and static assets; checks each page route against the
@@ -12,13 +17,17 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import html
+import ipaddress
+import logging
 import re
 import time
+from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import flask
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -27,11 +36,22 @@ from werkzeug.wrappers import Response
 from dashboards.i18n import COOKIE as LANG_COOKIE
 from dashboards.i18n import LANGS, t
 from dashboards.state import AppState, state
-from ioc.auth import LoginThrottled, User, authenticate, load_user
+from ioc.auth import LoginThrottled, User, audit, authenticate, load_user
+from ioc.errors import IOCError
+from ioc.settings import Settings
+
+log = logging.getLogger("ioc.dashboard.security")
 
 SESSION_COOKIE = "ioc_session"
-SESSION_MAX_AGE = 12 * 3600
+SESSION_MAX_AGE = 12 * 3600  # the cookie's; the server-side session decides (ioc.sessions)
 KIOSK = User(name="kiosk", role="kiosk")
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8050"
+
+# Bounds on a callback request, checked once before Dash parses it
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_JSON_DEPTH = 24
+MAX_JSON_ITEMS = 50_000
+MAX_OUTPUTS = 200
 
 OPEN_PATHS = {"/login", "/logout", "/healthz", "/metrics", "/_favicon.ico", "/favicon.ico"}
 # Citizen reports: public tracking (no sign-in) and the intake API (its own bearer tokens).
@@ -40,6 +60,9 @@ OPEN_PATHS |= {"/track", "/api/v1/reports"}
 # checked by dashboards/notify_ack.py
 OPEN_PREFIXES: tuple[str, ...] = ("/notify/ack/", "/notify/file/")
 OPEN_PREFIXES += ("/api/v1/track/",)  # citizen reports: public tracking API
+# Incidents API for field systems (its own bearer tokens, scope incidents)
+OPEN_PATHS |= {"/api/v1/incidents"}
+OPEN_PREFIXES += ("/api/v1/incidents/",)
 DASH_INTERNAL = (
     "/_dash-layout",
     "/_dash-dependencies",
@@ -58,7 +81,9 @@ CALLBACK_PERMS = {
     "alerts": "view",
     "export": "export",
     "wall": "wall",
+    "admin": "admin",
     "rep": "view",
+    "inc": "view",  # incidents (pages/incidents.py, pages/incident.py): checked per id too
     "nprefs": "view",  # /settings/notifications: the user's own preferences
     "ndead": "admin",  # /admin/notifications: dead letters
     "dev": "view",  # /devices/{id}; its callback checks the device's ward
@@ -72,6 +97,8 @@ PAGE_PERMS = {
     "/cameras": "view",
     "/alerts": "view",
     "/export": "export",
+    "/admin/users": "admin",
+    "/incidents": "view",
     "/settings/notifications": "view",
     "/admin/notifications": "admin",
 }
@@ -85,9 +112,76 @@ def _kiosk_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
+def settings() -> Settings:
+    got = flask.current_app.config.get("IOC_SETTINGS")
+    return got if isinstance(got, Settings) else Settings()
+
+
+def trusted_proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _proxies(settings().trusted_proxies)
+
+
+@cache
+def _proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IOC_TRUSTED_PROXIES: addresses or networks (comma or space separated) of the reverse
+    proxies whose X-Forwarded-For and X-Forwarded-Proto are believed. Unset: none."""
+    nets = []
+    for item in re.split(r"[,\s]+", raw.strip()):
+        if item:
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                log.warning("IOC_TRUSTED_PROXIES: %r is not an address or network; ignored", item)
+    return tuple(nets)
+
+
+def _trusted(addr: str | None) -> bool:
+    if not addr:
+        return False
+    try:
+        ip = ipaddress.ip_address(addr.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted_proxies())
+
+
+def client_addr() -> str | None:
+    """The client's address: the peer, or behind trusted proxies the nearest untrusted
+    address of X-Forwarded-For (read from the right: the left part is the client's to forge)."""
+    req = flask.request
+    addr = req.remote_addr
+    if not _trusted(addr):
+        return addr
+    hops = [h.strip() for h in ",".join(req.headers.getlist("X-Forwarded-For")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return addr  # garbage in the header: the proxy's own address
+        if not _trusted(hop):
+            return hop
+        addr = hop
+    return addr
+
+
 def _secure() -> bool:
     req = flask.request
-    return req.is_secure or req.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    if req.is_secure:
+        return True
+    proto = req.headers.get("X-Forwarded-Proto", "").lower()
+    return proto == "https" and _trusted(req.remote_addr)
+
+
+def sessions() -> Any:
+    """The app's session store (database or Redis), made on first use in each process."""
+    app = flask.current_app
+    store = app.config.get("IOC_SESSIONS")
+    if store is None:
+        from ioc.sessions import make_store
+
+        store = make_store(state().pool.conn, settings())
+        app.config["IOC_SESSIONS"] = store
+    return store
 
 
 def set_session(resp: Response, payload: dict[str, Any]) -> None:
@@ -103,17 +197,22 @@ def set_session(resp: Response, payload: dict[str, Any]) -> None:
     )
 
 
-def session_user() -> User | None:
-    """The user named by the session cookie, re-checked against the database."""
-    st = state()
+def _cookie_payload() -> dict[str, Any] | None:
     raw = flask.request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
     try:
-        payload = _serializer(st).loads(raw, max_age=SESSION_MAX_AGE)
+        payload = _serializer(state()).loads(raw, max_age=SESSION_MAX_AGE)
     except BadSignature:
         return None
-    if not isinstance(payload, dict):
+    return payload if isinstance(payload, dict) else None
+
+
+def session_user() -> User | None:
+    """The user of the request's live server-side session (or the kiosk), else None."""
+    st = state()
+    payload = _cookie_payload()
+    if payload is None:
         return None
     if "k" in payload:
         if st.kiosk_token and hmac.compare_digest(
@@ -121,8 +220,15 @@ def session_user() -> User | None:
         ):
             return KIOSK
         return None
-    name = payload.get("u")
-    if not isinstance(name, str):
+    token = payload.get("s")
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        return None  # includes the stateless cookies of older versions ({"u": name})
+    try:
+        name = sessions().lookup(token)
+    except IOCError as exc:  # the session store is down: nobody is signed in meanwhile
+        log.warning("%s", exc)
+        flask.abort(503)
+    if name is None:
         return None
 
     def fetch() -> User | None:
@@ -148,17 +254,46 @@ def may_see_path(user: User, path: str) -> bool:
     return ward is None or user.may_see_ward(ward)
 
 
-def _strings(value: Any, out: list[str], depth: int = 0) -> None:
-    if depth > 6:
-        return
+def _strings(value: Any, out: list[str]) -> None:
+    """Every string in ``value`` (keys too), at any depth: the body's depth and size are
+    bounded by :func:`check_body` first."""
     if isinstance(value, str):
         out.append(value)
     elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out, depth + 1)
+        for k, v in value.items():
+            _strings(k, out)
+            _strings(v, out)
     elif isinstance(value, list):
-        for v in value[:5000]:
-            _strings(v, out, depth + 1)
+        for v in value:
+            _strings(v, out)
+
+
+class BadBody(ValueError):
+    """A callback body out of bounds; the message names what."""
+
+
+def check_body(value: Any) -> None:
+    """Refuse a parsed callback body nested deeper than MAX_JSON_DEPTH, with more than
+    MAX_JSON_ITEMS values, or with a NUL in a string (PostgreSQL refuses those)."""
+    items = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        items += 1
+        if items > MAX_JSON_ITEMS:
+            raise BadBody(f"more than {MAX_JSON_ITEMS} values")
+        if depth > MAX_JSON_DEPTH:
+            raise BadBody(f"nested deeper than {MAX_JSON_DEPTH}")
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise BadBody("NUL character in a string")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if "\x00" in k:
+                    raise BadBody("NUL character in a key")
+                stack.append((x, depth + 1))
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
 
 
 def _output_ids(body: dict[str, Any]) -> list[str]:
@@ -190,7 +325,7 @@ def check_callback(user: User, body: dict[str, Any]) -> bool:
     """May ``user`` run this callback request? Role by page, and every ward in its inputs."""
     st = state()
     ids = _output_ids(body)
-    if not ids:
+    if not ids or len(ids) > MAX_OUTPUTS:
         return False
     values: list[Any] = []
     for group in ("inputs", "state"):
@@ -210,7 +345,7 @@ def check_callback(user: User, body: dict[str, Any]) -> bool:
             ),
             None,
         )
-        if not isinstance(path, str) or not may_see_path(user, path):
+        if not isinstance(path, str) or not path.startswith("/") or not may_see_path(user, path):
             return False
     else:
         for cid in ids:
@@ -234,11 +369,37 @@ def _want_html() -> bool:
     return "text/html" in flask.request.headers.get("Accept", "")
 
 
+def _origin_tuple(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, default ports filled in; None if malformed."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def public_origin() -> tuple[str, str, int] | None:
+    """IOC_PUBLIC_URL's (scheme, host, port): the dashboard as users reach it (contract)."""
+    return _origin_tuple(settings().public_url or DEFAULT_PUBLIC_URL)
+
+
 def _same_origin() -> bool:
+    """A state-changing request must come from this site: no Origin header (same-origin form
+    posts of old browsers, tools), or an Origin equal in scheme, host and port to
+    IOC_PUBLIC_URL or to the request's own scheme and host."""
     origin = flask.request.headers.get("Origin")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == flask.request.host
+    if origin is None:
+        return True
+    given = _origin_tuple(origin)
+    if given is None:
+        return False
+    req = flask.request
+    own = _origin_tuple(f"{'https' if _secure() else req.scheme}://{req.host}")
+    return given == public_origin() or given == own
 
 
 def guard() -> Response | None:
@@ -265,13 +426,16 @@ def guard() -> Response | None:
         if path.startswith("/export/job/"):  # a download link, not a page: no sign-in redirect
             return _refuse(401)
         if req.method == "GET" and not path.startswith(DASH_INTERNAL) and path != CALLBACK_PATH:
-            return flask.redirect("/login?next=" + _safe_next(req.full_path.rstrip("?")))
+            nxt = _safe_next(req.full_path.rstrip("?"))
+            return flask.redirect("/login?next=" + quote(nxt, safe="/"))
         return _refuse(401)
     flask.g.user = user
     if req.method not in ("GET", "HEAD") and not _same_origin():
         return _refuse(403)
     if path == CALLBACK_PATH:
-        body = req.get_json(silent=True)
+        body, problem = _callback_body()
+        if problem:
+            return _bad_request(problem)
         if not isinstance(body, dict) or not check_callback(user, body):
             return _refuse(403)
         return None
@@ -297,10 +461,106 @@ def after(resp: Response) -> Response:
     payload = getattr(flask.g, "set_session", None)
     if payload:
         set_session(resp, payload)
+    if resp.mimetype == "text/html" and not resp.direct_passthrough:
+        resp.headers.setdefault("Content-Security-Policy", content_security_policy(resp))
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     resp.headers.setdefault("Referrer-Policy", "same-origin")
     return resp
+
+
+def _callback_body() -> tuple[Any, str | None]:
+    """The callback request's JSON, parsed once (Flask keeps it: Dash reads the same object),
+    or the reason it is refused."""
+    req = flask.request
+    if req.content_length is None or req.content_length > MAX_BODY_BYTES:
+        return None, f"request body missing or larger than {MAX_BODY_BYTES} bytes"
+    try:
+        body = req.get_json(silent=False)
+    except RecursionError:
+        return None, f"JSON nested deeper than {MAX_JSON_DEPTH}"
+    except Exception:  # werkzeug's BadRequest (malformed JSON, wrong type)
+        return None, "the body is not valid JSON"
+    try:
+        check_body(body)
+    except BadBody as exc:
+        return None, str(exc)
+    outs = body.get("outputs") if isinstance(body, dict) else None
+    if isinstance(outs, list) and len(outs) > MAX_OUTPUTS:
+        return None, f"more than {MAX_OUTPUTS} outputs"
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return None, "output: missing"
+    callbacks = getattr(flask.current_app.config.get("IOC_DASH"), "callback_map", None)
+    if callbacks:  # (empty before Dash's set-up on the first request)
+        entry = callbacks.get(body["output"])
+        if not isinstance(entry, dict) or entry.get("callback") is None:
+            return None, "output: no such server callback"
+    if isinstance(body, dict):
+        for group in ("inputs", "state"):
+            items = body.get(group) or []
+            for item in items if isinstance(items, list) else [items]:
+                for it in item if isinstance(item, list) else [item]:
+                    if not isinstance(it, dict):
+                        return None, f"{group}: not an object"
+                    prop = it.get("property")
+                    if not _typed_ok(prop, it.get("value")):
+                        return None, f"{it.get('id')}.{prop}: a value of the wrong type"
+    return body, None
+
+
+_SCALAR = (str, int, float)
+_INT_PROPS = {"n_intervals", "n_clicks", "n_submit", "n_blur", "n_clicks_timestamp"}
+_STR_PROPS = {"pathname", "search", "hash", "href"}
+
+
+def _typed_ok(prop: Any, value: Any) -> bool:
+    """What the browser can send for the properties our callbacks read: counters are whole
+    numbers, locations strings, a dropdown's or input's value a scalar or a flat list of
+    them, selected rows a list of whole numbers. Other properties (stores) are checked by
+    their callbacks."""
+    if value is None:
+        return True
+    if prop in _INT_PROPS:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if prop in _STR_PROPS:
+        return isinstance(value, str)
+    if prop == "value":
+        if isinstance(value, list):
+            return all(isinstance(v, _SCALAR) for v in value)
+        return isinstance(value, (*_SCALAR, bool))
+    if prop in ("selected_rows", "derived_virtual_selected_rows"):
+        return isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        )
+    return True
+
+
+def _bad_request(reason: str) -> Response:
+    import json
+
+    return flask.Response(json.dumps({"error": reason}), status=400, mimetype="application/json")
+
+
+_INLINE_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+
+
+def content_security_policy(resp: Response) -> str:
+    """Scripts only from this server, plus the page's own inline scripts by their SHA-256
+    (Dash's renderer start and its clientside callbacks); styles from this server and inline
+    (Plotly and React set styles); no plugins, no framing by other sites."""
+    hashes = []
+    for attrs, code in _INLINE_SCRIPT.findall(resp.get_data(as_text=True)):
+        if "src=" in attrs or "application/json" in attrs:
+            continue
+        digest = base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode()
+        hashes.append(f"'sha256-{digest}'")
+    return (
+        "default-src 'self'; "
+        f"script-src 'self' {' '.join(sorted(set(hashes)))}; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'self'"
+    )
 
 
 def _refuse(code: int) -> Response:
@@ -338,8 +598,16 @@ def _refusal_page(code: int) -> str:
     return _page(t(key, lang), body)
 
 
+_UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f\\]|%(?:[01][0-9a-f]|20|7f|5c|2f)", re.IGNORECASE)
+
+
 def _safe_next(value: str | None) -> str:
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """A local path to go to after sign-in, else "/". Refused: anything not starting with
+    one "/", backslashes, and any control or blank character (browsers and Werkzeug drop
+    tabs and newlines, which turned "/\t/evil.example" into "//evil.example")."""
+    if not value or len(value) > 2000 or _UNSAFE_NEXT.search(value):
+        return "/"
+    if not value.startswith("/") or value.startswith("//"):
         return "/"
     return value
 
@@ -370,7 +638,7 @@ def login_page(message: str = "", status_code: int = 200) -> Response:
         " required></label>"
         f"<input type='hidden' name='next' value='{html.escape(nxt)}'>"
         f"<button type='submit' id='login-submit'>{html.escape(t('login'))}</button>"
-        f"<a class='login-lang' href='/login?lang={other}&next={html.escape(nxt)}'>"
+        f"<a class='login-lang' href='/login?lang={other}&next={html.escape(quote(nxt))}'>"
         f"{html.escape(t('language'))}</a>"
         "</form>"
     )
@@ -388,9 +656,11 @@ def login() -> Response:
     st = state()
     try:
         with st.pool.conn() as conn:
-            user = authenticate(conn, name, password, addr=req.remote_addr)
-    except LoginThrottled:
-        return login_page(t("throttled"), 429)
+            user = authenticate(conn, name, password, addr=client_addr())
+    except LoginThrottled as exc:
+        resp = login_page(t("throttled"), 429)
+        resp.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        return resp
     if user is None:
         return login_page(t("bad_login"), 401)
     dest = _safe_next(req.form.get("next"))
@@ -398,12 +668,44 @@ def login() -> Response:
         dest = "/wall"
     elif user.ward_scoped and dest == "/" and len(user.wards) == 1:
         dest = f"/ward/{next(iter(user.wards))}"
+    # a new session id at every sign-in (never one the browser brought along)
+    old = _cookie_payload()
+    try:
+        if old and isinstance(old.get("s"), str):
+            sessions().end(old["s"])
+        token = sessions().create(
+            user.name, addr=client_addr(), user_agent=req.headers.get("User-Agent", "")
+        )
+    except IOCError as exc:
+        log.warning("%s", exc)
+        return login_page(str(exc), 503)
     resp = flask.redirect(dest)
-    set_session(resp, {"u": user.name, "iat": int(time.time())})
+    set_session(resp, {"s": token})
     return resp
 
 
 def logout() -> Response:
-    resp = flask.redirect("/login")
+    """POST ends the session (on the server) and clears the cookie. GET only shows a small
+    form that posts here: a link or an image elsewhere cannot sign anyone out."""
+    req = flask.request
+    if req.method != "POST":
+        body = (
+            "<form class='login-box' method='post' action='/logout'>"
+            f"<h1>{html.escape(t('app_title'))}</h1>"
+            f"<button type='submit' id='logout-submit'>{html.escape(t('logout'))}</button>"
+            "</form>"
+        )
+        return flask.Response(_page(t("logout"), body), mimetype="text/html")
+    if not _same_origin():
+        return _refuse(403)
+    payload = _cookie_payload()
+    if payload and isinstance(payload.get("s"), str):
+        store = sessions()
+        name = store.lookup(payload["s"])
+        store.end(payload["s"])
+        if name:
+            with state().pool.conn() as conn, conn.cursor() as cur:
+                audit(cur, "logout", user_name=name, actor=name, addr=client_addr())
+    resp = flask.redirect("/login", code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp

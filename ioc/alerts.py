@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ioc.config import AlertRule, Config
 from ioc.db import Connection
+from ioc.incidents.core import on_alert_opened
 from ioc.kpi import periods
 from ioc.notify import outbox as notify_outbox
 
@@ -446,6 +447,17 @@ def _evaluate_rule(
                         now,
                         link=about.get("link"),
                     )
+                )
+                # incidents.yaml auto_open: one incident per ward while open (ioc/incidents)
+                on_alert_opened(
+                    conn,
+                    cfg,
+                    alert_id=row[0],
+                    rule_id=rule.id,
+                    severity=rule.severity,
+                    ward_code=o.ward_code,
+                    title=_title(rule, subject),
+                    now=now,
                 )
 
 

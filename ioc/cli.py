@@ -194,7 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["admin", "operator", "ward_leader", "analyst", "kiosk"]
     )
     ua.add_argument("--ward", nargs="+", metavar="CODE", default=[], help="wards granted")
+    ua.add_argument("--email", metavar="ADDR", default=None, help="for notifications")
     _cmd(ua, "ioc.users:add_main")
+    _cmd(
+        us.add_parser("list", help="one line per user (never a password hash)"),
+        "ioc.users:list_main",
+    )
+    for action, text in (
+        ("passwd", "set a new password (from standard input); ends the user's sessions"),
+        ("disable", "disable a user; ends their sessions at once"),
+        ("enable", "enable a disabled user"),
+        ("remove", "remove a user; ends their sessions at once"),
+        ("unlock", "forget a user's failed sign-ins (ends the back-off)"),
+    ):
+        ux = us.add_parser(action, help=text)
+        ux.add_argument("name")
+        _cmd(ux, f"ioc.users:{action}_main")
 
     tk = sub.add_parser("tokens", help="API tokens of systems that push reports")
     tks = tk.add_subparsers(
@@ -202,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tka = tks.add_parser("add", help="create a token (printed once)")
     tka.add_argument("name")
-    tka.add_argument("--scope", required=True, choices=["intake"])
+    tka.add_argument("--scope", required=True, choices=["intake", "incidents"])
     _cmd(tka, "ioc.citizen.tokens:add_main")
     _cmd(
         tks.add_parser("list", help="list tokens (never their secret)"),

@@ -329,6 +329,7 @@ class Demo:
         self.login: tuple[str, str] | None = None
         self.kiosk_token: str = ""
         self.intake_token: str = ""  # the simulator's POST /api/v1/reports token
+        self.incidents_token: str = ""  # the simulator's ward staff (incidents API)
         self.smtp_url: str = ""  # the local mail catcher's, unless IOC_SMTP_URL is set
         self.inbox_url: str = ""
         self._undo: list[tuple[str, Callable[[], None]]] = []
@@ -351,6 +352,7 @@ class Demo:
             ("demo user", self.ensure_demo_user),
             ("kiosk token", self.ensure_kiosk_token),
             ("intake token", self.ensure_intake_token),
+            ("incidents token", self.ensure_incidents_token),
             ("MQTT ingester", self.start_mqtt_ingester),
             ("camera ingester", self.start_camera_ingester),
             ("mail catcher", self.start_mail_catcher),
@@ -489,6 +491,27 @@ class Demo:
             self.intake_token = add_token(conn, "demo-simulator", "intake")
         except Exception as exc:  # the rest of the demo is still worth running
             self.out.say(f"no intake token (reports go over MQTT only): {exc}")
+        finally:
+            conn.close()
+
+    def ensure_incidents_token(self) -> None:
+        """A fresh token of scope incidents for the simulator's ward staff, who work incidents
+        through the incidents API (kept in memory only; a previous run's is replaced)."""
+        from ioc.db import connect
+        from ioc.incidents.tokens import add_staff_token
+
+        try:
+            conn = connect(self.database_url, application_name="ioc-demo")
+        except IOCError as exc:
+            self.out.say(f"no incidents token (nobody works incidents): {exc}")
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.execute("DELETE FROM api_tokens WHERE name = 'demo-ward-staff'")
+            conn.commit()
+            self.incidents_token = add_staff_token(conn, "demo-ward-staff")
+        except Exception as exc:  # the rest of the demo is still worth running
+            self.out.say(f"no incidents token (nobody works incidents): {exc}")
         finally:
             conn.close()
 
@@ -751,6 +774,9 @@ class Demo:
         if self.intake_token:  # the simulator pushes app/portal reports to the dashboard
             env["IOC_INTAKE_URL"] = self.url
             env["IOC_INTAKE_TOKEN"] = self.intake_token
+        if self.incidents_token:  # the simulator's ward staff work incidents over the API
+            env["IOC_INTAKE_URL"] = self.url
+            env["IOC_INCIDENTS_TOKEN"] = self.incidents_token
         if self.smtp_url:
             env["IOC_SMTP_URL"] = self.smtp_url  # the local mail catcher
         env.setdefault("IOC_PUBLIC_URL", self.url.rstrip("/"))  # links inside messages

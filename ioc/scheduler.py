@@ -260,6 +260,11 @@ class Jobs:
 
         return self._run("alerts", job)
 
+    def incidents(self) -> Any:
+        from ioc.incidents.sla import sweep
+
+        return self._run("incidents", lambda c, now: sweep(c, self.cfg, now=now).as_dict())
+
     def reports(self) -> Any:
         return self._run(
             "reports",
@@ -316,6 +321,7 @@ def build_scheduler(jobs: Jobs) -> Any:
         ("kpis", jobs.kpis, s.kpis_every_s, 1),
         ("offline", jobs.offline, s.offline_every_s, 0),
         ("alerts", jobs.alerts, s.alerts_every_s, 2),
+        ("incidents", jobs.incidents, s.alerts_every_s, 3),  # SLA clocks, escalation
         ("reports", jobs.reports, s.reports_every_s, 5),
         ("retention", jobs.retention, s.retention_every_s, 10),
     ]

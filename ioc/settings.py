@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )
+    # incidents: the token (scope incidents) the simulator's ward staff work incidents with,
+    # through the same dashboard base URL (IOC_INTAKE_URL)
+    incidents_token: SecretStr | None = Field(
+        default=None, description="Token of scope incidents for the simulator's ward staff"
+    )
     redis_url: SecretStr | None = Field(
         default=None,
         description="Redis shared by several dashboard hosts (query cache); unset = one host",
@@ -104,6 +109,28 @@ class Settings(BaseSettings):
     )
     intake_token: SecretStr | None = Field(
         default=None, description="Intake token (`ioc tokens add`) the simulator pushes with"
+    )
+
+    # security (issue 14): sessions (in Redis when redis_url is set), proxies; public_url
+    # above is also what the Origin check compares with
+    trusted_proxies: str = Field(
+        default="",
+        description="Reverse proxies (addresses or networks, comma separated) whose"
+        " X-Forwarded-For / X-Forwarded-Proto are believed; unset = none",
+    )
+    session_idle_s: float = Field(
+        default=3600.0,
+        ge=60,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="A session ends after this many seconds without a request",
+    )
+    session_max_age_s: float = Field(
+        default=12 * 3600.0,
+        ge=60,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="A session ends at the latest this many seconds after sign-in",
     )
 
     @_field_validator("embedded_broker", "mqtt_protocol", mode="before")

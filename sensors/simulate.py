@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from ioc.workdays import Holidays
 from sensors.applications import ArrivalModel
 from sensors.faults import FaultPlan
 from sensors.fleet import WardProfile, build_fleet
+from sensors.incident_staff import IncidentStaff
 from sensors.mqttio import Net
 from sensors.reports import ApiSink, RepEvent, ReportFeed, ReportModel
 from sensors.reports import events_between as report_events_between
@@ -47,6 +49,7 @@ from sensors.stream import (
 )
 
 log = logging.getLogger("ioc.simulate")
+STAFF_EVERY_S = 30.0  # how often the simulated ward staff look at their incidents
 
 CAMERAS_PER_CITY = 100  # --scale K: 100 x K cameras' metadata (2,000 at 20 x Da Nang)
 SCALED_LOOKBACK_DAYS = 7  # --scale > 1: applications received this many days back are followed
@@ -94,6 +97,13 @@ class Simulation:
         st = ctx.settings
         token = st.secret("intake_token")
         self.api = ApiSink(st.intake_url, token) if st.intake_url and token else None
+        # the wards' staff working incidents through the incidents API (sensors/incident_staff.py)
+        staff_token = st.secret("incidents_token")
+        self.staff = (
+            IncidentStaff(st.intake_url, staff_token, seed=args.seed)
+            if st.intake_url and staff_token
+            else None
+        )
         self.args = args
         self.ctx = ctx
 
@@ -325,6 +335,7 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
     mono0 = time.monotonic()
     last_log = mono0
     last_api = mono0
+    last_staff = mono0 - STAFF_EVERY_S  # the first round at once
     api_failing_since: float | None = None
     while not stop.is_set():
         elapsed = time.monotonic() - mono0
@@ -344,6 +355,9 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
                     if last_api - api_failing_since > 120:
                         _api_fallback(s, net)
                         api_failing_since = None
+        if s.staff is not None and time.monotonic() - last_staff >= STAFF_EVERY_S:
+            last_staff = time.monotonic()
+            s.staff.work(dt.datetime.now(dt.UTC))  # incidents run on real time
         net.poll(0.1)
         if time.monotonic() - last_log >= 60:
             last_log = time.monotonic()

@@ -474,6 +474,12 @@ def test_tokens_cli(fresh_db_url: str, capsys: Any, monkeypatch: Any) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not found" in err
     assert main(["tokens", "add", "x", "--scope", "admin"]) != 0
+    # the field staff API's scope (incidents) is made the same way
+    capsys.readouterr()
+    assert main(["tokens", "add", "ward-staff", "--scope", "incidents"]) == 0
+    capsys.readouterr()
+    assert main(["tokens", "list"]) == 0
+    assert "ward-staff\tincidents" in capsys.readouterr().out
 
 
 def test_import_cli_reports_lines(fresh_db_url: str, tmp_path: Path, capsys: Any, monkeypatch: Any):

@@ -91,9 +91,9 @@ def test_geojson_rewound_clockwise_for_d3() -> None:
 
 def test_wall_rotation_is_deterministic() -> None:
     assert current_view({"view": "alerts"}, 0) == "alerts"
-    seen = [current_view({"view": None, "period": 10}, t) for t in range(0, 50, 10)]
-    assert seen == ["map", "applications", "environment", "cameras", "alerts"]
-    assert current_view({"view": "bogus", "period": 10}, 55) == "map"
+    seen = [current_view({"view": None, "period": 10}, t) for t in range(0, 60, 10)]
+    assert seen == ["map", "applications", "environment", "cameras", "alerts", "incidents"]
+    assert current_view({"view": "bogus", "period": 10}, 65) == "map"
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,7 @@ def ward_map(
     dark: bool = False,
     height: int | None = 560,
     n_wards: int = 94,
+    n_ranked: int | None = None,
 ) -> dict[str, Any]:
     """All wards of the GeoJSON in grey, wards with a value coloured (green = good).
 
@@ -143,7 +144,8 @@ def ward_map(
     ]
     have = ranked.dropna(subset=["value"]) if not ranked.empty else ranked
     if not have.empty:
-        n_ranked = int(ranked["rank"].notna().sum())
+        if n_ranked is None:  # else: ranked among more wards than ``ranked`` holds
+            n_ranked = int(ranked["rank"].notna().sum())
         dec = decimals(kpi) if kpi else 1
         custom = [
             [

@@ -20,6 +20,7 @@ NAV = [
     ("/cameras", "cameras", "view"),
     ("/alerts", "alerts", "view"),
     ("/reports", "citizen_reports", "view"),
+    ("/incidents", "incidents", "view"),
     ("/export", "export", "export"),
     ("/wall", "wall", "wall"),
     ("/settings/notifications", "notify_prefs", "view"),

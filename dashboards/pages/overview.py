@@ -21,6 +21,7 @@ from dashboards.components.common import (
     who,
 )
 from dashboards.components.figures import MAP_CONFIG, on_basemap, ward_map
+from dashboards.components.incidents import incidents_card
 from dashboards.components.layout import (
     frame,
     kpi_tile,
@@ -111,6 +112,7 @@ def layout(**_: Any) -> html.Div:
                 children=[html.H2(t("open_alerts", lang)), html.Div(id="ov-alerts")],
             ),
             html.Div(className="card", id="ov-reports-card", children=[html.Div(id="ov-reports")]),
+            incidents_card("inc-ov-summary", lang),  # filled by pages/incidents.py
         ],
     )
 

@@ -1,7 +1,8 @@
 """``/wall``: the wall display — dark, large type, rotating views, live, self-recovering.
 
-``?view=map|applications|environment|cameras|alerts`` pins a view; ``?period=SECONDS`` sets the
-rotation period; ``?token=KIOSK`` signs in the read-only kiosk (see security.py). One
+``?view=map|applications|environment|cameras|alerts|incidents`` pins a view;
+``?period=SECONDS`` sets the rotation period; ``?token=KIOSK`` signs in the read-only kiosk
+(see security.py). One
 ``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
 clientside callback on the same interval flags a lost connection within seconds and reloads the
 page once ``/healthz`` answers again (the server restarted or the network came back).
@@ -20,6 +21,7 @@ import time
 from typing import Any
 
 import dash
+import flask
 import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from plotly.io.json import to_json_plotly
@@ -54,6 +56,7 @@ from dashboards.kpiview import COLORS, city_value, ranks
 from dashboards.queries import records
 from dashboards.rotation import HISTORY_KEEP, VIEWS, current_view
 from dashboards.state import state
+from dashboards.wall_incidents import view_incidents
 from ioc.auth import User
 
 dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
@@ -67,6 +70,7 @@ VIEW_TITLES = {
     "environment": "env_flood",
     "cameras": "cameras",
     "alerts": "alerts",
+    "incidents": "incidents",
 }
 APP_KPIS = (
     "on_time_rate",
@@ -149,6 +153,8 @@ def refresh(
     user = require("wall")
     _, lang = who()
     now = time.time()
+    if not valid_config(config):  # crafted by hand: refuse it (400), do not fail (500)
+        flask.abort(400, "wall-config: view must be a view name, period a number of seconds")
     view = current_view(config, now)
     scale = 1.0
     if isinstance(screen, (int, float)) and screen > 0:
@@ -171,6 +177,24 @@ def refresh(
         stale = ("", "wall-badge ok")
     clock = dt.datetime.now(TZ).strftime("%H:%M  %d/%m/%Y" if lang == "vi" else "%H:%M  %Y-%m-%d")
     return body, title, clock, stale[0], stale[1], int(now * 1000), sig
+
+
+def valid_config(config: Any) -> bool:
+    """The wall-config store as :func:`layout` writes it (or empty)."""
+    if config is None:
+        return True
+    if not isinstance(config, dict):
+        return False
+    view, period = config.get("view"), config.get("period")
+    if view is not None and view not in VIEWS:
+        return False
+    if period is None:
+        return True
+    return (
+        isinstance(period, (int, float))
+        and not isinstance(period, bool)
+        and 0.5 <= period <= 86_400
+    )
 
 
 def body_signature(view: str, body: Any) -> str:
@@ -246,7 +270,9 @@ def _tiles(names: tuple[str, ...], lang: str, *, extra: str = "") -> html.Div:
     return html.Div(tiles, className="tiles")
 
 
-def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "day") -> Any:
+def _map(
+    user: User, kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "day"
+) -> Any:
     st = state()
     kpi = st.kpis.get(kpi_name)
     latest = latest_kpis(period)
@@ -257,8 +283,20 @@ def _map(kpi_name: str, lang: str, scale: float, graph_id: str, period: str = "d
         if kpi is not None and not latest.empty
         else pd.DataFrame({"ward_code": [], "value": [], "rank": []})
     )
+    n_ranked = int(ranked["rank"].notna().sum())
+    allowed = user.allowed_wards()
+    if allowed is not None:  # ranks are among all wards; values only of the granted wards
+        ranked = ranked[ranked["ward_code"].isin(allowed)]
     fig = ward_map(
-        st.geojson, st.ward_names, ranked, kpi_name, kpi, lang=lang, dark=True, height=None
+        st.geojson,
+        st.ward_names,
+        ranked,
+        kpi_name,
+        kpi,
+        lang=lang,
+        dark=True,
+        height=None,
+        n_ranked=n_ranked,
     )
     _wall_map_text(fig, ranked, kpi, scale)
     fig = on_basemap(fig, st.cfg.system.basemap)  # the city's own base map, if configured
@@ -324,7 +362,7 @@ def _view_map(user: User, lang: str, scale: float) -> list[Any]:
         label = state().kpis[kpi_name].label_en
     return [
         html.Div(
-            [html.H2(label), _map(kpi_name, lang, scale, "wall-map-graph")],
+            [html.H2(label), _map(user, kpi_name, lang, scale, "wall-map-graph")],
             className="wall-col wall-main",
         ),
         html.Div([_tiles(CITY_KPIS, lang)], className="wall-col wall-side"),
@@ -333,9 +371,10 @@ def _view_map(user: User, lang: str, scale: float) -> list[Any]:
 
 def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    scope = scope_key(user)
     df = cached(
-        ("wall_apps", since.date().isoformat()),
-        lambda c: queries.application_stats(c, since=since, group_by="ward_code"),
+        ("wall_apps", since.date().isoformat(), scope),
+        lambda c: queries.application_stats(c, since=since, group_by="ward_code", wards=scope),
     )
     names = state().ward_names
     if df.empty:
@@ -369,7 +408,8 @@ def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
 
 
 def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
-    env = cached(("wall_env",), lambda c: queries.environment(c))
+    scope = scope_key(user)
+    env = cached(("wall_env", scope), lambda c: queries.environment(c, wards=scope))
     names = state().ward_names
     items: list[Any] = []
     if not env.empty:
@@ -399,7 +439,10 @@ def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
     kpi_name = "aqi" if "aqi" in state().kpis else next(iter(state().kpis), "")
     return [
         html.Div(
-            [html.H2(t("aqi_by_ward", lang)), _map(kpi_name, lang, scale, "wall-env-map", "hour")],
+            [
+                html.H2(t("aqi_by_ward", lang)),
+                _map(user, kpi_name, lang, scale, "wall-env-map", "hour"),
+            ],
             className="wall-col wall-main",
         ),
         html.Div(
@@ -414,8 +457,9 @@ def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
 
 
 def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
-    cams = cached(("cameras", None), lambda c: queries.cameras(c))
-    devs = cached(("device_status", None), lambda c: queries.device_status(c))
+    scope = scope_key(user)
+    cams = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
+    devs = cached(("device_status", scope), lambda c: queries.device_status(c, wards=scope))
     names = state().ward_names
     n_cam = len(cams)
     n_on = int((cams["status"] == "online").sum()) if n_cam else 0
@@ -573,4 +617,5 @@ VIEW_BUILDERS = {
     "environment": _view_environment,
     "cameras": _view_cameras,
     "alerts": _view_alerts,
+    "incidents": view_incidents,  # dashboards/wall_incidents.py
 }

@@ -26,6 +26,7 @@ from dashboards.components.common import (
     who,
 )
 from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, kpi_history, ward_pins_map
+from dashboards.components.incidents import incidents_card
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.components.tables import camera_table, card, cards_2, numeric_column
 from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
@@ -92,6 +93,7 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
                 card(title=t("cameras", lang), body_id="ward-cameras"),
             ),
             card(body_id="ward-reports"),  # citizen reports (appended section)
+            incidents_card("inc-ward-summary", lang),  # filled by pages/incidents.py
         ],
     )
 

@@ -19,7 +19,7 @@ from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.errors import UsageError
 
-SCOPES = ("intake",)
+SCOPES = ("intake", "incidents")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 PREFIX = "ioc_"
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from ioc.config.alerts import AlertRule, AlertsFile
 from ioc.config.cameras import Camera, CamerasFile
 from ioc.config.categories import CategoriesFile
+from ioc.config.incidents import IncidentsFile
 from ioc.config.kpis import Kpi, KpisFile
 from ioc.config.loader import ConfigError, ConfigIssue, YamlDoc, load_yaml, validate
 from ioc.config.notifications import NotificationsFile, default_notifications
@@ -51,6 +52,7 @@ FILES: dict[str, tuple[type[BaseModel], bool]] = {
     "holidays.yaml": (HolidaysFile, False),
     "ioc.yaml": (SystemFile, False),
     "categories.yaml": (CategoriesFile, False),
+    "incidents.yaml": (IncidentsFile, False),
     "notifications.yaml": (NotificationsFile, False),
 }
 
@@ -69,6 +71,7 @@ class Config:
     holidays: HolidaysFile = field(default_factory=HolidaysFile)
     system: SystemFile = field(default_factory=SystemFile)
     categories: CategoriesFile | None = None  # citizen reports (categories.yaml)
+    incidents: IncidentsFile | None = None
     notifications: NotificationsFile = field(default_factory=default_notifications)
 
     @property
@@ -153,6 +156,10 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
                 issues.append(adoc.issue(("rules", i, "metric"), f"unknown metric {rule.metric!r}"))
             if rule.kpi is not None and rule.kpi not in cfg.kpis.kpis:
                 issues.append(adoc.issue(("rules", i, "kpi"), f"unknown KPI {rule.kpi!r}"))
+    if "incidents.yaml" in docs and cfg.incidents is not None:
+        from ioc.config.incidents import cross_check as incidents_check
+
+        issues.extend(incidents_check(cfg, docs["incidents.yaml"]))
     if "notifications.yaml" in docs:
         issues.extend(_check_notifications(cfg, docs["notifications.yaml"]))
     return issues
@@ -225,6 +232,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         holidays=get("holidays.yaml", HolidaysFile, HolidaysFile),
         system=get("ioc.yaml", SystemFile, SystemFile),
         categories=models.get("categories.yaml"),  # type: ignore[arg-type]
+        incidents=models.get("incidents.yaml"),  # type: ignore[arg-type]
         notifications=get("notifications.yaml", NotificationsFile, default_notifications),
     )
     issues = _cross_check(cfg, docs)

@@ -21,8 +21,9 @@ class Kpi(Section):
     target: float | None = Field(default=None, description="Target value for each ward")
     amber: float | None = Field(default=None, description="Amber from this value on")
     red: float | None = Field(default=None, description="Red from this value on")
-    rollup: Literal["sum", "mean", "weighted_mean", "worst", "best"] = Field(
-        description="How ward values roll up to the city"
+    rollup: Literal["sum", "mean", "weighted_mean", "worst", "best", "query"] = Field(
+        description="How ward values roll up to the city (query: the query's own 'city' row, "
+        "for figures such as a median that ward values cannot give)"
     )
     weight: str | None = Field(
         default=None,

@@ -129,7 +129,9 @@ def ward_values(
     vals: dict[str, float | None] = dict.fromkeys(wards)
     wts: dict[str, float | None] = dict.fromkeys(wards)
     for ward, value, weight in df[["ward_code", "value", "weight"]].itertuples(index=False):
-        if ward in vals:
+        if ward == CITY and kpi.rollup == "query":  # the query's own city figure
+            vals[CITY], wts[CITY] = _clean(value), _clean(weight)
+        elif ward in vals:
             vals[ward] = _clean(value)
             wts[ward] = _clean(weight)
     return vals, wts
@@ -177,7 +179,12 @@ def compute_period(
                     CITY,
                     period,
                     start,
-                    _round(rollup_value(kpi.rollup, kpi.direction, vals, weights), kpi),
+                    _round(
+                        vals.get(CITY)
+                        if kpi.rollup == "query"
+                        else rollup_value(kpi.rollup, kpi.direction, vals, weights),
+                        kpi,
+                    ),
                 )
             )
     return out

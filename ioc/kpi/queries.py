@@ -713,3 +713,12 @@ def open_alerts(
     FROM unnest(%(wards)s::text[]) AS w(code)
     """
     return _frame(_fetch(conn, sql, {"wards": list(wards), "end": end}))
+
+
+# --------------------------------------------------------------------------- incidents
+# (defined in ioc/incidents/kpis.py: their SQL reads the incidents' audit trail)
+from ioc.incidents import kpis as _incident_kpis  # noqa: E402
+
+query("state")(_incident_kpis.incidents_in_state)
+query()(_incident_kpis.incident_sla_breaches)
+query()(_incident_kpis.incident_resolve_hours_median)

@@ -1,0 +1,176 @@
+"""The incidents API for field systems (the wards' staff apps, the simulator's ward staff):
+``Authorization: Bearer TOKEN`` of scope ``incidents`` (see ioc/incidents/tokens.py).
+
+- ``GET /api/v1/incidents?ward=CODE&status=open`` → ``{"incidents": [...]}``: the open
+  incidents (or those of ``status``), each with its clocks and its SOP steps (done or not);
+- ``POST /api/v1/incidents/{id}/actions`` with ``{"action": ..., "actor": "name", ...}``:
+  ``acknowledge``, ``assign`` (``assignee``), ``start``, ``step`` (``step``, ``note``,
+  ``photo_ref``), ``comment`` (``text``), ``resolve`` (``text``), ``reject`` (``text``) →
+  200 ``{"id", "status"}``; 400 ``{"error": "field: ..."}`` naming the bad field; 409 when the
+  incident's state does not allow it; 404 for an unknown id; 401 without a valid token.
+
+Every change goes through ioc.incidents.core with source ``api`` and actor ``TOKEN/actor``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import flask
+from werkzeug.wrappers import Response
+
+from dashboards.state import state
+from ioc.incidents import core, rules
+from ioc.incidents.tokens import SCOPE, check_staff_token
+
+MAX_BODY = 64 * 1024
+ACTIONS = ("acknowledge", "assign", "start", "step", "comment", "resolve", "reject")
+
+
+def _json(body: Any, status: int = 200, **headers: str) -> Response:
+    resp = flask.Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status,
+        mimetype="application/json",
+    )
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _token() -> str | Response:
+    auth = flask.request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not auth[7:].strip():
+        return _json({"error": "Authorization: a Bearer token is required"}, 401,
+                     **{"WWW-Authenticate": 'Bearer realm="ioc"'})  # fmt: skip
+    with state().pool.conn() as conn:
+        name = check_staff_token(conn, auth[7:].strip())
+    if name is None:
+        return _json(
+            {"error": f"Authorization: invalid or revoked token (scope {SCOPE})"},
+            401,
+            **{"WWW-Authenticate": 'Bearer realm="ioc", error="invalid_token"'},
+        )
+    return name
+
+
+def list_incidents() -> Response:
+    name = _token()
+    if isinstance(name, Response):
+        return name
+    cfg = state().cfg
+    args = flask.request.args
+    ward = args.get("ward")
+    if ward is not None and ward not in cfg.ward_codes:
+        return _json({"error": f"ward: unknown ward {ward!r}"}, 400)
+    status = args.get("status", "open")
+    statuses = list(core.OPEN) if status == "open" else [status]
+    if any(s not in core.STATUSES for s in statuses):
+        return _json({"error": f"status: one of open, {', '.join(core.STATUSES)}"}, 400)
+    try:
+        limit = min(1000, max(1, int(args.get("limit", "500"))))
+    except ValueError:
+        return _json({"error": "limit: not a number"}, 400)
+    with state().pool.conn() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {core.COLUMNS} FROM incidents WHERE status = ANY(%s::text[])"
+            " AND (%s::text IS NULL OR ward_code = %s) ORDER BY due_at, id LIMIT %s",
+            (statuses, ward, ward, limit),
+        )
+        incs = [dict(zip(core._NAMES, r, strict=True)) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT incident_id, step_id FROM incident_steps WHERE incident_id = ANY(%s::bigint[])",
+            ([i["id"] for i in incs],),
+        )
+        done: dict[int, set[str]] = {}
+        for iid, step in cur.fetchall():
+            done.setdefault(int(iid), set()).add(step)
+    out = []
+    for i in incs:
+        out.append(
+            {
+                "id": i["id"],
+                "ward": i["ward_code"],
+                "category": i["category"],
+                "severity": i["severity"],
+                "status": i["status"],
+                "title": i["title"],
+                "assignee": i["assignee"],
+                "opened_at": i["opened_at"],
+                "acknowledged_at": i["acknowledged_at"],
+                "response_due_at": i["response_due_at"],
+                "due_at": i["due_at"],
+                "steps": [
+                    {"id": s.id, "needs": s.needs, "done": s.id in done.get(i["id"], set())}
+                    for s in rules.sop_steps(cfg, i["category"])
+                ],
+            }
+        )
+    return _json({"incidents": out})
+
+
+def post_action(incident_id: int) -> Response:
+    name = _token()
+    if isinstance(name, Response):
+        return name
+    raw = flask.request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        return _json({"error": f"body: larger than {MAX_BODY} bytes"}, 413)
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return _json({"error": f"body: not valid JSON ({str(exc)[:80]})"}, 400)
+    if not isinstance(body, dict):
+        return _json({"error": "body: a JSON object is needed"}, 400)
+    action = body.get("action")
+    if action not in ACTIONS:
+        return _json({"error": f"action: one of {', '.join(ACTIONS)}"}, 400)
+    for key in ("actor", "assignee", "step", "note", "photo_ref", "text"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            return _json({"error": f"{key}: a string is needed"}, 400)
+    actor = str(body.get("actor") or "").strip()[:64]
+    if not actor:
+        return _json({"error": "actor: who does it is required"}, 400)
+    cfg = state().cfg
+    who: dict[str, Any] = {"actor": f"{name}/{actor}", "source": "api"}
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with state().pool.conn() as conn:
+            if core.get(conn, incident_id) is None:
+                return _json({"error": f"no incident {incident_id}"}, 404)
+            if action == "acknowledge":
+                core.acknowledge(conn, incident_id, now=now, **who)
+            elif action == "assign":
+                core.assign(conn, cfg, incident_id, str(body.get("assignee") or ""), now=now, **who)
+            elif action == "start":
+                core.start(conn, incident_id, now=now, **who)
+            elif action == "step":
+                core.tick_step(
+                    conn, cfg, incident_id, str(body.get("step") or ""),
+                    note=body.get("note"), photo_ref=body.get("photo_ref"), now=now, **who,
+                )  # fmt: skip
+            elif action == "comment":
+                core.comment(conn, incident_id, str(body.get("text") or ""), now=now, **who)
+            elif action == "resolve":
+                core.resolve(conn, cfg, incident_id, str(body.get("text") or ""), now=now, **who)
+            else:
+                core.reject(conn, incident_id, str(body.get("text") or ""), now=now, **who)
+            inc = core.get(conn, incident_id)
+    except core.IncidentError as exc:
+        field = {
+            "bad_assignee": "assignee",
+            "bad_step": "step",
+            "needs_note": "note",
+            "needs_photo": "photo_ref",
+            "needs_resolution": "text",
+            "needs_reason": "text",
+            "needs_comment": "text",
+            "too_long": "text",
+        }.get(exc.code)
+        if field is not None:
+            return _json({"error": f"{field}: {exc}"}, 400)
+        return _json({"error": f"state: {exc}", "code": exc.code}, 409)
+    assert inc is not None
+    return _json({"id": incident_id, "status": inc["status"]})

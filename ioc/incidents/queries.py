@@ -1,0 +1,316 @@
+"""The read side of incidents: the queue, counts, pins, one incident's surroundings.
+
+Plain keyword-only functions ``(conn, *, ...)`` returning DataFrames or rows; ``wards=None``
+means every ward (operators), a list restricts to those wards (ward leaders: city-wide
+incidents, ``ward_code`` NULL, are then left out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ioc.db import Connection
+
+SLA_STATES = ("ok", "warning", "breached", "met", "missed", "none")
+ALL_STATUSES = ("new", "assigned", "in_progress", "resolved", "closed", "rejected")
+OPEN_SQL = "i.status IN ('new', 'assigned', 'in_progress')"
+
+# ok | warning | breached while open; met | missed once resolved; none when rejected.
+# The same rule as ioc.incidents.sla.sla_state.
+SLA_STATE_SQL = """
+CASE WHEN i.status = 'rejected' THEN 'none'
+     WHEN i.status IN ('resolved', 'closed')
+          THEN CASE WHEN i.resolved_at <= i.due_at THEN 'met' ELSE 'missed' END
+     WHEN i.due_at < %(now)s
+          OR (i.acknowledged_at IS NULL AND i.response_due_at < %(now)s) THEN 'breached'
+     WHEN i.warn_at <= %(now)s
+          OR (i.acknowledged_at IS NULL AND i.response_warn_at <= %(now)s) THEN 'warning'
+     ELSE 'ok' END
+"""
+
+QUEUE_COLUMNS = [
+    "id",
+    "ward_code",
+    "category",
+    "severity",
+    "status",
+    "title",
+    "assignee",
+    "opened_at",
+    "acknowledged_at",
+    "response_due_at",
+    "due_at",
+    "resolved_at",
+    "escalation_level",
+    "sla",
+]
+
+
+def _where(
+    wards: Sequence[str] | None,
+    categories: Sequence[str] | None,
+    statuses: Sequence[str] | None,
+    sla: Sequence[str] | None,
+) -> str:
+    parts = ["TRUE"]
+    if wards is not None:
+        parts.append("i.ward_code = ANY(%(wards)s::text[])")
+    if categories:
+        parts.append("i.category = ANY(%(cats)s::text[])")
+    if statuses:
+        parts.append("i.status = ANY(%(statuses)s::text[])")
+    if sla:
+        parts.append(f"({SLA_STATE_SQL}) = ANY(%(sla)s::text[])")
+    return " AND ".join(parts)
+
+
+def queue(
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    wards: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    sla: Sequence[str] | None = None,
+    limit: int = 500,
+    count_up_to: int = 10_000,
+) -> tuple[pd.DataFrame, int]:
+    """The incidents matching the filters, most urgent first (resolution due time), at most
+    ``limit``; and how many match in all, counted up to ``count_up_to`` (more: that + 1)."""
+    params: dict[str, Any] = {
+        "now": now,
+        "wards": list(wards or []),
+        "cats": list(categories or []),
+        "statuses": list(statuses or []),
+        "sla": list(sla or []),
+        "limit": int(limit),
+    }
+    where = _where(wards, categories, statuses, sla)
+    # one ordered, limited branch per status (each an index range scan of (status, due_at)),
+    # merged: the planner does not find this for "status = ANY(...) ORDER BY due_at" and would
+    # read every incident of the statuses asked for
+    wanted = [s for s in ALL_STATUSES if not statuses or s in statuses]
+    branches = []
+    for k, status in enumerate(wanted):
+        params[f"s{k}"] = status
+        branches.append(
+            f"""(SELECT i.id, i.ward_code, i.category, i.severity, i.status, i.title,
+                    i.assignee, i.opened_at, i.acknowledged_at, i.response_due_at, i.due_at,
+                    i.resolved_at, i.escalation_level, {SLA_STATE_SQL} AS sla
+             FROM incidents i WHERE i.status = %(s{k})s AND {where}
+             ORDER BY i.due_at, i.id LIMIT %(limit)s)"""
+        )
+    with conn.cursor() as cur:
+        if branches:
+            cur.execute(
+                " UNION ALL ".join(branches) + " ORDER BY due_at, id LIMIT %(limit)s", params
+            )
+            rows = cur.fetchall()
+        else:
+            rows = []
+        cur.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM incidents i WHERE {where} LIMIT %(cap)s) c",
+            {**params, "cap": int(count_up_to) + 1},
+        )
+        total = int((cur.fetchone() or (0,))[0])
+    return pd.DataFrame(rows, columns=QUEUE_COLUMNS), total
+
+
+def wards_of(conn: Connection, *, ids: Sequence[int]) -> dict[int, str | None]:
+    """Incident id → its ward (None: city-wide), for the ids that exist."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, ward_code FROM incidents WHERE id = ANY(%s::bigint[])",
+            ([int(i) for i in ids],),
+        )
+        return {int(r[0]): r[1] for r in cur.fetchall()}
+
+
+def summary(
+    conn: Connection, *, now: dt.datetime, wards: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Counts for the overview, a ward page and the wall: open incidents by state, by
+    category and by SLA state; breached now; the oldest overdue; resolved and breached in the
+    last 30 days."""
+    params: dict[str, Any] = {
+        "now": now,
+        "wards": list(wards or []),
+        "since": now - dt.timedelta(days=30),
+    }
+    scope = "i.ward_code = ANY(%(wards)s::text[])" if wards is not None else "TRUE"
+    out: dict[str, Any] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT i.status, count(*) FROM incidents i WHERE {scope} AND {OPEN_SQL}"
+            " GROUP BY i.status",
+            params,
+        )
+        out["by_status"] = {r[0]: int(r[1]) for r in cur.fetchall()}
+        cur.execute(
+            f"SELECT i.category, count(*) FROM incidents i WHERE {scope} AND {OPEN_SQL}"
+            " GROUP BY i.category ORDER BY count(*) DESC, i.category",
+            params,
+        )
+        out["by_category"] = [(r[0], int(r[1])) for r in cur.fetchall()]
+        cur.execute(
+            f"SELECT {SLA_STATE_SQL} AS s, count(*) FROM incidents i WHERE {scope} AND {OPEN_SQL}"
+            " GROUP BY s",
+            params,
+        )
+        out["by_sla"] = {r[0]: int(r[1]) for r in cur.fetchall()}
+        cur.execute(
+            f"""
+            SELECT i.id, i.ward_code, i.category, i.title, i.due_at,
+                   LEAST(i.due_at, CASE WHEN i.acknowledged_at IS NULL
+                                        THEN i.response_due_at END) AS late_since
+            FROM incidents i WHERE {scope} AND {OPEN_SQL}
+              AND (i.due_at < %(now)s
+                   OR (i.acknowledged_at IS NULL AND i.response_due_at < %(now)s))
+            ORDER BY late_since, i.id LIMIT 1
+            """,
+            params,
+        )
+        row = cur.fetchone()
+        out["oldest_overdue"] = (
+            None
+            if row is None
+            else dict(
+                zip(
+                    ("id", "ward_code", "category", "title", "due_at", "late_since"),
+                    row,
+                    strict=True,
+                )
+            )
+        )
+        cur.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE i.resolved_at >= %(since)s),
+                   count(*) FILTER (WHERE i.resolved_at >= %(since)s AND i.resolved_at > i.due_at),
+                   count(*) FILTER (WHERE i.opened_at >= %(since)s)
+            FROM incidents i WHERE {scope}
+              AND (i.resolved_at >= %(since)s OR i.opened_at >= %(since)s)
+            """,
+            params,
+        )
+        r = cur.fetchone() or (0, 0, 0)
+        out["resolved_30d"], out["late_30d"], out["opened_30d"] = (int(x) for x in r)
+    out["open"] = sum(out["by_status"].values())
+    out["breached"] = out["by_sla"].get("breached", 0)
+    return out
+
+
+def pins(
+    conn: Connection, *, now: dt.datetime, wards: Sequence[str] | None = None, limit: int = 3000
+) -> pd.DataFrame:
+    """Open incidents with a place, for the maps: id, ward, category, title, lat, lon, sla."""
+    scope = "i.ward_code = ANY(%(wards)s::text[])" if wards is not None else "TRUE"
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT i.id, i.ward_code, i.category, i.severity, i.title, i.lat, i.lon,
+                   {SLA_STATE_SQL} AS sla
+            FROM incidents i
+            WHERE {scope} AND {OPEN_SQL} AND i.lat IS NOT NULL AND i.lon IS NOT NULL
+            ORDER BY i.due_at LIMIT %(limit)s
+            """,
+            {"now": now, "wards": list(wards or []), "limit": limit},
+        )
+        rows = cur.fetchall()
+    return pd.DataFrame(
+        rows, columns=["id", "ward_code", "category", "severity", "title", "lat", "lon", "sla"]
+    )
+
+
+def sla_state_of(conn: Connection, *, incident_id: int, now: dt.datetime) -> str | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {SLA_STATE_SQL} FROM incidents i WHERE i.id = %(id)s",
+            {"now": now, "id": incident_id},
+        )
+        row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def linked_alerts(conn: Connection, *, incident_id: int) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT a.id, a.rule_id, a.subject, a.severity, a.state, a.title, a.value, a.opened_at,
+                   l.linked_at
+            FROM incident_links l JOIN alerts a ON a.id::text = l.ref
+            WHERE l.incident_id = %s AND l.kind = 'alert' AND l.unlinked_at IS NULL
+            ORDER BY a.opened_at
+            """,
+            (incident_id,),
+        )
+        rows = cur.fetchall()
+    cols = [
+        "id",
+        "rule_id",
+        "subject",
+        "severity",
+        "state",
+        "title",
+        "value",
+        "opened_at",
+        "linked_at",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def linked_reports(conn: Connection, *, incident_id: int) -> pd.DataFrame:
+    """Linked citizen reports, without the reporter's contact (personal data)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT r.id, r.channel, r.category, r.summary, r.address, r.status, r.received_at,
+                   r.due_at, l.linked_at
+            FROM incident_links l JOIN reports r ON r.id = l.ref
+            WHERE l.incident_id = %s AND l.kind = 'report' AND l.unlinked_at IS NULL
+            ORDER BY r.received_at
+            """,
+            (incident_id,),
+        )
+        rows = cur.fetchall()
+    cols = [
+        "id",
+        "channel",
+        "category",
+        "summary",
+        "address",
+        "status",
+        "received_at",
+        "due_at",
+        "linked_at",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def nearby(conn: Connection, *, ward_code: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cameras and the sensors of the incident's ward (devices and cameras carry no
+    coordinates: the ward is the neighbourhood we know)."""
+    if ward_code is None:
+        return (
+            pd.DataFrame(columns=["camera_id", "name", "status", "last_seen"]),
+            pd.DataFrame(columns=["device_id", "device_type", "status", "last_seen"]),
+        )
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT camera_id, name, status, last_seen FROM cameras WHERE ward_code = %s"
+            " ORDER BY camera_id",
+            (ward_code,),
+        )
+        cams = pd.DataFrame(cur.fetchall(), columns=["camera_id", "name", "status", "last_seen"])
+        cur.execute(
+            "SELECT device_id, device_type, status, last_seen FROM devices WHERE ward_code = %s"
+            " ORDER BY device_type, device_id",
+            (ward_code,),
+        )
+        devs = pd.DataFrame(
+            cur.fetchall(), columns=["device_id", "device_type", "status", "last_seen"]
+        )
+    return cams, devs
