@@ -45,7 +45,13 @@ def _has(element_id: str) -> Any:
 
 
 def _texts(driver: Any, element_id: str) -> str:
-    return " ".join(e.text for e in driver.find_elements("id", element_id))
+    """The text of the element(s) with this id; '' while a refresh replaces them."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return " ".join(e.text for e in driver.find_elements("id", element_id))
+    except StaleElementReferenceException:
+        return ""
 
 
 def _sql(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
