@@ -491,7 +491,7 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
         html.Div(
             [
                 html.H2(t("cameras", lang)),
-                html.Div(tiles, className="cam-grid", id="wall-cam-grid")
+                html.Ul(tiles, className="cam-grid", id="wall-cam-grid")
                 if tiles
                 else html.Div(t("no_rows", lang), className="muted"),
                 html.Div(t("more_cameras", lang, n=more), className="muted") if more > 0 else "",
@@ -508,7 +508,7 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
     ]
 
 
-def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Div:
+def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Li:
     st = str(r.status)
     kinds = r.issues if isinstance(r.issues, str) else ""
     if st == "offline":  # said by the status already: the issue line tells when it was seen
@@ -518,7 +518,7 @@ def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Div:
     cls = "cam-tile " + (
         "cam-offline" if st == "offline" else ("cam-issue" if issue else f"cam-{st}")
     )
-    return html.Div(
+    return html.Li(
         className=cls,
         children=[
             html.Div(

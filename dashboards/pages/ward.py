@@ -104,7 +104,9 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
     Input("ward-interval", "n_intervals"),
     State("ward-code", "data"),
 )
-def arriving(_n: int | None, code: str) -> tuple[Any, int]:
+def arriving(_n: int | None, code: Any) -> tuple[Any, int]:
+    if not isinstance(code, str) or code not in state().ward_names:
+        raise dash.exceptions.PreventUpdate
     require("view", code)
     _, lang = who()
     note, fast = arriving_notice("ward-arriving", lang)
