@@ -573,3 +573,42 @@ def test_metrics_token_only_in_the_header(site: Site) -> None:
     assert c.get(f"/metrics?token={token}").status_code == 401
     assert c.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_overview_map_of_a_leader_ranks_among_every_ward(site: Site) -> None:
+    """The overview map's hover gives a leader's ward its rank among all wards (r/n, as the
+    admin sees it), not r/1 among the leader's own wards."""
+    outs = [
+        ("ov-tiles", "children"),
+        ("ov-map", "figure"),
+        ("ov-ranking", "children"),
+        ("ov-best-worst", "children"),
+        ("ov-alerts", "children"),
+        ("ov-updated", "children"),
+    ]
+    body = {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [
+            {"id": "ov-interval", "property": "n_intervals", "value": 1},
+            {"id": "ov-kpi", "property": "value", "value": "on_time_rate"},
+        ],
+        "changedPropIds": ["ov-kpi.value"],
+    }
+
+    def hover(role: str) -> dict[str, tuple[Any, ...]]:
+        r = site.client(role).post(CALLBACK, json=body, headers=ORIGIN)
+        assert r.status_code == 200, r.data[:300]
+        fig = json.loads(r.data)["response"]["ov-map"]["figure"]
+        out: dict[str, tuple[Any, ...]] = {}
+        for tr in fig["data"]:
+            if tr.get("name") == "wards":  # the grey outline of every ward: geography
+                continue
+            if tr.get("customdata") and tr.get("locations"):
+                keys = _array(tr["locations"])
+                out.update(zip(keys, map(tuple, tr["customdata"]), strict=False))
+        return out
+
+    admin, leader = hover("admin"), hover("ward_leader")
+    assert set(leader) == {site.own}
+    assert leader[site.own] == admin[site.own]

@@ -153,7 +153,9 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
         n_ranked = int(ranked["rank"].notna().sum())
         if allowed is not None:  # ranks are among all wards; values only of granted wards
             ranked = ranked[ranked["ward_code"].isin(allowed)]
-        fig = ward_map(st.geojson, st.ward_names, ranked, kpi_name or "", kpi, lang=lang)
+        fig = ward_map(
+            st.geojson, st.ward_names, ranked, kpi_name or "", kpi, lang=lang, n_ranked=n_ranked
+        )
 
     fig = on_basemap(fig, st.cfg.system.basemap)  # the city's own base map, if configured
     ranking, best_worst = _ranking(
