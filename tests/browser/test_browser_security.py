@@ -78,9 +78,18 @@ def test_leader_wall_and_sign_out(dash_server: Any, browser: Any) -> None:
     locations = browser.execute_script(
         "var g = document.getElementById('wall-map-graph');"
         "var p = g && (g.querySelector('.js-plotly-plot') || g);"
-        "return p && p.data ? p.data.slice(1).map(t => Array.from(t.locations)) : null;"
+        "return p && p.data ? p.data.slice(1).filter(t => t.locations)"
+        ".map(t => Array.from(t.locations)) : null;"
     )
     assert locations is not None and all(set(loc) <= {own} for loc in locations), locations
+    # the wall's flagged names (worst, alerting, past red) are of the leader's wards only; the
+    # other traces without locations are the names of the wards (geography, at 4K every one)
+    flagged = browser.execute_script(
+        "var p = document.querySelector('#wall-map-graph .js-plotly-plot');"
+        "return p.data.filter(t => t.name === 'flagged').map(t => Array.from(t.text || []));"
+    )
+    for texts in flagged:
+        assert len(texts) <= len(dash_server.facts["grants"]["ward_leader"]), texts
     cookie = session_cookie(browser)
     # the page's sign-out link leads to a form that posts; afterwards the cookie is dead
     browser.get(base + f"/ward/{own}")
