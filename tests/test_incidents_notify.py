@@ -29,7 +29,7 @@ def test_assignment_breach_and_escalation_notify_once(
             ("lead_w", "ward_leader", [w]),
             ("lead_other", "ward_leader", [other]),
         ):
-            add_user(conn, name, "password-123", role, wards)
+            add_user(conn, name, "lantern-orbit-7719", role, wards)
             with conn.cursor() as cur:
                 cur.execute(
                     "UPDATE users SET email = %s WHERE name = %s", (f"{name}@example.vn", name)
