@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import importlib
 import importlib.util
 import os
@@ -49,6 +50,7 @@ MAX_RESTARTS = 5  # per window, then the child is given up (and said so)
 RESTART_WINDOW_S = 60.0
 STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this
 SETTLE_S = 1.5  # a command that is not available exits within this; then we go on
+PORT_WAIT_S = 10.0  # how long the dashboard port may stay taken before the demo refuses
 SUBSCRIBER_WAIT_S = 30.0  # how long to wait for the ingester's subscription before history
 LOGIN_FILE = "demo-login.txt"
 ENV_FILE = "demo.env"
@@ -378,15 +380,23 @@ class Demo:
         """Fail now, in one line, rather than after everything started and serve died 5 times."""
         host = self.args.host or "127.0.0.1"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, self.args.port))
-            except OSError as exc:
-                raise IOCError(
-                    f"cannot serve the dashboard on {host}:{self.args.port}: {exc.strerror}"
-                    " (another `ioc demo` or server? choose another with --port)"
-                ) from None
+        # A server that has just stopped (a demo restarted at once) may hold the port for a
+        # moment: try for PORT_WAIT_S, as gunicorn itself retries its bind, before refusing.
+        deadline = time.monotonic() + PORT_WAIT_S
+        while True:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, self.args.port))
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                        raise IOCError(
+                            f"cannot serve the dashboard on {host}:{self.args.port}: "
+                            f"{exc.strerror} (another `ioc demo` or server? choose another "
+                            "with --port)"
+                        ) from None
+            time.sleep(0.25)
 
     def start_database(self) -> None:
         url = self.ctx.settings.database_url
