@@ -209,9 +209,18 @@ def login(driver: Any, base: str, user: str, password: str = PASSWORD) -> None:
 
 
 def wait_for(driver: Any, cond: Any, timeout: float = 15.0) -> Any:
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(cond)
+    # Dash re-renders what a callback returns: an element found on one poll may be replaced
+    # before its text is read (stale); the condition is asked again on the next poll
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=ignored).until(
+        cond
+    )
 
 
 def severe_logs(driver: Any) -> list[str]:
