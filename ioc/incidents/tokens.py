@@ -5,34 +5,15 @@ table, its hashing and revocation; ``ioc tokens list`` / ``revoke`` show and rev
 
 from __future__ import annotations
 
-import secrets
-
-from ioc.citizen.tokens import NAME_RE, PREFIX, check_token, token_hash
+from ioc.citizen.tokens import add_token, check_token
 from ioc.db import Connection
-from ioc.errors import UsageError
 
 SCOPE = "incidents"
 
 
 def add_staff_token(conn: Connection, name: str) -> str:
-    """A new token of scope ``incidents``; returns the secret (shown once). Commits.
-
-    (``ioc tokens add --scope`` takes the scopes of ``ioc.citizen.tokens.SCOPES``; this makes
-    the same kind of row for scope ``incidents``, e.g. for the demo's simulator.)"""
-    if not NAME_RE.match(name):
-        raise UsageError(f"invalid token name {name!r} (letters, digits, _ . @ -; at most 64)")
-    token = PREFIX + secrets.token_urlsafe(32)
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO api_tokens (name, token_hash, scope) VALUES (%s, %s, %s)"
-            " ON CONFLICT (name) DO NOTHING",
-            (name, token_hash(token), SCOPE),
-        )
-        if cur.rowcount == 0:
-            conn.rollback()
-            raise UsageError(f"token {name!r} exists (revoke it first, or choose another name)")
-    conn.commit()
-    return token
+    """A new token of scope ``incidents``; returns the secret (shown once). Commits."""
+    return add_token(conn, name, SCOPE)
 
 
 def check_staff_token(conn: Connection, token: str) -> str | None:
