@@ -16,7 +16,7 @@ every missed period; closed periods are recomputed while late data may still arr
 (``storage.rollup_lookback_hours``).
 
 Every ``ioc scheduler`` (leader or stand-by) also runs an export worker: the /export page's
-jobs, claimed one by one from ``export_jobs`` (see ioc/reports/export.py).
+jobs, claimed one by one from ``export_jobs`` (see ioc/reports/export/jobs.py).
 """
 
 from __future__ import annotations
