@@ -4,13 +4,16 @@
 PostgreSQL 15 and Mosquitto). When unset, the same embedded servers as ``ioc demo`` are started
 (under a temporary folder), so the suite runs on a machine with neither installed.
 Each test session works in its own freshly created database; ``fresh_db_url`` gives a test a
-database of its own.
+database of its own. Both are copies of one template database per test process (the migrations
+run once per session).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -24,6 +27,14 @@ from ioc.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
+
+# The tiers: tests/unit (no servers), tests/integration (real servers), tests/e2e (browser,
+# demo). Shared helpers (this folder: ingest_helpers, dash_fixtures, ...) are importable as
+# pytest puts this folder on sys.path; the tiers' folders too, for the few test modules that
+# import from another one (test_ingest_fuzz uses test_parse's generators).
+for _tier in ("unit", "integration", "e2e"):
+    if str(ROOT / "tests" / _tier) not in sys.path:
+        sys.path.append(str(ROOT / "tests" / _tier))
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -87,20 +98,78 @@ def init_schema(url: str, cfg: Config) -> None:
         conn.close()
 
 
+# One template database per test process: the migrations run once, then every database a test
+# asks for is a copy (CREATE DATABASE ... TEMPLATE), a fraction of the time. Names are unique
+# per process (pid + random), so concurrent test processes on one server never share one.
+_templates: dict[str, str] = {}
+
+
+def schema_template(server_url: str, cfg: Config) -> str:
+    """Name of this process's template database on ``server_url`` (the schema initialised with
+    ``cfg``; created at the first call, dropped at exit by :func:`drop_templates`)."""
+    name = _templates.get(server_url)
+    if name is None:
+        url = create_database(server_url)
+        init_schema(url, cfg)
+        name = urlsplit(url).path.lstrip("/")
+        conn = psycopg2.connect(server_url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            # no one may connect to it: a connected session would make the copies fail
+            cur.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        conn.close()
+        _templates[server_url] = name
+        atexit.register(drop_templates)  # outside a pytest session (bench); else a no-op
+    return name
+
+
+def create_schema_database(server_url: str, cfg: Config) -> str:
+    """A new database with the schema initialised (a copy of the template); its URL."""
+    template = schema_template(server_url, cfg)
+    name = f"ioc_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    conn.close()
+    return _with_db(server_url, name)
+
+
+def drop_templates() -> None:
+    """Drop this process's template databases (a server already stopped has taken its own)."""
+    for server_url, name in list(_templates.items()):
+        del _templates[server_url]
+        try:
+            conn = psycopg2.connect(server_url)
+        except psycopg2.OperationalError:
+            continue
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
 @pytest.fixture(scope="session")
-def db_url(pg_server_url: str, config: Config) -> Iterator[str]:
+def schema_templates(pg_server_url: str, config: Config) -> Iterator[str]:
+    """The session's template database (requested by the fixtures below, so that it is dropped
+    at the end of the session, before the server it lives on stops)."""
+    yield schema_template(pg_server_url, config)
+    drop_templates()
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server_url: str, config: Config, schema_templates: str) -> Iterator[str]:
     """A database created for this test session, with the schema initialised."""
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     yield url
     drop_database(pg_server_url, url)
 
 
 @pytest.fixture
-def fresh_db_url(pg_server_url: str, config: Config) -> Iterator[str]:
+def fresh_db_url(pg_server_url: str, config: Config, schema_templates: str) -> Iterator[str]:
     """A database of this test's own, with the schema initialised."""
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     yield url
     drop_database(pg_server_url, url)
 

@@ -98,13 +98,12 @@ def test_wall_rotation_is_deterministic() -> None:
 
 @pytest.fixture(scope="module")
 def guard_app(pg_server_url: str, config):  # type: ignore[no-untyped-def]
-    from conftest import create_database, drop_database, init_schema
+    from conftest import create_schema_database, drop_database
 
     from dashboards.app import create_app
     from ioc.settings import Settings
 
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     app = create_app(config, url, Settings(secret_key="unit-test-secret-0123456789"))
     yield app
     app.server.config["IOC_STATE"].pool.close()

@@ -41,10 +41,9 @@ def at(h: float, day: dt.datetime = DAY) -> dt.datetime:
 @pytest.fixture(scope="module")
 def world(pg_server_url: str, config: Config) -> Iterator[tuple[str, str, str]]:
     """Two wards' incidents on 10/03/2026 (office hours 7:30-11:30, 13:30-17:00)."""
-    from conftest import create_database, drop_database, init_schema
+    from conftest import create_schema_database, drop_database
 
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     a, b = sorted(config.ward_codes)[:2]
     conn = connect(url)
     who = {"actor": "op", "source": "web"}

@@ -126,12 +126,11 @@ def _mark_other_ward(url: str, other: str) -> None:
 def site(
     pg_server_url: str, config: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    from conftest import create_database, drop_database, init_schema
+    from conftest import create_schema_database, drop_database
 
     from dashboards.app import create_app
 
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     conn = connect(url)
     try:
         seed(conn, config)

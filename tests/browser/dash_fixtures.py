@@ -104,12 +104,11 @@ def served(
 ) -> Iterator[Server]:
     """A new database seeded by :func:`dash_seed.seed` (``seed_args``) with one user per
     role, and ``ioc serve`` on it; both gone afterwards."""
-    from conftest import create_database, drop_database, init_schema
+    from conftest import create_schema_database, drop_database
 
     from ioc.db import connect
 
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     conn = connect(url)
     try:
         facts = seed(conn, config, **seed_args)
