@@ -204,6 +204,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Webhook: địa chỉ phải bắt đầu bằng http:// hoặc https://",
         "Webhook: the address must start with http:// or https://",
     ),
+    "np_err_webhook_url_private": (
+        "Webhook: chỉ nhận địa chỉ công khai (không nhận địa chỉ nội bộ hay của máy chủ này)",
+        "Webhook: only a public address (not an internal one or this server's)",
+    ),
     "np_err_quiet_start": (
         "Giờ yên lặng: nhập giờ bắt đầu dạng HH:MM",
         "Quiet hours: give the start as HH:MM",

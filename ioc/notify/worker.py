@@ -52,6 +52,7 @@ from ioc.notify.channels import (
     WebhookChannel,
     parse_smtp_url,
 )
+from ioc.notify.destinations import networks
 from ioc.notify.links import make_file_token, make_token, secret_key
 from ioc.notify.offline import offline_digest
 from ioc.notify.render import ACK_URL, FILE_URL, PUBLIC_URL
@@ -75,7 +76,11 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
     for hook in cfg.notifications.webhooks.values():
         if hook.secret_env and os.environ.get(hook.secret_env):
             secrets[hook.url] = os.environ[hook.secret_env].encode()
-    out["webhook"] = lambda: WebhookChannel(secrets, key.encode(), timeout=d.webhook_timeout_s)
+    trusted = [hook.url for hook in cfg.notifications.webhooks.values()]
+    allow = networks(d.user_webhook_networks)
+    out["webhook"] = lambda: WebhookChannel(
+        secrets, key.encode(), timeout=d.webhook_timeout_s, trusted=trusted, allow=allow
+    )
     if settings.mqtt_url:
         from ioc.alerts import MqttPublisher
         from ioc.settings import parse_mqtt_url
