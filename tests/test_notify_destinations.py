@@ -120,3 +120,46 @@ def test_bad_network_in_config_names_the_key(tmp_path: Path) -> None:
         load_config(cfg)
     text = str(err.value)
     assert "notifications.yaml" in text and "user_webhook_networks" in text and "intranet" in text
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+def test_the_delivery_worker_reports_itself_on_healthz(fresh_db_url: str, tmp_path: Path) -> None:
+    """``ioc notify`` (and the scheduler's delivery thread) record ``service_status`` rows:
+    running, a backlog when a due message waits too long (/healthz degraded), stopped."""
+    from dashboards.db import Pool
+    from dashboards.ops import health_report
+    from dashboards.state import AppState
+    from ioc.notify.worker import BACKLOG_S, Worker
+    from ioc.settings import Settings
+
+    cfg = load_config(config_dir(tmp_path))
+    settings = Settings(database_url=fresh_db_url, var_dir=tmp_path / "var", secret_key="k" * 40)
+    w = Worker(cfg, fresh_db_url, settings)
+    st = AppState(cfg=cfg, pool=Pool(fresh_db_url), secret_key="x" * 40)
+    try:
+        w.housekeeping()
+        body, _ = health_report(st)
+        assert body["services"]["notify"] == "ok", body
+        conn = w.db()
+        with conn.cursor() as cur:  # a message due long ago, through a channel not configured
+            cur.execute(
+                "INSERT INTO notifications (idem_key, kind, channel, recipient, subject,"
+                " body_text, next_attempt_at) VALUES ('hb1', 'alert_opened', 'email',"
+                " 'a@example.vn', 's', 't', now() - make_interval(secs => %s))",
+                (BACKLOG_S + 60,),
+            )
+        conn.commit()
+        w.housekeeping()
+        body, _ = health_report(st)
+        assert body["services"]["notify"] == "backlog" and body["status"] == "degraded", body
+        with conn.cursor() as cur:
+            cur.execute("SELECT details FROM service_status WHERE service = 'notify'")
+            details = cur.fetchone()[0]
+        assert details["due"] == 1 and details["oldest_due_s"] >= BACKLOG_S
+    finally:
+        w.close()
+    body, _ = health_report(st)
+    assert body["services"]["notify"] == "stopped"
+    st.pool.close()
