@@ -317,6 +317,7 @@ def date_axis_format(language: str | None = None) -> str:
 # KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI
 _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
 _UNIT_EN.update({"phản ánh": "reports", "giờ làm việc": "working hours"})  # citizen reports
+_UNIT_EN["giờ SLA"] = "SLA hours"  # incidents: each on its own clock
 TEXT["citizen_reports"] = ("Phản ánh", "Citizen reports")
 
 
