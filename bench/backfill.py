@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from ioc.embedded import free_port
+from ioc.demo.embedded import free_port
 
 
 def counts(url: str) -> tuple[int, int, int, int]:

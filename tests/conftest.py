@@ -54,7 +54,7 @@ def pg_server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from ioc.embedded import EmbeddedPostgres
+    from ioc.demo.embedded import EmbeddedPostgres
 
     # Not under pytest's temporary root: every pytest session of the same user resets
     # /tmp/pytest-of-<user> to 0700, and as root the server runs as another user, which then
@@ -191,7 +191,7 @@ def mqtt_url() -> Iterator[str]:
         return
     import mqtt_support
 
-    from ioc.embedded import EmbeddedBroker
+    from ioc.demo.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
     url = broker.start()

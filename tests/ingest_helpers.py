@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import psycopg2
 import pytest
 
-from ioc.embedded import free_port
+from ioc.demo.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"

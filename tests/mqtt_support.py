@@ -1,7 +1,7 @@
 """MQTT clients for tests that honour the broker URL, and what the broker under test can do.
 
 The session broker is ``IOC_MQTT_URL`` or, when that is unset, the embedded broker of
-``ioc.embedded`` (Mosquitto when installed, else amqtt; ``IOC_EMBEDDED_BROKER`` forces one).
+``ioc.demo.embedded`` (Mosquitto when installed, else amqtt; ``IOC_EMBEDDED_BROKER`` forces one).
 Its URL carries generated credentials, and amqtt 0.12 speaks MQTT 3.1.1 only, has no
 ``$share/`` subscriptions and does not redeliver an unacknowledged QoS-1 message to a
 reconnecting persistent session (docs/demo.md). So test clients:

@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 
 from ioc.demo import Child, Output, Supervisor
-from ioc.embedded import free_port
+from ioc.demo.embedded import free_port
 
 pytestmark = pytest.mark.embedded
 

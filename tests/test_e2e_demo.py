@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from ioc.db import connect
-from ioc.embedded import free_port
+from ioc.demo.embedded import free_port
 
 # Not in the `-m embedded` smoke subset (kept under ~3 min): it starts `ioc demo` with the URLs
 # unset whatever the environment, so the full suite runs it on the embedded servers anyway.

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import psycopg2
 import pytest
 
-from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
+from ioc.demo.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
 from ioc.errors import IOCError
 from ioc.settings import parse_mqtt_url
 
@@ -79,7 +79,7 @@ def test_postgres_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from ioc.embedded import EmbeddedPostgres\n"
+        "from ioc.demo.embedded import EmbeddedPostgres\n"
         "s = EmbeddedPostgres(Path(sys.argv[1])); s.start()\n"
         "print(s.pid, flush=True); time.sleep(120)\n"
     )

@@ -16,7 +16,7 @@ from ingest_helpers import wait_for_count
 
 from ingest.mqtt import MqttIngester
 from ioc.config import Config
-from ioc.embedded import EmbeddedBroker
+from ioc.demo.embedded import EmbeddedBroker
 from ioc.settings import parse_mqtt_url
 
 

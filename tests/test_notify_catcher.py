@@ -26,7 +26,7 @@ def _get(url: str) -> str:
 def test_catcher_keeps_messages_and_lists_them(tmp_path: Path) -> None:
     smtp, web = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ioc.notify.catcher", "--smtp-port", str(smtp),
+        [sys.executable, "-m", "ioc.demo.catcher", "--smtp-port", str(smtp),
          "--http-port", str(web), "--dir", str(tmp_path / "mail")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

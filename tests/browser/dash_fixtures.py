@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ioc.embedded import free_port
+from ioc.demo.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # dash_seed beside this file

@@ -40,9 +40,10 @@ from types import FrameType
 from typing import Any, TextIO
 
 from ioc.context import Context
-from ioc.embedded import EmbeddedBroker, EmbeddedPostgres, FreshMessageWatch, die_with_parent
 from ioc.errors import IOCError
 from ioc.settings import redact_db_url
+
+from .embedded import EmbeddedBroker, EmbeddedPostgres, FreshMessageWatch, die_with_parent
 
 NOT_AVAILABLE = "not available yet"
 EXIT_NOT_AVAILABLE = 2
@@ -613,7 +614,7 @@ class Demo:
              "--dir", str(self.var_dir / "mail")],
             self.child_env(),
             self.out,
-            program=[sys.executable, "-m", "ioc.notify.catcher"],
+            program=[sys.executable, "-m", "ioc.demo.catcher"],
         )  # fmt: skip
         self.supervisor.add(child)
         self.smtp_url = f"smtp://127.0.0.1:{smtp_port}"

@@ -1,7 +1,7 @@
 """A local mail catcher for ``ioc demo``: an SMTP server (aiosmtpd) that keeps every message
 under a folder, and a small web page listing them, so a newcomer sees notifications arrive.
 
-    python -m ioc.notify.catcher --smtp-port 1025 --http-port 8025 --dir var/mail
+    python -m ioc.demo.catcher --smtp-port 1025 --http-port 8025 --dir var/mail
 
 Listens on 127.0.0.1 only; demo use, not a mail server.
 """

