@@ -11,7 +11,7 @@ refreshes and view changes the page went through, and the length of Dash's undo 
 the end it prints the series, linear-fit slopes per hour and per 1,000 view changes, and the
 first quarter against the last.
 
-It seeds its own database (tests/browser/dash_seed.py) and starts ``ioc serve`` on it, as
+It seeds its own database (tests/dash_seed.py) and starts ``ioc serve`` on it, as
 bench/dashboard.py does::
 
     IOC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from dash_fixtures import KIOSK_TOKEN, free_port, make_driver, start_server, wait_http  # noqa: E402
