@@ -198,7 +198,7 @@ def main() -> int:
     if not server_url:
         print("set IOC_DATABASE_URL to a PostgreSQL server", file=sys.stderr)
         return 2
-    from conftest import create_database, drop_database, init_schema
+    from db_support import create_database, drop_database, init_schema
 
     cfg = load_config(ROOT / "config")
     url = create_database(server_url)

@@ -63,7 +63,7 @@ def events(cfg: Config, tag: str, n: int) -> list[dict[str, Any]]:
 
 
 def scratch_db(server_url: str) -> str:
-    from conftest import create_database, init_schema
+    from db_support import create_database, init_schema
 
     url = create_database(server_url)
     init_schema(url, load_config(ROOT / "config"))
@@ -71,7 +71,7 @@ def scratch_db(server_url: str) -> str:
 
 
 def drop_db(server_url: str, url: str) -> None:
-    from conftest import drop_database
+    from db_support import drop_database
 
     drop_database(server_url, url)
 

@@ -362,7 +362,7 @@ def main() -> int:
     if args.url is None and not server_url:
         print("set IOC_DATABASE_URL to a PostgreSQL server (or pass --url)", file=sys.stderr)
         return 2
-    from conftest import create_database, drop_database, init_schema
+    from db_support import create_database, drop_database, init_schema
 
     try:
         if args.url:

@@ -104,7 +104,7 @@ def served(
 ) -> Iterator[Server]:
     """A new database seeded by :func:`dash_seed.seed` (``seed_args``) with one user per
     role, and ``ioc serve`` on it; both gone afterwards."""
-    from conftest import create_schema_database, drop_database
+    from db_support import create_schema_database, drop_database
 
     from ioc.db import connect
 

@@ -98,7 +98,7 @@ def test_wall_rotation_is_deterministic() -> None:
 
 @pytest.fixture(scope="module")
 def guard_app(pg_server_url: str, config):  # type: ignore[no-untyped-def]
-    from conftest import create_schema_database, drop_database
+    from db_support import create_schema_database, drop_database
 
     from dashboards.app import create_app
     from ioc.settings import Settings

@@ -41,7 +41,7 @@ def at(h: float, day: dt.datetime = DAY) -> dt.datetime:
 @pytest.fixture(scope="module")
 def world(pg_server_url: str, config: Config) -> Iterator[tuple[str, str, str]]:
     """Two wards' incidents on 10/03/2026 (office hours 7:30-11:30, 13:30-17:00)."""
-    from conftest import create_schema_database, drop_database
+    from db_support import create_schema_database, drop_database
 
     url = create_schema_database(pg_server_url, config)
     a, b = sorted(config.ward_codes)[:2]
@@ -236,7 +236,7 @@ def test_median_time_to_resolve_runs_on_each_incidents_own_clock(
 ) -> None:
     """A critical flood (incidents.yaml: clock continuous) handled on a Saturday night counts
     its 3 hours; a waste incident over the same hours counts 0 (no office hours then)."""
-    from conftest import create_database, drop_database, init_schema
+    from db_support import create_database, drop_database, init_schema
 
     url = create_database(pg_server_url)
     try:

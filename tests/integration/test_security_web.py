@@ -121,7 +121,7 @@ def _mark_other_ward(url: str, other: str) -> None:
 def site(
     pg_server_url: str, config: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    from conftest import create_schema_database, drop_database
+    from db_support import create_schema_database, drop_database
 
     from dashboards.app import create_app
 

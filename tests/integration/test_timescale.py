@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from conftest import create_database, drop_database
+from db_support import create_database, drop_database
 
 from ioc.config import Config
 from ioc.db import connect, storage_mode, timescale
