@@ -123,7 +123,8 @@ class Rules:
         cat = self.categories.categories.get(category or "")
         if cat is None:
             return None
-        return cat.unit.replace("{ward}", self.wards.get(ward_code, ward_code))
+        name = self.categories.unit_name(cat.unit)  # a unit id, or the unit's name
+        return name.replace("{ward}", self.wards.get(ward_code, ward_code))
 
 
 def _kind(value: Any) -> str:
