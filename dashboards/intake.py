@@ -8,10 +8,12 @@
   An event the lifecycle refuses (e.g. ``assigned`` of a resolved report) does not fail the
   others: it is recorded in ``ingest_rejects`` and listed under ``rejected``. 202
   ``{"stored": n}`` once committed (n counts the events now stored, duplicates included).
-  Per-token rate limit (a token bucket of events, per server process), body-size and
-  event-count limits from ``categories.yaml`` ``intake``.
+  Per-token rate limit (a token bucket of events shared by every process and host: Redis, else
+  PostgreSQL, :mod:`ioc.citizen.ratelimit`; 429 with Retry-After), body-size and event-count
+  limits from ``categories.yaml`` ``intake``.
 - ``GET /api/v1/track/{id}`` and ``GET /track``: public tracking, rate-limited per client
-  address; never personal data (no contact, no summary, no address, no position).
+  address (shared the same way); never personal data (no contact, no summary, no address, no
+  position).
 """
 
 from __future__ import annotations
@@ -20,18 +22,18 @@ import datetime as dt
 import hashlib
 import html
 import json
-import threading
-import time
 from typing import Any
 
 import flask
 from werkzeug.wrappers import Response
 
 from dashboards.i18n import LANGS, fmt_datetime, lang, t
+from dashboards.security import client_addr, settings
 from dashboards.state import state
 from ioc.applications import EventError
 from ioc.citizen import queries
 from ioc.citizen.events import REPORT_ID, Rules, event_from_mapping, ward_of
+from ioc.citizen.ratelimit import RateLimiter, retry_after
 from ioc.citizen.store import store_events
 from ioc.citizen.tokens import check_token
 
@@ -46,30 +48,15 @@ def _rules() -> Rules:
     return rules
 
 
-class Bucket:
-    """A token bucket per key (thread-safe; one per server process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str, n: float, *, rate: float, burst: float) -> float:
-        """Take ``n``; 0.0 when allowed, else the seconds to wait before retrying."""
-        now = time.monotonic()
-        with self._lock:
-            level, last = self._state.get(key, (burst, now))
-            level = min(burst, level + (now - last) * rate)
-            if n <= level:
-                self._state[key] = (level - n, now)
-                return 0.0
-            self._state[key] = (level, now)
-            if len(self._state) > 100_000:
-                self._state.clear()
-            return (n - level) / rate if n <= burst else 60.0
-
-
-INTAKE = Bucket()
-TRACKING = Bucket()
+def limiter() -> RateLimiter:
+    """This app's rate limiter: shared by every process and host through Redis
+    (``IOC_REDIS_URL``) or else PostgreSQL (:mod:`ioc.citizen.ratelimit`)."""
+    app = flask.current_app
+    got = app.config.get("IOC_RATE_LIMITER")
+    if not isinstance(got, RateLimiter):
+        got = RateLimiter(settings().secret("redis_url"), namespace=state().pool.url)
+        app.config["IOC_RATE_LIMITER"] = got
+    return got
 
 
 def _json(body: dict[str, Any], status: int, **headers: str) -> Response:
@@ -122,12 +109,15 @@ def post_reports() -> Response:
         return _json({"error": "body: an empty array"}, 400)
     if len(items) > limits.max_events:
         return _json({"error": f"body: more than {limits.max_events} events"}, 400)
-    wait = INTAKE.take(name, len(items), rate=limits.rate_per_s, burst=limits.burst)
+    with st.pool.conn() as conn:
+        wait = limiter().take(
+            conn, f"intake:{name}", len(items), rate=limits.rate_per_s, burst=limits.burst
+        )
     if wait:
         return _json(
             {"error": f"rate limit of token {name!r} exceeded"},
             429,
-            **{"Retry-After": str(max(1, int(wait + 0.999)))},
+            **{"Retry-After": retry_after(wait)},
         )
     rules = _rules()
     events = []
@@ -156,13 +146,15 @@ def post_reports() -> Response:
 
 
 def _client_key() -> str:
-    addr = flask.request.remote_addr or "?"
-    return hashlib.sha256(addr.encode()).hexdigest()[:16]
+    """The client's address (behind trusted proxies: the forwarded one), hashed."""
+    addr = client_addr() or flask.request.remote_addr or "?"
+    return "track:" + hashlib.sha256(addr.encode()).hexdigest()[:16]
 
 
 def _track_limited() -> float:
     per_min = _rules().categories.intake.track_per_minute
-    return TRACKING.take(_client_key(), 1, rate=per_min / 60.0, burst=per_min)
+    with state().pool.conn() as conn:
+        return limiter().take(conn, _client_key(), 1, rate=per_min / 60.0, burst=per_min)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -172,7 +164,11 @@ def _iso(value: dt.datetime | None) -> str | None:
 def get_track(report_id: str) -> Response:
     wait = _track_limited()
     if wait:
-        return _json({"error": "too many requests"}, 429, **{"Retry-After": str(int(wait) + 1)})
+        return _json(
+            {"error": "too many requests: try again later"},
+            429,
+            **{"Retry-After": retry_after(wait)},
+        )
     if not REPORT_ID.match(report_id):
         return _json({"error": "id: not a report code"}, 404)
     with state().pool.conn() as conn:
@@ -213,8 +209,10 @@ def track_page() -> Response:
     code = (flask.request.args.get("id") or "").strip()[:80]
     result_html = ""
     status_code = 200
+    wait = 0.0
     if code:
-        if _track_limited():
+        wait = _track_limited()
+        if wait:
             status_code = 429
             result_html = (
                 "<p class='track-error' id='track-error'>"
@@ -282,6 +280,8 @@ def track_page() -> Response:
     )
     resp = flask.Response(page, status=status_code, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
+    if wait:
+        resp.headers["Retry-After"] = retry_after(wait)
     return resp
 
 

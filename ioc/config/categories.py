@@ -88,7 +88,9 @@ class IntakeSection(Section):
     """Limits of ``POST /api/v1/reports`` and of the public tracking API."""
 
     rate_per_s: float = Field(
-        default=5000, gt=0, description="Events per second one token may push (per server process)"
+        default=5000,
+        gt=0,
+        description="Events per second one token may push (all processes and hosts together)",
     )
     burst: int = Field(default=20000, ge=1, description="Events one token may push at once")
     max_body_bytes: int = Field(
@@ -96,7 +98,9 @@ class IntakeSection(Section):
     )
     max_events: int = Field(default=1000, ge=1, description="Most events in one request")
     track_per_minute: int = Field(
-        default=30, ge=1, description="Public tracking look-ups per client address per minute"
+        default=30,
+        ge=1,
+        description="Public tracking look-ups per client address per minute (all hosts together)",
     )
 
 

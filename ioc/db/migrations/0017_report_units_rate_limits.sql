@@ -5,12 +5,12 @@
 -- else but admins sees it masked.
 ALTER TABLE users ADD COLUMN IF NOT EXISTS units text[] NOT NULL DEFAULT '{}';
 
--- Fixed-window request counters shared by every server process and host when there is no
--- Redis (IOC_REDIS_URL unset): POST /api/v1/reports per token, public tracking per client
--- address. One row per key, reset when its window changes; rows of old windows are pruned.
+-- Rate limits shared by every server process and host when there is no Redis (IOC_REDIS_URL
+-- unset): POST /api/v1/reports per token, public tracking per client address. A token bucket
+-- kept as its "theoretical arrival time" (GCRA): one row per key, one upsert per request; a
+-- row whose tat has passed is a full bucket, the same as no row, and is pruned.
 CREATE TABLE IF NOT EXISTS rate_limits (
-    key           text PRIMARY KEY,
-    window_start  timestamptz NOT NULL,
-    n             integer NOT NULL
+    key  text PRIMARY KEY,
+    tat  timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS rate_limits_window ON rate_limits (window_start);
+CREATE INDEX IF NOT EXISTS rate_limits_tat ON rate_limits (tat);
