@@ -2,7 +2,10 @@
 
 - ``POST /api/v1/reports``: intake for systems that push reports (hotline CRM, feedback portal):
   ``Authorization: Bearer TOKEN`` (scope intake, :mod:`ioc.citizen.tokens`); the MQTT report
-  event as JSON plus ``ward``, an object or an array. Validation is all or nothing: the first
+  event as JSON plus ``ward``, an object or an array. Without ``ward`` the ward is the one
+  ``lat``/``lon`` fall in (``wards.geojson``, :mod:`ioc.citizen.wardmap`), or for an event
+  with neither, the ward of the same report earlier in the request or already stored; else 400
+  naming ``ward``. A given ``ward`` wins over the position. Validation is all or nothing: the first
   bad field gives 400 ``{"error": "[i].field: ..."}`` and nothing is stored, so the sender
   fixes and resends the whole request (idempotent: what was stored before is not stored twice).
   An event the lifecycle refuses (e.g. ``assigned`` of a resolved report) does not fail the
@@ -22,6 +25,7 @@ import datetime as dt
 import hashlib
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -36,8 +40,10 @@ from ioc.citizen.events import REPORT_ID, Rules, event_from_mapping, ward_of
 from ioc.citizen.ratelimit import RateLimiter, retry_after
 from ioc.citizen.store import store_events
 from ioc.citizen.tokens import check_token
+from ioc.citizen.wardmap import WardMap
 
 _RULES: dict[int, Rules] = {}
+_WARD_MAPS: dict[int, WardMap] = {}
 
 
 def _rules() -> Rules:
@@ -57,6 +63,44 @@ def limiter() -> RateLimiter:
         got = RateLimiter(settings().secret("redis_url"), namespace=state().pool.url)
         app.config["IOC_RATE_LIMITER"] = got
     return got
+
+
+def _ward_map() -> WardMap:
+    """The wards' boundaries (``wards.geojson``), loaded once per configuration."""
+    cfg = state().cfg
+    got = _WARD_MAPS.get(id(cfg))
+    if got is None:
+        got = _WARD_MAPS[id(cfg)] = WardMap.load(cfg.dir / "wards.geojson")
+    return got
+
+
+def _known_wards(items: list[Any], locate: Callable[[float, float], str | None]) -> dict[str, str]:
+    """Report id -> ward for events that carry neither ``ward`` nor a position (a CRM's later
+    event): the ward of the same report earlier in the request, else of the stored report."""
+    bare = {
+        str(it["id"])
+        for it in items
+        if isinstance(it, dict)
+        and isinstance(it.get("id"), str | int)
+        and it.get("ward", it.get("ward_code")) in (None, "")
+        and (it.get("lat") in (None, "") or it.get("lon") in (None, ""))
+    }
+    if not bare:
+        return {}
+    found: dict[str, str] = {}
+    for it in items:
+        if not isinstance(it, dict) or str(it.get("id")) not in bare:
+            continue
+        try:
+            found.setdefault(str(it["id"]), ward_of(it, locate))
+        except EventError:
+            continue
+    missing = sorted(bare - set(found))
+    if missing:
+        with state().pool.conn() as conn, conn.cursor() as cur:
+            cur.execute("SELECT id, ward_code FROM reports WHERE id = ANY(%s)", (missing,))
+            found.update({str(rid): str(w) for rid, w in cur.fetchall()})
+    return found
 
 
 def _json(body: dict[str, Any], status: int, **headers: str) -> Response:
@@ -120,11 +164,14 @@ def post_reports() -> Response:
             **{"Retry-After": retry_after(wait)},
         )
     rules = _rules()
+    locate = _ward_map().locate
+    known = _known_wards(items, locate)
     events = []
     for i, item in enumerate(items):
         where = f"[{i}]." if isinstance(data, list) else ""
         try:
-            events.append(event_from_mapping(item, ward_of(item), rules, actor=f"token:{name}"))
+            ward = ward_of(item, locate, known)
+            events.append(event_from_mapping(item, ward, rules, actor=f"token:{name}"))
         except EventError as exc:
             return _json({"error": f"{where}{exc.message}"}, 400)
     rejected: list[dict[str, Any]] = []
