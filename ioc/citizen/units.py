@@ -72,7 +72,9 @@ class Revealer:
     def __init__(self, user: User, categories: CategoriesFile, wards: Mapping[str, str]) -> None:
         self.user = user
         self.admin = user.can("admin")
-        self.pairs = set(unit_keys(categories, user.units, wards, user.allowed_wards()))
+        # a User cached (pickled in Redis) by an older version has no units: none
+        units = getattr(user, "units", frozenset())
+        self.pairs = set(unit_keys(categories, units, wards, user.allowed_wards()))
 
     @property
     def anyone(self) -> bool:
