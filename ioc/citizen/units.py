@@ -73,7 +73,7 @@ class Revealer:
         self.user = user
         self.admin = user.can("admin")
         # a User cached (pickled in Redis) by an older version has no units: none
-        units = getattr(user, "units", frozenset())
+        units: frozenset[str] = getattr(user, "units", frozenset())
         self.pairs = set(unit_keys(categories, units, wards, user.allowed_wards()))
 
     @property
