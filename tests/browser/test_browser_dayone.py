@@ -625,6 +625,18 @@ def test_simulated_devices_stand_inside_their_ward() -> None:
             (d.lat - w.lat) * 110.57, (d.lon - w.lon) * 111.32 * math.cos(math.radians(w.lat))
         )
         assert km <= 0.5 * math.sqrt(w.area_km2 / math.pi) + 0.01, d.id
+    # the simulated cameras too (sensors/camera_meta.py), and the shipped demo cameras' are
+    # within the config check's reach (ioc/config: inside the outline or within 1 km)
+    from sensors.fleet import camera_position
+
+    for ward in cfg.wards:
+        lat, lon = camera_position(ward, f"sim-{ward.code}-001")
+        km = math.hypot(
+            (lat - ward.lat) * 110.57,
+            (lon - ward.lon) * 111.32 * math.cos(math.radians(ward.lat)),
+        )
+        assert km <= 0.5 * math.sqrt(ward.area_km2 / math.pi) + 0.01, ward.code
+    assert all(c.lat is not None for c in cfg.cameras.cameras)
 
 
 def test_alert_link_to_a_camera_opens_it(server: Server, browser: Any) -> None:
