@@ -563,6 +563,16 @@ def test_ward_map_shows_devices_and_cameras_as_pins(server: Server, browser: Any
     assert browser.find_elements("css selector", "#ward-map .scattergeo .point")
     browser.execute_script("document.getElementById('ward-map').closest('.card').scrollIntoView()")
     shot(browser, "dayone_ward_map_pins")
+    # hovering a camera's pin (the last trace drawn) names it
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    last = browser.find_elements("css selector", "#ward-map .scattergeo")[-1]
+    point = last.find_elements("css selector", ".point")[0]
+    ActionChains(browser).move_to_element(point).perform()
+    tip = wait_for(
+        browser, lambda d: d.find_elements("css selector", "#ward-map .hoverlayer .hovertext"), 10
+    )
+    assert "Count, last hour" in tip[0].text
     # the camera list links each camera to its view
     css = "#ward-cameras a[href*='/cameras?camera=']"
     links = wait_for(browser, lambda d: d.find_elements("css selector", css), 20)
