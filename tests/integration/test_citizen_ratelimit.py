@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,8 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from dash_fixtures import free_port, start_server, stop_server, wait_http
 
 from ioc.citizen.events import Rules, event_from_mapping
@@ -30,7 +27,7 @@ from ioc.config import Config, load_config
 from ioc.db import connect
 from ioc.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 W = "20195"
 Reply = tuple[int, dict[str, str], bytes]
 BURST = 10  # events a token may push at once; refilled at 0.01/s (one per 100 s)
@@ -52,13 +49,12 @@ def small_limits(tmp: Path) -> Path:
 def two_servers(
     request: Any, pg_server_url: str, config: Config, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
-    from conftest import create_database, drop_database, init_schema
+    from db_support import create_schema_database, drop_database
 
     backend = request.param
     redis_url = request.getfixturevalue("redis_url") if backend == "redis" else None
     tmp = tmp_path_factory.mktemp(f"rl-{backend}")
-    db = create_database(pg_server_url)
-    init_schema(db, config)
+    db = create_schema_database(pg_server_url, config)
     rules = Rules.from_config(config)
     c = connect(db)
     try:

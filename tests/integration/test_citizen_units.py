@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dash_fixtures import PASSWORD
+from dash_seed import add_users
 from pydantic import ValidationError
 
 from ioc.auth import User
@@ -27,10 +29,6 @@ from ioc.db import connect
 from ioc.errors import UsageError
 from ioc.settings import Settings
 from ioc.users import add_user, list_users
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from dash_fixtures import PASSWORD
-from dash_seed import add_users
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:\s*The dash_table.DataTable will be removed:DeprecationWarning"
@@ -105,7 +103,7 @@ def _ioc(args: list[str], db: str, capsys: Any, monkeypatch: Any, stdin: str = "
 def test_users_cli_units(fresh_db_url: str, config: Config, capsys: Any, monkeypatch: Any) -> None:
     a = sorted(config.ward_codes)[0]
     monkeypatch.delenv("IOC_REDIS_URL", raising=False)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     monkeypatch.setenv("IOC_CONFIG_DIR", str(root / "config"))
     code, out, err = _ioc(
         ["users", "add", "hoa", "--role", "ward_leader", "--ward", a, "--unit", "ubnd_phuong",
@@ -141,10 +139,9 @@ def test_users_cli_units(fresh_db_url: str, config: Config, capsys: Any, monkeyp
 def site_db(pg_server_url: str, config: Config) -> Iterator[str]:
     """One database for the module's server tests (they change only the analyst's units,
     in the last test)."""
-    from conftest import create_database, drop_database, init_schema
+    from db_support import create_schema_database, drop_database
 
-    url = create_database(pg_server_url)
-    init_schema(url, config)
+    url = create_schema_database(pg_server_url, config)
     yield url
     drop_database(pg_server_url, url)
 
