@@ -687,11 +687,32 @@ class Demo:
                     if self._stop.wait(2.0):
                         return
                 jobrequests.set_backfill(conn, "done")
+                self._incident_history(conn, ended)
                 jobrequests.request_run(conn, "kpis", "demo: back-filled history ingested")
                 self._device_positions(conn)
             self.out.say("history ingested: computing the KPIs now")
         except Exception as exc:
             self.out.say(f"could not ask for the KPIs after the back-fill: {exc}")
+
+    def _incident_history(self, conn: Any, ended: dt.datetime) -> None:
+        """The back-filled reports' incidents (sensors/incident_ops.py): taken up by the
+        operations centre and worked by the ward staff in the past through ioc.incidents, so
+        the incident pages start with every SLA state and a complete audit trail."""
+        from sensors.incident_ops import write_history
+
+        try:
+            res = write_history(
+                conn,
+                self.ctx.config(),
+                seed=int(self.args.seed),
+                since=ended - dt.timedelta(days=int(self.args.backfill)),
+                until=dt.datetime.now(dt.UTC),
+                received_before=ended,
+            )
+        except Exception as exc:  # the rest of the demo is still worth running
+            self.out.say(f"no incident history: {type(exc).__name__}: {exc}")
+            return
+        self.out.say(f"incident history: {res.summary()}")
 
     def _device_positions(self, conn: Any) -> None:
         """The simulated devices' positions (sensors/fleet.py) on their rows, for the pins
