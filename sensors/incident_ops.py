@@ -202,7 +202,8 @@ class History:
     def summary(self) -> str:
         c = self.counts
         return (
-            f"{c['reports']} report(s) seen, {c['opened']} incident(s) opened, {c['merged']}"
+            f"{c['reports']} report(s) seen ({c['exists']} taken up before),"
+            f" {c['opened']} incident(s) opened, {c['merged']}"
             f" report(s) joined to one, {c['acknowledged']} acknowledged, {c['resolved']}"
             f" resolved, {c['closed']} closed, {c['rejected']} rejected"
         )
@@ -243,7 +244,11 @@ def write_history(
         counts["reports"] += 1
         if takes_up(seed, ward, cat, lat, lon):
             push(triage_at(seed, rid, received), "take", rid)
+    # sweeps from the first take-up on (before it nothing can be due: a second call for
+    # reports stored late only sweeps from the first of those)
     tick = since
+    if queue:
+        tick += sweep_every * ((queue[0][0] - since) // sweep_every)
     try:
         with core.history():
             while queue:

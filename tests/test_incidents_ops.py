@@ -18,7 +18,7 @@ from ioc.citizen.store import store_events
 from ioc.citizen.tokens import add_token
 from ioc.config import Config
 from ioc.db import connect
-from ioc.incidents import core, queries
+from ioc.incidents import core, queries, rules
 from ioc.incidents.tokens import add_staff_token
 from ioc.settings import Settings
 from sensors.fleet import build_fleet
@@ -156,6 +156,24 @@ def test_reports_taken_up_once_and_merged(
     ops.work(later)
     assert ops.failures == 0, ops.last_error
     assert ops.outcomes["opened"] == 1 and ops.outcomes["exists"] <= 1 and not ops.pending
+    # a resolved incident is closed once checked (hours later), over the API
+    c = connect(fresh_db_url)
+    try:
+        iid = first["id"]
+        ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=10)
+        core.assign(c, config, iid, a, actor="x", source="web", now=ago)
+        for step in rules.sop_steps(config, "traffic"):
+            core.tick_step(c, config, iid, step.id, actor="x", source="web", note="n",
+                           photo_ref="p", now=ago)  # fmt: skip
+        core.resolve(c, config, iid, "Xong", actor="x", source="web", now=ago)
+        c.commit()
+        ops.work(dt.datetime.now(dt.UTC))
+        assert ops.failures == 0, ops.last_error
+        inc = core.get(c, iid)
+        assert inc is not None and inc["status"] == "closed"
+        assert core.events(c, iid)[-1]["actor"] == "ops-app/truc-ban-ioc"
+    finally:
+        c.close()
 
 
 def _sim_reports(config: Config, until: dt.datetime, days: int, n_wards: int) -> list[Any]:
