@@ -16,6 +16,7 @@ import pandas as pd
 from ioc.db import Connection
 from ioc.kpi.queries import DUE_DAY_END_SQL, overdue_at_sql
 from ioc.localtime import TZ_NAME
+from ioc.missing import is_missing
 from ioc.workdays import Holidays, HolidaysLike, working_days_between
 
 # The KPIs' rule (ioc/kpi/queries.py, Decision 766), measured at ``%(now)s`` (bound: the
@@ -271,7 +272,7 @@ def working_days_late(
     cal = Holidays.of(holidays)
     out: list[float | None] = []
     for d, u in zip(due, until, strict=True):
-        if d is None or u is None or d != d or u != u:  # None, NaN or NaT
+        if is_missing(d) or is_missing(u):
             out.append(None)
             continue
         d_ = d.to_pydatetime() if isinstance(d, pd.Timestamp) else d

@@ -9,9 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t, unit_label
-from dashboards.kpiview import decimals, is_missing
+from dashboards.kpiview import decimals
 from dashboards.queries import records
 from ioc.config import Kpi
+from ioc.missing import is_missing
 
 DARK = {"bg": "#05080f", "fg": "#f2f5fa", "grid": "#2a3344", "base": "#2b3445", "line": "#0b1220"}
 LIGHT = {"bg": "#ffffff", "fg": "#1b2330", "grid": "#e3e7ee", "base": "#d9dde3", "line": "#ffffff"}
