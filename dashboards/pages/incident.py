@@ -35,6 +35,7 @@ from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import access, core, rules, sla
 from ioc.incidents import queries as iq
+from ioc.missing import is_missing
 
 dash.register_page(
     __name__, path_template="/incidents/<incident_id>", title="IOC — Sự cố", order=11
@@ -482,8 +483,8 @@ def _nearby(cams: Any, devs: Any, lang: str) -> html.Div:
         )
 
     def far(r: Any) -> str:  # how far from the incident's place, when the device has one
-        d = getattr(r, "distance_m", None)
-        return "" if d is None or d != d else f" · {fmt_num(float(d), 0, lang)} m"
+        d: Any = getattr(r, "distance_m", None)
+        return "" if is_missing(d) else f" · {fmt_num(float(d), 0, lang)} m"
 
     items = [li(f"Camera {r.name or r.camera_id}", r.status, r.last_seen) for r in records(cams)]
     items += [
