@@ -239,13 +239,14 @@ def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFr
 
 
 def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
-    """Cameras with status, open health events and the last hour's counts (objects that
-    crossed the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``)."""
+    """Cameras with status, open health events, the last hour's counts (objects that crossed
+    the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``) and position
+    (lat, lon; NULL when not configured)."""
     return _frame(
         conn,
         """
         SELECT c.camera_id, c.ward_code, c.name, c.status, c.last_seen,
-               ev.kinds AS issues, m.count_1h
+               ev.kinds AS issues, m.count_1h, c.lat, c.lon
         FROM cameras c
         LEFT JOIN LATERAL (
             SELECT string_agg(kind, ', ' ORDER BY kind) AS kinds FROM camera_events e
