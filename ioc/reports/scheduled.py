@@ -1,14 +1,14 @@
 """Scheduled daily, weekly and monthly reports (``reports:`` in ``config/kpis.yaml``).
 
-Each completed period gets one file in the reports folder (``reports/`` under ``IOC_VAR_DIR`` by default),
-e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``report_files`` (name, schedule, format, path,
-period) that the dashboard lists. Idempotent: a period that already has its row is skipped
-(unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers the
-last period written: the first run writes only the last completed period, and after downtime
-every missed period is written (at most ``catch_up``). Nothing is written for a period that
-ends before the first data (a fresh install writes no empty reports; the report's first file
-comes once data exists, and only for its latest completed period), and ``stop`` is checked
-between files so that a stopping scheduler is not held up by a long catch-up.
+Each completed period gets one file in the reports folder (``reports/`` under ``IOC_VAR_DIR`` by
+default), e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``report_files`` (name, schedule,
+format, path, period) that the dashboard lists. Idempotent: a period that already has its row is
+skipped (unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers
+the last period written: the first run writes only the last completed period, and after downtime
+every missed period is written (at most ``catch_up``). Nothing is written for a period that ends
+before the first data (a fresh install writes no empty reports; the report's first file comes once
+data exists, and only for its latest completed period), and ``stop`` is checked between files so
+that a stopping scheduler is not held up by a long catch-up.
 """
 
 from __future__ import annotations
