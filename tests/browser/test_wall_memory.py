@@ -1,8 +1,12 @@
 """The wall does not accumulate state in the browser from refresh to refresh.
 
-Counted, not timed: the refreshes are counted in Dash's store (the interval's n_intervals), and
-each check compares what the page holds after many refreshes with what a bounded page would
-hold. bench/wall_memory.py measures the heap over a day's worth of view changes.
+Counted, not timed, and with the browser's public interfaces only (no Dash internals): a script
+the page runs before Dash (DevTools ``Page.addScriptToEvaluateOnNewDocument``) counts the
+refreshes the server answered (``fetch`` calls to Dash's callback endpoint) and the page loads
+(``sessionStorage``). Dash's undo history grows by one entry per refresh and is never trimmed
+(plotly/dash#727, see dashboards/pages/wall.py): the wall bounds it by reloading its page after
+``?reload=`` seconds of refreshes. bench/wall_memory.py measures the heap over days' worth of
+view changes.
 """
 
 from __future__ import annotations
@@ -20,23 +24,45 @@ from dash_fixtures import (  # noqa: F401 - fixtures used by name
     wait_for,
 )
 
-from dashboards.rotation import HISTORY_KEEP
-
 pytestmark = pytest.mark.browser
 
-REFRESHES_JS = """
-try {
-    var st = window.store.getState();
-    var path = st.paths.strs['wall-interval'];
-    var node = st.layout;
-    for (var i = 0; i < path.length; i++) { node = node[path[i]]; }
-    return node.props.n_intervals || 0;
-} catch (e) { return 0; }
+# Before any script of the page: count this page's answered callback requests and the page
+# loads of the tab; keep the largest count a page reached before it was replaced.
+COUNTER_JS = """
+window.__iocRefreshes = 0;
+var loads = Number(sessionStorage.getItem('iocLoads') || 0) + 1;
+sessionStorage.setItem('iocLoads', String(loads));
+var plain = window.fetch.bind(window);
+window.fetch = function(url, opts) {
+    var p = plain(url, opts);
+    if (String(url).indexOf('_dash-update-component') >= 0) {
+        p.then(function(r) {
+            if (r.ok) {
+                window.__iocRefreshes += 1;
+                var most = Number(sessionStorage.getItem('iocMost') || 0);
+                if (window.__iocRefreshes > most) {
+                    sessionStorage.setItem('iocMost', String(window.__iocRefreshes));
+                }
+            }
+        });
+    }
+    return p;
+};
 """
 
 
+def _driver(size: tuple[int, int] = (1920, 1080)) -> Any:
+    driver = make_driver(size=size)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNTER_JS})
+    return driver
+
+
 def _refreshes(driver: Any) -> int:
-    return int(driver.execute_script(REFRESHES_JS) or 0)
+    return int(driver.execute_script("return window.__iocRefreshes || 0") or 0)
+
+
+def _loads(driver: Any) -> int:
+    return int(driver.execute_script("return Number(sessionStorage.getItem('iocLoads') || 0)"))
 
 
 def _map_drawn(driver: Any) -> bool:
@@ -47,14 +73,32 @@ def _map_drawn(driver: Any) -> bool:
     return bool(n == 94)
 
 
-def test_wall_undo_history_stays_short(dash_server: Any) -> None:
-    """Dash records each interval tick in its undo history; the wall keeps it short."""
-    driver = make_driver(size=(1920, 1080))
+def _heap_mb(driver: Any) -> float:
+    """The page's JS heap after a forced garbage collection, in MB."""
+    driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+    return float(driver.execute_cdp_cmd("Runtime.getHeapUsage", {})["usedSize"]) / 1e6
+
+
+def test_wall_reloads_itself_so_its_memory_stays_bounded(dash_server: Any) -> None:
+    """A pinned wall refreshing every 0.5 s with ``reload=5`` reloads its page after about 10
+    refreshes, keeps its view (the URL), and its heap at the same point of each page's life
+    does not grow from page to page."""
+    driver = _driver()
     try:
-        driver.get(dash_server.url + f"/wall?token={KIOSK_TOKEN}&view=alerts&refresh=0.5")
-        wait_for(driver, lambda d: _refreshes(d) >= HISTORY_KEEP + 25, 90)
-        past = driver.execute_script("return window.store.getState().history.past.length")
-        assert past <= HISTORY_KEEP + 1, past
+        url = dash_server.url + f"/wall?token={KIOSK_TOKEN}&view=alerts&refresh=0.5&reload=5"
+        driver.get(url)
+        heaps: list[float] = []
+        for load in range(1, 5):
+            wait_for(driver, lambda d, k=load: _loads(d) >= k and _refreshes(d) >= 4, 60)
+            assert _loads(driver) == load, "the page reloaded before 4 refreshes"
+            assert driver.current_url == url
+            title = driver.find_element("id", "wall-view-name").text
+            assert title in ("Cảnh báo", "Alerts"), title
+            heaps.append(_heap_mb(driver))
+        most = int(driver.execute_script("return Number(sessionStorage.getItem('iocMost'))"))
+        # 5 s of 0.5 s refreshes, the first requests of the page and a slow tick or two
+        assert 10 <= most <= 20, f"a page made {most} callback requests before it reloaded"
+        assert heaps[-1] <= heaps[0] + 1.0, f"heap MB at each page: {heaps}"
         assert severe_logs(driver) == []
     finally:
         driver.quit()
@@ -62,7 +106,7 @@ def test_wall_undo_history_stays_short(dash_server: Any) -> None:
 
 def test_wall_graph_is_not_rebuilt_when_nothing_changed(dash_server: Any) -> None:
     """A refresh with the same view and data leaves the graph alone: same element, no redraw."""
-    driver = make_driver(size=(1920, 1080))
+    driver = _driver()
     try:
         driver.get(dash_server.url + f"/wall?token={KIOSK_TOKEN}&view=map&refresh=0.5")
         wait_for(driver, _map_drawn, 30)
@@ -80,6 +124,7 @@ def test_wall_graph_is_not_rebuilt_when_nothing_changed(dash_server: Any) -> Non
         )
         assert same, "the map graph was mounted again"
         assert draws == 0, f"the map was redrawn {draws} times over 10 unchanged refreshes"
+        assert _loads(driver) == 1, "the wall reloaded before its default 6 hours"
         assert _map_drawn(driver)
         assert severe_logs(driver) == []
     finally:
