@@ -2,7 +2,8 @@
 
 Counted, not timed, and with the browser's public interfaces only (no Dash internals): a script
 the page runs before Dash (DevTools ``Page.addScriptToEvaluateOnNewDocument``) counts the
-refreshes the server answered (``fetch`` calls to Dash's callback endpoint) and the page loads
+refreshes the server answered (``fetch`` calls to Dash's callback endpoint a tick of the
+interval triggered) and the page loads
 (``sessionStorage``). Dash's undo history grows by one entry per refresh and is never trimmed
 (plotly/dash#727, see dashboards/pages/wall.py): the wall bounds it by reloading its page after
 ``?reload=`` seconds of refreshes. bench/wall_memory.py measures the heap over days' worth of
@@ -26,16 +27,23 @@ from dash_fixtures import (  # noqa: F401 - fixtures used by name
 
 pytestmark = pytest.mark.browser
 
-# Before any script of the page: count this page's answered callback requests and the page
-# loads of the tab; keep the largest count a page reached before it was replaced.
+# Before any script of the page: count this page's answered refreshes (callback requests a tick
+# of the interval triggered) and the page loads of the tab; keep the largest count a page
+# reached before it was replaced.
 COUNTER_JS = """
 window.__iocRefreshes = 0;
 var loads = Number(sessionStorage.getItem('iocLoads') || 0) + 1;
 sessionStorage.setItem('iocLoads', String(loads));
 var plain = window.fetch.bind(window);
+var tick = function(opts) {  // a callback request the interval's tick triggered
+    try {
+        var ids = JSON.parse(opts.body).changedPropIds || [];
+        return ids.indexOf('wall-interval.n_intervals') >= 0;
+    } catch (e) { return false; }
+};
 window.fetch = function(url, opts) {
     var p = plain(url, opts);
-    if (String(url).indexOf('_dash-update-component') >= 0) {
+    if (String(url).indexOf('_dash-update-component') >= 0 && tick(opts)) {
         p.then(function(r) {
             if (r.ok) {
                 window.__iocRefreshes += 1;
@@ -81,24 +89,44 @@ def _heap_mb(driver: Any) -> float:
 
 def test_wall_reloads_itself_so_its_memory_stays_bounded(dash_server: Any) -> None:
     """A pinned wall refreshing every 0.5 s with ``reload=5`` reloads its page after about 10
-    refreshes, keeps its view (the URL), and its heap at the same point of each page's life
-    does not grow from page to page."""
+    refreshes, keeps its view (the URL), and its heap early in each page's life does not grow
+    from page to page."""
     driver = _driver()
     try:
         url = dash_server.url + f"/wall?token={KIOSK_TOKEN}&view=alerts&refresh=0.5&reload=5"
         driver.get(url)
-        heaps: list[float] = []
-        for load in range(1, 5):
-            wait_for(driver, lambda d, k=load: _loads(d) >= k and _refreshes(d) >= 4, 60)
-            assert _loads(driver) == load, "the page reloaded before 4 refreshes"
-            assert driver.current_url == url
-            title = driver.find_element("id", "wall-view-name").text
-            assert title in ("Cảnh báo", "Alerts"), title
-            heaps.append(_heap_mb(driver))
+        heaps: dict[int, float] = {}
+        titles: list[str] = []
+
+        def each_page(d: Any) -> bool:
+            """Once per page, after its 4th refresh: the heap and the view's title."""
+            loads, n, title = d.execute_script(
+                "var e = document.getElementById('wall-view-name');"
+                "return [Number(sessionStorage.getItem('iocLoads') || 0),"
+                " window.__iocRefreshes || 0, e ? e.textContent : ''];"
+            )
+            if n >= 4 and loads not in heaps:
+                heaps[loads] = _heap_mb(d)
+                titles.append(title)
+            return len(heaps) >= 4
+
+        wait_for(driver, each_page, 180)
+        assert _loads(driver) >= 4
+        assert driver.current_url == url
+        # the view is kept across reloads (a page read early may not show its title yet)
+        shown = [t for t in titles if t]
+        assert set(shown) <= {"Cảnh báo", "Alerts"} and len(shown) >= 2, titles
+        wait_for(
+            driver,
+            lambda d: d.find_element("id", "wall-view-name").text in ("Cảnh báo", "Alerts"),
+            30,
+        )
         most = int(driver.execute_script("return Number(sessionStorage.getItem('iocMost'))"))
-        # 5 s of 0.5 s refreshes, the first requests of the page and a slow tick or two
-        assert 10 <= most <= 20, f"a page made {most} callback requests before it reloaded"
-        assert heaps[-1] <= heaps[0] + 1.0, f"heap MB at each page: {heaps}"
+        # 5 s of 0.5 s refreshes (fewer answered when the machine is slow); without the reload
+        # one page would make them all
+        assert 5 <= most <= 15, f"a page made {most} refreshes before it reloaded"
+        first, last = heaps[min(heaps)], heaps[max(heaps)]
+        assert last <= first + 1.0, f"heap MB per page load: {heaps}"
         assert severe_logs(driver) == []
     finally:
         driver.quit()
