@@ -12,7 +12,7 @@ Seeds a database by direct SQL (94 wards × 30 days of daily KPIs, hourly KPIs f
 * /wall first contentful paint and time until the map shows 94 wards (headless Chromium);
 * the device page's callback (``/devices/{id}``, cache off) over a water-level station with
   30 days of raw readings at one a minute (ranges 24 h raw, 7 d and 30 d hourly) and one with a
-  year of them (90 d hourly, a year daily): target p95 <= 300 ms. ``--devices-only`` runs
+  year of them (90 d and a year daily): target p95 <= 300 ms. ``--devices-only`` runs
   just this part.
 
 The wall's memory over a day of refreshes and view changes: ``bench/wall_memory.py``.

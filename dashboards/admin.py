@@ -1,10 +1,10 @@
 """``/admin/users``: the user lifecycle of ``ioc users`` for admins, in the browser.
 
 Admins only, checked here on the server for every request (the guard checks too). Adds users,
-sets passwords (the policy of ioc.auth), changes roles and wards, disables, enables, removes,
-unlocks (forgets failed sign-ins), and shows the last entries of the audit log. Every change
-is made by the same functions as the command line, which end the user's sessions where the
-contract says so and write the audit log with the admin's name.
+sets passwords (the policy of ioc.auth), changes roles, wards and handling units, disables,
+enables, removes, unlocks (forgets failed sign-ins), and shows the last entries of the audit
+log. Every change is made by the same functions as the command line, which end the user's
+sessions where the contract says so and write the audit log with the admin's name.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "done": ("Đã thực hiện", "Done"),
     "back": ("Về trang tổng quan", "Back to the overview"),
     "wards_hint": ("mã phường/xã, cách nhau bởi dấu cách", "ward codes, space separated"),
+    "units": ("Đơn vị xử lý", "Handling units"),
+    "units_hint": ("mã đơn vị, cách nhau bởi dấu cách", "unit ids, space separated"),
 }
 
 
@@ -69,6 +71,12 @@ def _admin_name() -> str:
     return str(user.name)
 
 
+def _units() -> dict[str, str]:
+    """Handling unit id -> name (categories.yaml ``units``)."""
+    cats = state().cfg.categories
+    return {k: u.name for k, u in cats.units.items()} if cats is not None else {}
+
+
 def page(message: str = "", status: int = 200) -> Response:
     me = _admin_name()
     st = state()
@@ -82,6 +90,18 @@ def page(message: str = "", status: int = 200) -> Response:
             )
             events = cur.fetchall()
     roles = "".join(f"<option value='{r}'>{r}</option>" for r in ROLES)
+
+    def role_options(current: str) -> str:
+        return "".join(
+            f"<option value='{r}'{' selected' if r == current else ''}>{r}</option>" for r in ROLES
+        )
+
+    known = _units()
+    unit_list = (
+        "<datalist id='unit-ids'>"
+        + "".join(f"<option value='{_e(k)}'>{_e(v)}</option>" for k, v in known.items())
+        + "</datalist>"
+    )
 
     def action(name: str, act: str, extra: str = "") -> str:
         return (
@@ -105,16 +125,20 @@ def page(message: str = "", status: int = 200) -> Response:
             action(
                 u.name,
                 "set_role",
-                f"<select name='role' aria-label='{_e(_t('role'))}'>{roles}</select>"
+                f"<select name='role' aria-label='{_e(_t('role'))}'>{role_options(u.role)}"
+                "</select>"
                 f"<input name='wards' aria-label='{_e(_t('wards'))}'"
-                f" placeholder='{_e(_t('wards_hint'))}'>",
+                f" value='{_e(' '.join(u.wards))}' placeholder='{_e(_t('wards_hint'))}'>"
+                f"<input name='units' aria-label='{_e(_t('units'))}' list='unit-ids'"
+                f" value='{_e(' '.join(u.units))}' placeholder='{_e(_t('units_hint'))}'>",
             ),
         ]
         if u.name != me:
             buttons.append(action(u.name, "remove"))
         rows.append(
             f"<tr id='user-{_e(u.name)}'><td>{_e(u.name)}</td><td>{_e(u.role)}</td>"
-            f"<td>{_e(' '.join(u.wards) or '—')}</td><td>{_e(u.email or '—')}</td>"
+            f"<td>{_e(' '.join(u.wards) or '—')}</td><td>{_e(' '.join(u.units) or '—')}</td>"
+            f"<td>{_e(u.email or '—')}</td>"
             f"<td>{_e(_t('disabled' if u.disabled else 'enabled'))}</td>"
             f"<td>{''.join(buttons)}</td></tr>"
         )
@@ -129,15 +153,19 @@ def page(message: str = "", status: int = 200) -> Response:
         f"<main class='admin-page'><h1>{_e(_t('title'))}</h1>{msg}"
         f"<p><a href='/'>{_e(_t('back'))}</a></p>"
         f"<table class='admin-users'><thead><tr><th>{_e(_t('name'))}</th>"
-        f"<th>{_e(_t('role'))}</th><th>{_e(_t('wards'))}</th><th>{_e(_t('email'))}</th>"
+        f"<th>{_e(_t('role'))}</th><th>{_e(_t('wards'))}</th><th>{_e(_t('units'))}</th>"
+        f"<th>{_e(_t('email'))}</th>"
         f"<th>{_e(_t('state'))}</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{unit_list}"
         f"<h2>{_e(_t('add'))}</h2>"
         f"<form method='post' action='{PATH}' id='add-user'>"
         "<input type='hidden' name='action' value='add'>"
         f"<label>{_e(_t('name'))} <input name='name' required></label> "
         f"<label>{_e(_t('role'))} <select name='role'>{roles}</select></label> "
         f"<label>{_e(_t('wards'))} <input name='wards' placeholder='{_e(_t('wards_hint'))}'>"
-        f"</label> <label>{_e(_t('email'))} <input name='email' type='email'></label> "
+        f"</label> <label>{_e(_t('units'))} <input name='units' list='unit-ids'"
+        f" placeholder='{_e(_t('units_hint'))}'></label> "
+        f"<label>{_e(_t('email'))} <input name='email' type='email'></label> "
         f"<label>{_e(_t('password'))} <input name='password' type='password'"
         " autocomplete='new-password' required></label> "
         f"<button type='submit' id='add-submit'>{_e(_t('add'))}</button></form>"
@@ -158,6 +186,8 @@ def post() -> Response:
     st = state()
     redis_url = settings().secret("redis_url")
     wards = (form.get("wards") or "").replace(",", " ").split()
+    units = (form.get("units") or "").replace(",", " ").split()
+    known_units = list(_units())
     try:
         with st.pool.conn() as conn:
             if act == "add":
@@ -171,6 +201,8 @@ def post() -> Response:
                     email=form.get("email") or None,
                     actor=actor,
                     redis_url=redis_url,
+                    units=units,
+                    known_units=known_units,
                 )
             elif act == "passwd":
                 set_password(
@@ -194,6 +226,9 @@ def post() -> Response:
                     wards,
                     known_wards=st.cfg.ward_codes,
                     actor=actor,
+                    # an older form without the field keeps the user's units
+                    units=units if "units" in form else None,
+                    known_units=known_units,
                 )
             else:
                 return page(f"unknown action {act!r}", 400)

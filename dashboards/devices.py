@@ -13,6 +13,9 @@ import pandas as pd
 from werkzeug.wrappers import Response
 
 from ioc.db import Connection
+from ioc.device_rollup import HOURLY_KEEP
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the buckets' days (as device_rollup's, ioc.yaml timezone)
 
 # range key -> length; the resolution follows from the length (see resolution())
 RANGES: dict[str, dt.timedelta] = {
@@ -58,8 +61,9 @@ def readings(
     step: str,
 ) -> pd.DataFrame:
     """Columns metric, ts, value (the mean for 'hour'/'day'), lo, hi, n. ``step`` 'raw',
-    'hour' or 'day'; buckets in Asia/Ho_Chi_Minh days. Reads the device's readings through
-    the (device_id, metric, ts) index."""
+    'hour' or 'day'; buckets in Asia/Ho_Chi_Minh days. Closed days come from the scheduler's
+    summaries (device_daily, device_hourly), the rest from the device's readings through the
+    (device_id, metric, ts) index."""
     if step == "day":
         # closed days from device_daily (the scheduler's summaries), the rest from readings
         sql = """
@@ -86,21 +90,41 @@ def readings(
             ORDER BY metric, ts
         """
     else:
+        # closed days' hours from device_hourly (kept for device_rollup.HOURLY_KEEP before
+        # the watermark), hours before or after those from readings
         sql = """
-            SELECT metric,
-                   date_bin(%(step)s::interval, ts, '2000-01-01 00:00+07') AS ts,
-                   avg(value) AS value, min(value) AS lo, max(value) AS hi, count(*) AS n
-            FROM readings
-            WHERE device_id = %(d)s AND metric = ANY(%(m)s) AND ts >= %(a)s AND ts < %(b)s
-            GROUP BY 1, 2 ORDER BY 1, 2
+            SELECT metric, ts, value, lo, hi, n FROM (
+                SELECT metric, hour AS ts, avg AS value, min AS lo, max AS hi, n
+                FROM device_hourly
+                WHERE device_id = %(d)s AND metric = ANY(%(m)s)
+                  AND hour >= greatest(%(a)s, %(keep)s) AND hour < least(%(b)s, %(split_ts)s)
+                UNION ALL
+                SELECT metric, date_bin('1 hour'::interval, ts, '2000-01-01 00:00+07'),
+                       avg(value), min(value), max(value), count(*)
+                FROM readings
+                WHERE device_id = %(d)s AND metric = ANY(%(m)s)
+                  AND ts >= %(a)s AND ts < least(%(b)s, %(keep)s)
+                GROUP BY 1, 2
+                UNION ALL
+                SELECT metric, date_bin('1 hour'::interval, ts, '2000-01-01 00:00+07'),
+                       avg(value), min(value), max(value), count(*)
+                FROM readings
+                WHERE device_id = %(d)s AND metric = ANY(%(m)s)
+                  AND ts >= greatest(%(a)s, %(split_ts)s) AND ts < %(b)s
+                GROUP BY 1, 2
+            ) AS parts
+            ORDER BY 1, 2
         """
+    split = summarised_until(conn)
+    split_ts = dt.datetime.combine(split, dt.time(), TZ)
     params = {
-        "split": summarised_until(conn),
+        "split": split,
+        "split_ts": split_ts,
+        "keep": split_ts - HOURLY_KEEP,
         "d": device_id,
         "m": list(metrics),
         "a": start,
         "b": end,
-        "step": "1 hour" if step == "hour" else "1 day",
     }
     with conn.cursor() as cur:
         cur.execute(sql, params)
@@ -115,7 +139,7 @@ def summarised_until(conn: Connection) -> dt.date:
         row = cur.fetchone()
     if not row or row[0] is None:
         return dt.date(1970, 1, 1)
-    return row[0].astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    return row[0].astimezone(TZ).date()
 
 
 def status_history(conn: Connection, device_id: str, *, limit: int = 50) -> pd.DataFrame:

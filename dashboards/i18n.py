@@ -7,12 +7,12 @@ cookie; Vietnamese formats are 1.234,5 and dd/mm/yyyy, English 1,234.5 and yyyy-
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import flask
 
 from ioc.i18n import TEXT as CORE_TEXT
 from ioc.localtime import TZ as LOCAL_ZONE
+from ioc.missing import is_missing
 
 LANGS = ("vi", "en")
 COOKIE = "ioc_lang"
@@ -204,6 +204,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Webhook: địa chỉ phải bắt đầu bằng http:// hoặc https://",
         "Webhook: the address must start with http:// or https://",
     ),
+    "np_err_webhook_url_private": (
+        "Webhook: chỉ nhận địa chỉ công khai (không nhận địa chỉ nội bộ hay của máy chủ này)",
+        "Webhook: only a public address (not an internal one or this server's)",
+    ),
     "np_err_quiet_start": (
         "Giờ yên lặng: nhập giờ bắt đầu dạng HH:MM",
         "Quiet hours: give the start as HH:MM",
@@ -266,7 +270,7 @@ def t(key: str, language: str | None = None, **fmt: object) -> str:
 
 def fmt_num(value: float | int | None, decimals: int = 1, language: str | None = None) -> str:
     """1.234,5 in Vietnamese, 1,234.5 in English; '—' for no data."""
-    if _missing(value) or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return "—"
     text = f"{value:,.{decimals}f}"
     if (language or lang()) == "vi":
@@ -280,13 +284,8 @@ def local(ts: dt.datetime) -> dt.datetime:
     return ts.astimezone(TZ)
 
 
-def _missing(value: object) -> bool:
-    """None, NaN or pandas' NaT (which is a datetime subclass)."""
-    return value is None or value != value
-
-
 def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -> str:
-    if _missing(value):
+    if is_missing(value):
         return "—"
     assert value is not None
     if isinstance(value, dt.datetime):
@@ -295,7 +294,7 @@ def fmt_date(value: dt.datetime | dt.date | None, language: str | None = None) -
 
 
 def fmt_datetime(value: dt.datetime | None, language: str | None = None) -> str:
-    if value is None or _missing(value):
+    if value is None or is_missing(value):
         return "—"
     v = local(value)
     return v.strftime("%d/%m/%Y %H:%M" if (language or lang()) == "vi" else "%Y-%m-%d %H:%M")
@@ -313,6 +312,7 @@ def date_axis_format(language: str | None = None) -> str:
 # KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI
 _UNIT_EN = {"hồ sơ": "applications", "ngày làm việc": "working days", "cảnh báo": "alerts"}
 _UNIT_EN.update({"phản ánh": "reports", "giờ làm việc": "working hours"})  # citizen reports
+_UNIT_EN["giờ SLA"] = "SLA hours"  # incidents: each on its own clock
 TEXT["citizen_reports"] = ("Phản ánh", "Citizen reports")
 
 
@@ -365,7 +365,8 @@ TEXT.update(
         "sign_in_needed": ("Cần đăng nhập", "Please sign in"),
         "your_wards": ("Xếp hạng phường/xã của bạn", "Your wards' ranks"),
         "of_n": ("trên {n}", "of {n}"),
-        "ward_map": ("Bản đồ thiết bị", "Devices on the map"),
+        "ward_map": ("Bản đồ thiết bị và camera", "Devices and cameras on the map"),
+        "cameras_map": ("Bản đồ camera", "Cameras on the map"),
         "last_n_days": ("{n} ngày qua", "Last {n} days"),
         "kpi_history": ("Diễn biến các chỉ số", "KPI history"),
         "device_list": ("Danh sách thiết bị", "Devices"),

@@ -136,4 +136,9 @@ TEXT.update(
 )
 
 # the incident KPIs' units (config/kpis.yaml writes units in Vietnamese)
-UNITS_EN = {"sự cố": "incidents", "lượt": "times", "giờ làm việc": "working hours"}
+UNITS_EN = {
+    "sự cố": "incidents",
+    "lượt": "times",
+    "giờ làm việc": "working hours",
+    "giờ SLA": "SLA hours",
+}

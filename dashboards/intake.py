@@ -2,16 +2,21 @@
 
 - ``POST /api/v1/reports``: intake for systems that push reports (hotline CRM, feedback portal):
   ``Authorization: Bearer TOKEN`` (scope intake, :mod:`ioc.citizen.tokens`); the MQTT report
-  event as JSON plus ``ward``, an object or an array. Validation is all or nothing: the first
+  event as JSON plus ``ward``, an object or an array. Without ``ward`` the ward is the one
+  ``lat``/``lon`` fall in (``wards.geojson``, :mod:`ioc.citizen.wardmap`), or for an event
+  with neither, the ward of the same report earlier in the request or already stored; else 400
+  naming ``ward``. A given ``ward`` wins over the position. Validation is all or nothing: the first
   bad field gives 400 ``{"error": "[i].field: ..."}`` and nothing is stored, so the sender
   fixes and resends the whole request (idempotent: what was stored before is not stored twice).
   An event the lifecycle refuses (e.g. ``assigned`` of a resolved report) does not fail the
   others: it is recorded in ``ingest_rejects`` and listed under ``rejected``. 202
   ``{"stored": n}`` once committed (n counts the events now stored, duplicates included).
-  Per-token rate limit (a token bucket of events, per server process), body-size and
-  event-count limits from ``categories.yaml`` ``intake``.
+  Per-token rate limit (a token bucket of events shared by every process and host: Redis, else
+  PostgreSQL, :mod:`ioc.citizen.ratelimit`; 429 with Retry-After), body-size and event-count
+  limits from ``categories.yaml`` ``intake``.
 - ``GET /api/v1/track/{id}`` and ``GET /track``: public tracking, rate-limited per client
-  address; never personal data (no contact, no summary, no address, no position).
+  address (shared the same way); never personal data (no contact, no summary, no address, no
+  position).
 """
 
 from __future__ import annotations
@@ -20,22 +25,25 @@ import datetime as dt
 import hashlib
 import html
 import json
-import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import flask
 from werkzeug.wrappers import Response
 
 from dashboards.i18n import LANGS, fmt_datetime, lang, t
+from dashboards.security import client_addr, settings
 from dashboards.state import state
 from ioc.applications import EventError
 from ioc.citizen import queries
 from ioc.citizen.events import REPORT_ID, Rules, event_from_mapping, ward_of
+from ioc.citizen.ratelimit import RateLimiter, retry_after
 from ioc.citizen.store import store_events
 from ioc.citizen.tokens import check_token
+from ioc.citizen.wardmap import WardMap
 
 _RULES: dict[int, Rules] = {}
+_WARD_MAPS: dict[int, WardMap] = {}
 
 
 def _rules() -> Rules:
@@ -46,30 +54,53 @@ def _rules() -> Rules:
     return rules
 
 
-class Bucket:
-    """A token bucket per key (thread-safe; one per server process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str, n: float, *, rate: float, burst: float) -> float:
-        """Take ``n``; 0.0 when allowed, else the seconds to wait before retrying."""
-        now = time.monotonic()
-        with self._lock:
-            level, last = self._state.get(key, (burst, now))
-            level = min(burst, level + (now - last) * rate)
-            if n <= level:
-                self._state[key] = (level - n, now)
-                return 0.0
-            self._state[key] = (level, now)
-            if len(self._state) > 100_000:
-                self._state.clear()
-            return (n - level) / rate if n <= burst else 60.0
+def limiter() -> RateLimiter:
+    """This app's rate limiter: shared by every process and host through Redis
+    (``IOC_REDIS_URL``) or else PostgreSQL (:mod:`ioc.citizen.ratelimit`)."""
+    app = flask.current_app
+    got = app.config.get("IOC_RATE_LIMITER")
+    if not isinstance(got, RateLimiter):
+        got = RateLimiter(settings().secret("redis_url"), namespace=state().pool.url)
+        app.config["IOC_RATE_LIMITER"] = got
+    return got
 
 
-INTAKE = Bucket()
-TRACKING = Bucket()
+def _ward_map() -> WardMap:
+    """The wards' boundaries (``wards.geojson``), loaded once per configuration."""
+    cfg = state().cfg
+    got = _WARD_MAPS.get(id(cfg))
+    if got is None:
+        got = _WARD_MAPS[id(cfg)] = WardMap.load(cfg.dir / "wards.geojson")
+    return got
+
+
+def _known_wards(items: list[Any], locate: Callable[[float, float], str | None]) -> dict[str, str]:
+    """Report id -> ward for events that carry neither ``ward`` nor a position (a CRM's later
+    event): the ward of the same report earlier in the request, else of the stored report."""
+    bare = {
+        str(it["id"])
+        for it in items
+        if isinstance(it, dict)
+        and isinstance(it.get("id"), str | int)
+        and it.get("ward", it.get("ward_code")) in (None, "")
+        and (it.get("lat") in (None, "") or it.get("lon") in (None, ""))
+    }
+    if not bare:
+        return {}
+    found: dict[str, str] = {}
+    for it in items:
+        if not isinstance(it, dict) or str(it.get("id")) not in bare:
+            continue
+        try:
+            found.setdefault(str(it["id"]), ward_of(it, locate))
+        except EventError:
+            continue
+    missing = sorted(bare - set(found))
+    if missing:
+        with state().pool.conn() as conn, conn.cursor() as cur:
+            cur.execute("SELECT id, ward_code FROM reports WHERE id = ANY(%s)", (missing,))
+            found.update({str(rid): str(w) for rid, w in cur.fetchall()})
+    return found
 
 
 def _json(body: dict[str, Any], status: int, **headers: str) -> Response:
@@ -122,19 +153,25 @@ def post_reports() -> Response:
         return _json({"error": "body: an empty array"}, 400)
     if len(items) > limits.max_events:
         return _json({"error": f"body: more than {limits.max_events} events"}, 400)
-    wait = INTAKE.take(name, len(items), rate=limits.rate_per_s, burst=limits.burst)
+    with st.pool.conn() as conn:
+        wait = limiter().take(
+            conn, f"intake:{name}", len(items), rate=limits.rate_per_s, burst=limits.burst
+        )
     if wait:
         return _json(
             {"error": f"rate limit of token {name!r} exceeded"},
             429,
-            **{"Retry-After": str(max(1, int(wait + 0.999)))},
+            **{"Retry-After": retry_after(wait)},
         )
     rules = _rules()
+    locate = _ward_map().locate
+    known = _known_wards(items, locate)
     events = []
     for i, item in enumerate(items):
         where = f"[{i}]." if isinstance(data, list) else ""
         try:
-            events.append(event_from_mapping(item, ward_of(item), rules, actor=f"token:{name}"))
+            ward = ward_of(item, locate, known)
+            events.append(event_from_mapping(item, ward, rules, actor=f"token:{name}"))
         except EventError as exc:
             return _json({"error": f"{where}{exc.message}"}, 400)
     rejected: list[dict[str, Any]] = []
@@ -156,13 +193,15 @@ def post_reports() -> Response:
 
 
 def _client_key() -> str:
-    addr = flask.request.remote_addr or "?"
-    return hashlib.sha256(addr.encode()).hexdigest()[:16]
+    """The client's address (behind trusted proxies: the forwarded one), hashed."""
+    addr = client_addr() or flask.request.remote_addr or "?"
+    return "track:" + hashlib.sha256(addr.encode()).hexdigest()[:16]
 
 
 def _track_limited() -> float:
     per_min = _rules().categories.intake.track_per_minute
-    return TRACKING.take(_client_key(), 1, rate=per_min / 60.0, burst=per_min)
+    with state().pool.conn() as conn:
+        return limiter().take(conn, _client_key(), 1, rate=per_min / 60.0, burst=per_min)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -172,7 +211,11 @@ def _iso(value: dt.datetime | None) -> str | None:
 def get_track(report_id: str) -> Response:
     wait = _track_limited()
     if wait:
-        return _json({"error": "too many requests"}, 429, **{"Retry-After": str(int(wait) + 1)})
+        return _json(
+            {"error": "too many requests: try again later"},
+            429,
+            **{"Retry-After": retry_after(wait)},
+        )
     if not REPORT_ID.match(report_id):
         return _json({"error": "id: not a report code"}, 404)
     with state().pool.conn() as conn:
@@ -213,8 +256,10 @@ def track_page() -> Response:
     code = (flask.request.args.get("id") or "").strip()[:80]
     result_html = ""
     status_code = 200
+    wait = 0.0
     if code:
-        if _track_limited():
+        wait = _track_limited()
+        if wait:
             status_code = 429
             result_html = (
                 "<p class='track-error' id='track-error'>"
@@ -282,6 +327,8 @@ def track_page() -> Response:
     )
     resp = flask.Response(page, status=status_code, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
+    if wait:
+        resp.headers["Retry-After"] = retry_after(wait)
     return resp
 
 

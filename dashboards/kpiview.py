@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import pandas as pd
 
 from ioc.config import Kpi
+from ioc.missing import is_missing
 
 COLORS = {
     "green": "#1a9850",
@@ -16,10 +16,6 @@ COLORS = {
     "neutral": "#4a78b5",  # a count with no target: information, neither good nor bad
     "none": "#9e9e9e",
 }
-
-
-def is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def status(value: float | None, kpi: Kpi) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from ioc.db import Connection
 from ioc.kpi.queries import DUE_DAY_END_SQL, overdue_at_sql
 from ioc.localtime import TZ_NAME
+from ioc.missing import is_missing
 from ioc.workdays import Holidays, HolidaysLike, working_days_between
 
 # The KPIs' rule (ioc/kpi/queries.py, Decision 766), measured at ``%(now)s`` (bound: the
@@ -238,13 +239,14 @@ def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFr
 
 
 def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
-    """Cameras with status, open health events and the last hour's counts (objects that
-    crossed the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``)."""
+    """Cameras with status, open health events, the last hour's counts (objects that crossed
+    the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``) and position
+    (lat, lon; NULL when not configured)."""
     return _frame(
         conn,
         """
         SELECT c.camera_id, c.ward_code, c.name, c.status, c.last_seen,
-               ev.kinds AS issues, m.count_1h
+               ev.kinds AS issues, m.count_1h, c.lat, c.lon
         FROM cameras c
         LEFT JOIN LATERAL (
             SELECT string_agg(kind, ', ' ORDER BY kind) AS kinds FROM camera_events e
@@ -271,7 +273,7 @@ def working_days_late(
     cal = Holidays.of(holidays)
     out: list[float | None] = []
     for d, u in zip(due, until, strict=True):
-        if d is None or u is None or d != d or u != u:  # None, NaN or NaT
+        if is_missing(d) or is_missing(u):
             out.append(None)
             continue
         d_ = d.to_pydatetime() if isinstance(d, pd.Timestamp) else d

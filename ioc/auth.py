@@ -79,6 +79,9 @@ class User:
     name: str
     role: str
     wards: frozenset[str] = field(default_factory=frozenset)
+    # handling units (ids of `units` in categories.yaml) the user belongs to: see
+    # ioc.citizen.units (a member of a report's unit sees the reporter's contact)
+    units: frozenset[str] = field(default_factory=frozenset)
 
     def can(self, permission: str) -> bool:
         return self.role in PERMISSIONS.get(permission, frozenset())
@@ -168,11 +171,15 @@ def verify_password(password_hash: str, password: str) -> bool:
 def load_user(conn: Connection, name: str) -> User | None:
     """The enabled user called ``name``, or None."""
     with conn.cursor() as cur:
-        cur.execute("SELECT name, role, wards FROM users WHERE name = %s AND NOT disabled", (name,))
+        cur.execute(
+            "SELECT name, role, wards, units FROM users WHERE name = %s AND NOT disabled", (name,)
+        )
         row = cur.fetchone()
     if row is None:
         return None
-    return User(name=row[0], role=row[1], wards=frozenset(row[2] or ()))
+    return User(
+        name=row[0], role=row[1], wards=frozenset(row[2] or ()), units=frozenset(row[3] or ())
+    )
 
 
 def audit(

@@ -195,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ua.add_argument("--ward", nargs="+", metavar="CODE", default=[], help="wards granted")
     ua.add_argument("--email", metavar="ADDR", default=None, help="for notifications")
+    ua.add_argument(
+        "--unit",
+        action="extend",
+        nargs="+",
+        metavar="UNIT",
+        default=[],
+        help="handling unit(s) of categories.yaml the user belongs to (sees their reports'"
+        " contacts); repeatable",
+    )
     _cmd(ua, "ioc.users:add_main")
     _cmd(
         us.add_parser("list", help="one line per user (never a password hash)"),

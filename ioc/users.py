@@ -13,10 +13,12 @@ import getpass
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ioc.auth import ROLES, audit, check_password, hash_password, unlock
+from ioc.citizen.units import check_units
+from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
 from ioc.errors import IOCError, UsageError
@@ -55,8 +57,13 @@ def add_user(
     email: str | None = None,
     actor: str | None = None,
     redis_url: str | None = None,
+    units: Iterable[str] = (),
+    known_units: Iterable[str] | None = None,
 ) -> None:
-    """Create (or with ``replace`` update) a user; commits. One-line IOCError on bad input."""
+    """Create (or with ``replace`` update) a user; commits. One-line IOCError on bad input.
+
+    ``units``: the handling units (ids of ``units`` in categories.yaml) the user belongs to,
+    checked against ``known_units`` when given."""
     if not NAME_RE.match(name):
         raise UsageError(f"invalid user name {name!r} (letters, digits, _ . @ -; at most 64)")
     if role not in ROLES:
@@ -71,29 +78,31 @@ def add_user(
     if role != "ward_leader" and ward_list:
         raise UsageError(f"--ward applies only to ward_leader (role {role} sees every ward)")
     email = check_email(email)
+    unit_list = check_units(units, known_units)
     check_password(password, name=name, role=role)
     password_hash = hash_password(password)
     with conn.cursor() as cur:
         if replace:
             cur.execute(
                 """
-                INSERT INTO users (name, password_hash, role, wards, email)
-                VALUES (%s, %s, %s, %s, %s)
+                INSERT INTO users (name, password_hash, role, wards, email, units)
+                VALUES (%s, %s, %s, %s, %s, %s)
                 ON CONFLICT (name) DO UPDATE SET password_hash = EXCLUDED.password_hash,
                     role = EXCLUDED.role, wards = EXCLUDED.wards, disabled = false,
-                    email = coalesce(EXCLUDED.email, users.email), updated_at = now()
+                    email = coalesce(EXCLUDED.email, users.email), units = EXCLUDED.units,
+                    updated_at = now()
                 RETURNING (xmax = 0)
                 """,
-                (name, password_hash, role, ward_list, email),
+                (name, password_hash, role, ward_list, email, unit_list),
             )
             created = bool((cur.fetchone() or (True,))[0])
             if not created:  # the old password and grants no longer hold
                 end_user_sessions(conn, name, redis_url=redis_url)
         else:
             cur.execute(
-                "INSERT INTO users (name, password_hash, role, wards, email)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, password_hash, role, ward_list, email),
+                "INSERT INTO users (name, password_hash, role, wards, email, units)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, password_hash, role, ward_list, email, unit_list),
             )
             if cur.rowcount == 0:
                 conn.rollback()
@@ -106,6 +115,7 @@ def add_user(
             actor=actor,
             role=role,
             wards=ward_list,
+            units=unit_list or None,
         )
     conn.commit()
 
@@ -117,12 +127,16 @@ class UserRow:
     wards: list[str]
     email: str | None
     disabled: bool
+    units: list[str] = field(default_factory=list)
 
 
 def list_users(conn: Connection) -> list[UserRow]:
     with conn.cursor() as cur:
-        cur.execute("SELECT name, role, wards, email, disabled FROM users ORDER BY name")
-        rows = [UserRow(r[0], r[1], list(r[2] or []), r[3], bool(r[4])) for r in cur.fetchall()]
+        cur.execute("SELECT name, role, wards, email, disabled, units FROM users ORDER BY name")
+        rows = [
+            UserRow(r[0], r[1], list(r[2] or []), r[3], bool(r[4]), list(r[5] or []))
+            for r in cur.fetchall()
+        ]
     conn.rollback()
     return rows
 
@@ -184,24 +198,31 @@ def set_role(
     *,
     known_wards: set[str] | None = None,
     actor: str | None = None,
+    units: Iterable[str] | None = None,
+    known_units: Iterable[str] | None = None,
 ) -> None:
-    """Change a user's role and wards (recorded in the audit log). Commits."""
+    """Change a user's role and wards, and their handling units unless ``units`` is None
+    (recorded in the audit log). Commits."""
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    unit_list = None if units is None else check_units(units, known_units)
     ward_list = sorted(set(wards))
     if known_wards is not None and any(w not in known_wards for w in ward_list):
         raise UsageError("unknown ward code(s)")
     if (role == "ward_leader") != bool(ward_list):
         raise UsageError("a ward_leader needs wards; other roles see every ward")
     with conn.cursor() as cur:
-        cur.execute("SELECT role, wards FROM users WHERE name = %s FOR UPDATE", (name,))
+        cur.execute("SELECT role, wards, units FROM users WHERE name = %s FOR UPDATE", (name,))
         old = cur.fetchone()
         if old is None:
             conn.rollback()
             raise IOCError(f"no user {name!r}")
+        old_units = list(old[2] or [])
+        new_units = old_units if unit_list is None else unit_list
         cur.execute(
-            "UPDATE users SET role = %s, wards = %s, updated_at = now() WHERE name = %s",
-            (role, ward_list, name),
+            "UPDATE users SET role = %s, wards = %s, units = %s, updated_at = now()"
+            " WHERE name = %s",
+            (role, ward_list, new_units, name),
         )
         audit(
             cur,
@@ -212,6 +233,8 @@ def set_role(
             old_wards=list(old[1] or []),
             role=role,
             wards=ward_list,
+            old_units=old_units if new_units != old_units else None,
+            units=new_units if new_units != old_units else None,
         )
     conn.commit()
 
@@ -258,12 +281,21 @@ def add_main(args: argparse.Namespace, ctx: Context) -> int:
             known_wards=cfg.ward_codes,
             email=getattr(args, "email", None),
             actor=_cli_actor(),
+            units=getattr(args, "unit", None) or [],
+            known_units=_known_units(cfg),
         )
     finally:
         conn.close()
     wards = f" for ward(s) {', '.join(args.ward)}" if args.ward else ""
-    print(f"user {args.name} created with role {args.role}{wards}")
+    units = getattr(args, "unit", None)
+    of_units = f", handling unit(s) {', '.join(sorted(set(units)))}" if units else ""
+    print(f"user {args.name} created with role {args.role}{wards}{of_units}")
     return 0
+
+
+def _known_units(cfg: Config) -> list[str]:
+    """The unit ids of categories.yaml (none without the file)."""
+    return list(cfg.categories.units) if cfg.categories is not None else []
 
 
 def _redis(ctx: Context) -> str | None:
@@ -283,7 +315,9 @@ def list_main(args: argparse.Namespace, ctx: Context) -> int:
     for u in _with_conn(ctx, list_users):
         wards = ",".join(u.wards) if u.wards else "-"
         state = "disabled" if u.disabled else "enabled"
-        print(f"{u.name}\t{u.role}\t{wards}\t{u.email or '-'}\t{state}")
+        # the contract's five columns; a sixth only for members of handling units
+        units = f"\tunits={','.join(u.units)}" if u.units else ""
+        print(f"{u.name}\t{u.role}\t{wards}\t{u.email or '-'}\t{state}{units}")
     return 0
 
 

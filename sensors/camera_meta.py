@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from psycopg2.extras import execute_values
@@ -28,10 +29,12 @@ from sensors.signals import traffic_level
 log = logging.getLogger("ioc.simulate.cameras")
 
 SQL_REGISTER = """
-INSERT INTO cameras (camera_id, ward_code, name, status, updated_at)
-SELECT c, w, 'simulated camera ' || c, 'online', now()
-FROM unnest(%s::text[], %s::text[]) AS t(c, w)
-ON CONFLICT (camera_id) DO UPDATE SET ward_code = EXCLUDED.ward_code, updated_at = now()
+INSERT INTO cameras (camera_id, ward_code, name, status, lat, lon, updated_at)
+SELECT c, w, 'simulated camera ' || c, 'online', la, lo, now()
+FROM unnest(%s::text[], %s::text[], %s::float8[], %s::float8[]) AS t(c, w, la, lo)
+ON CONFLICT (camera_id) DO UPDATE
+    SET ward_code = EXCLUDED.ward_code, lat = COALESCE(EXCLUDED.lat, cameras.lat),
+        lon = COALESCE(EXCLUDED.lon, cameras.lon), updated_at = now()
 """
 
 SQL_ROWS = """
@@ -66,9 +69,11 @@ class CameraMetaFeed:
         seed: int = 1,
         fps: float = 25.0,
         analysis_fps: float = 2.0,
+        positions: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.db_url = db_url
         self.cameras = cameras
+        self.positions = dict(positions or {})  # camera id -> (lat, lon), its map pin
         self.interval_s = interval_s
         self.seed = seed
         self.fps = fps
@@ -90,7 +95,16 @@ class CameraMetaFeed:
     def register(self) -> None:
         conn = self._db()
         with conn.cursor() as cur:
-            cur.execute(SQL_REGISTER, ([c for c, _ in self.cameras], [w for _, w in self.cameras]))
+            where = [self.positions.get(c) for c, _ in self.cameras]
+            cur.execute(
+                SQL_REGISTER,
+                (
+                    [c for c, _ in self.cameras],
+                    [w for _, w in self.cameras],
+                    [p[0] if p else None for p in where],
+                    [p[1] if p else None for p in where],
+                ),
+            )
         conn.commit()
 
     def interval_rows(self, ts: float) -> list[tuple[dt.datetime, str, str, str, float]]:

@@ -150,6 +150,12 @@ def position(w: Ward, u: float, v: float) -> tuple[float, float]:
     return round(w.lat + dlat, 6), round(w.lon + dlon, 6)
 
 
+def camera_position(w: Ward, camera_id: str) -> tuple[float, float]:
+    """(lat, lon) of a simulated camera inside its ward, fixed by its id (as a device's)."""
+    k = key64("camera", camera_id)
+    return position(w, uniform1(k, 1), uniform1(k, 2))
+
+
 def _abbr(t: str) -> str:
     return ABBR.get(t, t[:2])
 

@@ -163,12 +163,16 @@ def camera_thread(s: Simulation, stop: threading.Event) -> threading.Thread | No
     if n <= 0:
         return None
     from sensors.camera_meta import CameraMetaFeed, camera_ids
+    from sensors.fleet import camera_position
 
+    cams = camera_ids(sorted(s.profiles), n)
+    wards = {w.code: w for w in s.cfg.wards}
     feed = CameraMetaFeed(
         s.ctx.database_url(),
-        camera_ids(sorted(s.profiles), n),
+        cams,
         interval_s=s.cfg.cameras.defaults.interval_s,
         seed=s.seed,
+        positions={c: camera_position(wards[w], c) for c, w in cams},
     )
     feed.register()
     log.info("live: %d cameras' metadata every %g s, written to PostgreSQL", n, feed.interval_s)

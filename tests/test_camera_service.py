@@ -19,9 +19,10 @@ import psycopg2
 import pytest
 
 from ingest.cameras.analysis import DetectionResult, MotionDetector
-from ingest.cameras.service import CameraService
+from ingest.cameras.service import CameraService, camera_specs
 from ingest.cameras.supervisor import RestartPolicy
 from ingest.cameras.worker import CameraSpec, WorkerOptions
+from ioc.config import Config
 from sensors.camera_synth import SceneSpec, SyntheticCamera, standard_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,11 +83,18 @@ def run_service(svc: CameraService, seconds: float) -> None:
     t.join()
 
 
+def test_configured_positions_reach_the_specs(config: Config) -> None:
+    by_id = {c.id: c for c in config.cameras.cameras}
+    specs = camera_specs(config)
+    assert specs and all(s.lat is not None and s.lon is not None for s in specs)
+    assert all((s.lat, s.lon) == (by_id[s.id].lat, by_id[s.id].lon) for s in specs)
+
+
 def test_crashing_worker_is_restarted_and_others_keep_writing(
     fresh_db_url: str, clip: Path
 ) -> None:
     specs = [
-        spec("cam-good", str(clip)),
+        spec("cam-good", str(clip), lat=16.0762, lon=108.218),  # its position (cameras.yaml)
         spec("cam-bad", str(clip), detector="test_camera_service:CrashAfterThreeFrames"),
     ]
     svc = CameraService(specs, fresh_db_url, policy=FAST, writer_delay_s=0.1)
@@ -114,8 +122,13 @@ def test_crashing_worker_is_restarted_and_others_keep_writing(
     )[0][0]
     assert good >= 5
     assert not query(fresh_db_url, "SELECT 1 FROM camera_events WHERE camera_id = 'cam-good'")
-    status = query(fresh_db_url, "SELECT status FROM cameras WHERE camera_id = 'cam-good'")
-    assert status == [("online",)]
+    status = query(
+        fresh_db_url,
+        "SELECT camera_id, status, lat, lon FROM cameras"
+        " WHERE camera_id IN ('cam-bad', 'cam-good') ORDER BY 1",
+    )
+    assert status[1] == ("cam-good", "online", 16.0762, 108.218)  # with its position
+    assert status[0][0] == "cam-bad" and status[0][2:] == (None, None)
     svc_status = query(
         fresh_db_url,
         "SELECT status, details->>'restarts' FROM service_status WHERE service = 'cameras'",

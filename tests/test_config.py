@@ -175,3 +175,30 @@ def test_config_check_validates_simulator_file(cfg_dir: Path) -> None:
     assert bad.returncode == 1
     assert "simulator.yaml:1: history_interval_s:" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_camera_position_errors_name_file_line_and_key(cfg_dir: Path) -> None:
+    path = cfg_dir / "cameras.yaml"
+    cams = (
+        "cameras:\n"
+        "  - {id: in-ward, ward: '20242', source: a.mp4, lat: 16.0762, lon: 108.218}\n"
+        "  - {id: no-lon, ward: '20242', source: b.mp4, lat: 16.0762}\n"
+        "  - {id: far, ward: '20242', source: c.mp4, lat: 16.2, lon: 108.0}\n"
+    )
+    path.write_text(cams, encoding="utf-8")
+    issues = _issues(cfg_dir)
+    assert issues[0] == f"{path}:3: cameras[1].lat: lat given without lon", issues
+    assert issues[1].startswith(f"{path}:4: cameras[2].lat: position (16.2, 108.0) is ")
+    assert "km outside ward 20242 (Phường Hải Châu)" in issues[1]
+    assert len(issues) == 2  # the camera inside its ward is fine
+    # without the outlines (wards.geojson), the ward's centre and area decide
+    (cfg_dir / "wards.geojson").unlink()
+    assert [i.split(": ")[1] for i in _issues(cfg_dir)] == ["cameras[1].lat", "cameras[2].lat"]
+    # a number out of range, or not a number
+    path.write_text(
+        "cameras:\n  - {id: x, ward: '20242', source: a.mp4, lat: 95, lon: east}\n",
+        encoding="utf-8",
+    )
+    issues = _issues(cfg_dir)
+    assert any(i.startswith(f"{path}:2: cameras[0].lat: ") and "90" in i for i in issues), issues
+    assert any(i.startswith(f"{path}:2: cameras[0].lon: ") for i in issues), issues

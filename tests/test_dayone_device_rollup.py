@@ -1,5 +1,6 @@
-"""Per-device daily summaries (ioc/device_rollup.py) and the device page's readings at each
-resolution: closed days come from the summaries, today from the raw readings, same numbers."""
+"""Per-device daily and hourly summaries (ioc/device_rollup.py) and the device page's readings
+at each resolution: closed days come from the summaries, today from the raw readings, same
+numbers."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def test_daily_summaries_and_device_readings(config: Config, fresh_db_url: str) 
             end=now,
             step="day",
         )
+        hourly_before = dq.readings(
+            conn,
+            device_id="wl-x",
+            metrics=["water_level_cm"],
+            start=today - dt.timedelta(days=3),
+            end=now,
+            step="hour",
+        )
         assert device_rollup.refresh(conn, config, now=now) == 3  # the closed days
         # again: only days that late data may still change (within the roll-up look-back;
         # none when it starts today), the same rows
@@ -67,6 +76,27 @@ def test_daily_summaries_and_device_readings(config: Config, fresh_db_url: str) 
         assert len(after) == len(before) == 4
         assert list(after["n"]) == list(before["n"])
         assert [round(v, 6) for v in after["value"]] == [round(v, 6) for v in before["value"]]
+        # hours: the closed days' from device_hourly, today's from the readings, same numbers
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), sum(n) FROM device_hourly WHERE device_id = 'wl-x'")
+            assert cur.fetchone() == (72, 432)
+        hourly = dq.readings(
+            conn,
+            device_id="wl-x",
+            metrics=["water_level_cm"],
+            start=today - dt.timedelta(days=3),
+            end=now,
+            step="hour",
+        )
+        assert list(hourly["ts"]) == list(hourly_before["ts"])
+        assert list(hourly["n"]) == list(hourly_before["n"])
+        assert list(hourly["hi"]) == list(hourly_before["hi"])
+        # hours older than device_rollup.HOURLY_KEEP are dropped at the next day's roll-up
+        later = now + device_rollup.HOURLY_KEEP + dt.timedelta(days=2)
+        device_rollup.refresh(conn, config, now=later)
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM device_hourly WHERE device_id = 'wl-x'")
+            assert cur.fetchone() == (0,)
         raw = dq.readings(
             conn,
             device_id="wl-x",

@@ -197,7 +197,7 @@ def test_incident_kpis_in_ioc_export(
     df = pd.read_csv(io.BytesIO(buf.getvalue()), dtype={"Ward code": str})
     got = {(r["Ward code"], r["KPI code"]): r["Value"] for _, r in df.iterrows()}
     assert got[(a, "incidents_open")] == 1 and got[(b, "incident_resolve_hours_median")] == 5.5
-    assert set(df["Unit"]) == {"sự cố", "giờ làm việc"}  # as kpis.yaml writes them
+    assert set(df["Unit"]) == {"sự cố", "giờ SLA"}  # as kpis.yaml writes them
     # the command line, with the city
     out = tmp_path / "inc.csv"
     env = dict(os.environ, IOC_DATABASE_URL=url, IOC_CONFIG_DIR=str(ROOT / "config"))
@@ -230,3 +230,46 @@ def test_incident_kpis_in_ioc_export(
     df = pd.read_csv(out, dtype={"Mã phường/xã": str, "Ward code": str})
     assert len(df) == 95  # 94 wards and the city
     assert df.iloc[:, 5].sum() == 4  # the wards' 2 and the city's 2
+
+
+def test_median_time_to_resolve_runs_on_each_incidents_own_clock(
+    pg_server_url: str, config: Config
+) -> None:
+    """A critical flood (incidents.yaml: clock continuous) handled on a Saturday night counts
+    its 3 hours; a waste incident over the same hours counts 0 (no office hours then)."""
+    from conftest import create_database, drop_database, init_schema
+
+    url = create_database(pg_server_url)
+    try:
+        init_schema(url, config)
+        assert rules.settings(config).sla_for("flooding", "critical").clock == "continuous"
+        a, b = sorted(config.ward_codes)[:2]
+        sat = dt.datetime(2026, 3, 14, tzinfo=LOCAL_TZ)  # a Saturday
+        who = {"actor": "op", "source": "web"}
+        conn = connect(url)
+        try:
+            for ward, category, severity in ((a, "flooding", "critical"), (b, "waste", "warning")):
+                i = core.create(
+                    conn, config, ward_code=ward, category=category, severity=severity,
+                    title=category, now=at(20, sat), **who,
+                )  # fmt: skip
+                core.assign(conn, config, i, ward, now=at(20.5, sat), **who)
+                for step in rules.sop_steps(config, category):
+                    core.tick_step(
+                        conn, config, i, step.id, note="n", photo_ref="p.jpg", now=at(22, sat),
+                        **who,
+                    )  # fmt: skip
+                core.resolve(conn, config, i, "ok", now=at(23, sat), **who)
+                conn.commit()
+            out = compute_period(
+                conn, config, kpis=["incident_resolve_hours_median"], period="day", start=sat,
+                end=sat + dt.timedelta(days=1), now=sat + dt.timedelta(days=3),
+            )  # fmt: skip
+        finally:
+            conn.close()
+        v = {x.ward_code: x.value for x in out}
+        assert v[a] == pytest.approx(3.0)
+        assert v[b] == pytest.approx(0.0)
+        assert v["city"] == pytest.approx(1.5)
+    finally:
+        drop_database(pg_server_url, url)

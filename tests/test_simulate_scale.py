@@ -101,6 +101,11 @@ def test_ioc_simulate_scale_writes_camera_metadata(
         fresh_db_url, "SELECT count(*), count(DISTINCT camera_id) FROM camera_metrics"
     )
     assert cams_n == 8 and n >= 8 * 16  # at least one 10 s interval ended in 25 s
+    # each simulated camera has a position (its pin on the ward map), each its own
+    ((placed, places),) = _rows(
+        fresh_db_url, "SELECT count(lat), count(DISTINCT (lat, lon)) FROM cameras"
+    )
+    assert placed == places == 8
 
 
 def test_scale_multiplies_the_citizen_reports(config: Config) -> None:

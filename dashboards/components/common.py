@@ -17,6 +17,7 @@ from dashboards.state import current_user, state
 from ioc.auth import User
 from ioc.config import Kpi
 from ioc.db import Connection
+from ioc.missing import is_missing
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ def board_from_latest(latest: pd.DataFrame, kpis: Mapping[str, Kpi]) -> dict[str
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     city = df[df["ward_code"] == "city"].drop_duplicates("kpi")
     for name, value in zip(city["kpi"], city["value"], strict=True):
-        board[str(name)]["city"] = None if value != value else float(value)
+        board[str(name)]["city"] = None if is_missing(value) else float(value)
     wards = df[df["ward_code"] != "city"].copy()
     wards["rank"] = rank_column(wards, kpis)
     for name, code, value, rank in zip(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -9,9 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t, unit_label
-from dashboards.kpiview import decimals, is_missing
+from dashboards.kpiview import decimals
 from dashboards.queries import records
 from ioc.config import Kpi
+from ioc.missing import is_missing
 
 DARK = {"bg": "#05080f", "fg": "#f2f5fa", "grid": "#2a3344", "base": "#2b3445", "line": "#0b1220"}
 LIGHT = {"bg": "#ffffff", "fg": "#1b2330", "grid": "#e3e7ee", "base": "#d9dde3", "line": "#ffffff"}
@@ -474,10 +476,13 @@ def ward_pins_map(
     labels: dict[str, str],
     lang: str,
     height: int = 420,
+    cameras: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """One ward's outline with its devices as pins coloured by status (hover: id, kind,
-    status). ``pins``: device_id, device_type, status, lat, lon (rows without a position are
-    left out)."""
+    """One ward's outline with its devices as round pins and its cameras as square ones,
+    coloured by status (hover: a device's id and kind; a camera's name, id, status and the last
+    hour's count). ``pins``: device_id, device_type, status, lat, lon; ``cameras``: camera_id,
+    name, status, count_1h, lat, lon (rows without a position are left out). Each pin trace's
+    ``legendgroup`` is ``devices`` or ``cameras``."""
     feature = [f for f in geojson.get("features", []) if str(f.get("id")) == code]
     one = {"type": "FeatureCollection", "features": feature}
     data: list[dict[str, Any]] = [
@@ -512,12 +517,101 @@ def ward_pins_map(
                 ],
                 "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
                 "name": t(status, lang),
+                "legendgroup": "devices",
+                "legendgrouptitle": {"text": t("devices", lang)},
             }
         )
+    data.extend(camera_pins(cameras, lang))
     return {
         "data": data,
         "layout": {
             "height": height,
+            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "showlegend": True,
+            "legend": {"orientation": "h", "y": 0},
+            "geo": {
+                "fitbounds": "locations",
+                "visible": False,
+                "projection": {"type": "mercator"},
+            },
+            "paper_bgcolor": "#ffffff",
+        },
+    }
+
+
+def camera_pins(cameras: pd.DataFrame | None, lang: str) -> list[dict[str, Any]]:
+    """Scattergeo traces of the cameras that have a position: square pins with a dark edge,
+    one trace per status (legend group ``cameras``); hover: name and id, status, the last
+    hour's count."""
+    if cameras is None or cameras.empty:
+        return []
+    have = cameras.dropna(subset=["lat", "lon"])
+    out: list[dict[str, Any]] = []
+    for status, colour in STATUS_PIN.items():
+        d = have[have["status"] == status]
+        if d.empty:
+            continue
+        hover = []
+        for r in records(d):
+            title = html.escape(f"{r.name} ({r.camera_id})" if r.name else str(r.camera_id))
+            count = None if r.count_1h is None else float(r.count_1h)
+            hover.append(
+                f"<b>{title}</b><br>{t('status', lang)}: {t(status, lang)}"
+                f"<br>{t('count_1h', lang)}: "
+                + (fmt_num(count, 0, lang) if count is not None else t("no_data", lang))
+            )
+        out.append(
+            {
+                "type": "scattergeo",
+                "mode": "markers",
+                "lat": [float(v) for v in d["lat"]],
+                "lon": [float(v) for v in d["lon"]],
+                "marker": {
+                    "size": 13,
+                    "symbol": "square",
+                    "color": colour,
+                    "line": {"color": "#1b2330", "width": 1.5},
+                },
+                "customdata": [[str(c)] for c in d["camera_id"]],
+                "text": hover,
+                "hovertemplate": "%{text}<extra></extra>",
+                "name": t(status, lang),
+                "legendgroup": "cameras",
+                "legendgrouptitle": {"text": t("cameras", lang)},
+            }
+        )
+    return out
+
+
+def cameras_map(
+    geojson: dict[str, Any], codes: list[str], cameras: pd.DataFrame, *, lang: str
+) -> dict[str, Any]:
+    """The outlines of ``codes`` (the wards shown) and their cameras as pins
+    (:func:`camera_pins`), fitted to those wards."""
+    wanted = set(codes)
+    feats = [f for f in geojson.get("features", []) if str(f.get("id")) in wanted]
+    data: list[dict[str, Any]] = []
+    if feats:
+        ids = [str(f.get("id")) for f in feats]
+        data.append(
+            {
+                "type": "choropleth",
+                "geojson": {"type": "FeatureCollection", "features": feats},
+                "locations": ids,
+                "z": [0] * len(ids),
+                "featureidkey": "id",
+                "colorscale": [[0, "#e8eef6"], [1, "#e8eef6"]],
+                "showscale": False,
+                "marker": {"line": {"color": "#7a93b5", "width": 0.8}},
+                "hoverinfo": "skip",
+                "name": "wards",
+            }
+        )
+    data.extend(camera_pins(cameras, lang))
+    return {
+        "data": data,
+        "layout": {
+            "height": 380,
             "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
             "showlegend": True,
             "legend": {"orientation": "h", "y": 0},
@@ -557,6 +651,10 @@ def on_basemap(fig: dict[str, Any], basemap: Any) -> dict[str, Any]:
             trace["marker"] = {**trace.get("marker", {}), "opacity": basemap.opacity}
         elif trace.get("type") == "scattergeo":
             trace["type"] = "scattermap"
+            marker = trace.get("marker")
+            if isinstance(marker, dict):  # a map style's symbols take no colour: circles
+                marker.pop("symbol", None)
+                marker.pop("line", None)
             font = trace.get("textfont")
             if isinstance(font, dict):
                 font.pop("shadow", None)

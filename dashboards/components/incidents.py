@@ -11,6 +11,7 @@ from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import rules
+from ioc.missing import is_missing
 
 # SLA state colours: the KPI tiles' green / amber / red, grey when done
 SLA_COLORS = {
@@ -79,7 +80,7 @@ def duration(seconds: float, lang: str) -> str:
 
 def countdown(due: Any, now: dt.datetime, lang: str, *, done: Any = None) -> str:
     """'còn 2 giờ 15 phút' / 'quá 3 giờ' (wall-clock time to or past the due time)."""
-    if due is None or due != due:
+    if is_missing(due):
         return "—"
     if done is not None and done == done:
         return t("inc_done_on", lang, d=fmt_datetime(done, lang))

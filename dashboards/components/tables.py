@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from dash import dcc, html
 
-from dashboards.components.common import fault_labels, who
+from dashboards.components.common import fault_labels, md_link, who
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_datetime, t
 from dashboards.queries import records
@@ -80,14 +80,16 @@ def camera_table(
     page_size: int = 10,
     filterable: bool = False,
 ) -> Any:
-    """Cameras with status, open health issues, the last hour's counts and when last seen;
-    with a ward column when ``ward_names`` is given. A muted 'no rows' without cameras."""
+    """Cameras with status, open health issues, the last hour's counts and when last seen,
+    each linked to its view (``/cameras?camera=ID``); with a ward column when ``ward_names``
+    is given. A muted 'no rows' without cameras."""
     if df.empty:
         return html.Div(t("no_rows", lang), className="muted")
     rows = []
     for r in records(df):
         row = {
-            "camera": r.name or r.camera_id,
+            # each camera links to its own view: /cameras?camera=ID (status, issues, its ward)
+            "camera": md_link(str(r.name or r.camera_id), f"/cameras?camera={r.camera_id}"),
             "id": r.camera_id,
             "status": t(r.status, lang),
             "issues": fault_labels(r.issues, lang),
@@ -97,7 +99,9 @@ def camera_table(
         if ward_names is not None:
             row["ward"] = ward_names.get(r.ward_code, r.ward_code)
         rows.append(row)
-    cols: list[dict[str, Any]] = [{"name": t("camera", lang), "id": "camera"}]
+    cols: list[dict[str, Any]] = [
+        {"name": t("camera", lang), "id": "camera", "presentation": "markdown"}
+    ]
     if ward_names is not None:
         cols.append({"name": t("ward", lang), "id": "ward"})
     cols += [

@@ -32,6 +32,7 @@ from dashboards.i18n import fmt_num, t
 from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
+from ioc.missing import is_missing
 
 dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
 
@@ -203,6 +204,6 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
 
 def _number(value: object) -> float | None:
     """A float for a table cell; None for None or NaN (no value, not 'NaN')."""
-    if value is None or value != value:
+    if is_missing(value):
         return None
     return float(value)  # type: ignore[arg-type]

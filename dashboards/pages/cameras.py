@@ -1,4 +1,5 @@
-"""``/cameras``: every camera with status, open health issues and the last hour's counts."""
+"""``/cameras``: every camera with status, open health issues and the last hour's counts, and
+the cameras that have a position as pins on a map of their wards."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dashboards.components.common import (
     ward_options,
     who,
 )
+from dashboards.components.figures import MAP_CONFIG, cameras_map
 from dashboards.components.tables import camera_table, card, controls, dropdown, view_page
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
@@ -93,6 +95,10 @@ def _body(user: User, lang: str, camera: str | None = None) -> list[Any]:
             ),
         ),
         html.Div(id="cams-summary", className="tiles"),
+        card(
+            dcc.Graph(id="cams-map", config=MAP_CONFIG, style={"height": "380px"}),
+            title=t("cameras_map", lang),
+        ),
         card(body_id="cams-table"),
     ]
 
@@ -100,6 +106,7 @@ def _body(user: User, lang: str, camera: str | None = None) -> list[Any]:
 @callback(
     Output("cams-summary", "children"),
     Output("cams-table", "children"),
+    Output("cams-map", "figure"),
     Input("cams-interval", "n_intervals"),
     Input("cams-status", "value"),
     Input("cams-ward", "value"),
@@ -123,10 +130,14 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
     ]
     if statuses:
         df = df[df["status"].isin(statuses)]
+    st = state()
     body = camera_table(
-        "cams-list", df, lang, ward_names=state().ward_names, page_size=20, filterable=True
+        "cams-list", df, lang, ward_names=st.ward_names, page_size=20, filterable=True
     )
-    return summary, body
+    # the wards chosen, else those that have cameras (the map fits them), else the user's
+    shown = wards or sorted(set(df["ward_code"])) or sorted(scope or st.ward_names)
+    codes = [w for w in shown if user.may_see_ward(w)]
+    return summary, body, cameras_map(st.geojson, codes, df, lang=lang)
 
 
 def _tile(label: str, value: str, color: str, tid: str) -> html.Div:

@@ -14,6 +14,7 @@ from dashboards.components.layout import frame, refused
 from dashboards.i18n import t
 from dashboards.state import state
 from ioc.notify import prefs as prefs_mod
+from ioc.notify.destinations import networks
 
 dash.register_page(__name__, path="/settings/notifications", title="IOC — Nhận thông báo", order=20)
 
@@ -157,10 +158,11 @@ def save(
                 "quiet_start": qs if isinstance(qs, str) else None,
                 "quiet_end": qe if isinstance(qe, str) else None,
                 "webhook_url": hook if isinstance(hook, str) else None,
-            }
+            },
+            allow=networks(state().cfg.notifications.delivery.user_webhook_networks),
         )
     except prefs_mod.PrefsError as exc:
-        key = f"np_err_{exc.field}"
+        key = f"np_err_{exc.reason}"
         return t(key, lang) if t(key, lang) != key else t("np_err_other", lang, field=exc.field)
     with state().pool.conn() as conn:
         prefs_mod.save(conn, user.name, p)

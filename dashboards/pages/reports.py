@@ -1,12 +1,13 @@
 """``/reports``: citizen reports (hotline 1022, "Góp ý Đà Nẵng"): the list with filters (ward,
 category, status, SLA state), handling actions, and a CSV download.
 
-Server-side scoping in every callback: a ward leader's lists and downloads hold only their
-wards (whatever codes the request carries), and an action on a report of another ward is
-refused. The contact (personal data, Decree 13/2023) is shown in full to admins only, masked
-for everyone else and in the download. Actions (assigned, in progress, resolved, rejected)
-are for admins, operators and ward leaders (the handling unit of their ward); analysts read.
-They go through the same write path as MQTT and the API (door ``web``, actor = the user).
+Server-side scoping in every callback: a ward leader's lists and downloads hold only their wards
+(whatever codes the request carries), and an action on a report of another ward is refused. The
+contact (personal data, Decree 13/2023) is shown in full to admins and to the members of the
+report's handling unit (:mod:`ioc.citizen.units`), decided row by row on the server; masked for
+everyone else, and in every download. Actions (assigned, in progress, resolved, rejected) are
+for admins, operators and ward leaders (the handling unit of their ward); analysts read. They go
+through the same write path as MQTT and the API (door ``web``, actor = the user).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ioc.citizen import queries as rq
 from ioc.citizen.events import ReportEvent, Rules
 from ioc.citizen.lifecycle import ENDED
 from ioc.citizen.store import store_events
+from ioc.citizen.units import Revealer
 
 dash.register_page(__name__, path="/reports", title="IOC — Phản ánh hiện trường", order=4)
 
@@ -247,7 +249,10 @@ def _list(user: User, wards: Any, cats: Any, statuses: Any, slas: Any, *, full: 
             category=_clean(cats, known),
             status=_clean(statuses, STATUSES),
             sla=_clean(slas, rq.SLA_STATES),
-            with_contact=full and user.can("admin"),
+            # the contact in full only on screen, to admins and the report's handling unit
+            reveal=Revealer(user, state().cfg.report_categories(), state().ward_names)
+            if full
+            else None,
             limit=2000,
         )
 

@@ -136,7 +136,7 @@ def history(_n: int | None, days: int | None, code: str | None) -> Any:
     State("ward-code", "data"),
 )
 def pins(_n: int | None, code: str | None) -> Any:
-    """The ward's outline and its devices as pins (those with a position)."""
+    """The ward's outline, its devices and cameras as pins (those with a position)."""
     st = state()
     if not isinstance(code, str) or code not in st.ward_names:
         raise dash.exceptions.PreventUpdate
@@ -147,7 +147,8 @@ def pins(_n: int | None, code: str | None) -> Any:
         k: (v.label_en if lang == "en" else v.label_vi)
         for k, v in st.cfg.sensors.device_types.items()
     }
-    return ward_pins_map(st.geojson, code, df, labels=labels, lang=lang)
+    cams = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
+    return ward_pins_map(st.geojson, code, df, labels=labels, lang=lang, cameras=cams)
 
 
 @callback(

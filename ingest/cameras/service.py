@@ -74,6 +74,8 @@ def camera_specs(cfg: Config, only: Sequence[str] | None = None) -> list[CameraS
                 id=c.id,
                 ward=c.ward,
                 name=c.name,
+                lat=c.lat,
+                lon=c.lon,
                 source=c.source,
                 loop=c.loop,
                 analysis_fps=c.analysis_fps or d.analysis_fps,
@@ -293,7 +295,7 @@ class CameraService:
         try:
             with conn.cursor() as cur:
                 for s in specs:
-                    cur.execute(SQL_REGISTER, (s.id, s.ward, s.name))
+                    cur.execute(SQL_REGISTER, (s.id, s.ward, s.name, s.lat, s.lon))
             conn.commit()
         except psycopg2.errors.UndefinedTable:
             raise IOCError("the database has no IOC schema: run `ioc db init` first") from None

@@ -16,10 +16,12 @@ from ingest.writer import CAMERA_METRICS, Cursor, Work
 from ioc.db.service_status import record_service_status
 
 SQL_REGISTER = """
-INSERT INTO cameras (camera_id, ward_code, name, status, updated_at)
-VALUES (%s, %s, %s, 'unknown', now())
+INSERT INTO cameras (camera_id, ward_code, name, status, lat, lon, updated_at)
+VALUES (%s, %s, %s, 'unknown', %s, %s, now())
 ON CONFLICT (camera_id) DO UPDATE
-    SET ward_code = EXCLUDED.ward_code, name = EXCLUDED.name, updated_at = now()
+    SET ward_code = EXCLUDED.ward_code, name = EXCLUDED.name,
+        lat = COALESCE(EXCLUDED.lat, cameras.lat), lon = COALESCE(EXCLUDED.lon, cameras.lon),
+        updated_at = now()
 """
 
 SQL_EVENT_OPEN = """

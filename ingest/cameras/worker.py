@@ -126,6 +126,8 @@ class CameraSpec:
     width: int = 640
     lines: dict[str, Segment] = field(default_factory=dict)
     name: str | None = None
+    lat: float | None = None  # position (cameras.yaml), the pin on the ward map
+    lon: float | None = None
     detector: str | None = None  # overrides WorkerOptions.detector for this camera
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,8 @@ class Rules:
         cat = self.categories.categories.get(category or "")
         if cat is None:
             return None
-        return cat.unit.replace("{ward}", self.wards.get(ward_code, ward_code))
+        name = self.categories.unit_name(cat.unit)  # a unit id, or the unit's name
+        return name.replace("{ward}", self.wards.get(ward_code, ward_code))
 
 
 def _kind(value: Any) -> str:
@@ -241,15 +242,38 @@ def event_from_mapping(
     )
 
 
-def ward_of(data: Any) -> str:
-    """The ward code carried in an API or file event (``ward`` or ``ward_code``)."""
+def ward_of(
+    data: Any,
+    locate: Callable[[float, float], str | None] | None = None,
+    known: Mapping[str, str] | None = None,
+) -> str:
+    """The ward code of an API or file event: its ``ward`` (or ``ward_code``) when given;
+    else, with ``locate``, the ward its ``lat``/``lon`` fall in; else the ward ``known`` gives
+    its ``id`` (the stored report's, for a later event of a report that carries neither).
+
+    A given ``ward`` wins over the position (boundaries are approximate, and a report near a
+    border may be filed with the ward that handles it)."""
     if not isinstance(data, Mapping):
         raise FieldError("bad_shape", "event", f"must be an object, got {_kind(data)}")
     value = data.get("ward", data.get("ward_code"))
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if value is None or value == "":
-        raise FieldError("missing_field", "ward", "is required")
+        if locate is None:
+            raise FieldError("missing_field", "ward", "is required")
+        lat = _coord(data, "lat", 90)
+        lon = _coord(data, "lon", 180)
+        if lat is not None and lon is not None:
+            code = locate(lat, lon)
+            if code is None:
+                raise FieldError(
+                    "missing_field", "ward", f"is required: lat {lat}, lon {lon} is in no ward"
+                )
+            return code
+        rid = data.get("id")
+        if known is not None and isinstance(rid, str | int) and str(rid) in known:
+            return known[str(rid)]
+        raise FieldError("missing_field", "ward", "is required (or lat and lon inside a ward)")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise FieldError("bad_field", "ward", f"must be a string, got {_kind(value)}")
     return str(value).strip()

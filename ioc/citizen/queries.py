@@ -2,14 +2,14 @@
 
 Every function takes the wards the caller may see (``wards=None``: all) and scopes its SQL with
 them, so a page or an API cannot read another ward's reports by passing other codes. The
-contact is selected only by :func:`report_list` with ``with_contact=True`` (admins); everything
-else masks it.
+contact is selected only by :func:`report_list`, for the rows its ``reveal`` allows (admins,
+members of the report's handling unit); everything else masks it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -64,15 +64,19 @@ def report_list(
     status: Sequence[str] | None = None,
     sla: Sequence[str] | None = None,
     with_contact: bool = False,
+    reveal: Callable[[str, str | None], bool] | None = None,
     limit: int = 500,
 ) -> pd.DataFrame:
     """Reports the caller may see, newest first, filtered; ``contact`` masked (``09*****56``)
-    unless ``with_contact`` (admins, on screen only)."""
+    unless ``with_contact`` (every row), or ``reveal(ward_code, unit)`` says so for the row (the
+    members of its handling unit, :class:`ioc.citizen.units.Revealer`; on screen only)."""
     contact = "contact" if with_contact else MASKED_CONTACT_SQL
+    full = "contact" if reveal is not None and not with_contact else "NULL::text"
     sql = f"""
     SELECT * FROM (
         SELECT id, ward_code, channel, category, summary, address, unit,
-               {contact} AS contact, contact IS NOT NULL AS has_contact, status,
+               {contact} AS contact, {full} AS contact_full,
+               contact IS NOT NULL AS has_contact, status,
                received_at, due_at, assigned_at, resolved_at, result, lat, lon,
                {SLA_SQL} AS sla
         FROM reports
@@ -96,7 +100,17 @@ def report_list(
     with conn.cursor() as cur:
         cur.execute(sql, params)
         cols = [d[0] for d in cur.description or []]
-        return pd.DataFrame(list(cur.fetchall()), columns=cols)
+        rows = cur.fetchall()
+    i_contact, i_full = cols.index("contact"), cols.index("contact_full")
+    i_ward, i_unit = cols.index("ward_code"), cols.index("unit")
+    out = []
+    for got in rows:
+        row = list(got)
+        if reveal is not None and row[i_full] is not None and reveal(row[i_ward], row[i_unit]):
+            row[i_contact] = row[i_full]
+        row[i_full] = None  # the full contact never leaves this function unless revealed
+        out.append(row)
+    return pd.DataFrame(out, columns=cols).drop(columns=["contact_full"])
 
 
 def summary(

@@ -6,15 +6,17 @@ problem with its file, line and key.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from ioc.config.alerts import AlertRule, AlertsFile
-from ioc.config.cameras import Camera, CamerasFile
+from ioc.config.cameras import NEAR_KM, Camera, CamerasFile, km_from_centre, km_outside
 from ioc.config.categories import CategoriesFile
 from ioc.config.incidents import IncidentsFile
 from ioc.config.kpis import Kpi, KpisFile
@@ -125,6 +127,7 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
     codes = cfg.ward_codes
     if "cameras.yaml" in docs:
         cdoc = docs["cameras.yaml"]
+        outlines = _ward_outlines(cfg.dir) if cfg.cameras.cameras else {}
         ids: set[str] = set()
         for i, cam in enumerate(cfg.cameras.cameras):
             if cam.ward not in codes:
@@ -132,6 +135,7 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
             if cam.id in ids:
                 issues.append(cdoc.issue(("cameras", i, "id"), f"duplicate camera id {cam.id!r}"))
             ids.add(cam.id)
+            issues.extend(_camera_position(cfg, cdoc, i, cam, outlines))
             names = [ln.name for ln in cam.lines]
             for j, n in enumerate(names):
                 if names.index(n) != j:
@@ -163,6 +167,46 @@ def _cross_check(cfg: Config, docs: dict[str, YamlDoc]) -> list[ConfigIssue]:
     if "notifications.yaml" in docs:
         issues.extend(_check_notifications(cfg, docs["notifications.yaml"]))
     return issues
+
+
+def _ward_outlines(config_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each ward's geometry from ``wards.geojson`` (by feature id); empty without the file (a
+    broken file is the map's problem, reported where it is read)."""
+    try:
+        data = json.loads((config_dir / "wards.geojson").read_text(encoding="utf-8"))
+        return {str(f.get("id")): f.get("geometry") or {} for f in data.get("features", [])}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _camera_position(
+    cfg: Config, doc: YamlDoc, i: int, cam: Camera, outlines: dict[str, dict[str, Any]]
+) -> list[ConfigIssue]:
+    """``lat`` and ``lon`` come together and put the camera inside its ward or near it: within
+    NEAR_KM of its outline (wards.geojson), or without an outline, of a disc twice the ward's
+    area around its centre."""
+    if cam.lat is None and cam.lon is None:
+        return []
+    if cam.lat is None or cam.lon is None:
+        missing = "lat" if cam.lat is None else "lon"
+        given = "lon" if missing == "lat" else "lat"
+        return [doc.issue(("cameras", i, given), f"{given} given without {missing}")]
+    ward = cfg.ward(cam.ward)
+    if ward is None:  # reported as an unknown ward
+        return []
+    away = km_outside(cam.lat, cam.lon, outlines.get(cam.ward) or {})
+    if away is None:
+        radius = math.sqrt(2 * max(ward.area_km2, 0.01) / math.pi)
+        away = max(0.0, km_from_centre(cam.lat, cam.lon, ward.lat, ward.lon) - radius)
+    if away <= NEAR_KM:
+        return []
+    return [
+        doc.issue(
+            ("cameras", i, "lat"),
+            f"position ({cam.lat}, {cam.lon}) is {away:.1f} km outside ward {cam.ward}"
+            f" ({ward.name}); at most {NEAR_KM:g} km allowed",
+        )
+    ]
 
 
 def _check_notifications(cfg: Config, doc: YamlDoc) -> list[ConfigIssue]:

@@ -25,6 +25,11 @@ REQUIRED_CATEGORIES = (
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 
 
+def fold_unit(text: str) -> str:
+    """A unit name compared ignoring case and runs of spaces."""
+    return " ".join(text.split()).casefold()
+
+
 def parse_hhmm(text: str) -> dt.time:
     """'07:30' → time(7, 30); '24:00' → time.max (the end of the day)."""
     if text == "24:00":
@@ -83,7 +88,9 @@ class IntakeSection(Section):
     """Limits of ``POST /api/v1/reports`` and of the public tracking API."""
 
     rate_per_s: float = Field(
-        default=5000, gt=0, description="Events per second one token may push (per server process)"
+        default=5000,
+        gt=0,
+        description="Events per second one token may push (all processes and hosts together)",
     )
     burst: int = Field(default=20000, ge=1, description="Events one token may push at once")
     max_body_bytes: int = Field(
@@ -91,11 +98,28 @@ class IntakeSection(Section):
     )
     max_events: int = Field(default=1000, ge=1, description="Most events in one request")
     track_per_minute: int = Field(
-        default=30, ge=1, description="Public tracking look-ups per client address per minute"
+        default=30,
+        ge=1,
+        description="Public tracking look-ups per client address per minute (all hosts together)",
     )
 
 
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+UnitId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class HandlingUnit(Section):
+    """A handling unit (đơn vị xử lý) whose staff may be users (``ioc users add --unit ID``)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Its name as reports carry it; {ward} = the name of the report's ward",
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names senders use for it (matched ignoring case and spaces)",
+    )
 
 
 class CategoriesFile(Section):
@@ -109,6 +133,10 @@ class CategoriesFile(Section):
         description="Days after a report ends before the reporter's contact is removed",
     )
     intake: IntakeSection = Field(default_factory=IntakeSection)
+    units: dict[UnitId, HandlingUnit] = Field(
+        default_factory=dict,
+        description="Handling units by id: a user of a report's unit sees the reporter's contact",
+    )
     categories: dict[CategoryId, Category] = Field(description="Report categories by id")
 
     @field_validator("working_hours")
@@ -136,6 +164,33 @@ class CategoriesFile(Section):
         if missing:
             raise ValueError(f"missing required categor(y/ies): {', '.join(missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _known_units(self) -> CategoriesFile:
+        """With ``units`` given, every category's unit is one of them (by id or name)."""
+        if not self.units:
+            return self
+        for cid, cat in self.categories.items():
+            if self.unit_id(cat.unit) is None:
+                raise ValueError(
+                    f"categories.{cid}.unit: {cat.unit!r} is not a unit of `units`"
+                    f" (known: {', '.join(self.units)})"
+                )
+        return self
+
+    def unit_id(self, text: str) -> str | None:
+        """The id of the unit called ``text`` (its id, name or an alias), else None. A
+        ``{ward}`` name matches only its template here; see :mod:`ioc.citizen.units`."""
+        key = fold_unit(text)
+        for uid, unit in self.units.items():
+            if key in {uid, fold_unit(unit.name), *(fold_unit(a) for a in unit.aliases)}:
+                return uid
+        return None
+
+    def unit_name(self, text: str) -> str:
+        """The display name of a category's ``unit`` (a unit id or a name)."""
+        unit = self.units.get(text)
+        return unit.name if unit is not None else text
 
     def periods(self) -> tuple[tuple[dt.time, dt.time], ...]:
         """The office hours as ``time`` pairs."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ioc.config.base import Section
+from ioc.missing import is_missing
 
 Period = Literal["hour", "day", "week", "month"]
 ALL_PERIODS: tuple[Period, ...] = ("hour", "day", "week", "month")
@@ -74,7 +75,7 @@ class Kpi(Section):
         - with neither a target nor thresholds (a plain count such as applications
           received): 'neutral', neither good nor bad.
         """
-        if value is None or value != value:  # None or NaN
+        if value is None or is_missing(value):
             return "none"
         v = float(value)
         if self.past(v, self.red):

@@ -170,6 +170,11 @@ class Delivery(Section):
     )
     smtp_timeout_s: float = Field(default=20, gt=0)
     webhook_timeout_s: float = Field(default=10, gt=0)
+    user_webhook_networks: list[str] = Field(
+        default_factory=list,
+        description="Private networks (CIDR) a user's own webhook may reach; by default only"
+        " public addresses (named `webhooks:` are trusted as configured)",
+    )
     attach_max_bytes: int = Field(
         default=5_000_000, ge=0, description="Report files larger than this go as a link"
     )
@@ -181,6 +186,14 @@ class Delivery(Section):
         default=True,
         description="`ioc scheduler` also runs a delivery worker (besides any `ioc notify`)",
     )
+
+    @field_validator("user_webhook_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        from ioc.notify.destinations import networks
+
+        networks(v)  # ValueError naming the bad one
+        return v
 
 
 class EscalationLevel(Section):

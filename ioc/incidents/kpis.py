@@ -8,9 +8,11 @@ the median, which has no value without a resolved incident.
   that state at ``end``, from the audit trail (the last state-changing event before ``end``),
   so a closed period keeps its figure however the incidents move on;
 * ``incident_sla_breaches``: response and resolution clocks that ran out in the period;
-* ``incident_resolve_hours_median``: median working hours (office hours of working days) from
-  opening, or the last reopening, to resolution, of the incidents resolved in the period; the
-  city row is the median of every ward's incidents together (``rollup: query``).
+* ``incident_resolve_hours_median``: median hours on each incident's own SLA clock (the
+  incidents.yaml rule of its category and severity: office hours of working days, or round
+  the clock for a ``clock: continuous`` rule such as critical flooding) from opening, or the
+  last reopening, to resolution, of the incidents resolved in the period; the city row is the
+  median of every ward's incidents together (``rollup: query``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 import pandas as pd
 
 from ioc.db import Connection
-from ioc.workdays import WorkCalendar, working_hours_between
+from ioc.incidents.clock import Clock
+from ioc.incidents.rules import DEFAULTS
+from ioc.workdays import WorkCalendar
 
 COLUMNS = ["ward_code", "value", "weight"]
 STATES = ("new", "assigned", "in_progress", "open")
@@ -139,7 +143,7 @@ def incident_resolve_hours_median(
     params: Mapping[str, Any],
 ) -> pd.DataFrame:
     sql = """
-    SELECT i.ward_code, e.ts,
+    SELECT i.ward_code, i.category, i.severity, e.ts,
            (SELECT max(o.ts) FROM incident_events o
             WHERE o.incident_id = e.incident_id AND o.action IN ('opened', 'reopened')
               AND o.ts <= e.ts) AS since
@@ -150,12 +154,17 @@ def incident_resolve_hours_median(
     with conn.cursor() as cur:
         cur.execute(sql, {"wards": list(wards), "start": start, "end": end})
         rows = cur.fetchall()
-    cal = WorkCalendar(holidays=getattr(env, "holidays", None) or WorkCalendar().holidays)
+    cal = WorkCalendar(
+        holidays=getattr(env, "holidays", None) or WorkCalendar().holidays,
+        periods=getattr(env, "office_hours", None) or WorkCalendar().periods,
+    )
+    sla = getattr(env, "incidents", None) or DEFAULTS
     by_ward: dict[str, list[float]] = {}
-    for ward, resolved, since in rows:
+    for ward, category, severity, resolved, since in rows:
         if since is None:
             continue
-        by_ward.setdefault(ward, []).append(working_hours_between(since, resolved, cal))
+        clock = Clock(cal, continuous=sla.sla_for(category, severity).clock == "continuous")
+        by_ward.setdefault(ward, []).append(clock.hours_between(since, resolved))
     out = [(w, statistics.median(v), len(v)) for w, v in sorted(by_ward.items())]
     every = [h for v in by_ward.values() for h in v]
     if every:

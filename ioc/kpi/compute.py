@@ -45,6 +45,7 @@ def kpi_env(cfg: Config) -> KpiEnv:
         metric_intervals=_metric_intervals(cfg),
         offline_factor=sched.offline_factor,
         camera_interval_s=sched.camera_interval_s,
+        incidents=cfg.incidents,
     )
     if cfg.categories is not None:  # citizen reports: office hours of working-hour limits
         env = dataclasses.replace(env, office_hours=cfg.categories.periods())

@@ -40,6 +40,8 @@ class KpiEnv:
     camera_interval_s: float = 10.0
     # office hours of a working day (categories.yaml working_hours): citizen-report limits
     office_hours: tuple[tuple[dt.time, dt.time], ...] = OFFICE_HOURS
+    # incidents.yaml (ioc.config.incidents.IncidentsFile): each incident's own SLA clock
+    incidents: Any = None
 
 
 QueryFn = Callable[..., pd.DataFrame]

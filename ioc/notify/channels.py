@@ -21,6 +21,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ioc.errors import IOCError
+from ioc.notify.destinations import Network, send_refusal
 
 log = logging.getLogger("ioc.notify")
 
@@ -270,16 +272,37 @@ def verify(
     return age <= max_age_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook answering 3xx is refused, not followed (a redirect could lead a checked,
+    public address to an internal one)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class WebhookChannel:
     """JSON POST, signed: ``X-IOC-Timestamp`` (Unix seconds), ``X-IOC-Signature``
     (``sha256=`` HMAC over ``timestamp.body``), ``Idempotency-Key``."""
 
     name = "webhook"
 
-    def __init__(self, secrets: dict[str, bytes], default_secret: bytes, *, timeout: float = 10.0):
+    def __init__(
+        self,
+        secrets: dict[str, bytes],
+        default_secret: bytes,
+        *,
+        timeout: float = 10.0,
+        trusted: Iterable[str] = (),
+        allow: Sequence[Network] = (),
+    ):
         self.secrets = secrets  # url -> key
         self.default_secret = default_secret
         self.timeout = timeout
+        # the endpoints an administrator configured; any other (a user's own) must be public
+        # or in ``allow`` (ioc.notify.destinations)
+        self.trusted = frozenset(trusted) | frozenset(secrets)
+        self.allow = tuple(allow)
+        self.opener = urllib.request.build_opener(_NoRedirect())
 
     def send(self, msg: Message) -> None:
         body = json.dumps(
@@ -292,6 +315,10 @@ class WebhookChannel:
             ensure_ascii=False,
             default=str,
         ).encode()
+        if msg.recipient not in self.trusted:
+            why = send_refusal(msg.recipient, self.allow)
+            if why is not None:
+                raise PermanentError(f"webhook address refused: {why}")
         ts = str(int(time.time()))
         secret = self.secrets.get(msg.recipient, self.default_secret)
         req = urllib.request.Request(
@@ -307,7 +334,7 @@ class WebhookChannel:
             },
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self.opener.open(req, timeout=self.timeout) as resp:
                 resp.read(1024)
         except urllib.error.HTTPError as exc:
             if exc.code in (408, 425, 429) or exc.code >= 500:

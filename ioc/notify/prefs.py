@@ -8,22 +8,25 @@ the field at fault.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ioc.config.notifications import EVENT_KINDS
 from ioc.db import Connection
+from ioc.notify.destinations import Network, literal_refusal
 from ioc.notify.outbox import UNMUTABLE
 
 MUTABLE_KINDS = tuple(k for k in EVENT_KINDS if k not in UNMUTABLE)
 
 
 class PrefsError(ValueError):
-    def __init__(self, field_name: str, message: str) -> None:
+    def __init__(self, field_name: str, message: str, *, reason: str | None = None) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
+        self.reason = reason or field_name  # which message the page shows
 
 
 @dataclass
@@ -81,7 +84,7 @@ def _time(name: str, value: str | None) -> dt.time | None:
         raise PrefsError(name, "a time of day HH:MM (e.g. 22:00)") from None
 
 
-def validate(data: dict[str, Any]) -> Prefs:
+def validate(data: dict[str, Any], allow: Sequence[Network] = ()) -> Prefs:
     """Preferences from a form's values; PrefsError naming the first bad field."""
     lang = data.get("lang") or "vi"
     if lang not in ("vi", "en"):
@@ -98,6 +101,9 @@ def validate(data: dict[str, Any]) -> Prefs:
         parts = urlsplit(hook)
         if parts.scheme not in ("http", "https") or not parts.netloc or len(hook) > 500:
             raise PrefsError("webhook_url", "an http:// or https:// address")
+        why = literal_refusal(hook, allow)
+        if why is not None:
+            raise PrefsError("webhook_url", why, reason="webhook_url_private")
     qs = _time("quiet_start", data.get("quiet_start"))
     qe = _time("quiet_end", data.get("quiet_end"))
     if (qs is None) != (qe is None):

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import psycopg2
 from ioc.config import Config
 from ioc.context import Context
 from ioc.db import Connection, connect
+from ioc.db.service_status import record_service_status
 from ioc.errors import IOCError
 from ioc.notify import escalation, outbox
 from ioc.notify.channels import (
@@ -52,12 +53,17 @@ from ioc.notify.channels import (
     WebhookChannel,
     parse_smtp_url,
 )
+from ioc.notify.destinations import networks
 from ioc.notify.links import make_file_token, make_token, secret_key
 from ioc.notify.offline import offline_digest
 from ioc.notify.render import ACK_URL, FILE_URL, PUBLIC_URL
 from ioc.settings import Settings
 
 log = logging.getLogger("ioc.notify")
+
+SERVICE = "notify"
+# a message due this long ago and not yet sent: the worker reports a backlog (/healthz degraded)
+BACKLOG_S = 600.0
 
 ChannelFactory = Callable[[], Channel]
 
@@ -75,7 +81,11 @@ def channel_factories(cfg: Config, settings: Settings, key: str) -> dict[str, Ch
     for hook in cfg.notifications.webhooks.values():
         if hook.secret_env and os.environ.get(hook.secret_env):
             secrets[hook.url] = os.environ[hook.secret_env].encode()
-    out["webhook"] = lambda: WebhookChannel(secrets, key.encode(), timeout=d.webhook_timeout_s)
+    trusted = [hook.url for hook in cfg.notifications.webhooks.values()]
+    allow = networks(d.user_webhook_networks)
+    out["webhook"] = lambda: WebhookChannel(
+        secrets, key.encode(), timeout=d.webhook_timeout_s, trusted=trusted, allow=allow
+    )
     if settings.mqtt_url:
         from ioc.alerts import MqttPublisher
         from ioc.settings import parse_mqtt_url
@@ -284,8 +294,34 @@ class Worker:
             if time.monotonic() - self._last_prune >= 3600:
                 done["pruned"] = outbox.prune(conn, self.cfg, now=now)
                 self._last_prune = time.monotonic()
+            self.heartbeat(conn)
         self._last_housekeeping = time.monotonic()
         return done
+
+    def heartbeat(self, conn: Connection, status: str | None = None) -> None:
+        """This worker's state in ``service_status`` (service ``notify``; /healthz reads it):
+        ``running``, or ``backlog`` when a message due to go has waited longer than
+        BACKLOG_S (a channel down, too few workers), with the queue and the counters."""
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), extract(epoch FROM now() - min(next_attempt_at))"
+                " FROM notifications WHERE status IN ('pending', 'sending')"
+                " AND next_attempt_at <= now()"
+            )
+            row = cur.fetchone()
+            due, oldest = (int(row[0]), float(row[1] or 0)) if row else (0, 0.0)
+            if status is None:
+                status = "backlog" if oldest > BACKLOG_S else "running"
+            details = {
+                **asdict(self.stats),
+                "due": due,
+                "oldest_due_s": round(oldest, 1),
+                "channels_down": sorted(
+                    c for c, t in self.down_until.items() if t > time.monotonic()
+                ),
+            }
+            record_service_status(cur, SERVICE, self.owner, status, details)
+        conn.commit()
 
     def drain(self, *, max_batches: int = 1000) -> int:
         """Send everything due now (tests, ``--once``)."""
@@ -340,6 +376,8 @@ class Worker:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        with contextlib.suppress(psycopg2.Error, OSError):
+            self.heartbeat(self.db(), "stopped")
         for chan in self._channels:
             with contextlib.suppress(Exception):
                 chan.close()

@@ -509,9 +509,11 @@ def test_ward_page_history_range(server: Server) -> None:
     assert status in (204, 403)
 
 
-def test_ward_map_shows_devices_as_pins(server: Server, browser: Any) -> None:
+def test_ward_map_shows_devices_and_cameras_as_pins(server: Server, browser: Any) -> None:
+    import json
+
     from ioc.config import load_config
-    from sensors.fleet import position
+    from sensors.fleet import camera_position, position
 
     ward = server.facts["grants"]["ward_leader"][0]
     w = next(x for x in load_config(Path(__file__).resolve().parents[2] / "config").wards
@@ -522,29 +524,97 @@ def test_ward_map_shows_devices_as_pins(server: Server, browser: Any) -> None:
         lat, lon = position(w, (i + 0.5) / len(devs), (i * 0.37) % 1)
         _sql(server.db_url, "UPDATE devices SET lat = %s, lon = %s WHERE device_id = %s",
              (lat, lon, d))  # fmt: skip
+    cams = _sql(server.db_url, "SELECT camera_id, name FROM cameras WHERE ward_code = %s"
+                " ORDER BY 1", (ward,))  # fmt: skip
+    assert cams
+    for cam, _ in cams:
+        _sql(server.db_url, "UPDATE cameras SET lat = %s, lon = %s WHERE camera_id = %s",
+             (*camera_position(w, cam), cam))  # fmt: skip
+    _sql(server.db_url, "UPDATE cameras SET status = 'offline' WHERE camera_id = %s",
+         (cams[0][0],))  # fmt: skip
     login(browser, server.url, "ward_leader")
     js = (
         "var gd = document.querySelector('#ward-map .js-plotly-plot');"
         "if (!gd || !gd.data) { return null; }"
-        "var n = 0; gd.data.forEach(function(t) {"
-        "  if (t.type === 'scattergeo') { n += t.lat.length; } }); return n;"
+        "var n = {devices: 0, cameras: 0, square: 0, text: ''}; gd.data.forEach(function(t) {"
+        "  if (t.type !== 'scattergeo') { return; }"
+        "  n[t.legendgroup] += t.lat.length;"
+        "  if (t.marker.symbol === 'square') { n.square += t.lat.length; }"
+        "  if (t.text) { n.text += t.text.join('|') + '|' + t.name + '|'; } }); return n;"
     )
 
-    def shown(d: Any) -> bool:
+    def shown(d: Any) -> Any:
         # the dashboard's query cache may still hold the devices as they were before the
         # UPDATE (up to its 5 s lifetime) and the ward page refreshes once a minute: a page
         # opened again after the cache's lifetime shows the positions
         if time.monotonic() - opened[0] > 8:
             d.get(server.url + f"/ward/{ward}?lang=en")
             opened[0] = time.monotonic()
-        return (d.execute_script(js) or 0) == len(devs)
+        n = d.execute_script(js) or {}
+        return n if (n.get("devices"), n.get("cameras")) == (len(devs), len(cams)) else None
 
     browser.get(server.url + f"/ward/{ward}?lang=en")
     opened = [time.monotonic()]
-    wait_for(browser, shown, 40)
+    n = wait_for(browser, shown, 40)
+    assert n["square"] == len(cams)  # cameras: their own marker
+    for cam, name in cams:  # hover: the camera's name and id, status, last hour's count
+        assert f"{name} ({cam})" in n["text"], n["text"]
+    assert "Status: Offline" in n["text"] and "Count, last hour: " in n["text"]
     assert browser.find_elements("css selector", "#ward-map .scattergeo .point")
-    browser.execute_script("document.getElementById('ward-map').scrollIntoView()")
+    browser.execute_script("document.getElementById('ward-map').closest('.card').scrollIntoView()")
     shot(browser, "dayone_ward_map_pins")
+    # hovering a camera's pin (the last trace drawn) names it
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    last = browser.find_elements("css selector", "#ward-map .scattergeo")[-1]
+    point = last.find_elements("css selector", ".point")[0]
+    ActionChains(browser).move_to_element(point).perform()
+    tip = wait_for(
+        browser, lambda d: d.find_elements("css selector", "#ward-map .hoverlayer .hovertext"), 10
+    )
+    assert "Count, last hour" in tip[0].text
+    # the camera list links each camera to its view
+    css = "#ward-cameras a[href*='/cameras?camera=']"
+    links = wait_for(browser, lambda d: d.find_elements("css selector", css), 20)
+    assert cams[0][0] in {a.get_attribute("href").split("=")[-1] for a in links}
+
+    # in Vietnamese
+    browser.get(server.url + f"/ward/{ward}?lang=vi")
+    vi = wait_for(browser, lambda d: (d.execute_script(js) or {}).get("text"), 30)
+    assert "Trạng thái: " in vi and "Lượt đếm 1 giờ: " in vi, vi
+
+    # /cameras: the leader's cameras on a map too (only theirs: none of another ward)
+    mine = _sql(server.db_url, "SELECT count(*) FROM cameras WHERE ward_code = ANY(%s)"
+                " AND lat IS NOT NULL", (server.facts["grants"]["ward_leader"],))[0][0]  # fmt: skip
+    browser.get(server.url + "/cameras?lang=en")
+    js_cams = js.replace("#ward-map", "#cams-map")
+    got = wait_for(browser, lambda d: (d.execute_script(js_cams) or {}).get("cameras"), 30)
+    assert got == mine
+    shot(browser, "dayone_cameras_map")
+
+    # the pins of another ward: refused to its leader, in the callback as on the page
+    cookie = login_cookie(server.url, "ward_leader")
+    other = _sql(server.db_url, "SELECT ward_code FROM cameras WHERE ward_code <> %s"
+                 " AND lat IS NOT NULL LIMIT 1", (ward,))  # fmt: skip
+    other_code = other[0][0] if other else _sql(
+        server.db_url, "SELECT min(code) FROM wards WHERE code <> %s", (ward,))[0][0]  # fmt: skip
+
+    def pins(code: str, who: str) -> tuple[int, str]:
+        body = {
+            "output": "ward-map.figure",
+            "outputs": {"id": "ward-map", "property": "figure"},
+            "inputs": [{"id": "ward-interval", "property": "n_intervals", "value": 1}],
+            "changedPropIds": ["ward-interval.n_intervals"],
+            "state": [{"id": "ward-code", "property": "data", "value": code}],
+        }
+        return post_json(server.url + "/_dash-update-component", body, who, origin=server.url)
+
+    status, text = pins(other_code, cookie)
+    assert status in (204, 403) and "scattergeo" not in text
+    status, text = pins(ward, cookie)  # (the same request for the leader's own ward answers)
+    assert status == 200
+    assert len([t for t in json.loads(text)["response"]["ward-map"]["figure"]["data"]
+                if t.get("legendgroup") == "cameras"]) >= 1  # fmt: skip
 
 
 def test_simulated_devices_stand_inside_their_ward() -> None:
@@ -565,6 +635,18 @@ def test_simulated_devices_stand_inside_their_ward() -> None:
             (d.lat - w.lat) * 110.57, (d.lon - w.lon) * 111.32 * math.cos(math.radians(w.lat))
         )
         assert km <= 0.5 * math.sqrt(w.area_km2 / math.pi) + 0.01, d.id
+    # the simulated cameras too (sensors/camera_meta.py), and the shipped demo cameras' are
+    # within the config check's reach (ioc/config: inside the outline or within 1 km)
+    from sensors.fleet import camera_position
+
+    for ward in cfg.wards:
+        lat, lon = camera_position(ward, f"sim-{ward.code}-001")
+        km = math.hypot(
+            (lat - ward.lat) * 110.57,
+            (lon - ward.lon) * 111.32 * math.cos(math.radians(ward.lat)),
+        )
+        assert km <= 0.5 * math.sqrt(ward.area_km2 / math.pi) + 0.01, ward.code
+    assert all(c.lat is not None for c in cfg.cameras.cameras)
 
 
 def test_alert_link_to_a_camera_opens_it(server: Server, browser: Any) -> None:
