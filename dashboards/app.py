@@ -217,6 +217,9 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
 
     server.add_url_rule("/api/v1/incidents", "api_incidents", incidents_api.list_incidents)
     server.add_url_rule(
+        "/api/v1/incidents", "api_incident_create", incidents_api.create_incident, methods=["POST"]
+    )
+    server.add_url_rule(
         "/api/v1/incidents/<int:incident_id>/actions",
         "api_incident_action",
         incidents_api.post_action,

@@ -37,7 +37,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "inc_step_done": ("Xong", "Done"),
     "inc_step_input": ("Ghi chú / mã ảnh", "Note / photo reference"),
     "inc_location": ("Vị trí", "Location"),
-    "inc_nearby": ("Camera và cảm biến trong phường", "Cameras and sensors in the ward"),
+    "inc_nearby": (
+        "Camera trong phường, cảm biến gần nhất",
+        "Cameras in the ward, nearest sensors",
+    ),
     "inc_links": ("Cảnh báo và phản ánh liên quan", "Linked alerts and reports"),
     "inc_linked_alerts": ("Cảnh báo", "Alerts"),
     "inc_linked_reports": ("Phản ánh", "Reports"),
@@ -131,6 +134,9 @@ TEXT.update(
     {
         "inc_kind_alert": ("cảnh báo", "alert"),
         "inc_kind_report": ("phản ánh", "report"),
+        # the kind of an assignee (the "assigned" entries of the timeline)
+        "inc_kind_ward": ("phường/xã", "ward"),
+        "inc_kind_department": ("sở, ngành", "department"),
         "inc_description": ("Mô tả", "Description"),
     }
 )

@@ -3,9 +3,15 @@
 
 - ``GET /api/v1/incidents?ward=CODE&status=open`` → ``{"incidents": [...]}``: the open
   incidents (or those of ``status``), each with its clocks and its SOP steps (done or not);
+- ``POST /api/v1/incidents`` with ``{"report": "CODE", "actor": "name", "ward": "CODE"}``
+  (``ward`` optional: then the report must be of that ward): the report taken up as an
+  incident (ioc.incidents.core.open_from_report) → 201 ``{"id", "status", "outcome":
+  "opened"}``, or 200 with ``"outcome": "merged"`` (an open incident of the same problem took
+  it) or ``"exists"`` (taken up before: a retry opens nothing); 404 for an unknown report;
 - ``POST /api/v1/incidents/{id}/actions`` with ``{"action": ..., "actor": "name", ...}``:
   ``acknowledge``, ``assign`` (``assignee``), ``start``, ``step`` (``step``, ``note``,
-  ``photo_ref``), ``comment`` (``text``), ``resolve`` (``text``), ``reject`` (``text``) →
+  ``photo_ref``), ``comment`` (``text``), ``resolve`` (``text``), ``reject`` (``text``),
+  ``close`` (the operations centre checked the result) →
   200 ``{"id", "status"}``; 400 ``{"error": "field: ..."}`` naming the bad field; 409 when the
   incident's state does not allow it; 404 for an unknown id; 401 without a valid token.
 
@@ -26,7 +32,7 @@ from ioc.incidents import core, rules
 from ioc.incidents.tokens import SCOPE, check_staff_token
 
 MAX_BODY = 64 * 1024
-ACTIONS = ("acknowledge", "assign", "start", "step", "comment", "resolve", "reject")
+ACTIONS = ("acknowledge", "assign", "start", "step", "comment", "resolve", "reject", "close")
 
 
 def _json(body: Any, status: int = 200, **headers: str) -> Response:
@@ -102,6 +108,7 @@ def list_incidents() -> Response:
                 "acknowledged_at": i["acknowledged_at"],
                 "response_due_at": i["response_due_at"],
                 "due_at": i["due_at"],
+                "resolved_at": i["resolved_at"],
                 "steps": [
                     {"id": s.id, "needs": s.needs, "done": s.id in done.get(i["id"], set())}
                     for s in rules.sop_steps(cfg, i["category"])
@@ -111,10 +118,7 @@ def list_incidents() -> Response:
     return _json({"incidents": out})
 
 
-def post_action(incident_id: int) -> Response:
-    name = _token()
-    if isinstance(name, Response):
-        return name
+def _body() -> dict[str, Any] | Response:
     raw = flask.request.get_data(cache=False)
     if len(raw) > MAX_BODY:
         return _json({"error": f"body: larger than {MAX_BODY} bytes"}, 413)
@@ -124,6 +128,58 @@ def post_action(incident_id: int) -> Response:
         return _json({"error": f"body: not valid JSON ({str(exc)[:80]})"}, 400)
     if not isinstance(body, dict):
         return _json({"error": "body: a JSON object is needed"}, 400)
+    return body
+
+
+def create_incident() -> Response:
+    """``POST /api/v1/incidents``: a citizen report taken up as an incident (or joined to the
+    open incident of the same problem)."""
+    name = _token()
+    if isinstance(name, Response):
+        return name
+    body = _body()
+    if isinstance(body, Response):
+        return body
+    for key in ("report", "actor", "ward"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            return _json({"error": f"{key}: a string is needed"}, 400)
+    report = str(body.get("report") or "").strip()
+    if not report:
+        return _json({"error": "report: the report's code is required"}, 400)
+    actor = str(body.get("actor") or "").strip()[:64]
+    if not actor:
+        return _json({"error": "actor: who does it is required"}, 400)
+    cfg = state().cfg
+    ward = body.get("ward")
+    if ward is not None and ward not in cfg.ward_codes:
+        return _json({"error": f"ward: unknown ward {str(ward)[:20]!r}"}, 400)
+    try:
+        with state().pool.conn() as conn:
+            iid, outcome = core.open_from_report(
+                conn, cfg, report, actor=f"{name}/{actor}", source="api", ward_code=ward,
+                now=dt.datetime.now(dt.UTC),
+            )  # fmt: skip
+            inc = core.get(conn, iid)
+    except core.IncidentError as exc:
+        if exc.code == "not_found":
+            return _json({"error": f"report: {exc}"}, 404)
+        if exc.code == "bad_ward":
+            return _json({"error": f"ward: {exc}"}, 400)
+        return _json({"error": f"state: {exc}", "code": exc.code}, 409)
+    assert inc is not None
+    return _json(
+        {"id": iid, "status": inc["status"], "outcome": outcome},
+        201 if outcome == "opened" else 200,
+    )
+
+
+def post_action(incident_id: int) -> Response:
+    name = _token()
+    if isinstance(name, Response):
+        return name
+    body = _body()
+    if isinstance(body, Response):
+        return body
     action = body.get("action")
     if action not in ACTIONS:
         return _json({"error": f"action: one of {', '.join(ACTIONS)}"}, 400)
@@ -155,6 +211,8 @@ def post_action(incident_id: int) -> Response:
                 core.comment(conn, incident_id, str(body.get("text") or ""), now=now, **who)
             elif action == "resolve":
                 core.resolve(conn, cfg, incident_id, str(body.get("text") or ""), now=now, **who)
+            elif action == "close":
+                core.close(conn, incident_id, now=now, **who)
             else:
                 core.reject(conn, incident_id, str(body.get("text") or ""), now=now, **who)
             inc = core.get(conn, incident_id)

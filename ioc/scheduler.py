@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -34,6 +35,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -488,9 +490,22 @@ def run(
         control.close()
 
 
+def with_reports_under(cfg: Config, var_dir: Path) -> Config:
+    """``cfg`` with a relative ``reports_dir`` (kpis.yaml) placed under ``var_dir``
+    (IOC_VAR_DIR), as every other file a host writes; an absolute one as it is."""
+    sched = cfg.kpis.scheduler
+    if Path(sched.reports_dir).is_absolute():
+        return cfg
+    where = str(Path(var_dir) / sched.reports_dir)
+    kpis = cfg.kpis.model_copy(
+        update={"scheduler": sched.model_copy(update={"reports_dir": where})}
+    )
+    return dataclasses.replace(cfg, kpis=kpis)
+
+
 def main(args: argparse.Namespace, ctx: Context) -> int:
     """``ioc scheduler``: runs until SIGINT/SIGTERM."""
-    cfg = ctx.config()
+    cfg = with_reports_under(ctx.config(), ctx.settings.var_dir)
     db_url = ctx.database_url()
     if not ctx.debug:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -26,9 +26,10 @@ log = logging.getLogger("ioc.simulate.incidents")
 
 @dataclass(frozen=True)
 class Plan:
-    ack_at: dt.datetime | None  # None: left alone
+    ack_at: dt.datetime | None  # None: left alone (acknowledged and assigned at ack_at)
     step_times: tuple[dt.datetime, ...]
     resolve_at: dt.datetime | None
+    start_at: dt.datetime | None = None  # work starts (in progress); None: at ack_at
 
 
 def _ts(value: Any) -> dt.datetime:
@@ -39,10 +40,10 @@ def ward_speed(seed: int, ward: str | None) -> float:
     """How fast a ward's staff are, as a share of the time the clocks allow (>1: late)."""
     rng = random.Random(f"{seed}:ward:{ward}")
     u = rng.random()
-    if u < 0.65:
+    if u < 0.45:
         return 0.35  # quick
-    if u < 0.9:
-        return 0.8  # close to the limits (warnings)
+    if u < 0.85:
+        return 0.9  # close to the limits (warnings, now and then late)
     return 1.5  # slow: misses them
 
 
@@ -58,7 +59,9 @@ def plan(seed: int, inc: dict[str, Any]) -> Plan:
     resolve_at = max(ack_at, opened + resolve * (speed * rng.uniform(0.5, 1.25)))
     n = len(inc.get("steps") or [])
     steps = tuple(ack_at + (resolve_at - ack_at) * ((k + 1) / (n + 1)) for k in range(n))
-    return Plan(ack_at, steps, resolve_at)
+    # the team sets out a while after the assignment, before the first step
+    start_at = ack_at + (resolve_at - ack_at) * (rng.uniform(0.1, 0.5) / (n + 1))
+    return Plan(ack_at, steps, resolve_at, start_at)
 
 
 class IncidentStaff:
@@ -125,7 +128,9 @@ class IncidentStaff:
                     continue
                 status = "assigned"
             if status == "assigned":
-                if not self._act(iid, "start", actor=staff):
+                if (p.start_at is not None and now < p.start_at) or not self._act(
+                    iid, "start", actor=staff
+                ):
                     continue
                 status = "in_progress"
             steps = inc.get("steps") or []

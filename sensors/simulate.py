@@ -35,6 +35,7 @@ from ioc.workdays import Holidays
 from sensors.applications import ArrivalModel
 from sensors.faults import FaultPlan
 from sensors.fleet import WardProfile, build_fleet
+from sensors.incident_ops import OpsCentre
 from sensors.incident_staff import IncidentStaff
 from sensors.mqttio import Net
 from sensors.reports import ApiSink, RepEvent, ReportFeed, ReportModel
@@ -101,6 +102,12 @@ class Simulation:
         staff_token = st.secret("incidents_token")
         self.staff = (
             IncidentStaff(st.intake_url, staff_token, seed=args.seed)
+            if st.intake_url and staff_token
+            else None
+        )
+        # the operations centre taking reports up as incidents (sensors/incident_ops.py)
+        self.ops = (
+            OpsCentre(st.intake_url, staff_token, seed=args.seed)
             if st.intake_url and staff_token
             else None
         )
@@ -349,7 +356,10 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
         for m in stream.advance(sim_now):
             _dispatch(net, m)
         if feed is not None:
-            _send_reports(s, net, feed.advance(sim_now), stream.stats)
+            fresh = feed.advance(sim_now)
+            _send_reports(s, net, fresh, stream.stats)
+            if s.ops is not None:
+                s.ops.see(fresh)
             if s.api is not None and s.api.queue and time.monotonic() - last_api >= 2.0:
                 last_api = time.monotonic()
                 if s.api.flush():
@@ -361,6 +371,8 @@ def run_live(s: Simulation, net: Net, stop: threading.Event, real0: float) -> St
                         api_failing_since = None
         if s.staff is not None and time.monotonic() - last_staff >= STAFF_EVERY_S:
             last_staff = time.monotonic()
+            if s.ops is not None:  # the duty officer first: take up, reject, close
+                s.ops.work(dt.datetime.now(dt.UTC))
             s.staff.work(dt.datetime.now(dt.UTC))  # incidents run on real time
         net.poll(0.1)
         if time.monotonic() - last_log >= 60:

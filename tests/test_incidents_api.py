@@ -180,7 +180,7 @@ def test_simulated_ward_staff_work_incidents_over_http(
 
 def test_staff_plans_make_every_sla_state(config: Config) -> None:
     speeds = [ward_speed(0, w) for w in sorted(config.ward_codes)]
-    assert {0.35, 0.8, 1.5} <= set(speeds)  # quick, close to the limits, slow
+    assert {0.35, 0.9, 1.5} <= set(speeds)  # quick, close to the limits, slow
     opened = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
     inc = {
         "id": 1,

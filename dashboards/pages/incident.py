@@ -35,6 +35,7 @@ from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import access, core, rules, sla
 from ioc.incidents import queries as iq
+from ioc.missing import is_missing
 
 dash.register_page(
     __name__, path_template="/incidents/<incident_id>", title="IOC — Sự cố", order=11
@@ -278,7 +279,7 @@ def refresh(_n: int | None, _v: int | None, incident_id: Any) -> tuple[Any, ...]
         trail = core.events(conn, inc["id"])
         alerts = iq.linked_alerts(conn, incident_id=inc["id"])
         reports = iq.linked_reports(conn, incident_id=inc["id"])
-        cams, devs = iq.nearby(conn, ward_code=inc["ward_code"])
+        cams, devs = iq.nearby(conn, ward_code=inc["ward_code"], lat=inc["lat"], lon=inc["lon"])
     head, opts = _links(alerts, reports, lang)
     return (_head(inc, now, lang), _timeline(trail, lang), head, opts, _nearby(cams, devs, lang))
 
@@ -481,8 +482,14 @@ def _nearby(cams: Any, devs: Any, lang: str) -> html.Div:
             className=f"dev-{status}",
         )
 
+    def far(r: Any) -> str:  # how far from the incident's place, when the device has one
+        d: Any = getattr(r, "distance_m", None)
+        return "" if is_missing(d) else f" · {fmt_num(float(d), 0, lang)} m"
+
     items = [li(f"Camera {r.name or r.camera_id}", r.status, r.last_seen) for r in records(cams)]
-    items += [li(f"{r.device_type} {r.device_id}", r.status, r.last_seen) for r in records(devs)]
+    items += [
+        li(f"{r.device_type} {r.device_id}{far(r)}", r.status, r.last_seen) for r in records(devs)
+    ]
     if not items:
         return html.Div(t("no_rows", lang), className="muted")
     return html.Div(html.Ul(items[:40], className="nearby-list"))

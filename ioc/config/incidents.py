@@ -68,6 +68,12 @@ class IncidentsFile(Section):
     )
     departments: list[Department] = Field(default_factory=list)
     auto_open: list[AutoOpen] = Field(default_factory=list)
+    report_merge_m: float = Field(
+        default=300,
+        ge=0,
+        description="A citizen report taken up as an incident joins an open incident of its"
+        " ward and category within this many metres (the same problem); 0: never",
+    )
     require_sop_to_resolve: bool = Field(
         default=True, description="Resolving needs every SOP step of the category ticked"
     )

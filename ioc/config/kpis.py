@@ -117,7 +117,10 @@ class SchedulerSection(Section):
     camera_interval_s: float = Field(
         default=10, gt=0, description="Expected interval of camera metrics, seconds"
     )
-    reports_dir: str = Field(default="var/reports", description="Folder of scheduled reports")
+    reports_dir: str = Field(
+        default="reports",
+        description="Folder of scheduled reports; a relative one is under IOC_VAR_DIR",
+    )
 
 
 class ReportDef(Section):

@@ -16,11 +16,13 @@ Refusals raise :class:`IncidentError` with a ``code`` the pages translate.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import importlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg2
@@ -49,6 +51,24 @@ COLUMNS = (
     " escalation_level, escalated_at, updated_at"
 )
 _NAMES = [c.strip() for c in COLUMNS.split(",")]
+
+
+# a history being written (the demo's back-fill: sensors/incident_ops.py) is not news: no
+# notification goes out for it (see :func:`history`)
+_HISTORY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ioc_incident_history", default=False
+)
+
+
+@contextlib.contextmanager
+def history() -> Iterator[None]:
+    """Within this block the changes are past events being recorded (a back-fill): the audit
+    trail gets them as usual, the notifications outbox does not."""
+    token = _HISTORY.set(True)
+    try:
+        yield
+    finally:
+        _HISTORY.reset(token)
 
 
 class IncidentError(IOCError):
@@ -131,7 +151,9 @@ def notify(
     and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the caller's
     transaction; ``roles`` name the recipients instead of the routes of notifications.yaml
     (the escalation chain's). (kind, incident, level, seq) make the idempotency key. Without
-    ``ioc.notify`` (not merged yet) nothing is sent."""
+    ``ioc.notify`` (not merged yet) nothing is sent; nor for a history (:func:`history`)."""
+    if _HISTORY.get():
+        return
     try:
         outbox = importlib.import_module("ioc.notify.outbox")
         recipients = None
@@ -298,6 +320,91 @@ def from_report(
         source=source,
         now=now,
     )
+
+
+def incident_of(conn: Connection, kind: str, ref: str) -> int | None:
+    """The incident a report or alert is linked to now, or None."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT incident_id FROM incident_links WHERE kind = %s AND ref = %s"
+            " AND unlinked_at IS NULL",
+            (kind, ref),
+        )
+        row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+# metres between two points (equirectangular: good to a few metres over a ward)
+DISTANCE_SQL = (
+    "111320.0 * sqrt(power({lat2} - {lat1}, 2)"
+    " + power(cos(radians({lat1})) * ({lon2} - {lon1}), 2))"
+)
+
+
+def open_from_report(
+    conn: Connection,
+    cfg: Config,
+    report_id: str,
+    *,
+    actor: str,
+    source: str,
+    ward_code: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[int, str]:
+    """The operations centre takes a citizen report up as an incident: ``(id, outcome)``.
+
+    * ``exists``: the report is linked to an incident already (taking it up twice opens
+      nothing: retries are safe);
+    * ``merged``: an open incident of the same problem (same ward and category, opened by
+      ``now``, within ``report_merge_m`` of incidents.yaml of the report's place) takes it;
+    * ``opened``: a new incident (:func:`from_report`).
+
+    ``ward_code``, when given, must be the report's ward (a ward's app acts on its own)."""
+    now = _now(now)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT ward_code, category, lat, lon, received_at FROM reports WHERE id = %s",
+            (report_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise IncidentError("not_found", f"no report {report_id!r}")
+    ward, category, lat, lon, received_at = row
+    if ward_code is not None and ward_code != ward:
+        raise IncidentError("bad_ward", f"report {report_id!r} is not of ward {ward_code!r}")
+    if received_at is not None and received_at > now:
+        raise IncidentError("bad_state", f"report {report_id!r} is received after {now}")
+    if category not in rules.categories(cfg):
+        category = "other"
+    with conn.cursor() as cur:
+        # one decision at a time per ward and category (two duplicates arriving together)
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ioc.incidents.report'), hashtext(%s))",
+            (f"{ward}:{category}",),
+        )
+    iid = incident_of(conn, "report", report_id)
+    if iid is not None:
+        return iid, "exists"
+    radius = rules.settings(cfg).report_merge_m
+    near = DISTANCE_SQL.format(lat1="lat", lon1="lon", lat2="%(lat)s", lon2="%(lon)s")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM incidents WHERE ward_code = %(ward)s AND category = %(cat)s"
+            " AND status IN ('new', 'assigned', 'in_progress') AND opened_at <= %(now)s"
+            + (
+                f" AND lat IS NOT NULL AND {near} <= %(radius)s ORDER BY {near}, id"
+                if lat is not None and lon is not None
+                else " ORDER BY opened_at DESC, id"
+            )
+            + " LIMIT 1",
+            {"ward": ward, "cat": category, "now": now, "lat": lat, "lon": lon, "radius": radius},
+        )
+        hit = cur.fetchone()
+    if hit is not None and radius > 0:
+        iid = int(hit[0])
+        link(conn, iid, "report", report_id, actor=actor, source=source, now=now)
+        return iid, "merged"
+    return from_report(conn, cfg, report_id, actor=actor, source=source, now=now), "opened"
 
 
 def alert_row(conn: Connection, alert_id: int) -> dict[str, Any] | None:

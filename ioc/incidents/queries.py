@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ioc.db import Connection
+from ioc.incidents import core
 
 SLA_STATES = ("ok", "warning", "breached", "met", "missed", "none")
 ALL_STATUSES = ("new", "assigned", "in_progress", "resolved", "closed", "rejected")
@@ -290,27 +291,58 @@ def linked_reports(conn: Connection, *, incident_id: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def nearby(conn: Connection, *, ward_code: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cameras and the sensors of the incident's ward (devices and cameras carry no
-    coordinates: the ward is the neighbourhood we know)."""
-    if ward_code is None:
-        return (
-            pd.DataFrame(columns=["camera_id", "name", "status", "last_seen"]),
-            pd.DataFrame(columns=["device_id", "device_type", "status", "last_seen"]),
-        )
+NEARBY_M = 2000.0  # sensors this close to an incident's place are listed, nearest first
+
+
+def nearby(
+    conn: Connection,
+    *,
+    ward_code: str | None,
+    lat: float | None = None,
+    lon: float | None = None,
+    within_m: float = NEARBY_M,
+    limit: int = 40,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cameras of the incident's ward, and its sensors: with a place, the devices with a
+    position within ``within_m`` of it, nearest first (``distance_m``; any ward), then the
+    ward's devices without a position; without a place, the ward's devices."""
+    dev_cols = ["device_id", "device_type", "status", "last_seen", "distance_m"]
+    cams = pd.DataFrame(columns=["camera_id", "name", "status", "last_seen"])
+    devs = pd.DataFrame(columns=dev_cols)
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT camera_id, name, status, last_seen FROM cameras WHERE ward_code = %s"
-            " ORDER BY camera_id",
-            (ward_code,),
-        )
-        cams = pd.DataFrame(cur.fetchall(), columns=["camera_id", "name", "status", "last_seen"])
-        cur.execute(
-            "SELECT device_id, device_type, status, last_seen FROM devices WHERE ward_code = %s"
-            " ORDER BY device_type, device_id",
-            (ward_code,),
-        )
-        devs = pd.DataFrame(
-            cur.fetchall(), columns=["device_id", "device_type", "status", "last_seen"]
-        )
+        if ward_code is not None:
+            cur.execute(
+                "SELECT camera_id, name, status, last_seen FROM cameras WHERE ward_code = %s"
+                " ORDER BY camera_id",
+                (ward_code,),
+            )
+            cams = pd.DataFrame(cur.fetchall(), columns=list(cams.columns))
+        if lat is not None and lon is not None:
+            dist = core.DISTANCE_SQL.format(lat1="%(lat)s", lon1="%(lon)s", lat2="lat", lon2="lon")
+            cur.execute(
+                f"SELECT device_id, device_type, status, last_seen, d FROM ("
+                f" SELECT device_id, device_type, status, last_seen, {dist} AS d FROM devices"
+                "  WHERE lat IS NOT NULL AND lon IS NOT NULL"
+                "   AND lat BETWEEN %(lat)s - %(dlat)s AND %(lat)s + %(dlat)s) x"
+                " WHERE d <= %(within)s ORDER BY d, device_id LIMIT %(limit)s",
+                {"lat": lat, "lon": lon, "dlat": within_m / 111320.0, "within": within_m,
+                 "limit": limit},
+            )  # fmt: skip
+            rows = cur.fetchall()
+            if ward_code is not None:
+                cur.execute(
+                    "SELECT device_id, device_type, status, last_seen, NULL FROM devices"
+                    " WHERE ward_code = %s AND (lat IS NULL OR lon IS NULL)"
+                    " ORDER BY device_type, device_id LIMIT %s",
+                    (ward_code, limit),
+                )
+                rows += cur.fetchall()
+            devs = pd.DataFrame(rows[:limit], columns=dev_cols)
+        elif ward_code is not None:
+            cur.execute(
+                "SELECT device_id, device_type, status, last_seen, NULL FROM devices"
+                " WHERE ward_code = %s ORDER BY device_type, device_id LIMIT %s",
+                (ward_code, limit),
+            )
+            devs = pd.DataFrame(cur.fetchall(), columns=dev_cols)
     return cams, devs

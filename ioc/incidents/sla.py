@@ -66,7 +66,11 @@ _MARKS = (
 )
 
 
-def sweep(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> SweepResult:
+def sweep(
+    conn: Connection, cfg: Config, *, now: dt.datetime | None = None, commit: bool = True
+) -> SweepResult:
+    """One pass at ``now``; ``commit=False``: in the caller's transaction (a history being
+    written in one transaction, sensors/incident_ops.py), neither committed nor rolled back."""
     now = now or dt.datetime.now(dt.UTC)
     res = SweepResult()
     try:
@@ -112,9 +116,11 @@ def sweep(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> S
                 else:
                     res.breaches += 1
         _escalate(conn, cfg, now, res)
-        conn.commit()
+        if commit:
+            conn.commit()
     except BaseException:
-        conn.rollback()
+        if commit:
+            conn.rollback()
         raise
     return res
 

@@ -1,6 +1,6 @@
 """Scheduled daily, weekly and monthly reports (``reports:`` in ``config/kpis.yaml``).
 
-Each completed period gets one file in the reports folder (``var/reports/`` by default),
+Each completed period gets one file in the reports folder (``reports/`` under ``IOC_VAR_DIR`` by default),
 e.g. ``daily_kpis_2025-03-10.xlsx``, and one row in ``report_files`` (name, schedule, format, path,
 period) that the dashboard lists. Idempotent: a period that already has its row is skipped
 (unique index on name × period). The watermark ``job_watermarks.report:{name}`` remembers the
