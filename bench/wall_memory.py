@@ -7,9 +7,11 @@ change on nearly every refresh), so that an hour covers about a day's view chang
 ``--sample`` seconds, after a forced garbage collection (``HeapProfiler.collectGarbage``), it
 records the JS heap (``Runtime.getHeapUsage``), the DOM counters (``Memory.getDOMCounters``:
 documents, nodes, JS event listeners), the nodes attached to the document, the number of
-refreshes and view changes the page went through, and the length of Dash's undo history. At
-the end it prints the series, linear-fit slopes per hour and per 1,000 view changes, and the
-first quarter against the last.
+refreshes and view changes and the page loads (the wall reloads itself after ``?reload=``
+seconds of refreshes, 6 h by default: 4,320 refreshes at 5 s; ``--reload`` sets it, e.g.
+``--reload 2160`` with ``--refresh 0.5`` for as many refreshes per page), all counted with the
+browser's public interfaces (no Dash internals). At the end it prints the series, linear-fit
+slopes per hour and per 1,000 view changes, and the first quarter against the last.
 
 It seeds its own database (tests/dash_seed.py) and starts ``ioc serve`` on it, as
 bench/dashboard.py does::
@@ -47,57 +49,46 @@ from dash_seed import seed  # noqa: E402
 from ioc.config import load_config  # noqa: E402
 from ioc.db import connect  # noqa: E402
 
-# Counts every change of the view title in the page itself (a MutationObserver on the header;
-# two values, no growing state). Refreshes are the interval's n_intervals in Dash's store.
-COUNTER_JS = """
-var name = document.getElementById('wall-view-name');
-if (!name) { return false; }
-if (!window.__wallSoak) {
-    window.__wallSoak = {changes: 0, view: null};
-    var s = window.__wallSoak;
-    var seen = function() {
-        var v = name.textContent;
-        if (v && v !== s.view) { if (s.view !== null) { s.changes += 1; } s.view = v; }
+# Installed before any script of each page the tab loads (DevTools
+# Page.addScriptToEvaluateOnNewDocument), with the browser's public interfaces only: counts in
+# sessionStorage (kept across the wall's own reloads) the page loads, the refreshes the server
+# answered (fetch calls to Dash's callback endpoint) and every change of the view title (a
+# MutationObserver on the header).
+NEW_DOCUMENT_JS = """
+(function() {
+    var ss = window.sessionStorage;
+    var bump = function(key) { ss.setItem(key, String(Number(ss.getItem(key) || 0) + 1)); };
+    bump('wallLoads');
+    var plain = window.fetch.bind(window);
+    window.fetch = function(url, opts) {
+        var p = plain(url, opts);
+        if (String(url).indexOf('_dash-update-component') >= 0) {
+            p.then(function(r) { if (r.ok) { bump('wallRefreshes'); } });
+        }
+        return p;
     };
-    new MutationObserver(seen).observe(name, {childList: true, characterData: true,
-                                              subtree: true});
-    // refreshes the server answered and the page applied (wall-last changes)
-    s.applied = 0;
-    s.last = null;
-    window.store.subscribe(function() {
-        var st = window.store.getState();
-        var path = st.paths.strs['wall-last'];
-        if (!path) { return; }
-        var node = st.layout;
-        for (var i = 0; i < path.length && node; i++) { node = node[path[i]]; }
-        var v = node && node.props ? node.props.data : null;
-        if (v && v !== s.last) { s.applied += 1; s.last = v; }
-    });
-}
-return true;
+    var watch = setInterval(function() {
+        var name = document.getElementById('wall-view-name');
+        if (!name) { return; }
+        clearInterval(watch);
+        var seen = function() {
+            var v = name.textContent;
+            if (v && v !== ss.getItem('wallView')) {
+                if (ss.getItem('wallView') !== null) { bump('wallChanges'); }
+                ss.setItem('wallView', v);
+            }
+        };
+        new MutationObserver(seen).observe(name, {childList: true, characterData: true,
+                                                  subtree: true});
+    }, 100);
+})();
 """
 
-# Dash's store: the refresh counter (n_intervals of the interval) and the undo history length.
-STORE_JS = """
-var st = window.store ? window.store.getState() : null;
-var out = {past: null, n: null, view: null, changes: null};
-if (st) {
-    out.past = st.history && st.history.past ? st.history.past.length : null;
-}
-var iv = null;
-try {
-    var path = st.paths.strs['wall-interval'];
-    var node = st.layout;
-    for (var i = 0; i < path.length; i++) { node = node[path[i]]; }
-    iv = node.props.n_intervals;
-} catch (e) { iv = null; }
-out.n = iv;
-if (window.__wallSoak) {
-    out.view = window.__wallSoak.view;
-    out.changes = window.__wallSoak.changes;
-    out.applied = window.__wallSoak.applied;
-}
-return out;
+PAGE_JS = """
+var ss = window.sessionStorage;
+var num = function(key) { var v = ss.getItem(key); return v === null ? null : Number(v); };
+return {n: num('wallRefreshes'), loads: num('wallLoads'), changes: num('wallChanges'),
+        view: ss.getItem('wallView')};
 """
 
 
@@ -112,9 +103,8 @@ class Sample:
     attached: int  # elements in the document
     refreshes: int | None
     changes: int | None
-    past: int | None  # Dash undo history entries
+    loads: int | None  # page loads (the wall reloads itself every ?reload= seconds)
     view: str | None  # the view title shown
-    applied: int | None = None  # refreshes answered and applied (the rest were superseded)
 
 
 def sample(driver: Any, t0: float, reads: int = 3) -> Sample:
@@ -137,7 +127,7 @@ def sample(driver: Any, t0: float, reads: int = 3) -> Sample:
         attached.append(
             int(driver.execute_script("return document.getElementsByTagName('*').length"))
         )
-    st = driver.execute_script(STORE_JS) or {}
+    st = driver.execute_script(PAGE_JS) or {}
     return Sample(
         t=time.monotonic() - t0,
         heap_mb=min(heaps),
@@ -148,9 +138,8 @@ def sample(driver: Any, t0: float, reads: int = 3) -> Sample:
         attached=min(attached),
         refreshes=st.get("n"),
         changes=st.get("changes"),
-        past=st.get("past"),
+        loads=st.get("loads"),
         view=st.get("view"),
-        applied=st.get("applied"),
     )
 
 
@@ -165,13 +154,13 @@ def summarise(samples: list[Sample]) -> None:
     print("series (after forced GC):")
     print(
         f"  {'t[s]':>6} {'heap MB':>8} {'total MB':>8} {'docs':>4} {'nodes':>6} "
-        f"{'listen':>6} {'attached':>8} {'refresh':>7} {'changes':>7} {'history':>7}  view"
+        f"{'listen':>6} {'attached':>8} {'refresh':>7} {'changes':>7} {'loads':>7}  view"
     )
     for s in samples:
         print(
             f"  {s.t:6.0f} {s.heap_mb:8.2f} {s.total_mb:8.2f} {s.documents:4d} {s.nodes:6d} "
             f"{s.listeners:6d} {s.attached:8d} {s.refreshes!s:>7} {s.changes!s:>7} "
-            f"{s.past!s:>7}  {s.view or ''}"
+            f"{s.loads!s:>7}  {s.view or ''}"
         )
     if len(samples) < 4:
         return
@@ -181,8 +170,6 @@ def summarise(samples: list[Sample]) -> None:
     span_h = hours[-1] - hours[0]
     n_changes = changes[-1] - changes[0]
     n_refresh = refreshes[-1] - refreshes[0]
-    if samples[-1].applied is not None and samples[0].applied is not None:
-        print(f"refreshes applied: {samples[-1].applied - samples[0].applied}")
     print()
     print(
         f"span {span_h * 60:.1f} min, {n_refresh:.0f} refreshes, {n_changes:.0f} view changes "
@@ -197,8 +184,6 @@ def summarise(samples: list[Sample]) -> None:
         "attached": [float(s.attached) for s in samples],
         "documents": [float(s.documents) for s in samples],
     }
-    if all(s.past is not None for s in samples):
-        series["history"] = [float(s.past or 0) for s in samples]
     print(
         f"  {'':<10} {'per hour':>10} {'per 1k changes':>15} {'per 1k refresh':>15} "
         f"{'first quarter':>22} {'last quarter':>22}"
@@ -350,6 +335,9 @@ def main() -> int:
     ap.add_argument("--refresh", type=float, default=1.0, help="refresh interval (s), ?refresh=")
     ap.add_argument("--sample", type=float, default=30.0, help="seconds between samples")
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the first sample")
+    ap.add_argument(
+        "--reload", type=float, default=None, help="seconds before the wall reloads, ?reload="
+    )
     ap.add_argument("--view", default=None, help="pin one view (?view=) instead of rotating")
     ap.add_argument("--size", default="1920x1080", help="browser window size")
     ap.add_argument("--snapshots", action="store_true", help="compare heap snapshots")
@@ -388,18 +376,21 @@ def main() -> int:
         query = f"token={KIOSK_TOKEN}&period={args.period:g}&refresh={args.refresh:g}"
         if args.view:
             query += f"&view={args.view}"
+        if args.reload:
+            query += f"&reload={args.reload:g}"
         driver = make_driver(size=(w, h))
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": NEW_DOCUMENT_JS})
         try:
             driver.get(f"{base}/wall?{query}")
             print(f"/wall?{query} at {w}x{h}; warm-up {args.warmup:.0f} s")
             deadline = time.monotonic() + 120
-            while not driver.execute_script(COUNTER_JS):
+            while not driver.execute_script(PAGE_JS).get("view"):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the wall did not show a view within 120 s")
                 time.sleep(0.5)
             time.sleep(args.warmup)
             snap0 = heap_snapshot(driver) if args.snapshots else None
-            view0 = driver.execute_script(STORE_JS).get("view") if args.snapshots else None
+            view0 = driver.execute_script(PAGE_JS).get("view") if args.snapshots else None
             samples: list[Sample] = []
             t0 = time.monotonic()
             t_end = t0 + args.minutes * 60
@@ -409,8 +400,7 @@ def main() -> int:
                 print(
                     f"  t={s.t:6.0f}s heap={s.heap_mb:6.2f} MB nodes={s.nodes} "
                     f"listeners={s.listeners} attached={s.attached} docs={s.documents} "
-                    f"refreshes={s.refreshes} applied={s.applied} changes={s.changes} "
-                    f"history={s.past}",
+                    f"refreshes={s.refreshes} changes={s.changes} loads={s.loads}",
                     flush=True,
                 )
                 if time.monotonic() >= t_end:
@@ -422,7 +412,7 @@ def main() -> int:
                 # the end snapshot on the view the first one was taken on (like with like)
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    if driver.execute_script(STORE_JS).get("view") == view0:
+                    if driver.execute_script(PAGE_JS).get("view") == view0:
                         time.sleep(0.2)  # let its refresh render
                         break
                     time.sleep(0.05)

@@ -6,11 +6,13 @@
 ``dcc.Interval`` drives everything: the server callback rebuilds the current view; a
 clientside callback on the same interval flags a lost connection within seconds and reloads the
 page once ``/healthz`` answers again (the server restarted or the network came back).
-``?refresh=SECONDS`` (0.5-10, default 5) shortens the refresh interval, for bench/wall_memory.py.
+``?refresh=SECONDS`` (0.5-10, default 5) shortens the refresh interval, for bench/wall_memory.py;
+``?reload=SECONDS`` (5 s to 7 days, default 6 h) how long the page runs before it reloads itself.
 
-Memory over days of running: the view is sent to the browser only when it differs from what the
+Memory over weeks of running: the view is sent to the browser only when it differs from what the
 browser shows (a signature in ``wall-sig``), so the graphs are not rebuilt on every refresh; and
-the clientside callback keeps Dash's undo history short (see ``_CLIENT``).
+the page reloads itself every few hours at a view change, which bounds Dash's undo history (see
+``_RELOAD``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.kpiview import COLORS, city_value, ranks
 from dashboards.queries import records
-from dashboards.rotation import HISTORY_KEEP, VIEWS, current_view
+from dashboards.rotation import (
+    RELOAD_AFTER_S,
+    RELOAD_MAX_S,
+    VIEWS,
+    current_view,
+    reload_due,
+    valid_config,
+)
 from dashboards.state import state
 from dashboards.wall_incidents import view_incidents
 from ioc.auth import User
@@ -98,20 +107,28 @@ def _seconds(text: str | None, default: float, lo: float, hi: float) -> float:
 
 
 def layout(
-    view: str | None = None, period: str | None = None, refresh: str | None = None, **_: Any
+    view: str | None = None,
+    period: str | None = None,
+    refresh: str | None = None,
+    reload: str | None = None,
+    **_: Any,
 ) -> html.Div:
     user, lang = who()
     if not user.can("wall"):
         return refused(lang)
     period_s = _seconds(period, state().wall_period_s, 0.5, 86_400.0)
     refresh_ms = int(1000 * _seconds(refresh, REFRESH_MS / 1000, 0.5, 10.0))
+    reload_s = _seconds(reload, RELOAD_AFTER_S, 5.0, RELOAD_MAX_S)
     pinned = view if view in VIEWS else None
+    config = {"view": pinned, "period": period_s, "refresh": refresh_ms / 1000, "reload": reload_s}
     return html.Div(
         className="wall",
         id="wall-root",
         children=[
             dcc.Interval(id="wall-interval", interval=refresh_ms),
-            dcc.Store(id="wall-config", data={"view": pinned, "period": period_s}),
+            dcc.Store(id="wall-config", data=config),
+            dcc.Store(id="wall-reload", data=None),
+            html.Span(id="wall-reload-done", hidden=True),
             dcc.Store(id="wall-last", data=None),
             dcc.Store(id="wall-screen", data=None),
             dcc.Store(id="wall-sig", data=None),
@@ -142,19 +159,25 @@ def _loading(lang: str) -> html.Div:
     Output("wall-stale", "className"),
     Output("wall-last", "data"),
     Output("wall-sig", "data"),
+    Output("wall-reload", "data"),
     Input("wall-interval", "n_intervals"),
     Input("wall-screen", "data"),
     State("wall-config", "data"),
     State("wall-sig", "data"),
 )
 def refresh(
-    _n: int | None, screen: Any, config: dict[str, Any] | None, shown: str | None
+    n: int | None, screen: Any, config: dict[str, Any] | None, shown: str | None
 ) -> tuple[Any, ...]:
     user = require("wall")
     _, lang = who()
     now = time.time()
     if not valid_config(config):  # crafted by hand: refuse it (400), do not fail (500)
-        flask.abort(400, "wall-config: view must be a view name, period a number of seconds")
+        flask.abort(
+            400,
+            "wall-config: view must be a view name; period, refresh and reload numbers of seconds",
+        )
+    if reload_due(config, n, shown, now):  # the page reloads in place of this view change
+        return (*(dash.no_update,) * 7, n)
     view = current_view(config, now)
     scale = 1.0
     if isinstance(screen, (int, float)) and screen > 0:
@@ -176,25 +199,7 @@ def refresh(
     else:
         stale = ("", "wall-badge ok")
     clock = dt.datetime.now(TZ).strftime("%H:%M  %d/%m/%Y" if lang == "vi" else "%H:%M  %Y-%m-%d")
-    return body, title, clock, stale[0], stale[1], int(now * 1000), sig
-
-
-def valid_config(config: Any) -> bool:
-    """The wall-config store as :func:`layout` writes it (or empty)."""
-    if config is None:
-        return True
-    if not isinstance(config, dict):
-        return False
-    view, period = config.get("view"), config.get("period")
-    if view is not None and view not in VIEWS:
-        return False
-    if period is None:
-        return True
-    return (
-        isinstance(period, (int, float))
-        and not isinstance(period, bool)
-        and 0.5 <= period <= 86_400
-    )
+    return body, title, clock, stale[0], stale[1], int(now * 1000), sig, dash.no_update
 
 
 def body_signature(view: str, body: Any) -> str:
@@ -204,33 +209,11 @@ def body_signature(view: str, body: Any) -> str:
 
 
 # Runs in the browser on the same interval, even when the server is unreachable.
-#
-# Dash records every change of a callback input made by a component (here: each tick of the
-# interval) in its undo history (``history.past`` of the renderer's store), which it never
-# trims (plotly/dash#727): 17,280 entries a day at 5 s. With the undo/redo buttons hidden only
-# the newest entry is ever used (to revert a component that failed to render), so past
-# HISTORY_KEEP entries the callback drops the newest one again (the renderer's own REVERT
-# action, which only touches the history). Without ``window.store`` (another renderer) it does
-# nothing.
-#
-# A flagged private access (as with an SLF001 exception), kept on purpose: Dash has no public way
-# to keep that history short. The renderer records every change of a callback *input* made by
-# a component (the interval's tick) or by the public ``dash_clientside.set_props`` (both
-# dispatch ON_PROP_CHANGE without source 'response'); only callback *outputs* are not
-# recorded, and ``dash.Patch`` only shapes outputs, so a stable figure updated by Patch still
-# leaves one entry per tick. A loop of outputs (server -> store -> clientside -> store) is
-# pruned by the renderer as circular after one turn. Remove once plotly/dash#727 is fixed.
-_CLIENT = (
-    """
+_CLIENT = """
     function(n, last, screen) {
         var now = Date.now();
         var width = window.innerWidth;
         var out = ["", "wall-badge ok"];
-        var store = window.store;
-        if (store && store.getState && store.dispatch) {
-            var h = store.getState().history;
-            if (h && h.past && h.past.length > HISTORY_KEEP) { store.dispatch({type: "REVERT"}); }
-        }
         if (last && now - last > 15000) {
             var text = document.documentElement.lang === "en" ? "SERVER UNREACHABLE"
                                                                : "MẤT KẾT NỐI MÁY CHỦ";
@@ -244,8 +227,7 @@ _CLIENT = (
         }
         return [out[0], out[1], screen === width ? window.dash_clientside.no_update : width];
     }
-    """
-).replace("HISTORY_KEEP", str(HISTORY_KEEP))
+"""
 clientside_callback(
     _CLIENT,
     Output("wall-conn", "children"),
@@ -254,6 +236,38 @@ clientside_callback(
     Input("wall-interval", "n_intervals"),
     State("wall-last", "data"),
     State("wall-screen", "data"),
+)
+
+# Memory over weeks. Dash's renderer records every change of a callback input made by a
+# component (each tick of the interval) in the undo history of its store and never trims it
+# (plotly/dash#727; dash-renderer's recordHistory: each ON_PROP_CHANGE whose source is not a
+# callback response), about 0.9 KB of heap per tick. Dash has no public way to turn that off, nor
+# to refresh a page without such an input: ``dash.Patch`` and ``no_update`` only shape callback
+# *outputs* (not recorded), and ``dash_clientside.set_props`` and websocket pushes are recorded
+# like a component's change. So the wall reloads its page after ``config["reload"]`` seconds of
+# refreshes (6 h by default, counted from the interval's public ``n_intervals``): the server
+# callback sets ``wall-reload`` at the tick where the rotation returns to the first view (a
+# pinned view: at once) and sends nothing else, and this reloads the page once a fetch of the
+# page's URL succeeds (else a later tick tries again: a wall must never be left on a browser's
+# error page). The URL keeps the wall's settings (view, period, kiosk token); the new page
+# starts with an empty history and comes up on the first view. A reload also frees whatever
+# else a browser tab gathers over weeks.
+_RELOAD = """
+    function(due) {
+        if (due && !window.__iocReloading) {  // only if the page loads: never an error page
+            window.__iocReloading = true;
+            fetch(window.location.href, {cache: "no-store"}).then(function(r) {
+                if (r.ok) { window.location.reload(); } else { window.__iocReloading = false; }
+            }).catch(function() { window.__iocReloading = false; });
+        }
+        return window.dash_clientside.no_update;
+    }
+"""
+clientside_callback(
+    _RELOAD,
+    Output("wall-reload-done", "children"),
+    Input("wall-reload", "data"),
+    prevent_initial_call=True,
 )
 
 
@@ -308,6 +322,10 @@ def _map(
 LABEL_PX = 26  # highlighted names at 1920 px wide (scaled with the screen)
 ALL_NAMES_PX = 10  # every other name, from ALL_NAMES_SCALE on
 ALL_NAMES_SCALE = 1.8
+# room kept around each name: place_labels estimates a box from the text length, but the wall's
+# names are bold and the map's real scale differs from map_px_per_deg's estimate (without it,
+# "Vu Gia" and "Nam Phước" overlapped at 1080p in the demo's screenshots)
+LABEL_ROOM = 1.25
 
 
 def _wall_map_text(fig: dict[str, Any], ranked: Any, kpi: Any, scale: float) -> None:
@@ -336,7 +354,12 @@ def _wall_map_text(fig: dict[str, Any], ranked: Any, kpi: Any, scale: float) -> 
     ppd = map_px_per_deg(where, 0.5 * 1920 * scale, 0.7 * 1080 * scale)
     boxes: list[tuple[float, float, float, float]] = []
     highlighted = place_labels(
-        highlighted, texts, where, size_px=LABEL_PX * scale, px_per_deg=ppd, taken=boxes
+        highlighted,
+        texts,
+        where,
+        size_px=LABEL_PX * scale * LABEL_ROOM,
+        px_per_deg=ppd,
+        taken=boxes,
     )
     # every other name, smaller where the wards are small and close together
     placed: list[str] = []
@@ -344,7 +367,7 @@ def _wall_map_text(fig: dict[str, Any], ranked: Any, kpi: Any, scale: float) -> 
     for factor in (1.0, 0.75, 0.55):
         px = ALL_NAMES_PX * scale * factor
         left = [c for c in others if c not in placed]
-        got = place_labels(left, texts, where, size_px=px, px_per_deg=ppd, taken=boxes)
+        got = place_labels(left, texts, where, size_px=px * LABEL_ROOM, px_per_deg=ppd, taken=boxes)
         placed += got
         sizes += [px] * len(got)
     if placed:
@@ -395,6 +418,8 @@ def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
         fig.update_layout(
             font={"size": int(18 * scale)}, margin={"l": int(220 * scale), "t": int(40 * scale)}
         )
+        # the names' last letters were hidden under the bars (the labels touch the axis)
+        fig.update_yaxes(ticksuffix="  ")
         chart = dcc.Graph(
             id="wall-apps-graph",
             figure=fig,

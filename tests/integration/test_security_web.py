@@ -163,6 +163,7 @@ def wall_body(view: str) -> dict[str, Any]:
         ("wall-stale", "className"),
         ("wall-last", "data"),
         ("wall-sig", "data"),
+        ("wall-reload", "data"),
     ]
     return {
         "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
