@@ -91,6 +91,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "schedule_monthly": ("Hằng tháng", "Monthly"),
     "on_time": ("Đúng hạn", "On time"),
     "late": ("Trễ hạn", "Late"),
+    # the late-procedures table: completed late and still open past the due time, together
+    "late_or_overdue": ("Trễ + quá hạn", "Late or overdue"),
     "overdue": ("Quá hạn (đang xử lý)", "Overdue (open)"),
     "returned": ("Yêu cầu bổ sung", "Supplements requested"),
     "completed": ("Đã giải quyết", "Completed"),
@@ -332,6 +334,19 @@ TEXT.update(
         "service": ("Dịch vụ", "Service"),
         "ok": ("bình thường", "ok"),
         "stale": ("không báo cáo", "not reporting"),
+        "health_ok": ("bình thường", "ok"),
+        "health_stale": ("không báo cáo", "not reporting"),
+        "health_degraded": ("suy giảm", "degraded"),
+        "health_down": ("ngừng", "down"),
+        "health_unknown": ("chưa rõ", "unknown"),
+        "health_stopped": ("đã dừng", "stopped"),
+        "health_backlog": ("tồn đọng", "backlog"),
+        "why_service": ("Dịch vụ {name}: {state}", "Service {name}: {state}"),
+        "why_broker": (
+            "Máy chủ MQTT: bộ thu dữ liệu không kết nối được",
+            "MQTT broker: the ingester is not connected",
+        ),
+        "why_jobs": ("{n} tác vụ nền TimescaleDB bị lỗi", "{n} TimescaleDB background jobs failed"),
         "background_jobs": ("Tác vụ nền TimescaleDB", "TimescaleDB background jobs"),
         "jobs_plain_pg": (
             "PostgreSQL thường: không có tác vụ nền",

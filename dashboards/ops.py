@@ -19,7 +19,8 @@ from dashboards.state import AppState, state
 
 # a service that has not reported for this long is stale
 STALE_AFTER_S = 120.0
-OK_STATES = {"ok", "running", "online", "connected", "up", "idle"}
+# the states a service reports when all is well (the scheduler: leader or stand-by)
+OK_STATES = {"ok", "running", "online", "connected", "up", "idle", "leader", "standby"}
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -303,12 +303,16 @@ def lines(
     dark: bool = False,
     height: int = 320,
 ) -> go.Figure:
+    """One line per series over ``df[x]``, a column of days: one tick per day (or per few
+    days for a long range), never several ticks with the same date."""
     th = _theme(dark)
     fig = go.Figure()
     for col, label, color in series:
         fig.add_trace(
             go.Scatter(x=df[x], y=df[col], name=label, mode="lines+markers", line_color=color)
         )
+    n_days = int(df[x].nunique()) if x in df else 0
+    day_ms = 86_400_000
     fig.update_layout(
         height=height,
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
@@ -317,7 +321,11 @@ def lines(
         font={"color": th["fg"], "size": 20 if dark else 12},
         legend={"orientation": "h", "y": 1.12},
         separators=plotly_separators(lang),
-        xaxis={"gridcolor": th["grid"], "tickformat": date_axis_format(lang)},
+        xaxis={
+            "gridcolor": th["grid"],
+            "tickformat": date_axis_format(lang),
+            "dtick": day_ms * max(1, math.ceil(n_days / 12)),
+        },
         yaxis={"gridcolor": th["grid"]},
     )
     return fig

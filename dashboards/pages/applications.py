@@ -173,7 +173,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
             rows,
             [
                 {"name": t("procedure", lang), "id": "procedure"},
-                {"name": t("late", lang), "id": "late", "type": "numeric"},
+                {"name": t("late_or_overdue", lang), "id": "late", "type": "numeric"},
                 {"name": "Tổng" if lang == "vi" else "Total", "id": "total", "type": "numeric"},
                 {"name": "%", "id": "share", "type": "numeric", "format": numeric_format(lang, 1)},
                 numeric_column(t("days_late", lang), "avg_days_late", lang, 1),

@@ -17,6 +17,31 @@ from dashboards.state import state
 dash.register_page(__name__, path="/system", title="IOC — Hệ thống", order=8)
 
 
+STATUS_WORDS = ("ok", "stale", "degraded", "down", "unknown", "stopped", "backlog")
+
+
+def status_word(value: Any, lang: str) -> str:
+    """A state of /healthz in the page's language (an unknown one as it is)."""
+    v = str(value)
+    return t(f"health_{v}", lang) if v in STATUS_WORDS else v
+
+
+def degraded_because(health: dict[str, Any], lang: str) -> list[str]:
+    """Why /healthz is not ok, one line a cause: a service not ok, the broker down, failed
+    background jobs."""
+    out = [
+        t("why_service", lang, name=name, state=status_word(value, lang))
+        for name, value in health.get("services", {}).items()
+        if value != "ok"
+    ]
+    if health.get("broker") == "down":
+        out.append(t("why_broker", lang))
+    jobs = health.get("jobs")
+    if isinstance(jobs, dict) and jobs.get("failed"):
+        out.append(t("why_jobs", lang, n=jobs["failed"]))
+    return out
+
+
 def layout(**_: Any) -> html.Div:
     user, lang = who()
     if not user.can("admin"):
@@ -31,20 +56,22 @@ def layout(**_: Any) -> html.Div:
             conn.rollback()
             jobs, unreadable = [], True
     services = [
-        {"service": name, "status": t(value, lang) if value in ("ok", "stale") else value}
+        {"service": name, "status": status_word(value, lang)}
         for name, value in health.get("services", {}).items()
     ]
+    why = degraded_because(health, lang)
     body: list[Any] = [
         html.H1(t("system", lang)),
         html.P(
             [
                 html.B(f"{t('overall', lang)}: "),
-                html.Span(health["status"], id="system-status"),
-                f" · {t('database', lang)}: {health['database']}",
+                html.Span(status_word(health["status"], lang), id="system-status"),
+                f" · {t('database', lang)}: {status_word(health['database'], lang)}",
                 f" · {t('broker', lang)}: ",
-                html.Span(health["broker"], id="system-broker"),
+                html.Span(status_word(health["broker"], lang), id="system-broker"),
             ]
         ),
+        html.Ul([html.Li(w) for w in why], id="system-why", className="refused") if why else None,
         html.H2(t("services", lang)),
         table(
             "system-services",

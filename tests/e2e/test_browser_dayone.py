@@ -101,6 +101,11 @@ def test_system_page_lists_failed_background_jobs(server: Server, browser: Any) 
         wait_for(browser, _has("system-jobs-table"), 20)
         assert "1 background jobs failed" in browser.find_element("id", "system-jobs").text
         assert "Columnstore Policy [1000]" in browser.find_element("id", "system-jobs-table").text
+        # the overall state says why it is not ok, in the page's language
+        assert browser.find_element("id", "system-status").text == "degraded"
+        assert (
+            "1 TimescaleDB background jobs failed" in browser.find_element("id", "system-why").text
+        )
         shot(browser, "dayone_system_admin")
     finally:
         _sql(server.db_url, "UPDATE ioc_meta SET value = 'postgresql' WHERE key = 'storage_mode'")

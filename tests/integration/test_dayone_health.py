@@ -143,3 +143,28 @@ def test_failed_timescale_jobs_in_healthz(config: Config, fresh_db_url: str) -> 
     finally:
         conn.close()
         st.pool.close()
+
+
+def test_a_scheduler_leader_or_standby_is_healthy(config: Config, fresh_db_url: str) -> None:
+    """The scheduler reports ``leader`` / ``standby`` (not ``running``): both are well, so
+    /healthz stays ok (it said degraded for every demo); ``stopped`` is not."""
+    from ioc.db.service_status import record_service_status
+
+    st = _state(config, fresh_db_url)
+    conn = psycopg2.connect(fresh_db_url)
+    try:
+        for instance, status in (("h1", "leader"), ("h2", "standby")):
+            with conn.cursor() as cur:
+                record_service_status(cur, "scheduler", instance, status)
+            conn.commit()
+            body, _ = health_report(st)
+            assert body["services"] == {"scheduler": "ok"} and body["status"] == "ok", body
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM service_status")
+            record_service_status(cur, "scheduler", "h1", "stopped")
+        conn.commit()
+        body, _ = health_report(st)
+        assert body["services"] == {"scheduler": "stopped"} and body["status"] == "degraded"
+    finally:
+        conn.close()
+        st.pool.close()
