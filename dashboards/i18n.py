@@ -7,6 +7,7 @@ cookie; Vietnamese formats are 1.234,5 and dd/mm/yyyy, English 1,234.5 and yyyy-
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import flask
 
@@ -309,6 +310,22 @@ def plotly_separators(language: str | None = None) -> str:
 
 def date_axis_format(language: str | None = None) -> str:
     return "%d/%m" if (language or lang()) == "vi" else "%m-%d"
+
+
+def time_axis(language: str | None = None) -> dict[str, Any]:
+    """A plotly time axis's tick and hover formats in numbers only, day before month in
+    Vietnamese (plotly's own ticks write English month names: "Dec 5, 2026"), whatever the
+    zoom: hours within a day, days within a month, months beyond."""
+    vi = (language or lang()) == "vi"
+    day_ms = 86_400_000
+    return {
+        "tickformatstops": [
+            {"dtickrange": [None, day_ms], "value": "%H:%M<br>%d/%m" if vi else "%H:%M<br>%m-%d"},
+            {"dtickrange": [day_ms, "M1"], "value": "%d/%m" if vi else "%m-%d"},
+            {"dtickrange": ["M1", None], "value": "%m/%Y" if vi else "%Y-%m"},
+        ],
+        "hoverformat": "%d/%m/%Y %H:%M" if vi else "%Y-%m-%d %H:%M",
+    }
 
 
 # KPI units are written in Vietnamese in config/kpis.yaml; their English for the English UI

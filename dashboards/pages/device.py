@@ -17,7 +17,7 @@ from dash.exceptions import PreventUpdate
 from dashboards import devices as dq
 from dashboards.components.common import cached, require, who
 from dashboards.components.layout import frame, refused, table
-from dashboards.i18n import TZ, fmt_datetime, local, plotly_separators, t
+from dashboards.i18n import TZ, fmt_datetime, local, plotly_separators, t, time_axis
 from dashboards.state import state
 
 dash.register_page(__name__, path_template="/devices/<device_id>", title="IOC — Thiết bị", order=20)
@@ -96,7 +96,10 @@ def layout(device_id: str | None = None, **_: Any) -> html.Div:
                     ),
                     dcc.DatePickerRange(
                         id="dev-dates",
-                        start_date=(today - dt.timedelta(days=7)).isoformat(),
+                        # the default range's days (sync_dates keeps them in step)
+                        start_date=local(dt.datetime.now(dt.UTC) - dq.RANGES[dq.DEFAULT_RANGE])
+                        .date()
+                        .isoformat(),
                         end_date=today.isoformat(),
                         max_date_allowed=today.isoformat(),
                         display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
@@ -129,6 +132,30 @@ def span_of(
         return lo, max(hi, lo + dt.timedelta(hours=1))
     length = dq.RANGES.get(range_key or "", dq.RANGES[dq.DEFAULT_RANGE])
     return now - length, now
+
+
+@callback(
+    Output("dev-range", "value"),
+    Output("dev-dates", "start_date"),
+    Output("dev-dates", "end_date"),
+    Input("dev-range", "value"),
+    Input("dev-dates", "start_date"),
+    Input("dev-dates", "end_date"),
+    prevent_initial_call=True,
+)
+def sync_dates(range_key: Any, start: Any, end: Any) -> tuple[Any, Any, Any]:
+    """The date picker shows the days of the chosen range; picking dates chooses
+    "custom" (one callback, so the two controls never disagree)."""
+    if dash.ctx.triggered_id == "dev-dates":
+        return (
+            ("custom" if range_key != "custom" else dash.no_update),
+            dash.no_update,
+            dash.no_update,
+        )
+    if range_key == "custom" or range_key not in dq.RANGES:
+        raise PreventUpdate
+    lo, hi = span_of(str(range_key), None, None)
+    return dash.no_update, local(lo).date().isoformat(), local(hi).date().isoformat()
 
 
 @callback(
@@ -247,6 +274,7 @@ def _figure(
             "xaxis": {
                 "range": [_iso(lo), _iso(hi)],
                 "rangeslider": {"visible": False},
+                **time_axis(lang),
             },
             "yaxis": {"title": {"text": unit}},
             "dragmode": "zoom",

@@ -376,6 +376,29 @@ def test_device_page_from_the_ward_page_and_ranges(server: Server, browser: Any)
     assert "Offline" in hist and "Online" in hist, hist
     assert "Last seen" in _texts(browser, "dev-facts")
     shot(browser, "dayone_device_ward_leader")
+    # the picker shows the chosen range's days; the axis writes dates in numbers (Vietnamese:
+    # day/month), not plotly's English month names
+    browser.get(server.url + f"/devices/{dev}")
+    wait_for(browser, lambda d: d.find_elements("css selector", "#dev-graphs .xtick text"), 30)
+    ticks = " ".join(e.text for e in browser.find_elements("css selector", "#dev-graphs .xtick"))
+    assert not any(m in ticks for m in ("Jan", "Feb", "Mar", "Nov", "Dec")), ticks
+    js = "return Array.from(document.querySelectorAll('.dash-datepicker-input')).map(e => e.value)"
+    first = browser.execute_script(js)
+    today = _sql(
+        server.db_url, "SELECT to_char(now() AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD')"
+    )
+    assert len(first) == 2 and first[1] == today[0][0], first
+    browser.find_element("css selector", "#dev-range").click()
+    opt = wait_for(
+        browser,
+        lambda d: [
+            o for o in d.find_elements("css selector", "[role='option']")
+            if o.text.strip() in ("7 ngày qua", "Last 7 days")
+        ],
+        10,
+    )  # fmt: skip
+    opt[0].click()
+    wait_for(browser, lambda d: d.execute_script(js)[0] != first[0], 15)
     # a year: daily averages
     body = _device_body(dev, "365d")
     cookie = login_cookie(server.url, "ward_leader")
