@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -33,8 +35,11 @@ def trend(value: float | None, prev: float | None, kpi: Kpi) -> tuple[str, str]:
     scale = max(abs(float(prev)), 1e-9)
     if abs(diff) / scale < 0.005:
         return "▶", COLORS["none"]
+    arrow = "▲" if diff > 0 else "▼"
+    if kpi.target is None:  # a figure for information (a count): its change is neither
+        return arrow, COLORS["neutral"]
     better = diff > 0 if kpi.direction == "higher_better" else diff < 0
-    return ("▲" if diff > 0 else "▼"), COLORS["green" if better else "red"]
+    return arrow, COLORS["green" if better else "red"]
 
 
 def ranks(latest: pd.DataFrame, kpi_name: str, kpi: Kpi) -> pd.DataFrame:
@@ -60,13 +65,30 @@ def rank_column(df: pd.DataFrame, kpis: Mapping[str, Kpi]) -> pd.Series:
     return values.groupby(df["kpi"]).rank(method="min")
 
 
-def city_value(latest: pd.DataFrame, kpi_name: str) -> tuple[float | None, float | None]:
-    """(value, previous value) of the city roll-up of a KPI."""
+def city_value(
+    latest: pd.DataFrame,
+    kpi_name: str,
+    kpi: Kpi | None = None,
+    *,
+    period: dt.timedelta = dt.timedelta(days=1),
+    now: dt.datetime | None = None,
+) -> tuple[float | None, float | None]:
+    """(value, previous value) of the city roll-up of a KPI.
+
+    With ``kpi``: a running total (``rollup: sum``, a count) of a period not yet over has no
+    previous value to compare with (121 applications by 08:40 against all of yesterday's
+    is not a fall)."""
     row = latest[(latest["kpi"] == kpi_name) & (latest["ward_code"] == "city")]
     if row.empty:
         return None, None
     v, p = row.iloc[0]["value"], row.iloc[0]["prev_value"]
-    return (None if is_missing(v) else float(v)), (None if is_missing(p) else float(p))
+    value, prev = (None if is_missing(v) else float(v)), (None if is_missing(p) else float(p))
+    start: Any = row.iloc[0].get("period_start")
+    if kpi is not None and kpi.rollup == "sum" and start is not None and not is_missing(start):
+        ends = pd.Timestamp(start).to_pydatetime() + period
+        if ends > (now or dt.datetime.now(dt.UTC)):
+            prev = None
+    return value, prev
 
 
 def decimals(kpi: Kpi) -> int:

@@ -140,7 +140,7 @@ def refresh(_n: int | None, kpi_name: str | None) -> tuple[Any, ...]:
     else:
         tiles = []
         for name, meta in kpis.items():
-            value, prev = city_value(latest, name) if not latest.empty else (None, None)
+            value, prev = city_value(latest, name, meta) if not latest.empty else (None, None)
             tiles.append(kpi_tile(name, meta, value, prev, lang))
 
     kpi = kpis.get(kpi_name or "")

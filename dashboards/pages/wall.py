@@ -279,7 +279,7 @@ def _tiles(names: tuple[str, ...], lang: str, *, extra: str = "") -> html.Div:
         kpi = kpis.get(name)
         if kpi is None:
             continue
-        value, prev = city_value(latest, name) if not latest.empty else (None, None)
+        value, prev = city_value(latest, name, kpi) if not latest.empty else (None, None)
         tiles.append(kpi_tile(name, kpi, value, prev, lang, extra=extra))
     return html.Div(tiles, className="tiles")
 
