@@ -157,7 +157,8 @@ def table(
         page_size=page_size,
         sort_action="native" if sortable else "none",
         filter_action="native" if filterable else "none",
-        filter_options={"placeholder_text": t("filter_placeholder")},
+        # case-insensitive, its toggle hidden (a bare pink box in every filter cell)
+        filter_options={"placeholder_text": t("filter_placeholder"), "case": "insensitive"},
         row_selectable="multi" if selectable else False,
         selected_rows=[],
         style_table={"overflowX": "auto"},
