@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import json
 import logging
 import random
 import urllib.error
@@ -38,7 +37,7 @@ from typing import Any
 from ioc.config import Config
 from ioc.db import Connection
 from ioc.incidents import core, rules, sla
-from sensors.incident_staff import plan
+from sensors.incident_staff import ApiClient, plan
 
 log = logging.getLogger("ioc.simulate.ops")
 
@@ -96,30 +95,15 @@ def _ts(value: Any) -> dt.datetime:
 # --------------------------------------------------------------------------- live
 
 
-class OpsCentre:
+class OpsCentre(ApiClient):
     """``see(events)`` the report events the simulator sends; ``work(now)`` takes up the due
     ones (``POST /api/v1/incidents``, retried until the report is stored), rejects and closes
     (``POST /api/v1/incidents/{id}/actions``)."""
 
     def __init__(self, base_url: str, token: str, *, seed: int = 0, timeout: float = 10.0):
-        self.base = base_url.rstrip("/")
-        self.token = token
-        self.seed = seed
-        self.timeout = timeout
+        super().__init__(base_url, token, seed=seed, timeout=timeout)
         self.pending: list[tuple[dt.datetime, str, str]] = []  # (due, report id, ward)
         self.outcomes: Counter[str] = Counter()
-        self.failures = 0
-        self.last_error = ""
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        req = urllib.request.Request(
-            self.base + path,
-            data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method=method,
-        )
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            return json.loads(resp.read() or b"null")
 
     def see(self, events: Any) -> None:
         """Report events just sent: the received ones the centre will take up are queued."""

@@ -64,16 +64,15 @@ def plan(seed: int, inc: dict[str, Any]) -> Plan:
     return Plan(ack_at, steps, resolve_at, start_at)
 
 
-class IncidentStaff:
-    """``work(now)``: every due action of every open incident, at least once (a failed call is
-    simply done again at the next round: the API refuses what was done already)."""
+class ApiClient:
+    """The incidents API as a field or operations-centre app calls it: JSON over HTTP with a
+    bearer token of scope ``incidents``."""
 
     def __init__(self, base_url: str, token: str, *, seed: int = 0, timeout: float = 10.0):
         self.base = base_url.rstrip("/")
         self.token = token
         self.seed = seed
         self.timeout = timeout
-        self.done = 0
         self.failures = 0
         self.last_error = ""
 
@@ -86,6 +85,15 @@ class IncidentStaff:
         )
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             return json.loads(resp.read() or b"null")
+
+
+class IncidentStaff(ApiClient):
+    """``work(now)``: every due action of every open incident, at least once (a failed call is
+    simply done again at the next round: the API refuses what was done already)."""
+
+    def __init__(self, base_url: str, token: str, *, seed: int = 0, timeout: float = 10.0):
+        super().__init__(base_url, token, seed=seed, timeout=timeout)
+        self.done = 0
 
     def _act(self, iid: int, action: str, **fields: Any) -> bool:
         try:

@@ -530,6 +530,11 @@ def ward_pins_map(
             }
         )
     data.extend(camera_pins(cameras, lang))
+    return pins_figure(data, height)
+
+
+def pins_figure(data: list[dict[str, Any]], height: int) -> dict[str, Any]:
+    """Outlines and pins on a map fitted to the outlines, the legend below."""
     return {
         "data": data,
         "layout": {
@@ -616,21 +621,7 @@ def cameras_map(
             }
         )
     data.extend(camera_pins(cameras, lang))
-    return {
-        "data": data,
-        "layout": {
-            "height": 380,
-            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
-            "showlegend": True,
-            "legend": {"orientation": "h", "y": 0},
-            "geo": {
-                "fitbounds": "locations",
-                "visible": False,
-                "projection": {"type": "mercator"},
-            },
-            "paper_bgcolor": "#ffffff",
-        },
-    }
+    return pins_figure(data, 380)
 
 
 def on_basemap(fig: dict[str, Any], basemap: Any) -> dict[str, Any]:
