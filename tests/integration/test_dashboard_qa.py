@@ -97,10 +97,11 @@ def test_tables_in_vietnamese(app: flask.Flask, config: Config) -> None:
     assert "format" not in cols[1]  # not whole numbers: left as the page set it
     with app.test_request_context("/"):
         t = table("x", rows, cols, filterable=True)
-        assert t.filter_options == {"placeholder_text": "lọc…"}
+        assert t.filter_options == {"placeholder_text": "lọc…", "case": "insensitive"}
     with app.test_request_context("/?lang=en"):
         assert table("x", rows, cols, filterable=True).filter_options == {
-            "placeholder_text": "filter…"
+            "placeholder_text": "filter…",
+            "case": "insensitive",
         }
     assert kpi_heading(config.kpis.kpis["aqi"], "vi") == "Chỉ số chất lượng không khí (VN_AQI)"
     assert kpi_heading(config.kpis.kpis["on_time_rate"], "en") == "Applications on time (%)"
