@@ -76,7 +76,7 @@ def report_download(report_id: int) -> flask.Response:
         row = queries.report(conn, report_id=report_id)
     if row is None:
         flask.abort(404)
-    path = Path(str(row["path"]))
+    path = Path(row.path)
     if not path.is_file():
         flask.abort(404)
     return flask.send_file(path.resolve(), as_attachment=True, download_name=path.name)

@@ -1,19 +1,23 @@
-"""The dashboard's SQL: keyword-only functions taking a connection and returning DataFrames.
+"""The dashboard's SQL: keyword-only functions taking a connection.
 
-``wards=None`` means every ward; a list restricts rows to those wards (ward leaders). Every
-parameter is bound, never formatted into the SQL.
+What pages read row by row comes as typed rows (frozen dataclasses below, one per shape:
+:class:`Alert`, :class:`Device`, :class:`Camera`, ...; :mod:`ioc.db.rows`); what feeds a
+figure or a computation over columns (KPI values and their history, the applications' daily
+trend) comes as a DataFrame. ``wards=None`` means every ward; a list restricts rows to those
+wards (ward leaders). Every parameter is bound, never formatted into the SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from types import SimpleNamespace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from ioc.db import Connection
+from ioc.db.rows import fetch
 from ioc.kpi.queries import DUE_DAY_END_SQL, overdue_at_sql
 from ioc.localtime import TZ_NAME
 from ioc.missing import is_missing
@@ -33,17 +37,119 @@ _UNTIL = "LEAST(coalesce(completed_at, %(now)s::timestamptz), %(now)s::timestamp
 WardScope = Sequence[str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    rule_id: str
+    subject: str | None
+    ward_code: str | None  # None: a city-wide alert
+    severity: str
+    state: str
+    title: str
+    value: float | None
+    opened_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_at: dt.datetime | None
+    resolved_by: str | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCount:
+    """How many devices of one ward, type and status; the last time one was heard."""
+
+    ward_code: str | None
+    device_type: str
+    status: str
+    n: int
+    last_seen: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    device_type: str
+    status: str
+    last_seen: dt.datetime | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    camera_id: str
+    ward_code: str | None
+    name: str | None
+    status: str
+    last_seen: dt.datetime | None
+    issues: str | None  # the open health events' kinds, comma-separated; None: healthy
+    count_1h: float | None  # objects across the counting lines in the last hour
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueApplication:
+    id: str
+    ward_code: str | None
+    procedure: str | None
+    channel: str | None
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    status: str
+    days_late: float | None  # working days since the due time
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationStats:
+    """One group's (ward, procedure or channel) applications: see :func:`application_stats`."""
+
+    grp: str
+    received: int
+    on_time: int
+    late: int
+    overdue: int
+    returned: int
+    online: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureLateness:
+    procedure: str
+    late: int
+    total: int
+    avg_days_late: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WardEnvironment:
+    ward_code: str
+    water_level_max: float | None
+    rain_24h: float | None
+    pm25_avg: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFile:
+    """A report file written by a scheduled report (``report_files``)."""
+
+    id: int
+    name: str
+    schedule: str | None
+    format: str
+    path: str
+    period_from: dt.datetime | None
+    period_to: dt.datetime | None
+    created_at: dt.datetime
+
+
 def _frame(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
     with conn.cursor() as cur:
         cur.execute(sql, params or {})
         cols = [d[0] for d in cur.description or ()]
         rows = cur.fetchall()
     return pd.DataFrame.from_records(rows, columns=cols)
-
-
-def records(df: pd.DataFrame) -> list[Any]:
-    """The rows of ``df`` as attribute objects (``r.ward_code``), loosely typed for pages."""
-    return [SimpleNamespace(**{str(k): v for k, v in r.items()}) for r in df.to_dict("records")]
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -168,10 +274,11 @@ def alerts(
     states: Sequence[str] = ("open", "acknowledged"),
     severities: Sequence[str] | None = None,
     limit: int = 500,
-) -> pd.DataFrame:
+) -> list[Alert]:
     """Alerts, most severe and newest first. Ward leaders see only their wards' alerts."""
-    return _frame(
+    return fetch(
         conn,
+        Alert,
         """
         SELECT id, rule_id, subject, ward_code, severity, state, title, value, opened_at,
                acknowledged_at, acknowledged_by, resolved_at, resolved_by, details
@@ -199,10 +306,11 @@ def alert_wards(conn: Connection, *, ids: Sequence[int]) -> dict[int, str | None
         return {int(r[0]): r[1] for r in cur.fetchall()}
 
 
-def device_status(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+def device_status(conn: Connection, *, wards: WardScope = None) -> list[DeviceCount]:
     """Device counts per ward, type and status."""
-    return _frame(
+    return fetch(
         conn,
+        DeviceCount,
         """
         SELECT ward_code, device_type, status, count(*) AS n, max(last_seen) AS last_seen
         FROM devices
@@ -213,22 +321,11 @@ def device_status(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
     )
 
 
-def devices_not_online(conn: Connection, *, ward: str, limit: int = 200) -> pd.DataFrame:
-    return _frame(
-        conn,
-        """
-        SELECT device_id, device_type, status, last_seen FROM devices
-        WHERE ward_code = %(w)s AND status <> 'online'
-        ORDER BY last_seen NULLS FIRST LIMIT %(limit)s
-        """,
-        {"w": ward, "limit": limit},
-    )
-
-
-def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFrame:
+def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> list[Device]:
     """Every device of one ward, those not online first."""
-    return _frame(
+    return fetch(
         conn,
+        Device,
         """
         SELECT device_id, device_type, status, last_seen, lat, lon FROM devices
         WHERE ward_code = %(w)s
@@ -238,12 +335,13 @@ def ward_devices(conn: Connection, *, ward: str, limit: int = 2000) -> pd.DataFr
     )
 
 
-def cameras(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+def cameras(conn: Connection, *, wards: WardScope = None) -> list[Camera]:
     """Cameras with status, open health events, the last hour's counts (objects that crossed
     the counting lines, both directions: ``line_<name>_in`` + ``line_<name>_out``) and position
     (lat, lon; NULL when not configured)."""
-    return _frame(
+    return fetch(
         conn,
+        Camera,
         """
         SELECT c.camera_id, c.ward_code, c.name, c.status, c.last_seen,
                ev.kinds AS issues, m.count_1h, c.lat, c.lon
@@ -289,24 +387,26 @@ def overdue_applications(
     limit: int = 200,
     holidays: HolidaysLike = None,
     now: dt.datetime | None = None,
-) -> pd.DataFrame:
+) -> list[OverdueApplication]:
     """Open applications past due at ``now`` (default: the current time), as the
     overdue_applications KPI counts them: procedure and days late (working days since the due
     time, as of ``now``; :func:`working_days_late`)."""
-    df = _frame(
+    at = _now(now)
+    rows = fetch(
         conn,
+        OverdueApplication,
         f"""
         SELECT id, ward_code, procedure, channel, received_at, due_at, status,
-               %(now)s::timestamptz AS as_of
+               NULL::float8 AS days_late
         FROM applications
         WHERE {_OVERDUE_NOW}
           AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
         ORDER BY due_at LIMIT %(limit)s
         """,
-        {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME, "now": _now(now)},
+        {"wards": _scope(wards), "limit": limit, "tz": TZ_NAME, "now": at},
     )
-    late = working_days_late(list(df["due_at"]), list(df["as_of"]), holidays) if len(df) else []
-    return df.drop(columns=["as_of"]).assign(days_late=pd.Series(late, dtype=float))
+    late = working_days_late([r.due_at for r in rows], [at] * len(rows), holidays)
+    return [replace(r, days_late=d) for r, d in zip(rows, late, strict=True)]
 
 
 APP_GROUPS = {"ward_code", "procedure", "channel"}
@@ -319,7 +419,7 @@ def application_stats(
     group_by: str,
     wards: WardScope = None,
     now: dt.datetime | None = None,
-) -> pd.DataFrame:
+) -> list[ApplicationStats]:
     """Received / completed on time / late / open overdue / returned, grouped, as of ``now``
     (default: the current time).
 
@@ -329,8 +429,9 @@ def application_stats(
     if group_by not in APP_GROUPS:
         raise ValueError(f"cannot group applications by {group_by!r}")
     col = {"ward_code": "ward_code", "procedure": "procedure", "channel": "channel"}[group_by]
-    return _frame(
+    return fetch(
         conn,
+        ApplicationStats,
         f"""
         SELECT coalesce({col}, '?') AS grp,
                count(*) FILTER (WHERE received_at >= %(since)s) AS received,
@@ -392,16 +493,16 @@ def worst_procedures(
     holidays: HolidaysLike = None,
     now: dt.datetime | None = None,
     min_total: int = 5,
-) -> pd.DataFrame:
+) -> list[ProcedureLateness]:
     """Procedures by share late (completed late + open overdue) among those ended or due,
     ranked by the share's 95 % Wilson lower bound; procedures with fewer than ``min_total``
     applications in the period are left out.
 
     ``avg_days_late``: the mean, over applications completed after their due time or still
     open past it, of the working days from the due time to completion (or now)."""
-    df = _frame(
-        conn,
-        f"""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
         SELECT * FROM (
             SELECT procedure,
                    count(*) FILTER (WHERE ({_COMPLETED} AND NOT {_DONE_ON_TIME})
@@ -426,31 +527,34 @@ def worst_procedures(
                  late DESC
         LIMIT %(limit)s
         """,
-        {
-            "since": since,
-            "wards": _scope(wards),
-            "limit": limit,
-            "tz": TZ_NAME,
-            "now": _now(now),
-            "min_total": min_total,
-        },
-    )
+            {
+                "since": since,
+                "wards": _scope(wards),
+                "limit": limit,
+                "tz": TZ_NAME,
+                "now": _now(now),
+                "min_total": min_total,
+            },
+        )
+        rows = cur.fetchall()
     cal = Holidays.of(holidays)
-    avg: list[float | None] = []
-    for due, until in zip(df.get("late_due", []), df.get("late_until", []), strict=True):
-        days = [x for x in working_days_late(due or [], until or [], cal) if x is not None]
-        avg.append(sum(days) / len(days) if days else None)
-    return df.drop(columns=["late_due", "late_until"]).assign(
-        avg_days_late=pd.Series(avg, dtype=float)
-    )
+    out: list[ProcedureLateness] = []
+    for procedure, late, total, late_due, late_until in rows:
+        days = [
+            x for x in working_days_late(late_due or [], late_until or [], cal) if x is not None
+        ]
+        avg = sum(days) / len(days) if days else None
+        out.append(ProcedureLateness(procedure, int(late), int(total), avg))
+    return out
 
 
-def environment(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
+def environment(conn: Connection, *, wards: WardScope = None) -> list[WardEnvironment]:
     """Per ward over the last 24 h (roll-ups): highest water level (the highest hourly mean
     of the ward's stations, as the flood_risk KPI: one gauge spike is not a flood) and total
     rainfall."""
-    return _frame(
+    return fetch(
         conn,
+        WardEnvironment,
         """
         SELECT ward_code,
                max(avg) FILTER (WHERE metric = 'water_level_cm') AS water_level_max,
@@ -466,9 +570,11 @@ def environment(conn: Connection, *, wards: WardScope = None) -> pd.DataFrame:
     )
 
 
-def reports(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
-    return _frame(
+def reports(conn: Connection, *, limit: int = 200) -> list[ReportFile]:
+    """The report files written, newest first."""
+    return fetch(
         conn,
+        ReportFile,
         """
         SELECT id, name, schedule, format, path, period_from, period_to, created_at
         FROM report_files ORDER BY created_at DESC LIMIT %(limit)s
@@ -477,21 +583,14 @@ def reports(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
     )
 
 
-def report(conn: Connection, *, report_id: int) -> dict[str, Any] | None:
-    df = _frame(
+def report(conn: Connection, *, report_id: int) -> ReportFile | None:
+    rows = fetch(
         conn,
-        "SELECT id, name, format, path FROM report_files WHERE id = %(id)s",
+        ReportFile,
+        """
+        SELECT id, name, schedule, format, path, period_from, period_to, created_at
+        FROM report_files WHERE id = %(id)s
+        """,
         {"id": report_id},
     )
-    return None if df.empty else {str(k): v for k, v in df.iloc[0].to_dict().items()}
-
-
-def service_status(conn: Connection) -> pd.DataFrame:
-    return _frame(
-        conn,
-        """
-        SELECT service, instance, status, details,
-               extract(epoch FROM now() - updated_at) AS age_s
-        FROM service_status
-        """,
-    )
+    return rows[0] if rows else None

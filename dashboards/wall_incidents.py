@@ -16,7 +16,6 @@ from dashboards.components.common import cached, scope_key
 from dashboards.components.figures import DARK, MAP_CONFIG
 from dashboards.components.incidents import SLA_COLORS, category_label, duration, sla_label
 from dashboards.i18n import fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import queries as iq
@@ -81,7 +80,9 @@ def pin_map(pins: Any, lang: str, scale: float) -> dict[str, Any]:
                     "color": SLA_COLORS[s],
                     "line": {"color": "#ffffff", "width": max(1, int(2 * scale))},
                 },
-                "text": [f"#{int(r.id)} {r.title}" for r in records(d)],
+                "text": [
+                    f"#{int(i)} {title}" for i, title in zip(d["id"], d["title"], strict=True)
+                ],
                 "hovertemplate": "%{text}<extra></extra>",
                 "name": f"{sla_label(s, lang)} ({fmt_num(len(d), 0, lang)})",
             }

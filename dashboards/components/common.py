@@ -83,7 +83,7 @@ def board_from_latest(latest: pd.DataFrame, kpis: Mapping[str, Kpi]) -> dict[str
     for name, code, value, rank in zip(
         wards["kpi"], wards["ward_code"], wards["value"], wards["rank"], strict=True
     ):
-        if rank == rank:  # a value, so a rank
+        if not is_missing(rank):  # a value, so a rank
             entry = board[str(name)]
             entry["wards"][str(code)] = (float(value), int(rank))
             entry["n_ranked"] += 1
@@ -162,7 +162,7 @@ def alert_title(
         return stored if isinstance(stored, str) else ""
     label = rule.label_en if language == "en" and rule.label_en else rule.label_vi
     if isinstance(details, dict) and details.get("object_vi"):
-        v = float(value) if isinstance(value, (int, float)) and value == value else None
+        v = float(value) if isinstance(value, (int, float)) and not is_missing(value) else None
         return title(rule, details, v, language, label)
     return f"{label}: {subject}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -11,7 +12,7 @@ import plotly.graph_objects as go
 
 from dashboards.i18n import date_axis_format, fmt_num, local, plotly_separators, t, unit_label
 from dashboards.kpiview import decimals
-from dashboards.queries import records
+from dashboards.queries import Camera, Device
 from ioc.config import Kpi
 from ioc.missing import is_missing
 
@@ -151,11 +152,13 @@ def ward_map(
         dec = decimals(kpi) if kpi else 1
         custom = [
             [
-                names.get(r.ward_code, r.ward_code),
-                f"{fmt_num(r.value, dec, lang)} {unit}".strip(),
-                f"{t('rank', lang)} {int(r.rank)}/{n_ranked}" if not is_missing(r.rank) else "",
+                names.get(str(code), str(code)),
+                f"{fmt_num(float(value), dec, lang)} {unit}".strip(),
+                f"{t('rank', lang)} {int(rank)}/{n_ranked}" if not is_missing(rank) else "",
             ]
-            for r in records(have)
+            for code, value, rank in zip(
+                have["ward_code"], have["value"], have["rank"], strict=True
+            )
         ]
         data.append(
             {
@@ -479,17 +482,16 @@ STATUS_PIN = {"online": "#1a9850", "offline": "#d73027", "unknown": "#9e9e9e"}
 def ward_pins_map(
     geojson: dict[str, Any],
     code: str,
-    pins: pd.DataFrame,
+    pins: Sequence[Device],
     *,
     labels: dict[str, str],
     lang: str,
     height: int = 420,
-    cameras: pd.DataFrame | None = None,
+    cameras: Sequence[Camera] = (),
 ) -> dict[str, Any]:
     """One ward's outline with its devices as round pins and its cameras as square ones,
     coloured by status (hover: a device's id and kind; a camera's name, id, status and the last
-    hour's count). ``pins``: device_id, device_type, status, lat, lon; ``cameras``: camera_id,
-    name, status, count_1h, lat, lon (rows without a position are left out). Each pin trace's
+    hour's count); devices and cameras without a position are left out. Each pin trace's
     ``legendgroup`` is ``devices`` or ``cameras``."""
     feature = [f for f in geojson.get("features", []) if str(f.get("id")) == code]
     one = {"type": "FeatureCollection", "features": feature}
@@ -507,22 +509,19 @@ def ward_pins_map(
             "name": "ward",
         }
     ]
-    have = pins.dropna(subset=["lat", "lon"]) if not pins.empty else pins
+    have = [p for p in pins if p.lat is not None and p.lon is not None]
     for status, colour in STATUS_PIN.items():
-        d = have[have["status"] == status] if not have.empty else have
-        if d.empty:
+        d = [p for p in have if p.status == status]
+        if not d:
             continue
         data.append(
             {
                 "type": "scattergeo",
                 "mode": "markers",
-                "lat": [float(v) for v in d["lat"]],
-                "lon": [float(v) for v in d["lon"]],
+                "lat": [p.lat for p in d],
+                "lon": [p.lon for p in d],
                 "marker": {"size": 9, "color": colour, "line": {"color": "#fff", "width": 1}},
-                "customdata": [
-                    [i, labels.get(str(k), str(k))]
-                    for i, k in zip(d["device_id"], d["device_type"], strict=True)
-                ],
+                "customdata": [[p.device_id, labels.get(p.device_type, p.device_type)] for p in d],
                 "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
                 "name": t(status, lang),
                 "legendgroup": "devices",
@@ -552,40 +551,37 @@ def pins_figure(data: list[dict[str, Any]], height: int) -> dict[str, Any]:
     }
 
 
-def camera_pins(cameras: pd.DataFrame | None, lang: str) -> list[dict[str, Any]]:
+def camera_pins(cameras: Sequence[Camera], lang: str) -> list[dict[str, Any]]:
     """Scattergeo traces of the cameras that have a position: square pins with a dark edge,
     one trace per status (legend group ``cameras``); hover: name and id, status, the last
     hour's count."""
-    if cameras is None or cameras.empty:
-        return []
-    have = cameras.dropna(subset=["lat", "lon"])
+    have = [c for c in cameras if c.lat is not None and c.lon is not None]
     out: list[dict[str, Any]] = []
     for status, colour in STATUS_PIN.items():
-        d = have[have["status"] == status]
-        if d.empty:
+        d = [c for c in have if c.status == status]
+        if not d:
             continue
         hover = []
-        for r in records(d):
-            title = html.escape(f"{r.name} ({r.camera_id})" if r.name else str(r.camera_id))
-            count = None if r.count_1h is None else float(r.count_1h)
+        for r in d:
+            title = html.escape(f"{r.name} ({r.camera_id})" if r.name else r.camera_id)
             hover.append(
                 f"<b>{title}</b><br>{t('status', lang)}: {t(status, lang)}"
                 f"<br>{t('count_1h', lang)}: "
-                + (fmt_num(count, 0, lang) if count is not None else t("no_data", lang))
+                + (fmt_num(r.count_1h, 0, lang) if r.count_1h is not None else t("no_data", lang))
             )
         out.append(
             {
                 "type": "scattergeo",
                 "mode": "markers",
-                "lat": [float(v) for v in d["lat"]],
-                "lon": [float(v) for v in d["lon"]],
+                "lat": [c.lat for c in d],
+                "lon": [c.lon for c in d],
                 "marker": {
                     "size": 13,
                     "symbol": "square",
                     "color": colour,
                     "line": {"color": "#1b2330", "width": 1.5},
                 },
-                "customdata": [[str(c)] for c in d["camera_id"]],
+                "customdata": [[c.camera_id] for c in d],
                 "text": hover,
                 "hovertemplate": "%{text}<extra></extra>",
                 "name": t(status, lang),
@@ -597,7 +593,7 @@ def camera_pins(cameras: pd.DataFrame | None, lang: str) -> list[dict[str, Any]]
 
 
 def cameras_map(
-    geojson: dict[str, Any], codes: list[str], cameras: pd.DataFrame, *, lang: str
+    geojson: dict[str, Any], codes: list[str], cameras: Sequence[Camera], *, lang: str
 ) -> dict[str, Any]:
     """The outlines of ``codes`` (the wards shown) and their cameras as pins
     (:func:`camera_pins`), fitted to those wards."""

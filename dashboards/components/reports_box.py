@@ -132,7 +132,7 @@ def _outline(code: str) -> tuple[list[float | None], list[float | None]]:
 def ward_pins(code: str, lang: str) -> Any:
     """The ward's open reports as pins on its outline (red: overdue)."""
     now = dt.datetime.now(dt.UTC)
-    df = cached(
+    found = cached(
         ("rep_pins", code, now.replace(second=0, microsecond=0).isoformat()),
         lambda c: rq.report_list(
             c, wards=[code], now=now, status=["received", "assigned", "in_progress"], limit=500
@@ -151,27 +151,26 @@ def ward_pins(code: str, lang: str) -> Any:
         )
     )
     cats = state().cfg.report_categories().categories
-    if not df.empty:
-        df = df.dropna(subset=["lat", "lon"])
-        for sla in ("open", "overdue"):
-            part = df[df["sla"] == sla]
-            if part.empty:
-                continue
-            names = [
-                (cats[c].name.en if lang == "en" else cats[c].name.vi) if c in cats else c
-                for c in part["category"]
-            ]
-            fig.add_trace(
-                go.Scatter(
-                    x=part["lon"],
-                    y=part["lat"],
-                    mode="markers",
-                    marker={"size": 9, "color": SLA_COLOR[sla]},
-                    name=_t("overdue" if sla == "overdue" else "open", lang),
-                    text=[f"{i} · {n}" for i, n in zip(part["id"], names, strict=True)],
-                    hoverinfo="text",
-                )
+    placed = [r for r in found if r.lat is not None and r.lon is not None]
+    for sla in ("open", "overdue"):
+        part = [r for r in placed if r.sla == sla]
+        if not part:
+            continue
+        names = [
+            (cats[c].name.en if lang == "en" else cats[c].name.vi) if c in cats else c
+            for c in (r.category or "" for r in part)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[r.lon for r in part],
+                y=[r.lat for r in part],
+                mode="markers",
+                marker={"size": 9, "color": SLA_COLOR[sla]},
+                name=_t("overdue" if sla == "overdue" else "open", lang),
+                text=[f"{r.id} · {n}" for r, n in zip(part, names, strict=True)],
+                hoverinfo="text",
             )
+        )
     fig.update_layout(
         margin={"l": 0, "r": 0, "t": 0, "b": 0},
         xaxis={"visible": False},

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 from dash import dcc, html
 
 from dashboards.components.common import fault_labels, md_link, who
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_datetime, t
-from dashboards.queries import records
+from dashboards.queries import Camera
 from ioc.auth import User
 
 
@@ -73,7 +72,7 @@ def numeric_column(name: str, col_id: str, lang: str, decimals: int = 1) -> dict
 
 def camera_table(
     table_id: str,
-    df: pd.DataFrame,
+    cameras: Sequence[Camera],
     lang: str,
     *,
     ward_names: Mapping[str, str] | None = None,
@@ -83,21 +82,21 @@ def camera_table(
     """Cameras with status, open health issues, the last hour's counts and when last seen,
     each linked to its view (``/cameras?camera=ID``); with a ward column when ``ward_names``
     is given. A muted 'no rows' without cameras."""
-    if df.empty:
+    if not cameras:
         return html.Div(t("no_rows", lang), className="muted")
     rows = []
-    for r in records(df):
+    for r in cameras:
         row = {
             # each camera links to its own view: /cameras?camera=ID (status, issues, its ward)
             "camera": md_link(str(r.name or r.camera_id), f"/cameras?camera={r.camera_id}"),
             "id": r.camera_id,
             "status": t(r.status, lang),
             "issues": fault_labels(r.issues, lang),
-            "count_1h": None if r.count_1h is None else float(r.count_1h),
+            "count_1h": r.count_1h,
             "last_seen": fmt_datetime(r.last_seen, lang),
         }
         if ward_names is not None:
-            row["ward"] = ward_names.get(r.ward_code, r.ward_code)
+            row["ward"] = ward_names.get(r.ward_code or "", r.ward_code or "")
         rows.append(row)
     cols: list[dict[str, Any]] = [
         {"name": t("camera", lang), "id": "camera", "presentation": "markdown"}

@@ -21,7 +21,6 @@ from dashboards.components.common import (
 )
 from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path="/alerts", title="IOC — Cảnh báo", order=3)
@@ -155,11 +154,11 @@ def refresh(
     if wards:
         scope = [w for w in wards if user.may_see_ward(w)]
     with state().pool.conn() as conn:  # not cached: operators act on what they see
-        df = queries.alerts(conn, wards=scope, states=states, severities=sevs, limit=1000)
+        found = queries.alerts(conn, wards=scope, states=states, severities=sevs, limit=1000)
     names = state().ward_names
     rows = [
         {
-            "id": int(r.id),
+            "id": r.id,
             "severity": r.severity,
             "severity_label": t(r.severity, lang),
             "state_label": t(r.state, lang),
@@ -174,7 +173,7 @@ def refresh(
             else "",
             "res": f"{r.resolved_by} {fmt_datetime(r.resolved_at, lang)}" if r.resolved_by else "",
         }
-        for r in records(df)
+        for r in found
     ]
     return rows, [], f"{fmt_num(len(rows), 0, lang)} {t('alerts', lang).lower()}"
 

@@ -29,10 +29,9 @@ from dashboards.components.tables import (
     view_page,
 )
 from dashboards.i18n import fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
-from ioc.missing import is_missing
+from ioc.db.rows import frame
 
 dash.register_page(__name__, path="/applications", title="IOC — Hồ sơ", order=1)
 
@@ -113,7 +112,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         lambda c: queries.worst_procedures(c, since=since, wards=scope, holidays=state().holidays),
     )
     names = state().ward_names
-    totals = {k: int(stats[k].sum()) if not stats.empty else 0 for k in COUNTS}
+    totals = {k: sum(getattr(g, k) for g in stats) for k in COUNTS}
     summary = [
         html.Div(
             className="tile",
@@ -126,19 +125,14 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         )
         for k in ("received", "on_time", "late", "overdue", "returned")
     ]
-    df = stats.copy()
     label_of: Any = {
         "ward_code": lambda g: names.get(g, g),
         "procedure": lambda g: procedure_label(g, lang),
         "channel": lambda g: channel_label(g, lang),
     }[group]
-    if not df.empty:
-        df["label"] = [label_of(g) for g in df["grp"]]
-        top = df.sort_values("received", ascending=False).head(30)
-    else:
-        top = df.assign(label=[])
+    top = sorted(stats, key=lambda g: g.received, reverse=True)[:30]
     bar_fig = bars(
-        top,
+        frame(queries.ApplicationStats, top).assign(label=[label_of(g.grp) for g in top]),
         "label",
         [(k, t(k, lang), COLORS[k]) for k in ("on_time", "late", "overdue", "returned")],
         lang=lang,
@@ -155,18 +149,18 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         ],
         lang=lang,
     )
-    if worst.empty:
+    if not worst:
         worst_div: Any = html.Div(t("no_rows", lang), className="muted")
     else:
         rows = [
             {
                 "procedure": procedure_label(r.procedure, lang),
-                "late": int(r.late),
-                "total": int(r.total),
+                "late": r.late,
+                "total": r.total,
                 "share": 100.0 * r.late / r.total if r.total else None,
-                "avg_days_late": _number(r.avg_days_late),
+                "avg_days_late": r.avg_days_late,
             }
-            for r in records(worst)
+            for r in worst
         ]
         worst_div = table(
             "apps-worst-table",
@@ -180,9 +174,7 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
             ],
             page_size=10,
         )
-    rows = [
-        {"grp": label_of(r.grp), **{k: int(getattr(r, k)) for k in COUNTS}} for r in records(stats)
-    ]
+    rows = [{"grp": label_of(r.grp), **{k: getattr(r, k) for k in COUNTS}} for r in stats]
     head = {
         "ward_code": t("ward", lang),
         "procedure": t("procedure", lang),
@@ -200,10 +192,3 @@ def refresh(_n: int | None, days: int | None, group: str | None) -> tuple[Any, .
         filterable=True,
     )
     return summary, bar_fig, trend_fig, worst_div, tbl
-
-
-def _number(value: object) -> float | None:
-    """A float for a table cell; None for None or NaN (no value, not 'NaN')."""
-    if is_missing(value):
-        return None
-    return float(value)  # type: ignore[arg-type]

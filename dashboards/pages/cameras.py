@@ -44,25 +44,24 @@ def _focus(user: User, lang: str, camera: str | None) -> tuple[Any, str | None]:
     if not camera:
         return "", None
     scope = scope_key(user)
-    df = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
-    row = df[df["camera_id"] == camera]
-    if row.empty:  # unknown, or of a ward the user may not see: the same answer
+    found = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
+    r = next((c for c in found if c.camera_id == camera), None)
+    if r is None:  # unknown, or of a ward the user may not see: the same answer
         return html.Div(t("not_found", lang), className="muted", id="cams-focus"), None
-    r = row.iloc[0]
-    ward = str(r["ward_code"])
-    issues = fault_labels(r["issues"], lang)
+    ward = r.ward_code or ""
+    issues = fault_labels(r.issues, lang)
     return (
         html.Div(
             id="cams-focus",
             className="card cam-focus",
             children=[
-                html.H2(f"{r['name'] or camera} ({camera})"),
+                html.H2(f"{r.name or camera} ({camera})"),
                 html.P(
                     [
                         html.B(f"{t('ward', lang)}: "),
                         dcc.Link(state().ward_names.get(ward, ward), href=f"/ward/{ward}"),
-                        f" · {t('status', lang)}: {t(str(r['status']), lang)}",
-                        f" · {t('last_seen', lang)}: {fmt_datetime(r['last_seen'], lang)}",
+                        f" · {t('status', lang)}: {t(r.status, lang)}",
+                        f" · {t('last_seen', lang)}: {fmt_datetime(r.last_seen, lang)}",
                         f" · {t('health', lang)}: {issues}" if issues else "",
                     ]
                 ),
@@ -115,13 +114,13 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
     user = require("view")
     _, lang = who()
     scope = scope_key(user)
-    df = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
+    found = cached(("cameras", scope), lambda c: queries.cameras(c, wards=scope))
     if wards:
-        wanted = [w for w in wards if user.may_see_ward(w)]
-        df = df[df["ward_code"].isin(wanted)]
-    total = len(df)
-    online = int((df["status"] == "online").sum()) if total else 0
-    issues = int(df["issues"].notna().sum()) if total else 0
+        wanted = {w for w in wards if user.may_see_ward(w)}
+        found = [c for c in found if c.ward_code in wanted]
+    total = len(found)
+    online = sum(c.status == "online" for c in found)
+    issues = sum(c.issues is not None for c in found)
     summary = [
         _tile(t("cameras", lang), fmt_num(total, 0, lang), "#0b5cad", "cams-total"),
         _tile(t("online", lang), fmt_num(online, 0, lang), "#1a9850", "cams-online"),
@@ -129,15 +128,19 @@ def refresh(_n: int | None, statuses: list[str] | None, wards: list[str] | None)
         _tile(t("health", lang), fmt_num(issues, 0, lang), "#f0a202", "cams-issues"),
     ]
     if statuses:
-        df = df[df["status"].isin(statuses)]
+        found = [c for c in found if c.status in statuses]
     st = state()
     body = camera_table(
-        "cams-list", df, lang, ward_names=st.ward_names, page_size=20, filterable=True
+        "cams-list", found, lang, ward_names=st.ward_names, page_size=20, filterable=True
     )
     # the wards chosen, else those that have cameras (the map fits them), else the user's
-    shown = wards or sorted(set(df["ward_code"])) or sorted(scope or st.ward_names)
+    shown = (
+        wards
+        or sorted({c.ward_code for c in found if c.ward_code})
+        or sorted(scope or st.ward_names)
+    )
     codes = [w for w in shown if user.may_see_ward(w)]
-    return summary, body, cameras_map(st.geojson, codes, df, lang=lang)
+    return summary, body, cameras_map(st.geojson, codes, found, lang=lang)
 
 
 def _tile(label: str, value: str, color: str, tid: str) -> html.Div:

@@ -20,7 +20,6 @@ from dashboards import queries
 from dashboards.components.common import require, ward_options, who
 from dashboards.components.layout import frame, refused, table
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
 from ioc.errors import IOCError
@@ -158,18 +157,18 @@ def layout(**_: Any) -> html.Div:
 
 def _reports(lang: str) -> Any:
     with state().pool.conn() as conn:
-        df = queries.reports(conn)
-    if df.empty:
+        files = queries.reports(conn)
+    if not files:
         return html.Div(t("no_rows", lang), className="muted", id="export-no-reports")
     rows = [
         {
-            "name": f"[{r.name}](/export/report/{int(r.id)})",
+            "name": f"[{r.name}](/export/report/{r.id})",
             "schedule": t(f"schedule_{r.schedule}", lang) if r.schedule else "",
-            "format": str(r.format).upper(),
+            "format": r.format.upper(),
             "period": f"{fmt_datetime(r.period_from, lang)} – {fmt_datetime(r.period_to, lang)}",
             "created": fmt_datetime(r.created_at, lang),
         }
-        for r in records(df)
+        for r in files
     ]
     cols = [
         {"name": t("name", lang), "id": "name", "presentation": "markdown"},

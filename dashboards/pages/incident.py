@@ -30,12 +30,10 @@ from dashboards.components.incidents import (
 )
 from dashboards.components.layout import frame, refused
 from dashboards.i18n import fmt_datetime, fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import access, core, rules, sla
 from ioc.incidents import queries as iq
-from ioc.missing import is_missing
 
 dash.register_page(
     __name__, path_template="/incidents/<incident_id>", title="IOC — Sự cố", order=11
@@ -450,22 +448,24 @@ def escalation_label(role: str, lang: str) -> str:
     return role
 
 
-def _links(alerts: Any, reports: Any, lang: str) -> tuple[html.Div, list[dict[str, str]]]:
+def _links(
+    alerts: list[iq.LinkedAlert], reports: list[iq.LinkedReport], lang: str
+) -> tuple[html.Div, list[dict[str, str]]]:
     """A count line and the split checklist's options (one per linked alert and report)."""
     opts = [
         {
-            "label": f"#{int(r.id)} {alert_title(r.rule_id, r.subject, r.title, lang)}"
+            "label": f"#{r.id} {alert_title(r.rule_id, r.subject, r.title, lang)}"
             f" · {t(r.state, lang)} · {fmt_datetime(r.opened_at, lang)}",
-            "value": f"alert:{int(r.id)}",
+            "value": f"alert:{r.id}",
         }
-        for r in records(alerts)
+        for r in alerts
     ] + [
         {
             "label": f"{r.id} · {r.summary or ''} · {channel_label(r.channel, lang)}"
             f" · {fmt_datetime(r.received_at, lang)}",
             "value": f"report:{r.id}",
         }
-        for r in records(reports)
+        for r in reports
     ]
     head = html.Div(
         f"{t('inc_linked_alerts', lang)}: {fmt_num(len(alerts), 0, lang)} · "
@@ -475,21 +475,19 @@ def _links(alerts: Any, reports: Any, lang: str) -> tuple[html.Div, list[dict[st
     return head, opts
 
 
-def _nearby(cams: Any, devs: Any, lang: str) -> html.Div:
+def _nearby(cams: list[iq.NearbyCamera], devs: list[iq.NearbyDevice], lang: str) -> html.Div:
     def li(name: str, status: str, seen: Any) -> html.Li:
         return html.Li(
             [html.Span(name), " · ", t(status, lang), " · ", fmt_datetime(seen, lang)],
             className=f"dev-{status}",
         )
 
-    def far(r: Any) -> str:  # how far from the incident's place, when the device has one
-        d: Any = getattr(r, "distance_m", None)
-        return "" if is_missing(d) else f" · {fmt_num(float(d), 0, lang)} m"
+    def far(r: iq.NearbyDevice) -> str:  # how far from the incident's place, when it has one
+        d = r.distance_m
+        return "" if d is None else f" · {fmt_num(d, 0, lang)} m"
 
-    items = [li(f"Camera {r.name or r.camera_id}", r.status, r.last_seen) for r in records(cams)]
-    items += [
-        li(f"{r.device_type} {r.device_id}{far(r)}", r.status, r.last_seen) for r in records(devs)
-    ]
+    items = [li(f"Camera {r.name or r.camera_id}", r.status, r.last_seen) for r in cams]
+    items += [li(f"{r.device_type} {r.device_id}{far(r)}", r.status, r.last_seen) for r in devs]
     if not items:
         return html.Div(t("no_rows", lang), className="muted")
     return html.Div(html.Ul(items[:40], className="nearby-list"))

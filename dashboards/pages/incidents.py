@@ -37,7 +37,6 @@ from dashboards.components.incidents import (
 )
 from dashboards.components.layout import frame, refused, table
 from dashboards.i18n import fmt_datetime, fmt_num, t
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
 from ioc.incidents import access, core, rules
@@ -228,7 +227,7 @@ def queue_rows(
 ) -> tuple[list[dict[str, Any]], int]:
     scope = scoped_wards(user, wards)
     with state().pool.conn() as conn:  # not cached: people act on what they see
-        df, total = iq.queue(
+        found, total = iq.queue(
             conn,
             now=now,
             wards=scope,
@@ -249,12 +248,12 @@ def queue_rows(
     }
     who_names.update(names)
     rows = []
-    for r in records(df):
+    for r in found:
         is_open = r.status in OPEN_STATUSES
         rows.append(
             {
-                "id": int(r.id),
-                "link": f"[#{int(r.id)}](/incidents/{int(r.id)})",
+                "id": r.id,
+                "link": f"[#{r.id}](/incidents/{r.id})",
                 "title": r.title,
                 "ward": names.get(r.ward_code or "", r.ward_code or t("city", lang)),
                 "category_label": cat_names.get(r.category) or category_label(r.category, lang),
@@ -268,9 +267,7 @@ def queue_rows(
                 "resolution": countdown(r.due_at, now, lang, done=r.resolved_at),
                 "sla": r.sla,
                 "sla_label": sla_label(r.sla, lang),
-                "level": t("inc_level", lang, n=int(r.escalation_level))
-                if r.escalation_level
-                else "",
+                "level": t("inc_level", lang, n=r.escalation_level) if r.escalation_level else "",
             }
         )
     return rows, total

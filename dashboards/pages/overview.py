@@ -33,8 +33,8 @@ from dashboards.components.layout import (
 )
 from dashboards.i18n import fmt_datetime, t, unit_label
 from dashboards.kpiview import city_value, decimals, ranks, status
-from dashboards.queries import records
 from dashboards.state import state
+from ioc.missing import is_missing
 
 dash.register_page(__name__, path="/", title="IOC Đà Nẵng", order=0)
 
@@ -200,8 +200,8 @@ def _ranking(
     names = state().ward_names
     dec = decimals(kpi)
     rows = []
-    for r in records(ranked):
-        has = r.value == r.value  # not NaN
+    for r in ranked.itertuples(index=False):  # a frame: the ranking is computed over columns
+        has = not is_missing(r.value)
         rows.append(
             {
                 "rank": int(r.rank) if has else None,
@@ -262,8 +262,10 @@ def _ranking(
 
 def _alerts(user: Any, lang: str) -> Any:
     key = ("alerts_open", scope_key(user))
-    df = cached(key, lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=20))
-    if df.empty:
+    found = cached(
+        key, lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=20)
+    )
+    if not found:
         return html.Div(t("no_open_alerts", lang), className="muted", id="ov-no-alerts")
     names = state().ward_names
     rows = [
@@ -277,7 +279,7 @@ def _alerts(user: Any, lang: str) -> Any:
             ),
             "opened": fmt_datetime(r.opened_at, lang),
         }
-        for r in records(df)
+        for r in found
     ]
     cols: list[dict[str, Any]] = [
         {"name": t("severity", lang), "id": "severity_label"},

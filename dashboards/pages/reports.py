@@ -23,7 +23,6 @@ from dash.exceptions import PreventUpdate
 from dashboards.components.common import require, scope_key, ward_options, who
 from dashboards.components.layout import frame, refused, table
 from dashboards.i18n import fmt_datetime, fmt_num
-from dashboards.queries import records
 from dashboards.state import state
 from ioc.auth import User
 from ioc.citizen import queries as rq
@@ -237,7 +236,9 @@ def _clean(values: list[Any] | None, allowed: tuple[str, ...] | list[str]) -> li
     return out or None
 
 
-def _list(user: User, wards: Any, cats: Any, statuses: Any, slas: Any, *, full: bool) -> Any:
+def _list(
+    user: User, wards: Any, cats: Any, statuses: Any, slas: Any, *, full: bool
+) -> list[rq.ReportRow]:
     scope, chosen = _scope(user, wards)
     known = list(state().cfg.report_categories().categories)
     with state().pool.conn() as conn:
@@ -257,17 +258,17 @@ def _list(user: User, wards: Any, cats: Any, statuses: Any, slas: Any, *, full: 
         )
 
 
-def _rows(df: Any, lang: str) -> list[dict[str, Any]]:
+def _rows(reports: list[rq.ReportRow], lang: str) -> list[dict[str, Any]]:
     names = state().ward_names
     cats = state().cfg.report_categories().categories
     out = []
-    for r in records(df):
-        cat = cats.get(r.category)
+    for r in reports:
+        cat = cats.get(r.category or "")
         out.append(
             {
                 "id": r.id,
                 "code": r.id,
-                "ward": names.get(r.ward_code, r.ward_code),
+                "ward": names.get(r.ward_code or "", r.ward_code or ""),
                 "category": (cat.name.en if lang == "en" else cat.name.vi) if cat else r.category,
                 "summary": r.summary or "",
                 "status": _pick(STATUS_TEXT, r.status, lang),
@@ -300,8 +301,7 @@ def refresh(
 ) -> tuple[Any, ...]:
     user = require("view")
     _, lang = who()
-    df = _list(user, wards, cats, statuses, slas, full=True)
-    rows = _rows(df, lang)
+    rows = _rows(_list(user, wards, cats, statuses, slas, full=True), lang)
     return rows, [], _t("n_reports", lang, n=fmt_num(len(rows), 0, lang))
 
 
@@ -319,8 +319,8 @@ def download(n: int | None, wards: Any, cats: Any, statuses: Any, slas: Any) -> 
         raise PreventUpdate
     user = require("view")
     _, lang = who()
-    df = _list(user, wards, cats, statuses, slas, full=False)  # exports: contact masked
-    rows = _rows(df, lang)
+    # exports: contact masked
+    rows = _rows(_list(user, wards, cats, statuses, slas, full=False), lang)
     cols = [c["id"] for c in _columns(lang)]
     import csv
 

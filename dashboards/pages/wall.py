@@ -55,7 +55,6 @@ from dashboards.components.figures import (
 from dashboards.components.layout import kpi_tile, refused
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.kpiview import COLORS, city_value, ranks
-from dashboards.queries import records
 from dashboards.rotation import (
     RELOAD_AFTER_S,
     RELOAD_MAX_S,
@@ -67,6 +66,7 @@ from dashboards.rotation import (
 from dashboards.state import state
 from dashboards.wall_incidents import view_incidents
 from ioc.auth import User
+from ioc.db.rows import frame
 
 dash.register_page(__name__, path="/wall", title="IOC — Wall", order=10)
 
@@ -342,9 +342,7 @@ def _wall_map_text(fig: dict[str, Any], ranked: Any, kpi: Any, scale: float) -> 
     open_alerts = cached(
         key, lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=1000)
     )
-    alerting = (
-        {str(w) for w in open_alerts["ward_code"].dropna()} if not open_alerts.empty else set()
-    )
+    alerting = {a.ward_code for a in open_alerts if a.ward_code is not None}
     st = state()
     every = list(st.ward_names) if scale >= ALL_NAMES_SCALE else None
     highlighted, others = pick_labelled(ranked, kpi, alerting, every=every)
@@ -395,18 +393,20 @@ def _view_map(user: User, lang: str, scale: float) -> list[Any]:
 def _view_applications(user: User, lang: str, scale: float) -> list[Any]:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     scope = scope_key(user)
-    df = cached(
+    stats = cached(
         ("wall_apps", since.date().isoformat(), scope),
         lambda c: queries.application_stats(c, since=since, group_by="ward_code", wards=scope),
     )
     names = state().ward_names
-    if df.empty:
+    if not stats:
         chart: Any = html.Div(t("no_data", lang), className="muted")
     else:
-        top = df.sort_values(["overdue", "late"], ascending=False).head(12).iloc[::-1].copy()
-        top["label"] = [names.get(c, c) for c in top["grp"]]
+        # the 12 wards with the most overdue (then late), the worst at the top of the bars
+        top = sorted(stats, key=lambda g: (g.overdue, g.late), reverse=True)[:12][::-1]
         fig = bars(
-            top,
+            frame(queries.ApplicationStats, top).assign(
+                label=[names.get(g.grp, g.grp) for g in top]
+            ),
             "label",
             [("overdue", t("overdue", lang), "#d73027"), ("late", t("late", lang), "#f0a202")],
             lang=lang,
@@ -437,25 +437,20 @@ def _view_environment(user: User, lang: str, scale: float) -> list[Any]:
     env = cached(("wall_env", scope), lambda c: queries.environment(c, wards=scope))
     names = state().ward_names
     items: list[Any] = []
-    if not env.empty:
-        top = (
-            env.dropna(subset=["water_level_max"])
-            .sort_values("water_level_max", ascending=False)
-            .head(8)
-        )
-        for r in records(top):
-            items.append(
-                html.Li(
-                    [
-                        html.Span(names.get(r.ward_code, r.ward_code)),
-                        html.Span(
-                            f"{fmt_num(r.water_level_max, 0, lang)} cm · "
-                            f"{fmt_num(r.rain_24h, 1, lang)} mm",
-                            className="num",
-                        ),
-                    ]
-                )
+    gauged = [w for w in env if w.water_level_max is not None]
+    for r in sorted(gauged, key=lambda w: w.water_level_max or 0.0, reverse=True)[:8]:
+        items.append(
+            html.Li(
+                [
+                    html.Span(names.get(r.ward_code, r.ward_code)),
+                    html.Span(
+                        f"{fmt_num(r.water_level_max, 0, lang)} cm · "
+                        f"{fmt_num(r.rain_24h, 1, lang)} mm",
+                        className="num",
+                    ),
+                ]
             )
+        )
     lst = (
         html.Ul(items, className="wall-list")
         if items
@@ -487,23 +482,19 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
     devs = cached(("device_status", scope), lambda c: queries.device_status(c, wards=scope))
     names = state().ward_names
     n_cam = len(cams)
-    n_on = int((cams["status"] == "online").sum()) if n_cam else 0
-    n_dev = int(devs["n"].sum()) if not devs.empty else 0
-    n_dev_on = int(devs.loc[devs["status"] == "online", "n"].sum()) if not devs.empty else 0
+    n_on = sum(c.status == "online" for c in cams)
+    n_dev = sum(g.n for g in devs)
+    n_dev_on = sum(g.n for g in devs if g.status == "online")
     # one tile per camera: the ones with a problem first, then by ward
-    order = (
-        cams.assign(
-            _bad=[
-                0 if (s == "online" and not isinstance(i, str)) else 1
-                for s, i in zip(cams["status"], cams["issues"], strict=True)
-            ]
-        )
-        if n_cam
-        else cams
+    order = sorted(
+        cams,
+        key=lambda c: (
+            c.status == "online" and c.issues is None,
+            c.ward_code or "",
+            c.camera_id,
+        ),
     )
-    if n_cam:
-        order = order.sort_values(["_bad", "ward_code", "camera_id"], ascending=[False, True, True])
-    tiles = [_camera_tile(r, names, lang) for r in records(order.head(WALL_CAMERA_TILES))]
+    tiles = [_camera_tile(r, names, lang) for r in order[:WALL_CAMERA_TILES]]
     more = n_cam - len(tiles)
     side = html.Div(
         className="tiles",
@@ -533,9 +524,9 @@ def _view_cameras(user: User, lang: str, scale: float) -> list[Any]:
     ]
 
 
-def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Li:
-    st = str(r.status)
-    kinds = r.issues if isinstance(r.issues, str) else ""
+def _camera_tile(r: queries.Camera, names: dict[str, str], lang: str) -> html.Li:
+    st = r.status
+    kinds = r.issues or ""
     if st == "offline":  # said by the status already: the issue line tells when it was seen
         kinds = ", ".join(k.strip() for k in kinds.split(",") if k.strip() != "offline")
     issue = fault_labels(kinds, lang)
@@ -550,13 +541,13 @@ def _camera_tile(r: Any, names: dict[str, str], lang: str) -> html.Li:
                 [html.Span("●", className="cam-dot"), html.Span(r.name or r.camera_id)],
                 className="cam-name",
             ),
-            html.Div(names.get(r.ward_code, r.ward_code), className="cam-ward"),
+            html.Div(names.get(r.ward_code or "", r.ward_code or ""), className="cam-ward"),
             html.Div(
                 [
                     html.Span(t(st, lang), className="cam-status"),
                     html.Span(
                         f"{fmt_num(count, 0, lang)} {t('per_hour', lang)}"
-                        if count == count and count is not None
+                        if count is not None
                         else "—",
                         className="cam-count",
                     ),
@@ -603,7 +594,7 @@ def _count_tile(label: str, n: int, total: int, lang: str, kpi_name: str) -> htm
 
 
 def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
-    df = cached(
+    found = cached(
         ("wall_alerts_open", scope_key(user)),
         lambda c: queries.alerts(c, wards=scope_key(user), states=("open",), limit=1000),
     )
@@ -618,12 +609,12 @@ def _view_alerts(user: User, lang: str, scale: float) -> list[Any]:
             ],
             className=f"sev-{r.severity}",
         )
-        for r in records(df.head(WALL_ALERT_ROWS))  # the most severe and newest that fit
+        for r in found[:WALL_ALERT_ROWS]  # the most severe and newest that fit
     ]
     return [
         html.Div(
             [
-                html.H2(f"{t('open_alerts', lang)} ({fmt_num(len(df), 0, lang)})"),
+                html.H2(f"{t('open_alerts', lang)} ({fmt_num(len(found), 0, lang)})"),
                 html.Ul(items, className="wall-list")
                 if items
                 else html.Div(t("no_open_alerts", lang), className="muted"),

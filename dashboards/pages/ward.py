@@ -31,7 +31,6 @@ from dashboards.components.layout import frame, refused, severity_styles, table
 from dashboards.components.tables import camera_table, card, cards_2, numeric_column
 from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
 from dashboards.kpiview import COLORS, decimals, status
-from dashboards.queries import records
 from dashboards.state import state
 
 dash.register_page(__name__, path_template="/ward/<code>", title="IOC — Phường/xã", order=5)
@@ -142,13 +141,13 @@ def pins(_n: int | None, code: str | None) -> Any:
         raise dash.exceptions.PreventUpdate
     require("view", ward=code)
     _, lang = who()
-    df = cached(("ward_devices", code), lambda c: queries.ward_devices(c, ward=code))
+    devices = cached(("ward_devices", code), lambda c: queries.ward_devices(c, ward=code))
     labels = {
         k: (v.label_en if lang == "en" else v.label_vi)
         for k, v in st.cfg.sensors.device_types.items()
     }
     cams = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
-    return ward_pins_map(st.geojson, code, df, labels=labels, lang=lang, cameras=cams)
+    return ward_pins_map(st.geojson, code, devices, labels=labels, lang=lang, cameras=cams)
 
 
 @callback(
@@ -272,11 +271,11 @@ def _pydatetimes(col: pd.Series) -> list[Any]:
 
 
 def _overdue(code: str, lang: str) -> Any:
-    df = cached(
+    overdue = cached(
         ("overdue", code),
         lambda c: queries.overdue_applications(c, wards=[code], holidays=state().holidays),
     )
-    if df.empty:
+    if not overdue:
         return html.Div(t("no_rows", lang), className="muted", id="ward-no-overdue")
     rows = [
         {
@@ -285,9 +284,9 @@ def _overdue(code: str, lang: str) -> Any:
             "channel": channel_label(r.channel, lang),
             "received": fmt_datetime(r.received_at, lang),
             "due": fmt_datetime(r.due_at, lang),
-            "days_late": None if r.days_late != r.days_late else float(r.days_late),
+            "days_late": r.days_late,
         }
-        for r in records(df)
+        for r in overdue
     ]
     cols: list[dict[str, Any]] = [
         {"name": "ID", "id": "id"},
@@ -301,8 +300,8 @@ def _overdue(code: str, lang: str) -> Any:
 
 
 def _alerts(code: str, lang: str) -> Any:
-    df = cached(("ward_alerts", code), lambda c: queries.alerts(c, wards=[code]))
-    if df.empty:
+    found = cached(("ward_alerts", code), lambda c: queries.alerts(c, wards=[code]))
+    if not found:
         return html.Div(t("no_open_alerts", lang), className="muted")
     rows = [
         {
@@ -315,7 +314,7 @@ def _alerts(code: str, lang: str) -> Any:
             "state": t(r.state, lang),
             "opened": fmt_datetime(r.opened_at, lang),
         }
-        for r in records(df)
+        for r in found
     ]
     cols: list[dict[str, Any]] = [
         {"name": t("severity", lang), "id": "severity_label"},
@@ -330,13 +329,13 @@ def _alerts(code: str, lang: str) -> Any:
 
 def _devices(code: str, lang: str) -> Any:
     st = state()
-    df = cached(("device_status", code), lambda c: queries.device_status(c, wards=[code]))
-    if df.empty:
+    found = cached(("device_status", code), lambda c: queries.device_status(c, wards=[code]))
+    if not found:
         return html.Div(t("no_rows", lang), className="muted")
     counts: dict[str, dict[str, int]] = {}
-    for dtype, status_, n in zip(df["device_type"], df["status"], df["n"], strict=True):
-        per = counts.setdefault(str(dtype), {})
-        per[str(status_)] = per.get(str(status_), 0) + int(n)
+    for g in found:
+        per = counts.setdefault(g.device_type, {})
+        per[g.status] = per.get(g.status, 0) + g.n
     labels = {
         k: (v.label_en if lang == "en" else v.label_vi)
         for k, v in st.cfg.sensors.device_types.items()
@@ -356,7 +355,7 @@ def _devices(code: str, lang: str) -> Any:
     # every device, not online first, each linked to its page (/devices/{id})
     every = cached(("ward_devices", code), lambda c: queries.ward_devices(c, ward=code))
     extra: list[Any] = []
-    if not every.empty:
+    if every:
         extra = [
             html.H3(t("device_list", lang)),
             table(
@@ -365,10 +364,10 @@ def _devices(code: str, lang: str) -> Any:
                     {
                         "device": md_link(str(r.device_id), f"/devices/{r.device_id}"),
                         "type": labels.get(r.device_type, r.device_type),
-                        "status": t(str(r.status), lang),
+                        "status": t(r.status, lang),
                         "last_seen": fmt_datetime(r.last_seen, lang),
                     }
-                    for r in records(every)
+                    for r in every
                 ],
                 [
                     {"name": t("device", lang), "id": "device", "presentation": "markdown"},
@@ -411,8 +410,8 @@ def _devices(code: str, lang: str) -> Any:
 
 
 def _cameras(code: str, lang: str) -> Any:
-    df = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
-    return camera_table("ward-cameras-table", df, lang)
+    found = cached(("cameras", (code,)), lambda c: queries.cameras(c, wards=[code]))
+    return camera_table("ward-cameras-table", found, lang)
 
 
 @callback(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from ioc.db import Connection
+from ioc.db.rows import from_tuples
 
 # The SLA state of a report at an instant ``%(now)s`` (shared with the KPI queries' rule):
 # ended on time / ended late / open and not yet due / open and overdue.
@@ -28,6 +30,30 @@ MASKED_CONTACT_SQL = """CASE WHEN contact IS NULL THEN NULL
     ELSE left(contact, 2) || repeat('*', greatest(length(contact) - 4, 3))
          || CASE WHEN length(contact) > 6 THEN right(contact, 2) ELSE '' END END"""
 TRACK_KEYS = ("id", "status", "received_at", "due_at", "resolved_at", "unit")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One citizen report of :func:`report_list`: ``contact`` masked unless revealed."""
+
+    id: str
+    ward_code: str | None
+    channel: str
+    category: str | None
+    summary: str | None
+    address: str | None
+    unit: str | None
+    contact: str | None
+    has_contact: bool
+    status: str
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    assigned_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    result: str | None
+    lat: float | None
+    lon: float | None
+    sla: str  # one of SLA_STATES
 
 
 def _scope(wards: Sequence[str] | None) -> list[str] | None:
@@ -66,7 +92,7 @@ def report_list(
     with_contact: bool = False,
     reveal: Callable[[str, str | None], bool] | None = None,
     limit: int = 500,
-) -> pd.DataFrame:
+) -> list[ReportRow]:
     """Reports the caller may see, newest first, filtered; ``contact`` masked (``09*****56``)
     unless ``with_contact`` (every row), or ``reveal(ward_code, unit)`` says so for the row (the
     members of its handling unit, :class:`ioc.citizen.units.Revealer`; on screen only)."""
@@ -108,9 +134,9 @@ def report_list(
         row = list(got)
         if reveal is not None and row[i_full] is not None and reveal(row[i_ward], row[i_unit]):
             row[i_contact] = row[i_full]
-        row[i_full] = None  # the full contact never leaves this function unless revealed
+        del row[i_full]  # the full contact never leaves this function unless revealed
         out.append(row)
-    return pd.DataFrame(out, columns=cols).drop(columns=["contact_full"])
+    return from_tuples(ReportRow, [c for c in cols if c != "contact_full"], out)
 
 
 def summary(

@@ -1,6 +1,7 @@
 """The read side of incidents: the queue, counts, pins, one incident's surroundings.
 
-Plain keyword-only functions ``(conn, *, ...)`` returning DataFrames or rows; ``wards=None``
+Plain keyword-only functions ``(conn, *, ...)`` returning typed rows (the dataclasses below,
+:mod:`ioc.db.rows`), or a DataFrame for the maps' pins; ``wards=None``
 means every ward (operators), a list restricts to those wards (ward leaders: city-wide
 incidents, ``ward_code`` NULL, are then left out).
 """
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from ioc.db import Connection
+from ioc.db.rows import fetch, from_tuples
 from ioc.incidents import core
 
 SLA_STATES = ("ok", "warning", "breached", "met", "missed", "none")
@@ -33,22 +36,73 @@ CASE WHEN i.status = 'rejected' THEN 'none'
      ELSE 'ok' END
 """
 
-QUEUE_COLUMNS = [
-    "id",
-    "ward_code",
-    "category",
-    "severity",
-    "status",
-    "title",
-    "assignee",
-    "opened_at",
-    "acknowledged_at",
-    "response_due_at",
-    "due_at",
-    "resolved_at",
-    "escalation_level",
-    "sla",
-]
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One incident of the queue."""
+
+    id: int
+    ward_code: str | None  # None: city-wide
+    category: str
+    severity: str
+    status: str
+    title: str
+    assignee: str | None
+    opened_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    response_due_at: dt.datetime | None
+    due_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    escalation_level: int
+    sla: str  # one of SLA_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedAlert:
+    id: int
+    rule_id: str
+    subject: str | None
+    severity: str
+    state: str
+    title: str
+    value: float | None
+    opened_at: dt.datetime
+    linked_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedReport:
+    """A linked citizen report, without the reporter's contact (personal data)."""
+
+    id: str
+    channel: str
+    category: str | None
+    summary: str | None
+    address: str | None
+    status: str
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    linked_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyCamera:
+    camera_id: str
+    name: str | None
+    status: str
+    last_seen: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyDevice:
+    device_id: str
+    device_type: str
+    status: str
+    last_seen: dt.datetime | None
+    distance_m: float | None  # None: the device has no position
+
+
+QUEUE_COLUMNS = list(QueueRow.__dataclass_fields__)
 
 
 def _where(
@@ -79,7 +133,7 @@ def queue(
     sla: Sequence[str] | None = None,
     limit: int = 500,
     count_up_to: int = 10_000,
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[list[QueueRow], int]:
     """The incidents matching the filters, most urgent first (resolution due time), at most
     ``limit``; and how many match in all, counted up to ``count_up_to`` (more: that + 1)."""
     params: dict[str, Any] = {
@@ -118,7 +172,7 @@ def queue(
             {**params, "cap": int(count_up_to) + 1},
         )
         total = int((cur.fetchone() or (0,))[0])
-    return pd.DataFrame(rows, columns=QUEUE_COLUMNS), total
+    return from_tuples(QueueRow, QUEUE_COLUMNS, rows), total
 
 
 def wards_of(conn: Connection, *, ids: Sequence[int]) -> dict[int, str | None]:
@@ -236,59 +290,35 @@ def sla_state_of(conn: Connection, *, incident_id: int, now: dt.datetime) -> str
     return None if row is None else str(row[0])
 
 
-def linked_alerts(conn: Connection, *, incident_id: int) -> pd.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            SELECT a.id, a.rule_id, a.subject, a.severity, a.state, a.title, a.value, a.opened_at,
-                   l.linked_at
-            FROM incident_links l JOIN alerts a ON a.id::text = l.ref
-            WHERE l.incident_id = %s AND l.kind = 'alert' AND l.unlinked_at IS NULL
-            ORDER BY a.opened_at
-            """,
-            (incident_id,),
-        )
-        rows = cur.fetchall()
-    cols = [
-        "id",
-        "rule_id",
-        "subject",
-        "severity",
-        "state",
-        "title",
-        "value",
-        "opened_at",
-        "linked_at",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+def linked_alerts(conn: Connection, *, incident_id: int) -> list[LinkedAlert]:
+    return fetch(
+        conn,
+        LinkedAlert,
+        """
+        SELECT a.id, a.rule_id, a.subject, a.severity, a.state, a.title, a.value, a.opened_at,
+               l.linked_at
+        FROM incident_links l JOIN alerts a ON a.id::text = l.ref
+        WHERE l.incident_id = %s AND l.kind = 'alert' AND l.unlinked_at IS NULL
+        ORDER BY a.opened_at
+        """,
+        (incident_id,),
+    )
 
 
-def linked_reports(conn: Connection, *, incident_id: int) -> pd.DataFrame:
+def linked_reports(conn: Connection, *, incident_id: int) -> list[LinkedReport]:
     """Linked citizen reports, without the reporter's contact (personal data)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            SELECT r.id, r.channel, r.category, r.summary, r.address, r.status, r.received_at,
-                   r.due_at, l.linked_at
-            FROM incident_links l JOIN reports r ON r.id = l.ref
-            WHERE l.incident_id = %s AND l.kind = 'report' AND l.unlinked_at IS NULL
-            ORDER BY r.received_at
-            """,
-            (incident_id,),
-        )
-        rows = cur.fetchall()
-    cols = [
-        "id",
-        "channel",
-        "category",
-        "summary",
-        "address",
-        "status",
-        "received_at",
-        "due_at",
-        "linked_at",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return fetch(
+        conn,
+        LinkedReport,
+        """
+        SELECT r.id, r.channel, r.category, r.summary, r.address, r.status, r.received_at,
+               r.due_at, l.linked_at
+        FROM incident_links l JOIN reports r ON r.id = l.ref
+        WHERE l.incident_id = %s AND l.kind = 'report' AND l.unlinked_at IS NULL
+        ORDER BY r.received_at
+        """,
+        (incident_id,),
+    )
 
 
 NEARBY_M = 2000.0  # sensors this close to an incident's place are listed, nearest first
@@ -302,13 +332,13 @@ def nearby(
     lon: float | None = None,
     within_m: float = NEARBY_M,
     limit: int = 40,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[list[NearbyCamera], list[NearbyDevice]]:
     """The cameras of the incident's ward, and its sensors: with a place, the devices with a
     position within ``within_m`` of it, nearest first (``distance_m``; any ward), then the
     ward's devices without a position; without a place, the ward's devices."""
-    dev_cols = ["device_id", "device_type", "status", "last_seen", "distance_m"]
-    cams = pd.DataFrame(columns=["camera_id", "name", "status", "last_seen"])
-    devs = pd.DataFrame(columns=dev_cols)
+    dev_cols = list(NearbyDevice.__dataclass_fields__)
+    cams: list[NearbyCamera] = []
+    rows: list[tuple[Any, ...]] = []
     with conn.cursor() as cur:
         if ward_code is not None:
             cur.execute(
@@ -316,7 +346,9 @@ def nearby(
                 " ORDER BY camera_id",
                 (ward_code,),
             )
-            cams = pd.DataFrame(cur.fetchall(), columns=list(cams.columns))
+            cams = from_tuples(
+                NearbyCamera, list(NearbyCamera.__dataclass_fields__), cur.fetchall()
+            )
         if lat is not None and lon is not None:
             dist = core.DISTANCE_SQL.format(lat1="%(lat)s", lon1="%(lon)s", lat2="lat", lon2="lon")
             cur.execute(
@@ -337,12 +369,12 @@ def nearby(
                     (ward_code, limit),
                 )
                 rows += cur.fetchall()
-            devs = pd.DataFrame(rows[:limit], columns=dev_cols)
         elif ward_code is not None:
             cur.execute(
                 "SELECT device_id, device_type, status, last_seen, NULL FROM devices"
                 " WHERE ward_code = %s ORDER BY device_type, device_id LIMIT %s",
                 (ward_code, limit),
             )
-            devs = pd.DataFrame(cur.fetchall(), columns=dev_cols)
+            rows = cur.fetchall()
+    devs = from_tuples(NearbyDevice, dev_cols, rows[:limit])
     return cams, devs

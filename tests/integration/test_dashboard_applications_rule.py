@@ -76,7 +76,7 @@ def test_overdue_and_late_follow_the_kpi_rule(conn: Connection, config: Config) 
         now = day.replace(hour=hour, minute=minute)
         done_late = now >= day.replace(hour=9)  # "done-next-day" has ended by then
         expected = {"open-past-due", "returned-twice"} | (set() if done_late else {"done-next-day"})
-        listed = set(queries.overdue_applications(conn, wards=[ward], now=now)["id"])
+        listed = {a.id for a in queries.overdue_applications(conn, wards=[ward], now=now)}
         assert listed == expected, now
         kpi = compute_period(
             conn,
@@ -89,16 +89,16 @@ def test_overdue_and_late_follow_the_kpi_rule(conn: Connection, config: Config) 
         )
         assert {v.ward_code: v.value for v in kpi}[CITY] == len(listed), now
 
-        stats = queries.application_stats(
+        (stats,) = queries.application_stats(
             conn,
             since=week_ago - dt.timedelta(hours=1),
             group_by="ward_code",
             wards=[ward],
             now=now,
-        ).iloc[0]
-        counts = (int(stats["overdue"]), int(stats["on_time"]), int(stats["late"]))
+        )
+        counts = (stats.overdue, stats.on_time, stats.late)
         assert counts == ((2, 1, 1) if done_late else (3, 1, 0)), now
         worst = queries.worst_procedures(
             conn, since=week_ago - dt.timedelta(hours=1), wards=[ward], now=now
-        ).iloc[0]
-        assert int(worst["late"]) == 3, now  # overdue now + completed late
+        )[0]
+        assert worst.late == 3, now  # overdue now + completed late

@@ -134,8 +134,8 @@ def test_camera_counts_of_the_last_hour(conn: Connection, config: Config) -> Non
                 (now - dt.timedelta(minutes=5 + i), ward, metric, value),
             )
     conn.commit()
-    df = queries.cameras(conn, wards=[ward])
-    assert float(df.loc[df["camera_id"] == "c1", "count_1h"].iloc[0]) == 6.0
+    (c1,) = [c for c in queries.cameras(conn, wards=[ward]) if c.camera_id == "c1"]
+    assert c1.count_1h == 6.0
 
 
 def test_wall_water_level_is_not_a_spike(conn: Connection, config: Config) -> None:
@@ -148,8 +148,8 @@ def test_wall_water_level_is_not_a_spike(conn: Connection, config: Config) -> No
             (bucket - dt.timedelta(hours=1), ward),
         )
     conn.commit()
-    df = queries.environment(conn, wards=[ward])
-    assert float(df["water_level_max"].iloc[0]) == pytest.approx(31.33)
+    (env,) = queries.environment(conn, wards=[ward])
+    assert env.water_level_max == pytest.approx(31.33)
 
 
 def test_best_and_worst_lists_show_the_wards_rank() -> None:

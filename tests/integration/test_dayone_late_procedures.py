@@ -40,6 +40,6 @@ def test_small_counts_do_not_outrank_large_ones(conn: Connection, config: Config
     _proc(conn, "P-MANY")
     since = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
     every = queries.worst_procedures(conn, since=since, wards=[ward], min_total=1)
-    assert list(every["procedure"]) == ["P-MANY", "P-ONE"]  # 40/100 is surer than 1/1
+    assert [p.procedure for p in every] == ["P-MANY", "P-ONE"]  # 40/100 is surer than 1/1
     default = queries.worst_procedures(conn, since=since, wards=[ward])
-    assert list(default["procedure"]) == ["P-MANY"]  # fewer than 5: left out
+    assert [p.procedure for p in default] == ["P-MANY"]  # fewer than 5: left out

@@ -51,7 +51,7 @@ def test_worst_procedures_average_working_days_late(conn: Connection, config: Co
     since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     cal = Holidays.of(config.holidays)
     got = queries.worst_procedures(conn, since=since, wards=[ward], holidays=cal, min_total=1)
-    avg = dict(zip(got["procedure"], got["avg_days_late"], strict=True))
+    avg = {p.procedure: p.avg_days_late for p in got}
     assert avg == {
         "P-WEEKEND": pytest.approx(1.0),
         "P-HOLIDAY": pytest.approx(1.0),
@@ -59,9 +59,7 @@ def test_worst_procedures_average_working_days_late(conn: Connection, config: Co
     }
     # without the holiday calendar 30/4 and 1/5 count: Wed 14 h + Thu + Fri + Mon 10 h
     plain = queries.worst_procedures(conn, since=since, wards=[ward], min_total=1)
-    assert dict(zip(plain["procedure"], plain["avg_days_late"], strict=True))[
-        "P-HOLIDAY"
-    ] == pytest.approx(3.0)
+    assert {p.procedure: p.avg_days_late for p in plain}["P-HOLIDAY"] == pytest.approx(3.0)
 
 
 def _window_weekday(now: dt.datetime) -> dt.date:
@@ -81,19 +79,18 @@ def test_overdue_list_counts_working_days_as_of_now(conn: Connection, config: Co
     add(conn, "returned-twice", ward, status="returned", return_count=2, received_at=received,
         returned_at=now - dt.timedelta(days=1), due_at=now + dt.timedelta(days=3))  # fmt: skip
 
-    df = queries.overdue_applications(conn, wards=[ward], now=now)
-    late = dict(zip(df["id"], df["days_late"], strict=True))
+    late = {a.id: a.days_late for a in queries.overdue_applications(conn, wards=[ward], now=now)}
     assert late["late-week"] == pytest.approx(5.0, abs=0.01)  # weekends only
     assert late["returned-twice"] == 0.0
 
     # a weekday holiday inside the week is not counted either
     off = _window_weekday(now)
-    df = queries.overdue_applications(
-        conn, wards=[ward], holidays=Holidays(frozenset({off})), now=now
-    )
-    assert dict(zip(df["id"], df["days_late"], strict=True))["late-week"] == pytest.approx(
-        4.0, abs=0.01
-    )
+    off_days = Holidays(frozenset({off}))
+    late = {
+        a.id: a.days_late
+        for a in queries.overdue_applications(conn, wards=[ward], holidays=off_days, now=now)
+    }
+    assert late["late-week"] == pytest.approx(4.0, abs=0.01)
 
 
 @pytest.mark.filterwarnings(

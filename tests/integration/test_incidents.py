@@ -455,11 +455,11 @@ def test_queue_filters_order_and_capped_count(conn: Connection, config: Config) 
     core.acknowledge(conn, ids[0], actor="x", source="web", now=T0)
     conn.commit()
     late = T0 + dt.timedelta(days=3)  # every response clock but the acknowledged one is out
-    df, total = iq.queue(conn, now=late, wards=[w], statuses=list(core.OPEN))
-    assert total == 4 and list(df["id"]) == ids  # same due time: by id
-    df, total = iq.queue(conn, now=late, wards=[w], sla=["breached"])
-    assert set(df["id"]) == set(ids[1:]) and total == 3
-    df, total = iq.queue(conn, now=late, wards=[w], sla=["breached"], limit=1, count_up_to=2)
-    assert len(df) == 1 and total == 3  # 2 counted, and "more"
-    df, _ = iq.queue(conn, now=late, wards=[ward(config, 9)])
-    assert df.empty
+    found, total = iq.queue(conn, now=late, wards=[w], statuses=list(core.OPEN))
+    assert total == 4 and [r.id for r in found] == ids  # same due time: by id
+    found, total = iq.queue(conn, now=late, wards=[w], sla=["breached"])
+    assert {r.id for r in found} == set(ids[1:]) and total == 3
+    found, total = iq.queue(conn, now=late, wards=[w], sla=["breached"], limit=1, count_up_to=2)
+    assert len(found) == 1 and total == 3  # 2 counted, and "more"
+    found, _ = iq.queue(conn, now=late, wards=[ward(config, 9)])
+    assert found == []

@@ -139,8 +139,10 @@ def test_reports_taken_up_once_and_merged(
         inc = core.get(c, first["id"])
         assert inc is not None
         _, devs = queries.nearby(c, ward_code=a, lat=inc["lat"], lon=inc["lon"])
-        assert list(devs["device_id"]) == ["near", "mid", "nopos"]  # 'far' is 2.2 km away
-        assert 100 < devs["distance_m"][0] < 120 and 540 < devs["distance_m"][1] < 570
+        assert [d.device_id for d in devs] == ["near", "mid", "nopos"]  # 'far' is 2.2 km away
+        near, mid, nopos = (d.distance_m for d in devs)
+        assert near is not None and 100 < near < 120
+        assert mid is not None and 540 < mid < 570 and nopos is None
     finally:
         c.close()
 
