@@ -23,6 +23,7 @@ import importlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
@@ -752,6 +753,92 @@ def split(
 
 # --------------------------------------------------------------------------- lifecycle
 
+WORKING = ("assigned", "in_progress")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One lifecycle action: the states it may be taken from, the state it leaves (None: the
+    status stays, or the caller sets it: reopen), the columns it sets to now (``stamp``) and
+    empties (``clear``), and the action it writes to the audit trail. ``ack``: it acknowledges
+    the incident too if nobody had (``acknowledged_at``/``_by``, ``last_ack_at``)."""
+
+    sources: tuple[str, ...]
+    target: str | None
+    event: str
+    stamp: tuple[str, ...] = ()
+    clear: tuple[str, ...] = ()
+    ack: bool = False
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "assign": Transition(OPEN, "assigned", "assigned", stamp=("assigned_at",)),
+    "acknowledge": Transition(OPEN, None, "acknowledged", stamp=("last_ack_at",), ack=True),
+    "start": Transition(("assigned",), "in_progress", "started", ("started_at",), ack=True),
+    "resolve": Transition(WORKING, "resolved", "resolved", stamp=("resolved_at",), ack=True),
+    "close": Transition(("resolved",), "closed", "closed", stamp=("closed_at",)),
+    "reject": Transition(OPEN, "rejected", "rejected", stamp=("rejected_at",)),
+    # to assigned, or new without an assignee; the clocks and the escalation start again
+    "reopen": Transition(
+        tuple(s for s in STATUSES if s not in OPEN),
+        None,
+        "reopened",
+        stamp=("clock_start",),
+        clear=(
+            "resolved_at",
+            "resolution",
+            "closed_at",
+            "rejected_at",
+            "reject_reason",
+            "acknowledged_at",
+            "acknowledged_by",
+            "last_ack_at",
+            "started_at",
+            "response_warned_at",
+            "response_breached_at",
+            "warned_at",
+            "breached_at",
+            "escalated_at",
+        ),
+    ),
+}
+
+
+def _locked(conn: Connection, incident_id: int, sources: Sequence[str]) -> dict[str, Any]:
+    """The incident, locked, refused unless its status is one of ``sources``."""
+    inc = _must(conn, incident_id)
+    if inc["status"] not in sources:
+        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    return inc
+
+
+def _begin(conn: Connection, action: str, incident_id: int) -> dict[str, Any]:
+    """Lock the incident for ``action`` (:data:`TRANSITIONS`) and check its state."""
+    return _locked(conn, incident_id, TRANSITIONS[action].sources)
+
+
+def _finish(
+    conn: Connection,
+    action: str,
+    inc: dict[str, Any],
+    actor: str,
+    source: str,
+    now: dt.datetime,
+    cols: dict[str, Any] | None = None,
+    **details: Any,
+) -> None:
+    """Apply ``action`` (:data:`TRANSITIONS`) to ``inc`` (from :func:`_begin`): its status, its
+    stamped and emptied columns, ``cols``, then its row in the audit trail with ``details``."""
+    t = TRANSITIONS[action]
+    sets: dict[str, Any] = {} if t.target is None else {"status": t.target}
+    sets.update(dict.fromkeys(t.stamp, now))
+    sets.update(cols or {})
+    sets.update(dict.fromkeys(t.clear))
+    if t.ack and inc["acknowledged_at"] is None:
+        sets.update(acknowledged_at=now, acknowledged_by=actor, last_ack_at=now)
+    _update(conn, inc["id"], now, **sets)
+    event(conn, inc["id"], t.event, actor=actor, source=source, now=now, **details)
+
 
 def assign(
     conn: Connection,
@@ -768,40 +855,14 @@ def assign(
     kinds = rules.assignees(cfg)
     if assignee not in kinds:
         raise IncidentError("bad_assignee", f"unknown assignee {assignee!r}")
-    inc = _must(conn, incident_id)
-    if inc["status"] not in OPEN:
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    inc = _begin(conn, "assign", incident_id)
     if inc["assignee"] == assignee and inc["status"] != "new":
         return False
-    _update(
-        conn,
-        incident_id,
-        now,
-        status="assigned",
-        assignee=assignee,
-        assignee_kind=kinds[assignee],
-        assigned_at=now,
-    )
-    event(
-        conn,
-        incident_id,
-        "assigned",
-        actor=actor,
-        source=source,
-        now=now,
-        assignee=assignee,
-        kind=kinds[assignee],
-        previous=inc["assignee"],
-    )
-    notify(
-        conn,
-        cfg,
-        "incident_assigned",
-        inc,
-        seq=int(now.timestamp()),
-        assignee=assignee,
-        due_at=inc["due_at"].isoformat(),
-    )
+    kind, seq, due = kinds[assignee], int(now.timestamp()), inc["due_at"].isoformat()
+    cols = {"assignee": assignee, "assignee_kind": kind}
+    details = {"assignee": assignee, "kind": kind, "previous": inc["assignee"]}
+    _finish(conn, "assign", inc, actor, source, now, cols, **details)
+    notify(conn, cfg, "incident_assigned", inc, seq=seq, assignee=assignee, due_at=due)
     return True
 
 
@@ -815,22 +876,8 @@ def acknowledge(
 ) -> None:
     """Someone has seen it and owns it now: stops the response clock and the escalation."""
     now = _now(now)
-    inc = _must(conn, incident_id)
-    if inc["status"] not in OPEN:
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
-    cols: dict[str, Any] = {"last_ack_at": now}
-    if inc["acknowledged_at"] is None:
-        cols.update(acknowledged_at=now, acknowledged_by=actor)
-    _update(conn, incident_id, now, **cols)
-    event(
-        conn,
-        incident_id,
-        "acknowledged",
-        actor=actor,
-        source=source,
-        now=now,
-        level=inc["escalation_level"],
-    )
+    inc = _begin(conn, "acknowledge", incident_id)
+    _finish(conn, "acknowledge", inc, actor, source, now, level=inc["escalation_level"])
 
 
 def start(
@@ -843,14 +890,8 @@ def start(
 ) -> None:
     """assigned → in_progress (acknowledges it too if nobody had)."""
     now = _now(now)
-    inc = _must(conn, incident_id)
-    if inc["status"] != "assigned":
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
-    cols: dict[str, Any] = {"status": "in_progress", "started_at": now}
-    if inc["acknowledged_at"] is None:
-        cols.update(acknowledged_at=now, acknowledged_by=actor, last_ack_at=now)
-    _update(conn, incident_id, now, **cols)
-    event(conn, incident_id, "started", actor=actor, source=source, now=now)
+    inc = _begin(conn, "start", incident_id)
+    _finish(conn, "start", inc, actor, source, now)
 
 
 def steps_done(conn: Connection, incident_id: int) -> dict[str, dict[str, Any]]:
@@ -879,9 +920,7 @@ def tick_step(
     """Tick one SOP step (who and when); a step that needs a note or a photo reference is
     refused without it. False when it was ticked already."""
     now = _now(now)
-    inc = _must(conn, incident_id)
-    if inc["status"] not in ("assigned", "in_progress"):
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    inc = _locked(conn, incident_id, WORKING)
     step = next((s for s in rules.sop_steps(cfg, inc["category"]) if s.id == step_id), None)
     if step is None:
         raise IncidentError("bad_step", f"no step {step_id!r} in the {inc['category']} SOP")
@@ -922,9 +961,7 @@ def untick_step(
 ) -> bool:
     """Undo a tick made by mistake (the trail keeps both)."""
     now = _now(now)
-    inc = _must(conn, incident_id)
-    if inc["status"] not in ("assigned", "in_progress"):
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    _locked(conn, incident_id, WORKING)
     with conn.cursor() as cur:
         cur.execute(
             "DELETE FROM incident_steps WHERE incident_id = %s AND step_id = %s",
@@ -973,28 +1010,14 @@ def resolve(
     """assigned/in_progress → resolved, with what was done; needs the SOP ticked (config)."""
     now = _now(now)
     text = _clean_text(resolution, "resolution", required=True)
-    inc = _must(conn, incident_id)
-    if inc["status"] not in ("assigned", "in_progress"):
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    inc = _begin(conn, "resolve", incident_id)
     if rules.settings(cfg).require_sop_to_resolve:
         done = steps_done(conn, incident_id)
         missing = [s.id for s in rules.sop_steps(cfg, inc["category"]) if s.id not in done]
         if missing:
             raise IncidentError("sop_incomplete", "SOP steps not done: " + ", ".join(missing))
-    cols: dict[str, Any] = {"status": "resolved", "resolved_at": now, "resolution": text}
-    if inc["acknowledged_at"] is None:
-        cols.update(acknowledged_at=now, acknowledged_by=actor, last_ack_at=now)
-    _update(conn, incident_id, now, **cols)
-    event(
-        conn,
-        incident_id,
-        "resolved",
-        actor=actor,
-        source=source,
-        now=now,
-        resolution=text,
-        on_time=now <= inc["due_at"],
-    )
+    cols, on_time = {"resolution": text}, now <= inc["due_at"]
+    _finish(conn, "resolve", inc, actor, source, now, cols, resolution=text, on_time=on_time)
 
 
 def close(
@@ -1007,11 +1030,8 @@ def close(
 ) -> None:
     """resolved → closed (the operations centre checked the result)."""
     now = _now(now)
-    inc = _must(conn, incident_id)
-    if inc["status"] != "resolved":
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
-    _update(conn, incident_id, now, status="closed", closed_at=now)
-    event(conn, incident_id, "closed", actor=actor, source=source, now=now)
+    inc = _begin(conn, "close", incident_id)
+    _finish(conn, "close", inc, actor, source, now)
 
 
 def reject(
@@ -1026,11 +1046,8 @@ def reject(
     """An open incident that is not one (duplicate, false alarm, not ours), with the reason."""
     now = _now(now)
     text = _clean_text(reason, "reason", required=True)
-    inc = _must(conn, incident_id)
-    if inc["status"] not in OPEN:
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
-    _update(conn, incident_id, now, status="rejected", rejected_at=now, reject_reason=text)
-    event(conn, incident_id, "rejected", actor=actor, source=source, now=now, reason=text)
+    inc = _begin(conn, "reject", incident_id)
+    _finish(conn, "reject", inc, actor, source, now, {"reject_reason": text}, reason=text)
 
 
 def reopen(
@@ -1047,50 +1064,20 @@ def reopen(
     escalation start again from now."""
     now = _now(now)
     text = _clean_text(reason, "reason", required=True)
-    inc = _must(conn, incident_id)
-    if inc["status"] in OPEN:
-        raise IncidentError("bad_state", f"incident {incident_id} is {inc['status']}")
+    inc = _begin(conn, "reopen", incident_id)
     if inc["merged_into"] is not None:
         raise IncidentError("bad_state", f"incident {incident_id} was merged; split it instead")
     c = rules.clocks(cfg, inc["category"], inc["severity"], now)
-    _update(
-        conn,
-        incident_id,
-        now,
-        status="assigned" if inc["assignee"] else "new",
-        resolved_at=None,
-        resolution=None,
-        closed_at=None,
-        rejected_at=None,
-        reject_reason=None,
-        acknowledged_at=None,
-        acknowledged_by=None,
-        last_ack_at=None,
-        started_at=None,
-        clock_start=now,
-        response_due_at=c.response_due_at,
-        response_warn_at=c.response_warn_at,
-        due_at=c.due_at,
-        warn_at=c.warn_at,
-        response_warned_at=None,
-        response_breached_at=None,
-        warned_at=None,
-        breached_at=None,
-        escalation_level=0,
-        escalated_at=None,
-    )
-    event(
-        conn,
-        incident_id,
-        "reopened",
-        actor=actor,
-        source=source,
-        now=now,
-        reason=text,
-        previous=inc["status"],
-        status="assigned" if inc["assignee"] else "new",
-        due_at=c.due_at.isoformat(),
-    )
+    status = "assigned" if inc["assignee"] else "new"
+    clocks = {
+        "response_due_at": c.response_due_at,
+        "response_warn_at": c.response_warn_at,
+        "due_at": c.due_at,
+        "warn_at": c.warn_at,
+    }
+    cols = {"status": status, **clocks, "escalation_level": 0}
+    details = {"reason": text, "previous": inc["status"], "status": status}
+    _finish(conn, "reopen", inc, actor, source, now, cols, **details, due_at=c.due_at.isoformat())
 
 
 def events(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
