@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -31,7 +31,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ioc.errors import IOCError
-from ioc.notify.destinations import Network, send_refusal
+from ioc.notify.destinations import Address as Addr
+from ioc.notify.destinations import Network, Refused, resolve_checked
 
 log = logging.getLogger("ioc.notify")
 
@@ -272,17 +273,67 @@ def verify(
     return age <= max_age_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A webhook answering 3xx is refused, not followed (a redirect could lead a checked,
-    public address to an internal one)."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to ``host`` that connects to ``addresses`` (already checked, tried
+    in turn) instead of looking ``host`` up again; None: an ordinary lookup (a trusted
+    endpoint). The Host header still names ``host``."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(
+        self, host: str, port: int, addresses: Sequence[Addr] | None, timeout: float
+    ) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.addresses = None if addresses is None else tuple(addresses)
+
+    def connect(self) -> None:
+        if self.addresses is None:
+            self.sock = socket.create_connection((self.host, self.port), self.timeout)
+        else:
+            self.sock = _connect_first(self.addresses, self.port, self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """The same over TLS: SNI and the certificate check use ``host``, not the address."""
+
+    default_port = http.client.HTTPS_PORT
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        addresses: Sequence[Addr] | None,
+        timeout: float,
+        tls: ssl.SSLContext,
+    ) -> None:
+        super().__init__(host, port, addresses, timeout)
+        self.tls = tls
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+
+
+def _connect_first(addresses: Sequence[Addr], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of ``addresses`` that accepts one (the last error when
+    none does)."""
+    error: OSError = OSError("no address to connect to")
+    for addr in addresses:
+        try:
+            return socket.create_connection((str(addr), port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 class WebhookChannel:
     """JSON POST, signed: ``X-IOC-Timestamp`` (Unix seconds), ``X-IOC-Signature``
-    (``sha256=`` HMAC over ``timestamp.body``), ``Idempotency-Key``."""
+    (``sha256=`` HMAC over ``timestamp.body``), ``Idempotency-Key``.
+
+    A user's own webhook is resolved once and checked (ioc.notify.destinations), and the
+    request goes to one of exactly the checked addresses (DNS rebinding cannot lead it
+    inside); the Host header, TLS SNI and the certificate check use the URL's name. No
+    redirect is followed (a 3xx answer is a permanent failure: a redirect could lead a
+    checked, public address to an internal one)."""
 
     name = "webhook"
 
@@ -294,6 +345,7 @@ class WebhookChannel:
         timeout: float = 10.0,
         trusted: Iterable[str] = (),
         allow: Sequence[Network] = (),
+        tls: ssl.SSLContext | None = None,
     ):
         self.secrets = secrets  # url -> key
         self.default_secret = default_secret
@@ -302,7 +354,8 @@ class WebhookChannel:
         # or in ``allow`` (ioc.notify.destinations)
         self.trusted = frozenset(trusted) | frozenset(secrets)
         self.allow = tuple(allow)
-        self.opener = urllib.request.build_opener(_NoRedirect())
+        # https: the system's CAs, the certificate must name the URL's host
+        self.tls = tls if tls is not None else ssl.create_default_context()
 
     def send(self, msg: Message) -> None:
         body = json.dumps(
@@ -315,35 +368,54 @@ class WebhookChannel:
             ensure_ascii=False,
             default=str,
         ).encode()
+        parts = urlsplit(msg.recipient)
+        try:
+            port = parts.port
+        except ValueError:
+            raise PermanentError("webhook address has a bad port") from None
+        host = parts.hostname
+        if parts.scheme not in ("http", "https") or not host:
+            raise PermanentError("webhook address is not an http:// or https:// URL")
+        if port is None:  # explicit: http.client would read "::1" as host ":" port 1
+            port = 443 if parts.scheme == "https" else 80
+        addresses: list[Addr] | None = None  # trusted: looked up when connecting
         if msg.recipient not in self.trusted:
-            why = send_refusal(msg.recipient, self.allow)
-            if why is not None:
-                raise PermanentError(f"webhook address refused: {why}")
+            try:
+                addresses = resolve_checked(msg.recipient, self.allow)
+            except Refused as exc:
+                raise PermanentError(f"webhook address refused: {exc}") from None
+            if not addresses:
+                raise TransientError(f"webhook unreachable: {host} does not resolve")
         ts = str(int(time.time()))
         secret = self.secrets.get(msg.recipient, self.default_secret)
-        req = urllib.request.Request(
-            msg.recipient,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": "ioc-notify/1",
-                TIMESTAMP_HEADER: ts,
-                SIGNATURE_HEADER: sign(secret, ts, body),
-                IDEMPOTENCY_HEADER: msg.idem_key,
-            },
-        )
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "ioc-notify/1",
+            TIMESTAMP_HEADER: ts,
+            SIGNATURE_HEADER: sign(secret, ts, body),
+            IDEMPOTENCY_HEADER: msg.idem_key,
+        }
+        conn: _PinnedHTTPConnection
+        if parts.scheme == "https":
+            conn = _PinnedHTTPSConnection(host, port, addresses, self.timeout, self.tls)
+        else:
+            conn = _PinnedHTTPConnection(host, port, addresses, self.timeout)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            with self.opener.open(req, timeout=self.timeout) as resp:
-                resp.read(1024)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (408, 425, 429) or exc.code >= 500:
-                raise TransientError(f"webhook HTTP {exc.code}") from None
-            raise PermanentError(f"webhook HTTP {exc.code}") from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+            conn.request("POST", target, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read(1024)
+            status = resp.status
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             # one endpoint down is this recipient's problem, not the channel's
-            reason = getattr(exc, "reason", exc)
-            raise TransientError(f"webhook unreachable: {reason}") from None
+            raise TransientError(f"webhook unreachable: {exc}") from None
+        finally:
+            conn.close()
+        if 200 <= status < 300:
+            return
+        if status in (408, 425, 429) or status >= 500:
+            raise TransientError(f"webhook HTTP {status}")
+        raise PermanentError(f"webhook HTTP {status}")
 
     def close(self) -> None:
         return None

@@ -10,8 +10,11 @@ networks an administrator lists in ``notifications.yaml`` ``delivery.user_webhoo
 
 Checked twice: when the preference is saved (an address written as an IP literal or
 ``localhost``), and before every send (every address the name resolves to, so a public-looking
-name that resolves inside is refused too). No webhook follows redirects. What remains: a name
-whose DNS answer changes between the check and the connection (DNS rebinding) is not pinned.
+name that resolves inside is refused too). The send then connects to one of exactly those
+checked addresses (:func:`resolve_checked`; ``ioc.notify.channels.WebhookChannel``), never
+looking the name up again, so a name whose DNS answer changes between the check and the
+connection (DNS rebinding) cannot lead inside. The Host header, TLS SNI and the certificate
+check still use the name. No webhook follows redirects.
 """
 
 from __future__ import annotations
@@ -58,21 +61,40 @@ def literal_refusal(url: str, allow: Sequence[Network] = ()) -> str | None:
     return f"{addr} is not a public address" if refused(addr, allow) else None
 
 
+class Refused(Exception):
+    """A user's webhook may not be sent to (the message says why)."""
+
+
+def resolve_checked(url: str, allow: Sequence[Network] = ()) -> list[Address]:
+    """Every address ``url``'s host resolves to, in the resolver's order, each checked
+    (:class:`Refused` naming the first refused one). Empty when the name does not resolve.
+
+    Resolved once: the caller connects to these addresses and no other, so a second lookup
+    (answered differently by a rebinding DNS server) never happens."""
+    why = literal_refusal(url, allow)
+    if why is not None:
+        raise Refused(why)
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    out: list[Address] = []
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if refused(addr, allow):
+            raise Refused(f"{host} resolves to {addr}, not a public address")
+        if addr not in out:
+            out.append(addr)
+    return out
+
+
 def send_refusal(url: str, allow: Sequence[Network] = ()) -> str | None:
     """Why the worker must not send to ``url`` (every address its host resolves to is
     checked), or None. A name that does not resolve is not refused here: the send fails as
     unreachable and is retried."""
-    why = literal_refusal(url, allow)
-    if why is not None:
-        return why
-    parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return None
-    for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if refused(addr, allow):
-            return f"{host} resolves to {addr}, not a public address"
+        resolve_checked(url, allow)
+    except Refused as exc:
+        return str(exc)
     return None

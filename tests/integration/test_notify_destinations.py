@@ -5,7 +5,10 @@ an administrator configured are trusted. Real HTTP receivers in the test process
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +20,7 @@ from notify_support import HookSink, config_dir
 
 from ioc.config import load_config
 from ioc.errors import IOCError
-from ioc.notify.channels import Message, PermanentError, WebhookChannel
+from ioc.notify.channels import Message, PermanentError, TransientError, WebhookChannel
 from ioc.notify.destinations import literal_refusal, networks, send_refusal
 from ioc.notify.prefs import PrefsError, validate
 
@@ -163,3 +166,169 @@ def test_the_delivery_worker_reports_itself_on_healthz(fresh_db_url: str, tmp_pa
     body, _ = health_report(st)
     assert body["services"]["notify"] == "stopped"
     st.pool.close()
+
+
+# --------------------------------------------------------------------------- DNS rebinding
+
+REBIND_HOST = "hooks.rebind.test"
+
+
+class Receiver:
+    """A local HTTP(S) server on ``host`` recording each POST's headers (``tls``: HTTPS)."""
+
+    def __init__(self, host: str, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.sni: list[str | None] = []
+        rec = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                rec.requests.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer((host, port), H)
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def pair() -> Iterator[tuple[Receiver, Receiver]]:
+    """The checked receiver on 127.0.0.2 and an internal one on 127.0.0.1, same port."""
+    for _ in range(20):
+        checked = Receiver("127.0.0.2")
+        try:
+            internal = Receiver("127.0.0.1", checked.port)
+        except OSError:  # the port is taken on 127.0.0.1: another
+            checked.stop()
+            continue
+        yield checked, internal
+        checked.stop()
+        internal.stop()
+        return
+    pytest.fail("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
+def rebinding(monkeypatch: pytest.MonkeyPatch, first: str) -> list[str]:
+    """``REBIND_HOST`` resolves to ``first`` once, to 127.0.0.1 after (a rebinding DNS
+    server); the answers given are returned."""
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != REBIND_HOST:
+            return real(host, port, *args, **kwargs)
+        addr = first if not answers else "127.0.0.1"
+        answers.append(addr)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return answers
+
+
+def test_a_rebinding_name_reaches_only_the_checked_address(
+    pair: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked, internal = pair
+    answers = rebinding(monkeypatch, "127.0.0.2")
+    ch = WebhookChannel({}, b"key", timeout=5, allow=networks(["127.0.0.2/32"]))
+    ch.send(msg(f"http://{REBIND_HOST}:{checked.port}/hook"))
+    assert internal.requests == []
+    assert answers == ["127.0.0.2"]  # looked up once, not again when connecting
+    assert [r["host"] for r in checked.requests] == [f"{REBIND_HOST}:{checked.port}"]
+
+
+def test_a_rebinding_name_that_was_public_does_not_reach_this_machine(
+    pair: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked as public (8.8.8.8), then answering 127.0.0.1: the connection goes to the
+    public address (refused here, so that the test sends nothing outside), never inside."""
+    _, internal = pair
+    answers = rebinding(monkeypatch, "8.8.8.8")
+    real = socket.create_connection
+    tried: list[Any] = []
+
+    def connect(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        tried.append(address[0])
+        if address[0] == "8.8.8.8":
+            raise ConnectionRefusedError("test: not leaving this machine")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    with pytest.raises(TransientError, match="unreachable"):
+        WebhookChannel({}, b"key", timeout=5).send(msg(f"http://{REBIND_HOST}:{internal.port}/"))
+    assert internal.requests == []
+    assert answers == ["8.8.8.8"] and tried == ["8.8.8.8"]
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate (and key) for ``REBIND_HOST``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate")
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "crt.pem", d / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={REBIND_HOST}",
+            "-addext",
+            f"subjectAltName=DNS:{REBIND_HOST}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return crt, key
+
+
+def test_https_to_the_checked_address_verifies_the_name(
+    cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS the pinned connection still sends the name (SNI, Host) and checks the
+    certificate against it: a certificate for the name passes, the same server reached
+    through another name fails."""
+    crt, key = cert
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(crt, key)
+    rec = Receiver("127.0.0.2", tls=server_tls)
+    try:
+        answers = rebinding(monkeypatch, "127.0.0.2")
+        client_tls = ssl.create_default_context(cafile=str(crt))
+        ch = WebhookChannel({}, b"key", timeout=5, allow=networks(["127.0.0.2/32"]), tls=client_tls)
+        ch.send(msg(f"https://{REBIND_HOST}:{rec.port}/hook"))
+        assert answers == ["127.0.0.2"]
+        assert rec.sni == [REBIND_HOST]
+        assert [r["host"] for r in rec.requests] == [f"{REBIND_HOST}:{rec.port}"]
+        # the same server by its address, which the certificate does not name
+        with pytest.raises(TransientError, match="certificate"):
+            ch.send(msg(f"https://127.0.0.2:{rec.port}/hook"))
+        assert len(rec.requests) == 1
+    finally:
+        rec.stop()
