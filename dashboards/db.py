@@ -79,6 +79,25 @@ class Pool:
             else:
                 pool.putconn(conn)
 
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one transaction of a pooled connection, done again on another
+        connection when the connection is lost meanwhile (the backend terminated, the database
+        restarted: the pool may hold several such dead connections, each dropped once it
+        fails). Only for idempotent work: a lost COMMIT may have taken effect."""
+        for attempt in range(self.maxconn + 1):
+            conn: Connection | None = None
+            try:
+                with self.conn() as conn:
+                    return work(conn)
+            except psycopg2.OperationalError as exc:
+                # lost: no SQLSTATE (the socket closed), connection exception or shut down
+                code = exc.pgcode or ""
+                lost = not code or code.startswith(("08", "57P"))
+                if conn is None or not lost or attempt == self.maxconn:
+                    raise  # no connection to be had, or the work's own failure (a timeout)
+                log.warning("database connection lost; doing the work again on another one")
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

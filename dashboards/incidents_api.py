@@ -28,6 +28,7 @@ import flask
 from werkzeug.wrappers import Response
 
 from dashboards.state import state
+from ioc.db import Connection
 from ioc.incidents import core, rules
 from ioc.incidents.tokens import SCOPE, check_staff_token
 
@@ -51,8 +52,7 @@ def _token() -> str | Response:
     if not auth.startswith("Bearer ") or not auth[7:].strip():
         return _json({"error": "Authorization: a Bearer token is required"}, 401,
                      **{"WWW-Authenticate": 'Bearer realm="ioc"'})  # fmt: skip
-    with state().pool.conn() as conn:
-        name = check_staff_token(conn, auth[7:].strip())
+    name = state().pool.run(lambda conn: check_staff_token(conn, auth[7:].strip()))
     if name is None:
         return _json(
             {"error": f"Authorization: invalid or revoked token (scope {SCOPE})"},
@@ -153,13 +153,16 @@ def create_incident() -> Response:
     ward = body.get("ward")
     if ward is not None and ward not in cfg.ward_codes:
         return _json({"error": f"ward: unknown ward {str(ward)[:20]!r}"}, 400)
-    try:
-        with state().pool.conn() as conn:
-            iid, outcome = core.open_from_report(
-                conn, cfg, report, actor=f"{name}/{actor}", source="api", ward_code=ward,
-                now=dt.datetime.now(dt.UTC),
-            )  # fmt: skip
-            inc = core.get(conn, iid)
+    now = dt.datetime.now(dt.UTC)
+
+    def take_up(conn: Connection) -> tuple[int, str, dict[str, Any] | None]:
+        iid, outcome = core.open_from_report(
+            conn, cfg, report, actor=f"{name}/{actor}", source="api", ward_code=ward, now=now
+        )
+        return iid, outcome, core.get(conn, iid)
+
+    try:  # done again if the database connection is lost: a retry opens nothing
+        iid, outcome, inc = state().pool.run(take_up)
     except core.IncidentError as exc:
         if exc.code == "not_found":
             return _json({"error": f"report: {exc}"}, 404)
