@@ -7,7 +7,6 @@ import email
 import email.policy
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +20,9 @@ from aiosmtpd.controller import Controller
 
 from ioc.config import Config, load_config
 from ioc.db import Connection
+from ioc.demo.embedded import free_port as free_port  # re-exported for the notify tests
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
