@@ -282,8 +282,12 @@ def bars(
             )
         else:
             fig.add_trace(go.Bar(x=df[x], y=df[col], name=label, marker_color=color))
+    # a few categories (a ward leader's one ward) would each fill a wide band: keep the bars
+    # about as thick as in a chart of six
+    n = int(df[x].nunique()) if x in df else 0
     fig.update_layout(
         barmode="stack" if stacked else "group",
+        bargap=max(0.2, 1.0 - 0.8 * n / 6) if n else 0.2,
         height=height,
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
         paper_bgcolor=th["bg"],
