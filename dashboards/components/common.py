@@ -34,6 +34,15 @@ def require(perm: str, ward: str | None = None) -> User:
     return user
 
 
+def selected_ids(ids: list[Any] | None) -> list[int]:
+    """A table's ``selected_row_ids`` as sorted distinct integers; nothing updates when one
+    is not a number (the browser sends what it likes)."""
+    try:
+        return sorted({int(i) for i in ids or []})
+    except (TypeError, ValueError):
+        raise PreventUpdate from None
+
+
 def cached(key: tuple[Any, ...], fn: Callable[[Connection], T]) -> T:
     """``fn(conn)`` through the short-TTL cache shared by the server's threads (and, under
     ``ioc serve``, its processes). ``fn`` must not call :func:`cached` itself."""

@@ -1,4 +1,5 @@
-"""Layout pieces the list pages share: filter controls, cards, and the camera table."""
+"""Layout pieces the list pages share: page heads, filter controls, cards, and the camera
+table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboards.components.common import fault_labels, md_link, who
+from dashboards.components.common import fault_labels, md_link, ward_options, who
 from dashboards.components.layout import frame, numeric_format, refused, table
 from dashboards.i18n import fmt_datetime, t
 from dashboards.queries import Camera
@@ -20,19 +21,46 @@ def view_page(
     interval_id: str,
     refresh_ms: int,
     body: Callable[[User, str], list[Any]],
+    *,
+    perm: str = "view",
+    version_id: str | None = None,
+    download_id: str | None = None,
+    updated_id: str | None = None,
 ) -> html.Div:
-    """A page for users with the 'view' right (a refusal for others): navigation, its
-    refresh interval, the ``title`` (an i18n key) and ``body(user, lang)``."""
+    """A page for users with the ``perm`` right (a refusal for others): navigation, its
+    refresh interval, the ``title`` (an i18n key) and ``body(user, lang)``.
+
+    ``version_id``: a ``dcc.Store`` (0) that actions bump to refresh the page's data;
+    ``download_id``: a ``dcc.Download``; ``updated_id``: a ``Span`` beside the title (in a
+    ``page-head`` row) that a callback fills."""
     user, lang = who()
-    if not user.can("view"):
+    if not user.can(perm):
         return refused(lang)
-    head = [dcc.Interval(id=interval_id, interval=refresh_ms), html.H1(t(title, lang))]
+    head: list[Any] = [dcc.Interval(id=interval_id, interval=refresh_ms)]
+    if version_id:
+        head.append(dcc.Store(id=version_id, data=0))
+    if download_id:
+        head.append(dcc.Download(id=download_id))
+    if updated_id:
+        title_row = [html.H1(t(title, lang)), html.Span(id=updated_id, className="updated")]
+        head.append(html.Div(className="page-head", children=title_row))
+    else:
+        head.append(html.H1(t(title, lang)))
     return frame(user, path, lang, head + body(user, lang))
 
 
-def controls(*children: Any) -> html.Div:
-    """The row of filters above a page's data."""
+def controls(*children: Any, style: dict[str, Any] | None = None) -> html.Div:
+    """The row of filters (or buttons) above a page's data."""
+    if style is not None:
+        return html.Div(className="controls", style=style, children=list(children))
     return html.Div(className="controls", children=list(children))
+
+
+def labelled(label: str, control: Any, *, width: str | None = None) -> html.Div:
+    """A control under its label, for :func:`controls` (at least ``width`` wide)."""
+    if width:
+        return html.Div([html.Label(label), control], style={"minWidth": width})
+    return html.Div([html.Label(label), control])
 
 
 def dropdown(
@@ -44,10 +72,31 @@ def dropdown(
     **kwargs: Any,
 ) -> html.Div:
     """A labelled ``dcc.Dropdown`` for :func:`controls` (``kwargs`` go to the dropdown)."""
-    children = [html.Label(label), dcc.Dropdown(id=control_id, options=list(options), **kwargs)]
-    if width:
-        return html.Div(children, style={"minWidth": width})
-    return html.Div(children)
+    return labelled(
+        label, dcc.Dropdown(id=control_id, options=list(options), **kwargs), width=width
+    )
+
+
+def ward_dropdown(
+    user: User, lang: str, control_id: str, *, width: str = "320px", **kwargs: Any
+) -> html.Div:
+    """The wards filter: several of the wards ``user`` may see, none meaning all of them."""
+    return dropdown(
+        t("wards", lang),
+        control_id,
+        ward_options(user),
+        width=width,
+        multi=True,
+        placeholder=t("all_wards", lang),
+        **kwargs,
+    )
+
+
+def checklist(
+    label: str, control_id: str, options: Sequence[Mapping[str, Any]], **kwargs: Any
+) -> html.Div:
+    """A labelled ``dcc.Checklist`` for :func:`controls` (``kwargs`` go to the checklist)."""
+    return labelled(label, dcc.Checklist(id=control_id, options=list(options), **kwargs))
 
 
 def card(*children: Any, title: str | None = None, body_id: str | None = None) -> html.Div:

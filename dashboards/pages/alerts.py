@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
@@ -16,12 +16,14 @@ from dashboards.components.common import (
     md_link,
     require,
     scope_key,
-    ward_options,
+    selected_ids,
     who,
 )
-from dashboards.components.layout import frame, refused, severity_styles, table
+from dashboards.components.layout import severity_styles, table
+from dashboards.components.tables import card, checklist, controls, view_page, ward_dropdown
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
+from ioc.auth import User
 
 dash.register_page(__name__, path="/alerts", title="IOC — Cảnh báo", order=3)
 
@@ -31,89 +33,54 @@ SEVERITIES = ("critical", "warning", "info")
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("view"):
-        return refused(lang)
-    can_act = user.can("ack")
-    return frame(
-        user,
-        "/alerts",
-        lang,
-        [
-            dcc.Interval(id="alerts-interval", interval=REFRESH_MS),
-            dcc.Store(id="alerts-version", data=0),
-            html.H1(t("alerts", lang)),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Div(
-                        [
-                            html.Label(t("state", lang)),
-                            dcc.Checklist(
-                                id="alerts-state",
-                                options=[{"label": t(s, lang), "value": s} for s in STATES],
-                                value=["open", "acknowledged"],
-                                inline=True,
-                            ),
-                        ]
-                    ),
-                    html.Div(
-                        [
-                            html.Label(t("severity", lang)),
-                            dcc.Checklist(
-                                id="alerts-sev",
-                                options=[{"label": t(s, lang), "value": s} for s in SEVERITIES],
-                                value=list(SEVERITIES),
-                                inline=True,
-                            ),
-                        ]
-                    ),
-                    html.Div(
-                        [
-                            html.Label(t("wards", lang)),
-                            dcc.Dropdown(
-                                id="alerts-ward",
-                                options=ward_options(user),
-                                multi=True,
-                                placeholder=t("all_wards", lang),
-                            ),
-                        ],
-                        style={"minWidth": "320px"},
-                    ),
-                ],
-            ),
-            html.Div(
-                className="controls",
-                style={} if can_act else {"display": "none"},
-                children=[
-                    html.Button(
-                        t("acknowledge", lang), id="alerts-ack", className="btn", n_clicks=0
-                    ),
-                    html.Button(
-                        t("resolve", lang),
-                        id="alerts-resolve",
-                        className="btn secondary",
-                        n_clicks=0,
-                    ),
-                    html.Span(id="alerts-msg", className="msg"),
-                ],
-            ),
-            html.Div(
-                className="card",
-                children=[
-                    html.Div(id="alerts-count", className="muted"),
-                    table(
-                        "alerts-table",
-                        [],
-                        _columns(lang),
-                        page_size=20,
-                        selectable=can_act,
-                        style_data_conditional=severity_styles(),
-                    ),
-                ],
-            ),
-        ],
+    return view_page(
+        "/alerts", "alerts", "alerts-interval", REFRESH_MS, _body, version_id="alerts-version"
     )
+
+
+def _body(user: User, lang: str) -> list[Any]:
+    can_act = user.can("ack")
+    return [
+        controls(
+            checklist(
+                t("state", lang),
+                "alerts-state",
+                [{"label": t(s, lang), "value": s} for s in STATES],
+                value=["open", "acknowledged"],
+                inline=True,
+            ),
+            checklist(
+                t("severity", lang),
+                "alerts-sev",
+                [{"label": t(s, lang), "value": s} for s in SEVERITIES],
+                value=list(SEVERITIES),
+                inline=True,
+            ),
+            ward_dropdown(user, lang, "alerts-ward"),
+        ),
+        controls(
+            html.Button(t("acknowledge", lang), id="alerts-ack", className="btn", n_clicks=0),
+            html.Button(
+                t("resolve", lang),
+                id="alerts-resolve",
+                className="btn secondary",
+                n_clicks=0,
+            ),
+            html.Span(id="alerts-msg", className="msg"),
+            style={} if can_act else {"display": "none"},
+        ),
+        card(
+            html.Div(id="alerts-count", className="muted"),
+            table(
+                "alerts-table",
+                [],
+                _columns(lang),
+                page_size=20,
+                selectable=can_act,
+                style_data_conditional=severity_styles(),
+            ),
+        ),
+    ]
 
 
 def _columns(lang: str) -> list[dict[str, Any]]:
@@ -199,10 +166,7 @@ def act(
     trigger = dash.ctx.triggered_id
     if trigger not in ("alerts-ack", "alerts-resolve"):
         raise PreventUpdate
-    try:
-        wanted = sorted({int(i) for i in ids or []})
-    except (TypeError, ValueError):
-        raise PreventUpdate from None
+    wanted = selected_ids(ids)
     if not wanted:
         return t("n_selected_none", lang), dash.no_update
     action = acknowledge if trigger == "alerts-ack" else resolve

@@ -14,11 +14,17 @@ from dashboards.components.common import (
     fault_labels,
     require,
     scope_key,
-    ward_options,
     who,
 )
 from dashboards.components.figures import MAP_CONFIG, cameras_map
-from dashboards.components.tables import camera_table, card, controls, dropdown, view_page
+from dashboards.components.tables import (
+    camera_table,
+    card,
+    controls,
+    dropdown,
+    view_page,
+    ward_dropdown,
+)
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
@@ -83,15 +89,7 @@ def _body(user: User, lang: str, camera: str | None = None) -> list[Any]:
                 multi=True,
                 placeholder=t("all", lang),
             ),
-            dropdown(
-                t("wards", lang),
-                "cams-ward",
-                ward_options(user),
-                width="320px",
-                value=[ward] if ward else None,
-                multi=True,
-                placeholder=t("all_wards", lang),
-            ),
+            ward_dropdown(user, lang, "cams-ward", value=[ward] if ward else None),
         ),
         html.Div(id="cams-summary", className="tiles"),
         card(

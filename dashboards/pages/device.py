@@ -17,6 +17,7 @@ from dash.exceptions import PreventUpdate
 from dashboards import devices as dq
 from dashboards.components.common import cached, require, who
 from dashboards.components.layout import frame, refused, table
+from dashboards.components.tables import controls
 from dashboards.i18n import TZ, fmt_datetime, local, plotly_separators, t, time_axis
 from dashboards.state import state
 
@@ -80,32 +81,29 @@ def layout(device_id: str | None = None, **_: Any) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Label(t("time_range", lang)),
-                    dcc.Dropdown(
-                        id="dev-range",
-                        options=[
-                            {"label": v[1] if lang == "en" else v[0], "value": k}
-                            for k, v in RANGE_LABELS.items()
-                        ],
-                        value=dq.DEFAULT_RANGE,
-                        clearable=False,
-                        style={"width": "220px"},
-                    ),
-                    dcc.DatePickerRange(
-                        id="dev-dates",
-                        # the default range's days (sync_dates keeps them in step)
-                        start_date=local(dt.datetime.now(dt.UTC) - dq.RANGES[dq.DEFAULT_RANGE])
-                        .date()
-                        .isoformat(),
-                        end_date=today.isoformat(),
-                        max_date_allowed=today.isoformat(),
-                        display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
-                    ),
-                    html.Span(id="dev-resolution", className="muted"),
-                ],
+            controls(
+                html.Label(t("time_range", lang)),
+                dcc.Dropdown(
+                    id="dev-range",
+                    options=[
+                        {"label": v[1] if lang == "en" else v[0], "value": k}
+                        for k, v in RANGE_LABELS.items()
+                    ],
+                    value=dq.DEFAULT_RANGE,
+                    clearable=False,
+                    style={"width": "220px"},
+                ),
+                dcc.DatePickerRange(
+                    id="dev-dates",
+                    # the default range's days (sync_dates keeps them in step)
+                    start_date=local(dt.datetime.now(dt.UTC) - dq.RANGES[dq.DEFAULT_RANGE])
+                    .date()
+                    .isoformat(),
+                    end_date=today.isoformat(),
+                    max_date_allowed=today.isoformat(),
+                    display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
+                ),
+                html.Span(id="dev-resolution", className="muted"),
             ),
             html.Div(id="dev-graphs"),
             html.H2(t("status_history", lang)),

@@ -17,8 +17,9 @@ from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, 
 from dash.exceptions import PreventUpdate
 
 from dashboards import queries
-from dashboards.components.common import require, ward_options, who
+from dashboards.components.common import require, who
 from dashboards.components.layout import frame, refused, table
+from dashboards.components.tables import card, controls, dropdown, labelled, ward_dropdown
 from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
@@ -58,99 +59,65 @@ def layout(**_: Any) -> html.Div:
         lang,
         [
             html.H1(t("export", lang)),
-            html.Div(
-                className="card",
-                children=[
-                    html.Div(
-                        className="controls",
-                        children=[
-                            html.Div(
-                                [
-                                    html.Label(t("kpis", lang)),
-                                    dcc.Dropdown(
-                                        id="export-kpis",
-                                        options=kpi_opts,
-                                        multi=True,
-                                        value=[o["value"] for o in kpi_opts[:1]],
-                                    ),
-                                ],
-                                style={"minWidth": "360px"},
-                            ),
-                            html.Div(
-                                [
-                                    html.Label(t("wards", lang)),
-                                    dcc.Dropdown(
-                                        id="export-wards",
-                                        options=ward_options(user),
-                                        multi=True,
-                                        placeholder=t("all_wards", lang),
-                                    ),
-                                ],
-                                style={"minWidth": "320px"},
-                            ),
-                            html.Div(
-                                [
-                                    html.Label(f"{t('from', lang)} – {t('to', lang)}"),
-                                    dcc.DatePickerRange(
-                                        id="export-range",
-                                        start_date=(today - dt.timedelta(days=30)).isoformat(),
-                                        end_date=today.isoformat(),
-                                        display_format="DD/MM/YYYY"
-                                        if lang == "vi"
-                                        else "YYYY-MM-DD",
-                                        first_day_of_week=1,
-                                    ),
-                                ]
-                            ),
-                            html.Div(
-                                [
-                                    html.Label(t("granularity", lang)),
-                                    dcc.RadioItems(
-                                        id="export-every",
-                                        options=[{"label": t(e, lang), "value": e} for e in EVERY],
-                                        value="day",
-                                        inline=True,
-                                    ),
-                                ]
-                            ),
-                            html.Div(
-                                [
-                                    html.Label(t("format", lang)),
-                                    dcc.RadioItems(
-                                        id="export-format",
-                                        options=[
-                                            {"label": "XLSX", "value": "xlsx"},
-                                            {"label": "CSV", "value": "csv"},
-                                        ],
-                                        value="xlsx",
-                                        inline=True,
-                                    ),
-                                ]
-                            ),
-                            html.Button(
-                                t("download", lang), id="export-go", className="btn", n_clicks=0
-                            ),
-                        ],
+            card(
+                controls(
+                    dropdown(
+                        t("kpis", lang),
+                        "export-kpis",
+                        kpi_opts,
+                        width="360px",
+                        multi=True,
+                        value=[o["value"] for o in kpi_opts[:1]],
                     ),
-                    # the job's progress (rows written of the total) while it runs, polled from
-                    # its export_jobs row by whichever server process answers
-                    html.Div(id="export-progress"),
-                    html.Div(id="export-msg", className="msg"),
-                    html.Div(id="export-result"),
-                    dcc.Store(id="export-job"),
-                    dcc.Store(id="export-ready"),
-                    html.Div(id="export-autodl", style={"display": "none"}),
-                    dcc.Interval(id="export-poll", interval=POLL_MS, disabled=True),
-                ],
+                    ward_dropdown(user, lang, "export-wards"),
+                    labelled(
+                        f"{t('from', lang)} – {t('to', lang)}",
+                        dcc.DatePickerRange(
+                            id="export-range",
+                            start_date=(today - dt.timedelta(days=30)).isoformat(),
+                            end_date=today.isoformat(),
+                            display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
+                            first_day_of_week=1,
+                        ),
+                    ),
+                    labelled(
+                        t("granularity", lang),
+                        dcc.RadioItems(
+                            id="export-every",
+                            options=[{"label": t(e, lang), "value": e} for e in EVERY],
+                            value="day",
+                            inline=True,
+                        ),
+                    ),
+                    labelled(
+                        t("format", lang),
+                        dcc.RadioItems(
+                            id="export-format",
+                            options=[
+                                {"label": "XLSX", "value": "xlsx"},
+                                {"label": "CSV", "value": "csv"},
+                            ],
+                            value="xlsx",
+                            inline=True,
+                        ),
+                    ),
+                    html.Button(t("download", lang), id="export-go", className="btn", n_clicks=0),
+                ),
+                # the job's progress (rows written of the total) while it runs, polled from
+                # its export_jobs row by whichever server process answers
+                html.Div(id="export-progress"),
+                html.Div(id="export-msg", className="msg"),
+                html.Div(id="export-result"),
+                dcc.Store(id="export-job"),
+                dcc.Store(id="export-ready"),
+                html.Div(id="export-autodl", style={"display": "none"}),
+                dcc.Interval(id="export-poll", interval=POLL_MS, disabled=True),
             ),
-            html.Div(
-                className="card",
-                children=[
-                    html.H2(t("export_recent", lang)),
-                    html.Div(_recent(user.name, lang), id="export-recent-box"),
-                ],
+            card(
+                html.Div(_recent(user.name, lang), id="export-recent-box"),
+                title=t("export_recent", lang),
             ),
-            html.Div(className="card", children=[html.H2(t("reports", lang)), _reports(lang)]),
+            card(_reports(lang), title=t("reports", lang)),
         ],
     )
 

@@ -29,6 +29,7 @@ from dashboards.components.incidents import (
     status_label,
 )
 from dashboards.components.layout import frame, refused
+from dashboards.components.tables import card, cards_2
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
@@ -98,54 +99,36 @@ def layout(incident_id: str | None = None, **_: Any) -> html.Div:
                 style={} if can_act else {"display": "none"},
                 children=_actions(user, inc, lang),
             ),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("inc_sop", lang)), html.Div(id="inc-d-sop")],
-                    ),
-                    html.Div(
-                        className="card",
-                        children=[html.H2(t("inc_timeline", lang)), html.Div(id="inc-d-timeline")],
-                    ),
-                ],
+            cards_2(
+                card(title=t("inc_sop", lang), body_id="inc-d-sop"),
+                card(title=t("inc_timeline", lang), body_id="inc-d-timeline"),
             ),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.H2(t("inc_location", lang)),
-                            dcc.Graph(
-                                id="inc-d-map",
-                                figure=_map(inc, lang),
-                                config=MAP_CONFIG,
-                                style={"height": "360px"},
-                            ),
-                            html.H3(t("inc_nearby", lang)),
-                            html.Div(id="inc-d-nearby"),
-                        ],
+            cards_2(
+                card(
+                    dcc.Graph(
+                        id="inc-d-map",
+                        figure=_map(inc, lang),
+                        config=MAP_CONFIG,
+                        style={"height": "360px"},
                     ),
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.H2(t("inc_links", lang)),
-                            html.Div(id="inc-d-links"),
-                            dcc.Checklist(
-                                id="inc-d-split-sel", options=[], value=[], className="link-list"
-                            ),
-                            html.Button(
-                                t("inc_split", lang),
-                                id="inc-d-split",
-                                className="btn secondary",
-                                n_clicks=0,
-                                style={} if can_act else {"display": "none"},
-                            ),
-                        ],
+                    html.H3(t("inc_nearby", lang)),
+                    title=t("inc_location", lang),
+                    body_id="inc-d-nearby",
+                ),
+                card(
+                    html.Div(id="inc-d-links"),
+                    dcc.Checklist(
+                        id="inc-d-split-sel", options=[], value=[], className="link-list"
                     ),
-                ],
+                    html.Button(
+                        t("inc_split", lang),
+                        id="inc-d-split",
+                        className="btn secondary",
+                        n_clicks=0,
+                        style={} if can_act else {"display": "none"},
+                    ),
+                    title=t("inc_links", lang),
+                ),
             ),
         ],
     )

@@ -20,7 +20,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboards.components.common import require, scope_key, ward_options, who
+from dashboards.components.common import require, scope_key, selected_ids, who
 from dashboards.components.incidents import (
     ALL_STATUSES,
     OPEN_STATUSES,
@@ -35,7 +35,15 @@ from dashboards.components.incidents import (
     status_label,
     summary_block,
 )
-from dashboards.components.layout import frame, refused, table
+from dashboards.components.layout import table
+from dashboards.components.tables import (
+    card,
+    checklist,
+    controls,
+    dropdown,
+    view_page,
+    ward_dropdown,
+)
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
@@ -54,127 +62,90 @@ def _now() -> dt.datetime:
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("view"):
-        return refused(lang)
-    can_act = user.role in access.ACTING_ROLES
-    return frame(
-        user,
+    return view_page(
         "/incidents",
-        lang,
-        [
-            dcc.Interval(id="inc-interval", interval=REFRESH_MS),
-            dcc.Store(id="inc-version", data=0),
-            dcc.Download(id="inc-download"),
-            html.Div(
-                className="page-head",
-                children=[
-                    html.H1(t("inc_queue", lang)),
-                    html.Span(id="inc-count", className="updated"),
-                ],
-            ),
-            html.Div(
-                className="controls",
-                children=[
-                    _filter(
-                        t("wards", lang),
-                        dcc.Dropdown(
-                            id="inc-ward",
-                            options=ward_options(user),
-                            multi=True,
-                            placeholder=t("all_wards", lang),
-                        ),
-                        280,
-                    ),
-                    _filter(
-                        t("inc_category", lang),
-                        dcc.Dropdown(
-                            id="inc-category",
-                            options=category_options(lang),
-                            multi=True,
-                            placeholder=t("all", lang),
-                        ),
-                        240,
-                    ),
-                    _filter(
-                        t("state", lang),
-                        dcc.Checklist(
-                            id="inc-status",
-                            options=[
-                                {"label": status_label(s, lang), "value": s} for s in ALL_STATUSES
-                            ],
-                            value=list(OPEN_STATUSES),
-                            inline=True,
-                        ),
-                    ),
-                    _filter(
-                        t("inc_sla", lang),
-                        dcc.Checklist(
-                            id="inc-sla",
-                            options=[
-                                {"label": sla_label(s, lang), "value": s} for s in SLA_FILTERS
-                            ],
-                            value=[],
-                            inline=True,
-                        ),
-                    ),
-                ],
-            ),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Div(
-                        [
-                            dcc.Dropdown(
-                                id="inc-assignee",
-                                options=assignee_options(user, lang),
-                                placeholder=t("inc_assignee", lang),
-                                style={"minWidth": "280px"},
-                            ),
-                            html.Button(
-                                t("inc_bulk_assign", lang),
-                                id="inc-assign-btn",
-                                className="btn",
-                                n_clicks=0,
-                            ),
-                        ],
-                        style={"display": "flex", "gap": "8px"} if can_act else {"display": "none"},
-                    ),
-                    html.Button(
-                        t("inc_download", lang),
-                        id="inc-download-btn",
-                        className="btn secondary",
-                        n_clicks=0,
-                    ),
-                    html.A(
-                        t("inc_new", lang),
-                        href="/incidents/new",
-                        className="btn secondary",
-                        id="inc-new-link",
-                        style={} if can_act else {"display": "none"},
-                    ),
-                    html.Span(id="inc-msg", className="msg"),
-                ],
-            ),
-            html.Div(
-                className="card",
-                children=[
-                    table(
-                        "inc-table",
-                        [],
-                        _columns(lang),
-                        page_size=25,
-                        selectable=can_act,
-                        style_data_conditional=_sla_styles(),
-                    )
-                ],
-            ),
-        ],
+        "inc_queue",
+        "inc-interval",
+        REFRESH_MS,
+        _body,
+        version_id="inc-version",
+        download_id="inc-download",
+        updated_id="inc-count",
     )
 
 
-def _filter(label: str, control: Any, width: int | None = None) -> html.Div:
-    return html.Div([html.Label(label), control], style={"minWidth": f"{width}px"} if width else {})
+def _body(user: User, lang: str) -> list[Any]:
+    can_act = user.role in access.ACTING_ROLES
+    return [
+        controls(
+            ward_dropdown(user, lang, "inc-ward", width="280px"),
+            dropdown(
+                t("inc_category", lang),
+                "inc-category",
+                category_options(lang),
+                width="240px",
+                multi=True,
+                placeholder=t("all", lang),
+            ),
+            checklist(
+                t("state", lang),
+                "inc-status",
+                [{"label": status_label(s, lang), "value": s} for s in ALL_STATUSES],
+                value=list(OPEN_STATUSES),
+                inline=True,
+            ),
+            checklist(
+                t("inc_sla", lang),
+                "inc-sla",
+                [{"label": sla_label(s, lang), "value": s} for s in SLA_FILTERS],
+                value=[],
+                inline=True,
+            ),
+        ),
+        controls(
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="inc-assignee",
+                        options=assignee_options(user, lang),
+                        placeholder=t("inc_assignee", lang),
+                        style={"minWidth": "280px"},
+                    ),
+                    html.Button(
+                        t("inc_bulk_assign", lang),
+                        id="inc-assign-btn",
+                        className="btn",
+                        n_clicks=0,
+                    ),
+                ],
+                style={"display": "flex", "gap": "8px"} if can_act else {"display": "none"},
+            ),
+            html.Button(
+                t("inc_download", lang),
+                id="inc-download-btn",
+                className="btn secondary",
+                n_clicks=0,
+            ),
+            html.A(
+                t("inc_new", lang),
+                href="/incidents/new",
+                className="btn secondary",
+                id="inc-new-link",
+                style={} if can_act else {"display": "none"},
+            ),
+            html.Span(id="inc-msg", className="msg"),
+        ),
+        card(
+            table(
+                "inc-table",
+                [],
+                _columns(lang),
+                page_size=25,
+                selectable=can_act,
+                style_data_conditional=_sla_styles(),
+            )
+        ),
+    ]
 
 
 def _columns(lang: str) -> list[dict[str, Any]]:
@@ -319,10 +290,7 @@ def bulk_assign(
         return t("inc_err_bad_assignee", lang), dash.no_update
     if not access.may_assign_to(user, assignee, kinds[assignee]):
         return t("inc_err_forbidden", lang), dash.no_update
-    try:
-        wanted = sorted({int(i) for i in ids or []})
-    except (TypeError, ValueError):
-        raise PreventUpdate from None
+    wanted = selected_ids(ids)
     if not wanted:
         return t("n_selected_none", lang), dash.no_update
     done = refused = 0

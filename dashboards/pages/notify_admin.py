@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
-from dash.exceptions import PreventUpdate
+from dash import Input, Output, State, callback, html
 
-from dashboards.components.common import require, who
-from dashboards.components.layout import frame, refused, table
+from dashboards.components.common import require, selected_ids, who
+from dashboards.components.layout import table
+from dashboards.components.tables import card, controls, view_page
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
+from ioc.auth import User
 from ioc.notify import outbox
 from ioc.notify.prefs import dead_letters
 
@@ -24,31 +25,26 @@ STATES = ("pending", "sending", "sent", "dead", "cancelled", "digest", "digested
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("admin"):
-        return refused(lang)
-    return frame(
-        user,
+    return view_page(
         "/admin/notifications",
-        lang,
-        [
-            dcc.Interval(id="ndead-interval", interval=REFRESH_MS),
-            dcc.Store(id="ndead-version", data=0),
-            html.H1(t("nd_title", lang)),
-            html.Div(id="ndead-counts", className="muted"),
-            html.Div(
-                className="controls",
-                children=[
-                    html.Button(t("nd_retry", lang), id="ndead-retry", className="btn", n_clicks=0),
-                    html.Span(id="ndead-msg", className="msg"),
-                ],
-            ),
-            html.Div(
-                className="card",
-                children=[table("ndead-table", [], _columns(lang), page_size=20, selectable=True)],
-            ),
-        ],
+        "nd_title",
+        "ndead-interval",
+        REFRESH_MS,
+        _body,
+        perm="admin",
+        version_id="ndead-version",
     )
+
+
+def _body(_user: User, lang: str) -> list[Any]:
+    return [
+        html.Div(id="ndead-counts", className="muted"),
+        controls(
+            html.Button(t("nd_retry", lang), id="ndead-retry", className="btn", n_clicks=0),
+            html.Span(id="ndead-msg", className="msg"),
+        ),
+        card(table("ndead-table", [], _columns(lang), page_size=20, selectable=True)),
+    ]
 
 
 def _columns(lang: str) -> list[dict[str, Any]]:
@@ -107,10 +103,7 @@ def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
 def retry(_n: int | None, ids: list[Any] | None, version: int | None) -> tuple[Any, ...]:
     require("admin")
     _, lang = who()
-    try:
-        wanted = sorted({int(i) for i in ids or []})
-    except (TypeError, ValueError):
-        raise PreventUpdate from None
+    wanted = selected_ids(ids)
     if not wanted:
         return t("n_selected_none", lang), dash.no_update
     with state().pool.conn() as conn:

@@ -23,17 +23,17 @@ from dashboards.components.common import (
 from dashboards.components.figures import MAP_CONFIG, on_basemap, ward_map
 from dashboards.components.incidents import incidents_card
 from dashboards.components.layout import (
-    frame,
     kpi_tile,
     numeric_format,
     rank_line,
-    refused,
     severity_styles,
     table,
 )
+from dashboards.components.tables import card, cards_2, view_page
 from dashboards.i18n import fmt_datetime, t, unit_label
 from dashboards.kpiview import city_value, decimals, ranks, status
 from dashboards.state import state
+from ioc.auth import User
 from ioc.missing import is_missing
 
 dash.register_page(__name__, path="/", title="IOC Đà Nẵng", order=0)
@@ -43,11 +43,11 @@ DEFAULT_MAP_KPI = "on_time_rate"
 
 
 def layout(**_: Any) -> html.Div:
-    user, lang = who()
-    if not user.can("view"):
-        return refused(lang)
-    st = state()
-    kpis = st.kpis
+    return view_page("/", "overview", "ov-interval", REFRESH_MS, _body, updated_id="ov-updated")
+
+
+def _body(_user: User, lang: str) -> list[Any]:
+    kpis = state().kpis
     options = [
         {"label": k.label_en if lang == "en" else k.label_vi, "value": name}
         for name, k in kpis.items()
@@ -55,66 +55,41 @@ def layout(**_: Any) -> html.Div:
     default = (
         DEFAULT_MAP_KPI if DEFAULT_MAP_KPI in kpis else (options[0]["value"] if options else None)
     )
-    return frame(
-        user,
-        "/",
-        lang,
-        [
-            dcc.Interval(id="ov-interval", interval=REFRESH_MS),
-            html.Div(
-                className="page-head",
-                children=[
-                    html.H1(t("overview", lang)),
-                    html.Span(id="ov-updated", className="updated"),
-                ],
+    return [
+        html.Div(id="ov-arriving"),
+        html.Div(id="ov-tiles", className="tiles"),
+        cards_2(
+            card(
+                html.Div(
+                    className="card-head",
+                    children=[
+                        html.H2(t("map_title", lang)),
+                        html.Label(t("color_by", lang)),
+                        dcc.Dropdown(
+                            id="ov-kpi",
+                            options=options,
+                            value=default,
+                            clearable=False,
+                            className="kpi-select",
+                        ),
+                    ],
+                ),
+                dcc.Graph(
+                    id="ov-map",
+                    config=MAP_CONFIG,
+                    style={"height": "560px"},
+                ),
             ),
-            html.Div(id="ov-arriving"),
-            html.Div(id="ov-tiles", className="tiles"),
-            html.Div(
-                className="grid-2",
-                children=[
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.Div(
-                                className="card-head",
-                                children=[
-                                    html.H2(t("map_title", lang)),
-                                    html.Label(t("color_by", lang)),
-                                    dcc.Dropdown(
-                                        id="ov-kpi",
-                                        options=options,
-                                        value=default,
-                                        clearable=False,
-                                        className="kpi-select",
-                                    ),
-                                ],
-                            ),
-                            dcc.Graph(
-                                id="ov-map",
-                                config=MAP_CONFIG,
-                                style={"height": "560px"},
-                            ),
-                        ],
-                    ),
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.H2(t("ranking", lang)),
-                            html.Div(id="ov-best-worst", className="best-worst"),
-                            html.Div(id="ov-ranking"),
-                        ],
-                    ),
-                ],
+            card(
+                html.Div(id="ov-best-worst", className="best-worst"),
+                title=t("ranking", lang),
+                body_id="ov-ranking",
             ),
-            html.Div(
-                className="card",
-                children=[html.H2(t("open_alerts", lang)), html.Div(id="ov-alerts")],
-            ),
-            html.Div(className="card", id="ov-reports-card", children=[html.Div(id="ov-reports")]),
-            incidents_card("inc-ov-summary", lang),  # filled by pages/incidents.py
-        ],
-    )
+        ),
+        card(title=t("open_alerts", lang), body_id="ov-alerts"),
+        html.Div(className="card", id="ov-reports-card", children=[html.Div(id="ov-reports")]),
+        incidents_card("inc-ov-summary", lang),  # filled by pages/incidents.py
+    ]
 
 
 @callback(

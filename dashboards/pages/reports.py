@@ -22,6 +22,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards.components.common import require, scope_key, ward_options, who
 from dashboards.components.layout import frame, refused, table
+from dashboards.components.tables import card, controls
 from dashboards.i18n import fmt_datetime, fmt_num
 from dashboards.state import state
 from ioc.auth import User
@@ -161,43 +162,32 @@ def layout(**_: Any) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="controls",
+            controls(
+                *[
+                    html.Button(
+                        _t(f"act_{a}", lang),
+                        id=f"rep-act-{a}",
+                        className="btn" if a != "rejected" else "btn secondary",
+                        n_clicks=0,
+                    )
+                    for a in ACTIONS
+                ],
+                dcc.Input(
+                    id="rep-result",
+                    placeholder=_t("result", lang),
+                    maxLength=2000,
+                    style={"minWidth": "320px"},
+                ),
+                html.Span(id="rep-msg", className="msg"),
                 style={} if act else {"display": "none"},
-                children=[
-                    *[
-                        html.Button(
-                            _t(f"act_{a}", lang),
-                            id=f"rep-act-{a}",
-                            className="btn" if a != "rejected" else "btn secondary",
-                            n_clicks=0,
-                        )
-                        for a in ACTIONS
-                    ],
-                    dcc.Input(
-                        id="rep-result",
-                        placeholder=_t("result", lang),
-                        maxLength=2000,
-                        style={"minWidth": "320px"},
-                    ),
-                    html.Span(id="rep-msg", className="msg"),
-                ],
             ),
-            html.Div(
-                className="card",
-                children=[
-                    html.Div(
-                        className="controls",
-                        children=[
-                            html.Div(id="rep-count", className="muted"),
-                            html.Button(
-                                _t("download", lang), id="rep-csv", className="btn", n_clicks=0
-                            ),
-                            html.Span("" if act else _t("read_only", lang), className="muted"),
-                        ],
-                    ),
-                    table("rep-table", [], _columns(lang), page_size=20, selectable=act),
-                ],
+            card(
+                controls(
+                    html.Div(id="rep-count", className="muted"),
+                    html.Button(_t("download", lang), id="rep-csv", className="btn", n_clicks=0),
+                    html.Span("" if act else _t("read_only", lang), className="muted"),
+                ),
+                table("rep-table", [], _columns(lang), page_size=20, selectable=act),
             ),
         ],
     )

@@ -28,7 +28,7 @@ from dashboards.components.common import (
 from dashboards.components.figures import GRAPH_CONFIG, MAP_CONFIG, kpi_history, ward_pins_map
 from dashboards.components.incidents import incidents_card
 from dashboards.components.layout import frame, refused, severity_styles, table
-from dashboards.components.tables import camera_table, card, cards_2, numeric_column
+from dashboards.components.tables import camera_table, card, cards_2, controls, numeric_column
 from dashboards.i18n import fmt_datetime, fmt_num, t, unit_label
 from dashboards.kpiview import COLORS, decimals, status
 from dashboards.state import state
@@ -60,21 +60,17 @@ def layout(code: str | None = None, **_: Any) -> html.Div:
             html.Div(id="ward-arriving"),
             card(body_id="ward-kpis"),
             card(
-                html.Div(
-                    className="controls",
-                    children=[
-                        html.Label(t("time_range", lang)),
-                        dcc.Dropdown(
-                            id="ward-days",
-                            options=[
-                                {"label": t("last_n_days", lang, n=d), "value": d}
-                                for d in HISTORY_DAYS
-                            ],
-                            value=30,
-                            clearable=False,
-                            style={"width": "200px"},
-                        ),
-                    ],
+                controls(
+                    html.Label(t("time_range", lang)),
+                    dcc.Dropdown(
+                        id="ward-days",
+                        options=[
+                            {"label": t("last_n_days", lang, n=d), "value": d} for d in HISTORY_DAYS
+                        ],
+                        value=30,
+                        clearable=False,
+                        style={"width": "200px"},
+                    ),
                 ),
                 html.Div(id="ward-history", className="small-multiples"),
                 title=t("kpi_history", lang),
