@@ -12,10 +12,11 @@ from typing import Any, cast
 
 import dash
 import flask
+import psycopg2
 from dash import html
 
 from dashboards import admin, devices, ops, security
-from dashboards.db import Pool, RedisTTLCache
+from dashboards.db import DatabaseUnavailable, Pool, RedisTTLCache
 from dashboards.state import AppState, state
 from ioc.config import Config
 from ioc.errors import IOCError
@@ -201,6 +202,9 @@ def create_app(cfg: Config, database_url: str, settings: Settings | None = None)
     app.index_string = app.index_string.replace("<html>", '<html lang="{%lang%}">')
     server.after_request(security.after)
     server.after_request(ops.timing_after)
+    # the database lost or unreachable mid-request: 503 with Retry-After, never a 500
+    for lost in (psycopg2.OperationalError, psycopg2.InterfaceError, DatabaseUnavailable):
+        server.register_error_handler(lost, ops.database_unavailable)
     server.add_url_rule("/login", "login", security.login, methods=["GET", "POST"])
     server.add_url_rule("/logout", "logout", security.logout, methods=["GET", "POST"])
     server.add_url_rule("/healthz", "healthz", ops.healthz)

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import pickle
+import select
 import stat
 import threading
 import time
@@ -23,15 +24,78 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg2
+import psycopg2.errors
 from psycopg2.pool import ThreadedConnectionPool
 
 from ioc.db import Connection, connect
+from ioc.errors import IOCError
 from ioc.settings import redact_db_url
 
 T = TypeVar("T")
 log = logging.getLogger("ioc.dashboard")
 
 STATEMENT_TIMEOUT_MS = 15_000
+
+# SQLSTATEs of a connection that is gone, whatever the statement was: class 08 (connection
+# exception) and 57P (the server shut down or restarted, the backend was terminated, the
+# database dropped). Not 57014 (query_canceled: a statement timeout, the query's own failure).
+_LOST_PREFIXES = ("08", "57P")
+_LOST_CODES = (
+    *("08000", "08001", "08003", "08004", "08006", "08007", "08P01"),
+    *("57P01", "57P02", "57P03", "57P04", "57P05"),
+)
+
+
+def _error_classes(codes: tuple[str, ...]) -> tuple[type[psycopg2.Error], ...]:
+    """psycopg2's classes of these SQLSTATEs (those this psycopg2 knows)."""
+    out = []
+    for code in codes:
+        try:
+            out.append(psycopg2.errors.lookup(code))
+        except KeyError:
+            continue
+    return tuple(out)
+
+
+_LOST_CLASSES = _error_classes(_LOST_CODES)
+
+
+class DatabaseUnavailable(IOCError):
+    """No connection to the database could be had (a one-line message, no SQLSTATE)."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the database connection is lost or cannot be had (the server
+    is down, restarting or refusing, the backend was terminated): the request may be tried
+    again later. False for the query's own failures — a statement timeout
+    (``psycopg2.errors.QueryCanceled``, an OperationalError too), a syntax or permission
+    error (ProgrammingError), a constraint (IntegrityError)."""
+    if isinstance(exc, DatabaseUnavailable | psycopg2.InterfaceError):
+        return True  # used after the connection closed, or no connection at all
+    if not isinstance(exc, psycopg2.OperationalError):
+        return False
+    if type(exc) is psycopg2.OperationalError:  # no SQLSTATE psycopg2 knows a class for
+        return not exc.pgcode or exc.pgcode.startswith(_LOST_PREFIXES)
+    return isinstance(exc, _LOST_CLASSES)
+
+
+def _ended(conn: Connection) -> bool:
+    """True for a pooled connection the server has ended while it sat idle: closed, in an
+    unknown state, or with something to read (an idle connection of this pool is sent
+    nothing, except the FATAL message and end of stream of a terminated backend or a server
+    shutting down). No round trip."""
+    from psycopg2.extensions import TRANSACTION_STATUS_UNKNOWN
+
+    if conn.closed or conn.info.transaction_status == TRANSACTION_STATUS_UNKNOWN:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([conn.fileno()], [], [], 0)[0])  # pragma: no cover
+    except (OSError, ValueError, psycopg2.Error):
+        return True
 
 
 class Pool:
@@ -46,7 +110,10 @@ class Pool:
     def _get_pool(self) -> ThreadedConnectionPool:
         with self._lock:
             if self._pool is None:
-                connect(self.url).close()  # one-line error if unreachable
+                try:
+                    connect(self.url).close()  # one-line error if unreachable
+                except IOCError as exc:
+                    raise DatabaseUnavailable(str(exc)) from None
                 self._pool = ThreadedConnectionPool(
                     1,
                     self.maxconn,
@@ -59,9 +126,19 @@ class Pool:
 
     @contextmanager
     def conn(self) -> Iterator[Connection]:
-        """A pooled connection; committed at the end, rolled back on error, dropped if broken."""
+        """A pooled connection; committed at the end, rolled back on error, dropped if broken.
+
+        Idle connections the server ended meanwhile (a restart, pg_terminate_backend) are
+        dropped on the way out of the pool, so a request after the database came back gets a
+        live one; a connection lost during the request raises (psycopg2.OperationalError or
+        InterfaceError: :func:`connection_lost`) and is dropped too."""
         pool = self._get_pool()
         conn = pool.getconn()
+        for _ in range(self.maxconn):
+            if not _ended(conn):
+                break
+            pool.putconn(conn, close=True)
+            conn = pool.getconn()
         broken = False
         try:
             yield conn
@@ -89,11 +166,9 @@ class Pool:
             try:
                 with self.conn() as conn:
                     return work(conn)
-            except psycopg2.OperationalError as exc:
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 # lost: no SQLSTATE (the socket closed), connection exception or shut down
-                code = exc.pgcode or ""
-                lost = not code or code.startswith(("08", "57P"))
-                if conn is None or not lost or attempt == self.maxconn:
+                if conn is None or not connection_lost(exc) or attempt == self.maxconn:
                     raise  # no connection to be had, or the work's own failure (a timeout)
                 log.warning("database connection lost; doing the work again on another one")
         raise AssertionError("unreachable")

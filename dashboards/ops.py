@@ -1,9 +1,12 @@
-"""``/healthz`` (open JSON: is each part up; no data) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (open JSON: is each part up; no data), ``/metrics`` (Prometheus), and the
+answer to a request the database could not serve (503, :func:`database_unavailable`)."""
 
 from __future__ import annotations
 
 import hmac
+import html
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -15,7 +18,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from dashboards.db import connection_lost
 from dashboards.state import AppState, state
+
+log = logging.getLogger("ioc.dashboard")
 
 # a service that has not reported for this long is stale
 STALE_AFTER_S = 120.0
@@ -203,4 +209,44 @@ def timing_after(resp: flask.Response) -> flask.Response:
     m: Metrics | None = flask.current_app.config.get("IOC_METRICS")
     if t0 is not None and m is not None:
         m.observe(flask.request.path, resp.status_code, time.perf_counter() - t0)
+    return resp
+
+
+# seconds a client is asked to wait before trying again when the database is unavailable
+RETRY_AFTER_S = 5
+
+_UNAVAILABLE_VI = "Tạm thời không truy cập được cơ sở dữ liệu. Vui lòng thử lại sau ít giây."
+_UNAVAILABLE_EN = "The database is briefly unavailable. Please try again in a few seconds."
+
+
+def database_unavailable(exc: Exception) -> flask.Response:
+    """Flask error handler (``register_error_handler``) of psycopg2.OperationalError and
+    InterfaceError and :class:`dashboards.db.DatabaseUnavailable`: a request the database could
+    not serve because its connection was lost or none could be had (:func:`connection_lost`)
+    answers 503 with ``Retry-After`` — one line of JSON for the API and Dash's callbacks, a
+    short page for a browser — and one WARNING line naming the route (no traceback). Nothing is
+    done again here: the client decides whether to repeat (docs/dashboards.md). Any other
+    OperationalError (a statement timeout: QueryCanceled) is raised again: Flask's own 500,
+    with its traceback in the log, as for any fault of the code."""
+    if not connection_lost(exc):
+        raise exc
+    req = flask.request
+    rule = req.url_rule.rule if req.url_rule is not None else req.path
+    if rule.startswith("/<path:"):  # Dash's catch-all of its pages: the page's path
+        rule = req.path
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    log.warning("database unavailable: %s %s answered 503 (%s)", req.method, rule, reason)
+    if req.path.startswith("/api/") or "text/html" not in req.headers.get("Accept", ""):
+        body = json.dumps({"error": "database unavailable: try again later"})
+        resp = flask.Response(body + "\n", status=503, mimetype="application/json")
+    else:
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>503</title></head><body><p id='db-unavailable'>{html.escape(_UNAVAILABLE_VI)}"
+            f"</p><p>{html.escape(_UNAVAILABLE_EN)}</p></body></html>"
+        )
+        resp = flask.Response(page, status=503, mimetype="text/html")
+    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -227,7 +227,9 @@ def session_user() -> User | None:
         name = sessions().lookup(token)
     except IOCError as exc:  # the session store is down: nobody is signed in meanwhile
         log.warning("%s", exc)
-        flask.abort(503)
+        from dashboards.ops import RETRY_AFTER_S
+
+        flask.abort(503, retry_after=RETRY_AFTER_S)
     if name is None:
         return None
 
