@@ -34,6 +34,7 @@ from dashboards.components.common import (
     cached,
     fault_labels,
     freshness,
+    kpi_board,
     latest_kpis,
     require,
     scope_key,
@@ -53,8 +54,8 @@ from dashboards.components.figures import (
     ward_map,
 )
 from dashboards.components.layout import kpi_tile, refused
-from dashboards.i18n import TZ, fmt_datetime, fmt_num, t
-from dashboards.kpiview import COLORS, city_value, ranks
+from dashboards.i18n import TZ, fmt_datetime, fmt_num, t, unit_label
+from dashboards.kpiview import COLORS, city_value, decimals, ranks, status
 from dashboards.rotation import (
     RELOAD_AFTER_S,
     RELOAD_MAX_S,
@@ -386,7 +387,47 @@ def _view_map(user: User, lang: str, scale: float) -> list[Any]:
             [html.H2(label), _map(user, kpi_name, lang, scale, "wall-map-graph")],
             className="wall-col wall-main",
         ),
-        html.Div([_tiles(CITY_KPIS, lang)], className="wall-col wall-side"),
+        html.Div(
+            [_tiles(CITY_KPIS, lang), *_worst_wards(user, kpi_name, label, lang)],
+            className="wall-col wall-side",
+        ),
+    ]
+
+
+WALL_WORST_ROWS = 6
+
+
+def _worst_wards(user: User, kpi_name: str, label: str, lang: str) -> list[Any]:
+    """The wards ranked last on the map's KPI (today), worst first, among those the map shows
+    the user: name, value, rank among all ranked wards; each row's edge in its status colour."""
+    kpi = state().kpis.get(kpi_name)
+    board = kpi_board("day").get(kpi_name)
+    if kpi is None or not board:
+        return []
+    names = state().ward_names
+    last = sorted(
+        ((rank, code, value) for code, (value, rank) in board["wards"].items()),
+        reverse=True,
+    )
+    allowed = user.allowed_wards()  # as the map: the kiosk sees the city's values
+    shown = [r for r in last if allowed is None or r[1] in allowed][:WALL_WORST_ROWS]
+    if not shown:
+        return []
+    unit = unit_label(kpi.unit, lang)
+    items = [
+        html.Li(
+            [
+                html.Span(names.get(code, code)),
+                html.Span(f"{fmt_num(value, decimals(kpi), lang)} {unit}".strip(), className="num"),
+                html.Span(f"{t('rank', lang)} {rank}/{board['n_ranked']}", className="num"),
+            ],
+            style={"borderLeft": f"0.5vw solid {COLORS[status(value, kpi)]}"},
+        )
+        for rank, code, value in shown
+    ]
+    return [
+        html.H2(f"{t('worst', lang)} · {label}"),
+        html.Ul(items, className="wall-list ranked", id="wall-map-worst"),
     ]
 
 

@@ -145,6 +145,17 @@ def test_wall_kiosk_1920_and_4k(dash_server: Any) -> None:
             "return parseFloat(getComputedStyle(document.querySelector('.tile-value')).fontSize)"
         )
         assert size >= 40
+        # under the tiles: the wards ranked last on the map's KPI, worst first, all on screen
+        worst = driver.execute_script(
+            "const u = document.getElementById('wall-map-worst');"
+            "return u ? [Array.from(u.children, li => li.innerText),"
+            " u.getBoundingClientRect().bottom] : null"
+        )
+        assert worst is not None, "no list of the wards ranked last"
+        rows, bottom = worst
+        assert 1 <= len(rows) <= 6 and bottom <= 1080
+        ranked = [int(r.split("Hạng ")[1].split("/")[0]) for r in rows]
+        assert ranked == sorted(ranked, reverse=True), rows
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SCREENSHOTS / "wall_1920x1080.png"))
         assert severe_logs(driver) == []
