@@ -102,6 +102,7 @@ def layout(device_id: str | None = None, **_: Any) -> html.Div:
                     end_date=today.isoformat(),
                     max_date_allowed=today.isoformat(),
                     display_format="DD/MM/YYYY" if lang == "vi" else "YYYY-MM-DD",
+                    style={"width": "300px"},  # two dates: not the row's whole width
                 ),
                 html.Span(id="dev-resolution", className="muted"),
             ),

@@ -388,6 +388,10 @@ def test_device_page_from_the_ward_page_and_ranges(server: Server, browser: Any)
         server.db_url, "SELECT to_char(now() AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD')"
     )
     assert len(first) == 2 and first[1] == today[0][0], first
+    width = browser.execute_script(
+        "return document.getElementById('dev-dates').closest('.dash-datepicker').offsetWidth"
+    )
+    assert 0 < width <= 400, width  # two dates, not the whole row
     browser.find_element("css selector", "#dev-range").click()
     opt = wait_for(
         browser,
