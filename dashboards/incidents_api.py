@@ -14,6 +14,9 @@
   ``close`` (the operations centre checked the result) →
   200 ``{"id", "status"}``; 400 ``{"error": "field: ..."}`` naming the bad field; 409 when the
   incident's state does not allow it; 404 for an unknown id; 401 without a valid token.
+  Safe to repeat with an ``Idempotency-Key`` header (per token, kept 7 days,
+  ioc.incidents.idempotency): a repeat answers the first answer with ``Idempotent-Replayed:
+  true`` and does nothing; another request under the same key → 422; a bad key → 400.
 
 Every change goes through ioc.incidents.core with source ``api`` and actor ``TOKEN/actor``.
 """
@@ -29,22 +32,22 @@ from werkzeug.wrappers import Response
 
 from dashboards.state import state
 from ioc.db import Connection
-from ioc.incidents import core, rules
+from ioc.incidents import core, idempotency, rules
 from ioc.incidents.tokens import SCOPE, check_staff_token
 
 MAX_BODY = 64 * 1024
 ACTIONS = ("acknowledge", "assign", "start", "step", "comment", "resolve", "reject", "close")
 
 
-def _json(body: Any, status: int = 200, **headers: str) -> Response:
-    resp = flask.Response(
-        json.dumps(body, ensure_ascii=False, default=str),
-        status=status,
-        mimetype="application/json",
-    )
+def _raw(text: str, status: int, **headers: str) -> Response:
+    resp = flask.Response(text, status=status, mimetype="application/json")
     for k, v in headers.items():
         resp.headers[k] = v
     return resp
+
+
+def _json(body: Any, status: int = 200, **headers: str) -> Response:
+    return _raw(json.dumps(body, ensure_ascii=False, default=str), status, **headers)
 
 
 def _token() -> str | Response:
@@ -176,62 +179,107 @@ def create_incident() -> Response:
     )
 
 
+_FIELD_OF = {
+    "bad_assignee": "assignee",
+    "bad_step": "step",
+    "needs_note": "note",
+    "needs_photo": "photo_ref",
+    "needs_resolution": "text",
+    "needs_reason": "text",
+    "needs_comment": "text",
+    "too_long": "text",
+}
+
+
+def _act(
+    conn: Connection, incident_id: int, action: str, body: dict[str, Any], who: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Do ``action`` in the connection's transaction: (HTTP status, JSON answer). A refusal
+    (404, 400, 409) undoes whatever the action wrote (a savepoint) and is answered, not raised."""
+    cfg = state().cfg
+    now = dt.datetime.now(dt.UTC)
+    with conn.cursor() as cur:
+        cur.execute("SAVEPOINT incident_action")
+    try:
+        if core.get(conn, incident_id) is None:
+            return 404, {"error": f"no incident {incident_id}"}
+        if action == "acknowledge":
+            core.acknowledge(conn, incident_id, now=now, **who)
+        elif action == "assign":
+            core.assign(conn, cfg, incident_id, str(body.get("assignee") or ""), now=now, **who)
+        elif action == "start":
+            core.start(conn, incident_id, now=now, **who)
+        elif action == "step":
+            core.tick_step(
+                conn, cfg, incident_id, str(body.get("step") or ""),
+                note=body.get("note"), photo_ref=body.get("photo_ref"), now=now, **who,
+            )  # fmt: skip
+        elif action == "comment":
+            core.comment(conn, incident_id, str(body.get("text") or ""), now=now, **who)
+        elif action == "resolve":
+            core.resolve(conn, cfg, incident_id, str(body.get("text") or ""), now=now, **who)
+        elif action == "close":
+            core.close(conn, incident_id, now=now, **who)
+        else:
+            core.reject(conn, incident_id, str(body.get("text") or ""), now=now, **who)
+        inc = core.get(conn, incident_id)
+    except core.IncidentError as exc:
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK TO SAVEPOINT incident_action")
+        field = _FIELD_OF.get(exc.code)
+        if field is not None:
+            return 400, {"error": f"{field}: {exc}"}
+        return 409, {"error": f"state: {exc}", "code": exc.code}
+    assert inc is not None
+    return 200, {"id": incident_id, "status": inc["status"]}
+
+
+def _idempotency_key() -> str | Response | None:
+    """The request's ``Idempotency-Key`` (None without one), or its 400."""
+    key = flask.request.headers.get(idempotency.HEADER)
+    if key is None or idempotency.valid_key(key):
+        return key
+    return _json({"error": f"{idempotency.HEADER}: 1 to 200 printable ASCII characters"}, 400)
+
+
 def post_action(incident_id: int) -> Response:
+    """``POST /api/v1/incidents/{id}/actions``. With an ``Idempotency-Key`` (per token) the
+    first request acts and stores its answer in the same transaction; a repeat with the same
+    body answers the stored status and body with ``Idempotent-Replayed: true`` and does nothing,
+    one with another body (or incident) 422. A repeat sent while the first is under way waits
+    for it, then replays (or acts, if the first was rolled back)."""
     name = _token()
     if isinstance(name, Response):
         return name
+    key = _idempotency_key()
+    if isinstance(key, Response):
+        return key
     body = _body()
     if isinstance(body, Response):
         return body
     action = body.get("action")
     if action not in ACTIONS:
         return _json({"error": f"action: one of {', '.join(ACTIONS)}"}, 400)
-    for key in ("actor", "assignee", "step", "note", "photo_ref", "text"):
-        if key in body and body[key] is not None and not isinstance(body[key], str):
-            return _json({"error": f"{key}: a string is needed"}, 400)
+    for field in ("actor", "assignee", "step", "note", "photo_ref", "text"):
+        if field in body and body[field] is not None and not isinstance(body[field], str):
+            return _json({"error": f"{field}: a string is needed"}, 400)
     actor = str(body.get("actor") or "").strip()[:64]
     if not actor:
         return _json({"error": "actor: who does it is required"}, 400)
-    cfg = state().cfg
     who: dict[str, Any] = {"actor": f"{name}/{actor}", "source": "api"}
-    now = dt.datetime.now(dt.UTC)
-    try:
-        with state().pool.conn() as conn:
-            if core.get(conn, incident_id) is None:
-                return _json({"error": f"no incident {incident_id}"}, 404)
-            if action == "acknowledge":
-                core.acknowledge(conn, incident_id, now=now, **who)
-            elif action == "assign":
-                core.assign(conn, cfg, incident_id, str(body.get("assignee") or ""), now=now, **who)
-            elif action == "start":
-                core.start(conn, incident_id, now=now, **who)
-            elif action == "step":
-                core.tick_step(
-                    conn, cfg, incident_id, str(body.get("step") or ""),
-                    note=body.get("note"), photo_ref=body.get("photo_ref"), now=now, **who,
-                )  # fmt: skip
-            elif action == "comment":
-                core.comment(conn, incident_id, str(body.get("text") or ""), now=now, **who)
-            elif action == "resolve":
-                core.resolve(conn, cfg, incident_id, str(body.get("text") or ""), now=now, **who)
-            elif action == "close":
-                core.close(conn, incident_id, now=now, **who)
-            else:
-                core.reject(conn, incident_id, str(body.get("text") or ""), now=now, **who)
-            inc = core.get(conn, incident_id)
-    except core.IncidentError as exc:
-        field = {
-            "bad_assignee": "assignee",
-            "bad_step": "step",
-            "needs_note": "note",
-            "needs_photo": "photo_ref",
-            "needs_resolution": "text",
-            "needs_reason": "text",
-            "needs_comment": "text",
-            "too_long": "text",
-        }.get(exc.code)
-        if field is not None:
-            return _json({"error": f"{field}: {exc}"}, 400)
-        return _json({"error": f"state: {exc}", "code": exc.code}, 409)
-    assert inc is not None
-    return _json({"id": incident_id, "status": inc["status"]})
+    digest = idempotency.body_hash(body)
+    with state().pool.conn() as conn:
+        if key is not None:
+            stored = idempotency.claim(conn, name, key, incident_id, str(action), digest)
+            if stored is not None:
+                if not stored.same_request(incident_id, digest):
+                    return _json(
+                        {"error": f"{idempotency.HEADER}: {key!r} was used for another request"},
+                        422,
+                    )
+                return _raw(stored.response, stored.status, **{idempotency.REPLAYED_HEADER: "true"})
+        status, answer = _act(conn, incident_id, str(action), body, who)
+        text = json.dumps(answer, ensure_ascii=False, default=str)
+        if key is not None:
+            idempotency.record(conn, name, key, status, text)
+    return _raw(text, status)

@@ -47,6 +47,7 @@ from ioc.context import Context
 from ioc.db import KEEPALIVES, Connection, connect
 from ioc.db.migrate import apply_retention, refresh_rollups
 from ioc.db.service_status import record_service_status
+from ioc.incidents import idempotency
 from ioc.kpi import periods
 from ioc.kpi.compute import (
     compute_period,
@@ -284,7 +285,9 @@ class Jobs:
                     removed = remove_old_contacts(cur, retention_days=days, now=now)
                 c.commit()
                 out = {**out, "report_contacts_removed": removed}
-            return out
+            keys = idempotency.prune(c, now=now)  # the incidents API's keys, after 7 days
+            c.commit()
+            return {**out, "idempotency_keys_removed": keys} if keys else out
 
         return self._run("retention", job)
 
