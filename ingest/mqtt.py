@@ -219,6 +219,7 @@ class MqttIngester:
         )
         self._devices: dict[str, tuple[str, str]] = {}
         self._last_seen_sent: dict[str, float] = {}
+        self._first_seen_sent: dict[str, float] = {}  # oldest reading time sent per device
         self._accepting = False
         self._gen = 0  # connection generation: acks never cross connections
         self._connack = threading.Event()
@@ -729,10 +730,18 @@ class MqttIngester:
                 f"device {device} is registered as {known[1]} in ward {known[0]}",
             )
         if parsed.kind == "telemetry" and parsed.lines:
+            # last_seen at most every LAST_SEEN_EVERY_S; first_seen whenever a reading is older
+            # than any sent before (back-filled history: its oldest reading, not its arrival)
             last = self._last_seen_sent.get(device, 0.0)
-            if received - last >= LAST_SEEN_EVERY_S:
+            oldest = min(received, parsed.oldest_ts or received)
+            if received - last >= LAST_SEEN_EVERY_S or oldest < self._first_seen_sent.get(
+                device, received
+            ):
                 self._last_seen_sent[device] = received
-                m.seen = (device, home[0], home[1], _utc(received))
+                self._first_seen_sent[device] = min(
+                    oldest, self._first_seen_sent.get(device, oldest)
+                )
+                m.seen = (device, home[0], home[1], _utc(oldest), _utc(received))
         return None
 
     def _status_apply(self, parsed: Parsed, received: float) -> Callable[[Cursor], None]:

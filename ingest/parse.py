@@ -87,6 +87,7 @@ class Parsed:
     report: ReportEvent | None = None  # a citizen report event (ioc/{ward}/reports)
     problems: list[Problem] = field(default_factory=list)
     newest_ts: float | None = None  # epoch seconds of the newest reading
+    oldest_ts: float | None = None  # epoch seconds of the oldest reading
 
 
 def _kind(value: Any) -> str:
@@ -375,6 +376,8 @@ class Parser:
             ts_text = self._ts_text(ms)
         if out.newest_ts is None or secs > out.newest_ts:
             out.newest_ts = secs
+        if out.oldest_ts is None or secs < out.oldest_ts:
+            out.oldest_ts = secs
         ranges = self.metrics[out.device_type or ""]
         prefix = f"{ts_text}\t{out.ward}\t{out.device_id}\t"
         lines = out.lines

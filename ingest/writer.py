@@ -126,15 +126,16 @@ def execute_reject(cur: Cursor, row: Row) -> None:
     cur.execute(REJECT_ONE_SQL, {**params, "match": match})
 
 
-# Devices seen in a batch: registers new ones, moves last_seen forward and first_seen back
-# (history back-filled after a device's first live message still counts for its uptime).
+# Devices seen in a batch: registers new ones, moves last_seen (when a message was received)
+# forward and first_seen (the oldest reading's time) back: history back-filled after a device's
+# first live message still counts for its uptime.
 DEVICES_SEEN = TableSpec(
     "devices",
-    ("device_id", "ward_code", "device_type", "last_seen"),
+    ("device_id", "ward_code", "device_type", "first_seen", "last_seen"),
     ("device_id",),
     insert_sql=(
         "INSERT INTO devices (device_id, ward_code, device_type, first_seen, last_seen)"
-        " SELECT device_id, min(ward_code), min(device_type), min(last_seen), max(last_seen)"
+        " SELECT device_id, min(ward_code), min(device_type), min(first_seen), max(last_seen)"
         " FROM {staging} GROUP BY device_id"
         " ON CONFLICT (device_id) DO UPDATE"
         " SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),"

@@ -161,6 +161,8 @@ def test_queue_and_incident_page_at_1920_and_4k(inc_server: Server) -> None:
             assert "Quá hạn" in head and "Mới" in head
             events = driver.find_element("id", "inc-d-events").text
             assert "chuyển cấp" in events and "quá hạn" in events and "mở sự cố" in events
+            fits = "const u = document.getElementById('inc-d-events');"
+            assert driver.execute_script(fits + "return u.scrollHeight <= u.clientHeight")
             links = driver.find_element("id", "inc-d-split-sel").text
             assert "Mực nước vượt ngưỡng ngập" in links
             wait_for(driver, lambda d: _trace_types(d, "inc-d-map") == ["choropleth", "scattergeo"])

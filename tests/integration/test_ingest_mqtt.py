@@ -146,6 +146,31 @@ def test_readings_rejects_devices_and_status(
     assert ing.stats.inflight() == 0
 
 
+def test_back_filled_history_moves_first_seen_back(
+    ingester_factory: Callable[..., MqttIngester], mqtt_url: str, fresh_db_url: str
+) -> None:
+    """A device heard live, then its history (a back-fill: readings two days old arriving now,
+    within a second of the live one): first_seen is its oldest reading, last_seen when a
+    message last arrived."""
+    p = unique_prefix()
+    ing = ingester_factory(p)
+    t = f"{p}/{W}/air_quality/aq1/telemetry"
+    now_ms = int(time.time() * 1000)
+    old = now_ms - 2 * 86_400_000
+    history = [
+        (t, json.dumps({"ts": old + k * 900_000, "values": {"pm25": 5 + k}})) for k in range(3)
+    ]
+    publish_all(mqtt_url, [(t, b'{"pm25": 10}'), *history])
+    wait_until(lambda: ing.stats.acked >= 4, what="all messages acked")
+    ((first, last),) = query_all(
+        fresh_db_url,
+        "SELECT extract(epoch FROM first_seen) * 1000, extract(epoch FROM last_seen) * 1000"
+        " FROM devices",
+    )
+    assert float(first) == pytest.approx(old, abs=1)
+    assert float(last) >= now_ms - 1000  # an arrival, not a reading's time
+
+
 def test_auto_register_false_and_device_conflict(
     ingester_factory: Callable[..., MqttIngester], mqtt_url: str, fresh_db_url: str
 ) -> None:

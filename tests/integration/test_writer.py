@@ -81,9 +81,12 @@ def test_devices_seen_upsert_moves_last_seen_forward_only(fresh_db_url: str) -> 
             copy_insert(
                 cur,
                 DEVICES_SEEN,
-                [("d1", "20195", "noise", later), ("d1", "20195", "noise", earlier)],
+                [
+                    ("d1", "20195", "noise", later, later),
+                    ("d1", "20195", "noise", earlier, earlier),
+                ],
             )
-            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", earlier)])
+            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", earlier, earlier)])
         conn.commit()
     finally:
         conn.close()
@@ -298,17 +301,22 @@ def test_devices_seen_moves_first_seen_back_for_back_filled_history(fresh_db_url
     try:
         with conn.cursor() as cur:
             live = T0 + dt.timedelta(days=7)
-            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", live)])
+            copy_insert(cur, DEVICES_SEEN, [("d1", "20195", "noise", live, live)])
+            # the history arrives later: its readings are old, the messages new
+            arrived = live + dt.timedelta(minutes=1)
             copy_insert(
                 cur,
                 DEVICES_SEEN,
-                [("d1", "20195", "noise", T0 + dt.timedelta(days=1)), ("d1", "20195", "noise", T0)],
+                [
+                    ("d1", "20195", "noise", T0 + dt.timedelta(days=1), arrived),
+                    ("d1", "20195", "noise", T0, arrived),
+                ],
             )
         conn.commit()
     finally:
         conn.close()
     assert query_all(fresh_db_url, "SELECT first_seen, last_seen FROM devices") == [
-        (T0, T0 + dt.timedelta(days=7))
+        (T0, T0 + dt.timedelta(days=7, minutes=1))
     ]
 
 
