@@ -158,11 +158,15 @@ class IOCDash(dash.Dash):
         return str(index).replace("{%lang%}", lang())
 
 
-def create_app(cfg: Config, database_url: str, settings: Settings | None = None) -> dash.Dash:
+def create_app(
+    cfg: Config, database_url: str, settings: Settings | None = None, *, max_connections: int = 8
+) -> dash.Dash:
+    """The dashboard; ``max_connections``: this process's PostgreSQL pool (``ioc serve`` makes
+    it at least its threads + 1, so no thread finds the pool exhausted)."""
     settings = settings or Settings()
     st = AppState(
         cfg=cfg,
-        pool=Pool(database_url),
+        pool=Pool(database_url, maxconn=max_connections),
         secret_key=secret_key(settings),
         kiosk_token=settings.secret("kiosk_token"),
         metrics_token=settings.secret("metrics_token"),

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.errors
-from psycopg2.pool import ThreadedConnectionPool
+from psycopg2.pool import PoolError, ThreadedConnectionPool
 
 from ioc.db import Connection, connect
 from ioc.errors import IOCError
@@ -133,12 +133,17 @@ class Pool:
         live one; a connection lost during the request raises (psycopg2.OperationalError or
         InterfaceError: :func:`connection_lost`) and is dropped too."""
         pool = self._get_pool()
-        conn = pool.getconn()
-        for _ in range(self.maxconn):
-            if not _ended(conn):
-                break
-            pool.putconn(conn, close=True)
+        try:
             conn = pool.getconn()
+            for _ in range(self.maxconn):
+                if not _ended(conn):
+                    break
+                pool.putconn(conn, close=True)
+                conn = pool.getconn()
+        except PoolError:  # every connection in use: busy, not broken (503)
+            raise DatabaseUnavailable(
+                f"all {self.maxconn} database connections of this process are in use"
+            ) from None
         broken = False
         try:
             yield conn

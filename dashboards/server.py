@@ -89,7 +89,8 @@ def main(args: argparse.Namespace, ctx: Context) -> int:
         prepare_metrics_dir(Path(ctx.settings.var_dir) / METRICS_DIR)
     from dashboards.app import create_app
 
-    app = create_app(cfg, url, ctx.settings)
+    # a connection for every thread (and one spare): a thread never finds the pool exhausted
+    app = create_app(cfg, url, ctx.settings, max_connections=max(8, threads + 1))
     state = app.server.config["IOC_STATE"]
     if not isinstance(state.cache, RedisTTLCache):  # no IOC_REDIS_URL: this host's processes
         state.cache = SharedTTLCache(

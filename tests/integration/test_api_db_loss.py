@@ -32,7 +32,7 @@ from dash_fixtures import (
 )
 from ingest_helpers import query_one, terminate_backends
 
-from dashboards.db import connection_lost
+from dashboards.db import DatabaseUnavailable, Pool, connection_lost
 from ioc.citizen.events import Rules, event_from_mapping
 from ioc.citizen.store import store_events
 from ioc.citizen.tokens import add_token
@@ -221,3 +221,22 @@ def test_what_a_lost_connection_is(fresh_db_url: str) -> None:
     with pytest.raises(psycopg2.OperationalError) as refused:
         psycopg2.connect(fresh_db_url.rsplit("/", 1)[0] + "/no_such_database_here")
     assert connection_lost(refused.value)
+
+
+def test_an_exhausted_pool_is_busy_not_a_fault(fresh_db_url: str) -> None:
+    """Every connection of the pool in use: DatabaseUnavailable (a 503 with Retry-After: busy,
+    try again), not psycopg2's PoolError (a 500); the next request gets one again."""
+    pool = Pool(fresh_db_url, maxconn=1)
+    try:
+        with pool.conn():
+            with (
+                pytest.raises(DatabaseUnavailable, match="1 database connections") as busy,
+                pool.conn(),
+            ):
+                pass
+            assert connection_lost(busy.value)  # what the 503 handler answers
+        with pool.conn() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        pool.close()
