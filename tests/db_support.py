@@ -70,6 +70,13 @@ def schema_template(server_url: str, cfg: Config) -> str:
         with conn.cursor() as cur:
             # no one may connect to it: a connected session would make the copies fail
             cur.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+            # nor stay connected: on TimescaleDB its background scheduler has joined the new
+            # database (it leaves templates and closed databases alone once it is gone)
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
         conn.close()
         _templates[server_url] = name
         atexit.register(drop_templates)  # outside a pytest session (bench); else a no-op

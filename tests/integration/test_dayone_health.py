@@ -1,6 +1,10 @@
 """/healthz on a running system: the broker as the MQTT ingester sees it (real Mosquitto, real
 PostgreSQL), and failed TimescaleDB background jobs (the query run on plain PostgreSQL against
-stand-in views of ``timescaledb_information``: CI has no TimescaleDB)."""
+stand-in views of ``timescaledb_information``: CI has no TimescaleDB).
+
+With ``IOC_DATABASE_URL`` on a TimescaleDB server the same tests run on the Timescale path;
+there the upstream background jobs may be failing ("cannot drop portal" on PostgreSQL 15), and
+/healthz must then say degraded and name them: :func:`_status_ok` expects exactly that."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg2
+import pytest
 from ingest_helpers import Publisher, unique_prefix
 
 from dashboards.db import Pool
@@ -18,12 +23,29 @@ from dashboards.ops import health_report
 from dashboards.state import AppState
 from ingest.mqtt import MqttIngester
 from ioc.config import Config
-from ioc.db import timescale
+from ioc.db import storage_mode, timescale
 from ioc.settings import parse_mqtt_url
 
 
 def _state(cfg: Config, url: str) -> AppState:
     return AppState(cfg=cfg, pool=Pool(url), secret_key="x" * 40)
+
+
+def _on_timescale(url: str) -> bool:
+    conn = psycopg2.connect(url)
+    try:
+        return storage_mode(conn) == "timescaledb"
+    finally:
+        conn.close()
+
+
+def _status_ok(body: dict[str, Any], timescale_path: bool) -> bool:
+    """Healthy but for TimescaleDB's own failing jobs: on the plain path 'ok' and no jobs; on
+    the Timescale path 'ok', or 'degraded' naming the failing jobs (never hidden)."""
+    if not timescale_path:
+        return body["status"] == "ok" and "jobs" not in body
+    failing = body.get("jobs", {}).get("failed", 0)
+    return body["status"] == ("degraded" if failing else "ok")
 
 
 def _until(cond: Callable[[], Any], timeout: float = 30.0, what: Any = None) -> Any:
@@ -70,9 +92,8 @@ def test_healthz_broker_ok_while_the_ingester_is_connected(
         )
         # details.broker is the broker's URL; it is not a state
         assert body["broker"] == "ok", body
-        assert body["status"] == "ok", body
+        assert _status_ok(body, _on_timescale(fresh_db_url)), body
         assert body["ingest"] == {"mqtt-ingest": "ok"}
-        assert "jobs" not in body  # plain PostgreSQL: no background jobs to report
     finally:
         ing.stop()
     body, code = health_report(st)
@@ -106,6 +127,8 @@ INSERT INTO timescaledb_information.job_errors VALUES
 
 
 def test_failed_timescale_jobs_in_healthz(config: Config, fresh_db_url: str) -> None:
+    if _on_timescale(fresh_db_url):
+        pytest.skip("stand-in views for plain PostgreSQL; on TimescaleDB the real jobs count")
     st = _state(config, fresh_db_url)
     conn = psycopg2.connect(fresh_db_url)
     try:
@@ -151,6 +174,7 @@ def test_a_scheduler_leader_or_standby_is_healthy(config: Config, fresh_db_url: 
     from ioc.db.service_status import record_service_status
 
     st = _state(config, fresh_db_url)
+    ts_path = _on_timescale(fresh_db_url)
     conn = psycopg2.connect(fresh_db_url)
     try:
         for instance, status in (("h1", "leader"), ("h2", "standby")):
@@ -158,7 +182,7 @@ def test_a_scheduler_leader_or_standby_is_healthy(config: Config, fresh_db_url: 
                 record_service_status(cur, "scheduler", instance, status)
             conn.commit()
             body, _ = health_report(st)
-            assert body["services"] == {"scheduler": "ok"} and body["status"] == "ok", body
+            assert body["services"] == {"scheduler": "ok"} and _status_ok(body, ts_path), body
         with conn.cursor() as cur:
             cur.execute("DELETE FROM service_status")
             record_service_status(cur, "scheduler", "h1", "stopped")
