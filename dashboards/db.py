@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg2
-import psycopg2.errors
 from psycopg2.pool import PoolError, ThreadedConnectionPool
 
 from ioc.db import Connection, connect
@@ -40,24 +39,6 @@ STATEMENT_TIMEOUT_MS = 15_000
 # exception) and 57P (the server shut down or restarted, the backend was terminated, the
 # database dropped). Not 57014 (query_canceled: a statement timeout, the query's own failure).
 _LOST_PREFIXES = ("08", "57P")
-_LOST_CODES = (
-    *("08000", "08001", "08003", "08004", "08006", "08007", "08P01"),
-    *("57P01", "57P02", "57P03", "57P04", "57P05"),
-)
-
-
-def _error_classes(codes: tuple[str, ...]) -> tuple[type[psycopg2.Error], ...]:
-    """psycopg2's classes of these SQLSTATEs (those this psycopg2 knows)."""
-    out = []
-    for code in codes:
-        try:
-            out.append(psycopg2.errors.lookup(code))
-        except KeyError:
-            continue
-    return tuple(out)
-
-
-_LOST_CLASSES = _error_classes(_LOST_CODES)
 
 
 class DatabaseUnavailable(IOCError):
@@ -74,9 +55,8 @@ def connection_lost(exc: BaseException) -> bool:
         return True  # used after the connection closed, or no connection at all
     if not isinstance(exc, psycopg2.OperationalError):
         return False
-    if type(exc) is psycopg2.OperationalError:  # no SQLSTATE psycopg2 knows a class for
-        return not exc.pgcode or exc.pgcode.startswith(_LOST_PREFIXES)
-    return isinstance(exc, _LOST_CLASSES)
+    # no SQLSTATE: the socket closed or the connection was refused
+    return not exc.pgcode or exc.pgcode.startswith(_LOST_PREFIXES)
 
 
 def _ended(conn: Connection) -> bool:

@@ -733,14 +733,11 @@ class MqttIngester:
             # last_seen at most every LAST_SEEN_EVERY_S; first_seen whenever a reading is older
             # than any sent before (back-filled history: its oldest reading, not its arrival)
             last = self._last_seen_sent.get(device, 0.0)
+            first = self._first_seen_sent.get(device, received)
             oldest = min(received, parsed.oldest_ts or received)
-            if received - last >= LAST_SEEN_EVERY_S or oldest < self._first_seen_sent.get(
-                device, received
-            ):
+            if received - last >= LAST_SEEN_EVERY_S or oldest < first:
                 self._last_seen_sent[device] = received
-                self._first_seen_sent[device] = min(
-                    oldest, self._first_seen_sent.get(device, oldest)
-                )
+                self._first_seen_sent[device] = min(oldest, first)
                 m.seen = (device, home[0], home[1], _utc(oldest), _utc(received))
         return None
 

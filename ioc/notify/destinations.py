@@ -50,7 +50,7 @@ def refused(addr: Address, allow: Sequence[Network] = ()) -> bool:
 
 def literal_refusal(url: str, allow: Sequence[Network] = ()) -> str | None:
     """Why ``url`` is refused from what it says alone (an IP literal or ``localhost``), or
-    None. Names that need DNS are checked when sending (:func:`send_refusal`)."""
+    None. Names that need DNS are checked when sending (:func:`resolve_checked`)."""
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return f"{host} is this machine"
@@ -87,14 +87,3 @@ def resolve_checked(url: str, allow: Sequence[Network] = ()) -> list[Address]:
         if addr not in out:
             out.append(addr)
     return out
-
-
-def send_refusal(url: str, allow: Sequence[Network] = ()) -> str | None:
-    """Why the worker must not send to ``url`` (every address its host resolves to is
-    checked), or None. A name that does not resolve is not refused here: the send fails as
-    unreachable and is retried."""
-    try:
-        resolve_checked(url, allow)
-    except Refused as exc:
-        return str(exc)
-    return None

@@ -21,7 +21,7 @@ from notify_support import HookSink, config_dir
 from ioc.config import load_config
 from ioc.errors import IOCError
 from ioc.notify.channels import Message, PermanentError, TransientError, WebhookChannel
-from ioc.notify.destinations import literal_refusal, networks, send_refusal
+from ioc.notify.destinations import Refused, literal_refusal, networks, resolve_checked
 from ioc.notify.prefs import PrefsError, validate
 
 
@@ -78,8 +78,8 @@ def test_a_name_that_resolves_inside_is_refused_on_send() -> None:
     assert addrs and all(not a.is_global for a in addrs)
     url = f"http://{name}:9/hook"
     assert literal_refusal(url) is None  # a name alone says nothing
-    why = send_refusal(url)
-    assert why is not None and "resolves to" in why
+    with pytest.raises(Refused, match="resolves to"):
+        resolve_checked(url)
 
 
 def test_user_webhook_to_this_machine_is_not_sent(hook: HookSink) -> None:
