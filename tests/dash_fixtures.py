@@ -257,6 +257,30 @@ def post_json(url: str, body: dict[str, Any], cookie: str | None, origin: str | 
         return exc.code, body_text
 
 
+def http_request(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 20.0,
+) -> tuple[int, dict[str, str], str]:
+    """One HTTP request (``body`` sent as JSON): status, headers and text, for an error status
+    too."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        exc.close()
+        return exc.code, dict(exc.headers), text
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     """Keep 302s as answers (to read their Location and Set-Cookie)."""
 

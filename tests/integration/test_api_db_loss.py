@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 from dash_fixtures import (
     PASSWORD,
     free_port,
+    http_request,
     login_cookie,
     start_server,
     stop_server,
@@ -44,24 +43,6 @@ from ioc.users import add_user
 
 REPORT = "PA-DBLOSS-0001"
 SENT = "PA-DBLOSS-0002"  # sent through the intake API
-
-
-def _request(
-    base: str, method: str, path: str, body: Any = None, **headers: str
-) -> tuple[int, dict[str, str], str]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    for k, v in headers.items():
-        req.add_header(k.replace("_", "-"), v)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as resp:
-            return resp.status, dict(resp.headers), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        exc.close()
-        return exc.code, dict(exc.headers), text
 
 
 def _seed(db: str, config: Config) -> tuple[str, str, int, str]:
@@ -139,7 +120,7 @@ def test_lost_database_answers_503_then_the_same_requests_succeed(
 
         def send(name: str) -> tuple[int, dict[str, str], str]:
             method, path, body, headers, ok, _ = calls[name]
-            status, hdrs, text = _request(base, method, path, body, **headers)
+            status, hdrs, text = http_request(base + path, method, body, headers)
             assert status != 500, f"{name}: HTTP 500 {text[:300]}"
             if status == ok and name == "action":
                 done["action"] += 1

@@ -11,8 +11,6 @@ import datetime as dt
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from dash_fixtures import free_port, start_server, stop_server, wait_http
+from dash_fixtures import free_port, http_request, start_server, stop_server, wait_http
 from ingest_helpers import query_one
 
 from ioc.config import Config
@@ -52,22 +50,11 @@ class Api:
     def post(
         self, iid: int, body: Any, key: str | None = None, token: str | None = None
     ) -> tuple[int, dict[str, str], str]:
-        req = urllib.request.Request(
-            f"{self.base}/api/v1/incidents/{iid}/actions",
-            data=json.dumps(body).encode(),
-            method="POST",
-        )
-        req.add_header("Content-Type", "application/json")
-        req.add_header("Authorization", f"Bearer {token or self.staff}")
+        headers = {"Authorization": f"Bearer {token or self.staff}"}
         if key is not None:
-            req.add_header("Idempotency-Key", key)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, dict(resp.headers), resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")
-            exc.close()
-            return exc.code, dict(exc.headers), text
+            headers["Idempotency-Key"] = key
+        url = f"{self.base}/api/v1/incidents/{iid}/actions"
+        return http_request(url, "POST", body, headers, timeout=30)
 
     def count(self, iid: int, action: str) -> int:
         return int(
