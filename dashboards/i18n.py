@@ -28,6 +28,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "alerts": ("Cảnh báo", "Alerts"),
     "export": ("Xuất báo cáo", "Export"),
     "logout": ("Đăng xuất", "Sign out"),
+    "demo_inbox": ("Hộp thư demo", "Demo inbox"),
     "login": ("Đăng nhập", "Sign in"),
     "username": ("Tên đăng nhập", "User name"),
     "password": ("Mật khẩu", "Password"),

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     demo: bool = Field(
         default=False, description="Set by `ioc demo` for its children: placeholder passwords OK"
     )
+    demo_inbox_url: str | None = Field(
+        default=None,
+        description="Set by `ioc demo`: its local mail catcher's inbox page, linked from every"
+        " page's menu bar so a newcomer sees the notifications arrive",
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; unset = /metrics is open"
     )

@@ -9,6 +9,7 @@ from dash import dash_table, dcc, html
 
 from dashboards.i18n import fmt_num, lang, t, unit_label
 from dashboards.kpiview import COLORS, decimals, status, trend
+from dashboards.security import settings
 from ioc.auth import User
 from ioc.config import Kpi
 
@@ -42,6 +43,9 @@ def navbar(user: User, active: str, lang: str) -> html.Div:
             cls = "nav-link active" if href == active else "nav-link"
             links.append(dcc.Link(f"{t('ward', lang)} {code}", href=href, className=cls))
     other = "en" if lang == "vi" else "vi"
+    # `ioc demo`: its mail catcher's inbox, where the notifications to demo@localhost arrive
+    inbox = settings().demo_inbox_url
+    demo = [html.A(t("demo_inbox", lang), href=inbox, target="_blank", id="nav-inbox")]
     return html.Div(
         className="navbar",
         children=[
@@ -51,6 +55,7 @@ def navbar(user: User, active: str, lang: str) -> html.Div:
                 className="nav-user",
                 children=[
                     html.Span(f"{user.name} ({user.role})", className="user-name"),
+                    *(demo if inbox else []),
                     # a real link: the language cookie is set by the server on reload
                     html.A(t("language", lang), href=f"{active}?lang={other}", id="nav-lang"),
                     html.A(t("logout", lang), href="/logout", id="nav-logout"),

@@ -93,14 +93,14 @@ def layout(**_: Any) -> html.Div:
                                     id="nprefs-qs",
                                     value=p.quiet_start or "",
                                     placeholder=t("np_quiet_start", lang),
-                                    style={"width": "110px"},
+                                    style={"width": "170px"},
                                 ),
                                 html.Span(" – "),
                                 dcc.Input(
                                     id="nprefs-qe",
                                     value=p.quiet_end or "",
                                     placeholder=t("np_quiet_end", lang),
-                                    style={"width": "110px"},
+                                    style={"width": "170px"},
                                 ),
                             ]
                         ),

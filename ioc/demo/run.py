@@ -831,6 +831,8 @@ class Demo:
             env["IOC_INCIDENTS_TOKEN"] = self.incidents_token
         if self.smtp_url:
             env["IOC_SMTP_URL"] = self.smtp_url  # the local mail catcher
+        if self.inbox_url:  # linked from the dashboard's menu bar
+            env["IOC_DEMO_INBOX_URL"] = self.inbox_url
         env.setdefault("IOC_PUBLIC_URL", self.url.rstrip("/"))  # links inside messages
         env.update(
             IOC_DATABASE_URL=self.database_url,

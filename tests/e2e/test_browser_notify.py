@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -17,10 +18,14 @@ from dash_fixtures import (  # noqa: F401 - fixtures used by name
     dash_server,
     login,
     severe_logs,
+    start_server,
+    stop_server,
     wait_for,
+    wait_http,
 )
 from selenium.webdriver.common.keys import Keys
 
+from ioc.demo.embedded import free_port
 from ioc.notify import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -168,3 +173,40 @@ def test_acknowledge_link_in_the_browser(dash_server: Any, browser: Any) -> None
     wait_for(
         browser, lambda d: d.find_elements("css selector", "#ack-result[data-reason='used']"), 15
     )
+
+
+def test_the_demo_links_its_mail_inbox_from_the_menu_bar(
+    dash_server: Any, browser: Any, tmp_path: Path
+) -> None:
+    """`ioc demo` hands its mail catcher's inbox to the dashboard (IOC_DEMO_INBOX_URL): every
+    page's menu bar links to it; a dashboard outside the demo shows no such link."""
+    inbox = "http://127.0.0.1:8025/"
+    port = free_port()
+    proc = start_server(
+        dash_server.db_url,
+        tmp_path / "var",
+        port,
+        tmp_path / "serve.log",
+        workers=1,
+        threads=2,
+        env_extra={"IOC_DEMO_INBOX_URL": inbox},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/healthz")
+        login(browser, base, "ward_leader")
+        for path in ("/", "/settings/notifications"):
+            browser.get(base + path)
+            link = wait_for(browser, lambda d: d.find_elements("id", "nav-inbox"), 20)[0]
+            assert link.get_attribute("href") == inbox
+            assert link.text == "Hộp thư demo"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "demo_inbox_link.png"))
+        browser.get(base + "/alerts?lang=en")
+        wait_for(browser, lambda d: "Demo inbox" in _text(d, "nav-inbox"), 20)
+    finally:
+        stop_server(proc)
+    login(browser, dash_server.url, "ward_leader")
+    browser.get(dash_server.url + "/settings/notifications")
+    wait_for(browser, lambda d: d.find_elements("id", "nprefs-email"), 20)
+    assert browser.find_elements("id", "nav-inbox") == []

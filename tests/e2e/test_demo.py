@@ -168,6 +168,9 @@ def test_demo_starts_embedded_stack_stops_cleanly_and_keeps_data(tmp_path: Path)
                 ("demo@localhost",)
             ]
         assert any("ioc.cli notify" in " ".join(c.cmdline()) for c in first.descendants())
+        # the dashboard links its menu bar to that inbox
+        serve = [c for c in first.descendants() if "ioc.cli serve" in " ".join(c.cmdline())]
+        assert serve and serve[0].environ().get("IOC_DEMO_INBOX_URL") == inbox_url
         _stop_cleanly(first)
     assert not (var / "demo.env").exists(), "demo.env outlived the demo"
     assert (var / "pg" / "data" / "PG_VERSION").is_file()
