@@ -21,7 +21,9 @@ process of its own like a worker (``--direct``; started, rows read, before the c
 Latency baseline: each alert's messages at once on the pool, one alert after another, from
 just before the sends to the moment the server has each message (the SMTP round trip alone).
 Throughput baseline: all the burst's messages on the pool, from the go to the last message
-received. Both runs are checked for losses and duplicates (arrivals per Message-ID).
+received: one process's ceiling (with ``--workers`` 2 or more the outbox has more
+processes and may pass it). Both runs are checked for losses and duplicates (arrivals
+per Message-ID).
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def main() -> int:
             lost, dup, size = sink.check(sent_keys)
             print(
                 f"  baseline, e-mail channel alone ({len(sent)} alerts' {len(sent_keys)}"
-                f" messages, each alert's at once on {threads} threads): p50"
+                f" messages, each alert's at once on {threads} threads of one process): p50"
                 f" {pct(base, 50):.3f} s, p95 {pct(base, 95):.3f} s, max {max(base):.3f} s;"
                 f" lost {lost}, duplicates {dup}, {size:,.0f} bytes/message"
             )
@@ -265,8 +267,8 @@ def main() -> int:
             lost, dup, size = sink.check(sent_keys)
             base_rate = len(burst) / (t1 - t0)
             print(
-                f"  baseline, e-mail channel alone: {len(burst)} messages on {threads}"
-                f" threads, {'all' if ok else 'NOT all'} received in {t1 - t0:.2f} s:"
+                f"  baseline, e-mail channel alone: {len(burst)} messages on {threads} threads of"
+                f" one process, {'all' if ok else 'NOT all'} received in {t1 - t0:.2f} s:"
                 f" {base_rate:,.0f} messages/s; lost {lost}, duplicates {dup},"
                 f" {size:,.0f} bytes/message; load {os.getloadavg()[0]:.1f}"
             )
