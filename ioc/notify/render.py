@@ -37,8 +37,9 @@ WORDS = {
         "ack_note": "Liên kết xác nhận dùng một lần, hết hạn sau {hours} giờ.",
         "digest": "Tổng hợp {n} thông báo",
         "report": "Báo cáo định kỳ",
-        "report_attached": "Báo cáo được đính kèm.",
-        "report_link": "Tệp lớn: tải về tại",
+        "report_attached": "đính kèm",
+        "report_link": "Tải tệp về (quá lớn để đính kèm)",
+        "file": "Tệp",
         "period": "Kỳ báo cáo",
         "offline": "Thiết bị mất kết nối",
         "due": "Hạn xử lý",
@@ -62,8 +63,9 @@ WORDS = {
         "ack_note": "The acknowledge link works once and expires after {hours} hours.",
         "digest": "Digest of {n} notifications",
         "report": "Scheduled report",
-        "report_attached": "The report is attached.",
-        "report_link": "Large file: download it at",
+        "report_attached": "attached",
+        "report_link": "Download the file (too large to attach)",
+        "file": "File",
         "period": "Period",
         "offline": "Devices offline",
         "due": "Due",
@@ -92,6 +94,11 @@ KIND_TITLE = {
     },
 }
 
+SCHEDULE = {
+    "vi": {"daily": "KPI ngày", "weekly": "KPI tuần", "monthly": "KPI tháng"},
+    "en": {"daily": "daily KPIs", "weekly": "weekly KPIs", "monthly": "monthly KPIs"},
+}
+
 Rendered = tuple[str, str, str]  # subject, text, html
 
 
@@ -115,6 +122,20 @@ def fmt_time(value: str | dt.datetime | None, lang: str, tz: str) -> str:
         ts = ts.replace(tzinfo=dt.UTC)
     ts = ts.astimezone(ZoneInfo(tz))
     return ts.strftime("%H:%M %d/%m/%Y" if lang == "vi" else "%Y-%m-%d %H:%M")
+
+
+def fmt_period(start: str | None, end: str | None, lang: str, tz: str) -> str:
+    """A report's period as local dates, its end included: 05/12/2026 for a day,
+    30/11/2026 – 06/12/2026 for a week (``end`` is the exclusive end the report covers)."""
+    if not start or not end:
+        return "—"
+    zone = ZoneInfo(tz)
+    first = dt.datetime.fromisoformat(start).astimezone(zone)
+    last = (dt.datetime.fromisoformat(end) - dt.timedelta(microseconds=1)).astimezone(zone)
+    pattern = "%d/%m/%Y" if lang == "vi" else "%Y-%m-%d"
+    if first.date() == last.date():
+        return first.strftime(pattern)
+    return f"{first.strftime(pattern)} – {last.strftime(pattern)}"
 
 
 def _lines_html(
@@ -184,21 +205,16 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
         text = _text(head, rows, links, lang).replace("\n\n--", f"\n{note}\n\n--", 1)
         return subject, text, _lines_html(head, rows, links, lang)
     if kind == "scheduled_report":
-        rows = [
-            (w["report"], str(p.get("report", ""))),
-            (
-                w["period"],
-                fmt_time(p.get("period_from"), lang, tz)
-                + " – "
-                + fmt_time(p.get("period_to"), lang, tz),
-            ),
-        ]
+        period = fmt_period(p.get("period_from"), p.get("period_to"), lang, tz)
+        what = SCHEDULE[lang].get(str(p.get("schedule") or ""), "")
+        rows = [(w["report"], str(p.get("report", ""))), (w["period"], period)]
         if p.get("wards"):
-            rows.append((w["ward"], ", ".join(p["wards"])))
+            names = list(p.get("ward_names") or p["wards"])
+            rows.append((w["ward"], ", ".join(names)))
         links = [] if p.get("attach") else [(w["report_link"], FILE_URL)]
         if p.get("attach"):
-            rows.append(("", w["report_attached"]))
-        head = f"{w['report']}: {p.get('report', '')}"
+            rows.append((w["file"], f"{p.get('file', '')} ({w['report_attached']})"))
+        head = f"{w['report']}: {p.get('report', '')} – {f'{what} ' if what else ''}{period}"
         return f"[IOC] {head}", _text(head, rows, links, lang), _lines_html(head, rows, links, lang)
     if kind == "device_offline_digest":
         devices = list(p.get("devices") or [])

@@ -116,10 +116,14 @@ def enqueue_reports(
     """The messages, in the caller's transaction (the one recording the report)."""
     n = 0
     limit = cfg.notifications.delivery.attach_max_bytes
+    schedules = {r.name: r.schedule for r in cfg.kpis.reports}
     for d in deliveries:
         attach = d.path.stat().st_size <= limit
+        names = [(w.name if (w := cfg.ward(c)) else c) for c in d.wards or []]
         params: dict[str, Any] = {
             "report": d.report,
+            "schedule": schedules.get(d.report),
+            "ward_names": names,
             "period_from": start.isoformat(),
             "period_to": end.isoformat(),
             "wards": d.wards,

@@ -96,7 +96,12 @@ def test_reports_are_emailed_and_a_ward_leader_gets_only_their_wards(
         w.drain()
         mail.wait(3)
         lead = mail.to("lead1@example.vn")[0]
-        assert "Báo cáo định kỳ: daily_kpis" in str(lead["Subject"])
+        # the subject says which day it covers; the text names the leader's ward
+        assert str(lead["Subject"]) == "[IOC] Báo cáo định kỳ: daily_kpis – KPI ngày 10/03/2025"
+        body = lead.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        ward_name = next(w.name for w in cfg.wards if w.code == W1)
+        assert f"Phường/xã: {ward_name}\n" in body
+        assert f"Tệp: daily_kpis_2025-03-10_wards-{W1}.xlsx (đính kèm)" in body
         parts = list(lead.iter_attachments())
         assert [p.get_filename() for p in parts] == [f"daily_kpis_2025-03-10_wards-{W1}.xlsx"]
         mine = values_of(parts[0].get_content())
