@@ -234,6 +234,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "nd_retry": ("Gửi lại", "Send again"),
     "nd_requeued": ("Đã đưa {n} thông báo vào hàng đợi", "{n} notification(s) queued again"),
     "nd_counts": ("Hàng đợi", "Queue"),
+    "nd_none": (
+        "Không có thông báo lỗi: mọi thông báo đã gửi được hoặc đang chờ gửi.",
+        "No dead letters: every notification was sent or is waiting to go.",
+    ),
     "nd_channel": ("Kênh", "Channel"),
     "nd_recipient": ("Người nhận", "Recipient"),
     "nd_attempts": ("Số lần thử", "Attempts"),

@@ -43,6 +43,7 @@ def _body(_user: User, lang: str) -> list[Any]:
             html.Button(t("nd_retry", lang), id="ndead-retry", className="btn", n_clicks=0),
             html.Span(id="ndead-msg", className="msg"),
         ),
+        html.P(id="ndead-empty", className="muted"),
         card(table("ndead-table", [], _columns(lang), page_size=20, selectable=True)),
     ]
 
@@ -64,6 +65,8 @@ def _columns(lang: str) -> list[dict[str, Any]]:
     Output("ndead-table", "data"),
     Output("ndead-table", "selected_rows"),
     Output("ndead-counts", "children"),
+    Output("ndead-empty", "children"),
+    Output("ndead-retry", "disabled"),
     Input("ndead-interval", "n_intervals"),
     Input("ndead-version", "data"),
 )
@@ -89,7 +92,7 @@ def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
     summary = f"{t('nd_counts', lang)}: " + " · ".join(
         f"{t('nd_status_' + s, lang)} {fmt_num(counts.get(s, 0), 0, lang)}" for s in STATES
     )
-    return rows, [], summary
+    return rows, [], summary, "" if rows else t("nd_none", lang), not rows
 
 
 @callback(

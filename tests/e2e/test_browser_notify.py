@@ -106,6 +106,12 @@ def test_ward_leader_sets_preferences(dash_server: Any, browser: Any) -> None:
 def test_admin_sends_dead_letters_again(dash_server: Any, browser: Any) -> None:
     base = dash_server.url
     db = dash_server.db_url
+    login(browser, base, "admin")
+    if _sql(db, "SELECT count(*) FROM notifications WHERE status = 'dead'") == [(0,)]:
+        # no dead letter yet: the page says so and offers nothing to send again
+        browser.get(base + "/admin/notifications")
+        wait_for(browser, lambda d: "Không có thông báo lỗi" in _text(d, "ndead-empty"), 20)
+        assert not browser.find_element("id", "ndead-retry").is_enabled()
     for i in range(3):
         _sql(
             db,
@@ -114,7 +120,6 @@ def test_admin_sends_dead_letters_again(dash_server: Any, browser: Any) -> None:
             " %s, 'x', 'dead', 8, 'SMTP 550: no such mailbox', 'warning')",
             (f"dead-{i}-{time.time_ns()}", f"bad{i}@example.vn", f"[IOC] Cảnh báo {i}"),
         )
-    login(browser, base, "admin")
     browser.get(base + "/admin/notifications")
     wait_for(
         browser, lambda d: d.find_elements("css selector", "#ndead-table input[type=checkbox]"), 20
@@ -122,6 +127,8 @@ def test_admin_sends_dead_letters_again(dash_server: Any, browser: Any) -> None:
     wait_for(browser, lambda d: "lỗi 3" in _text(d, "ndead-counts"), 15)
     time.sleep(0.5)
     assert "bad2@example.vn" in _text(browser, "ndead-table")
+    assert _text(browser, "ndead-empty") == ""
+    assert browser.find_element("id", "ndead-retry").is_enabled()
     assert "SMTP 550" in _text(browser, "ndead-table")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "notify_dead_letters.png"))
