@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-import importlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,9 +28,11 @@ from typing import Any
 import psycopg2
 
 from ioc.config import Config
+from ioc.config.notifications import Recipients
 from ioc.db import Connection
 from ioc.errors import IOCError
 from ioc.incidents import rules
+from ioc.notify import outbox
 
 log = logging.getLogger("ioc.incidents")
 
@@ -151,19 +152,11 @@ def notify(
     """NOTIFICATIONS CALL SITE (the only one): incident_assigned, sla_warning, sla_breached
     and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the caller's
     transaction; ``roles`` name the recipients instead of the routes of notifications.yaml
-    (the escalation chain's). (kind, incident, level, seq) make the idempotency key. Without
-    ``ioc.notify`` (not merged yet) nothing is sent; nor for a history (:func:`history`)."""
+    (the escalation chain's). (kind, incident, level, seq) make the idempotency key. Nothing
+    is sent for a history (:func:`history`)."""
     if _HISTORY.get():
         return
-    try:
-        outbox = importlib.import_module("ioc.notify.outbox")
-        recipients = None
-        if roles:
-            model = importlib.import_module("ioc.config.notifications").Recipients
-            recipients = [model(roles=list(roles))]
-    except ImportError:
-        log.debug("no ioc.notify.outbox: %s for incident %s not queued", kind, inc["id"])
-        return
+    recipients = [Recipients.model_validate({"roles": list(roles)})] if roles else None
     with conn.cursor() as cur:
         outbox.enqueue(
             cur,
