@@ -66,6 +66,15 @@ class IncidentsFile(Section):
     escalation: list[EscalationStep] = Field(
         default_factory=list, description="Level 1, 2, ... after the assignee (level 0)"
     )
+    reminder_every_min: float = Field(
+        default=30,
+        gt=0,
+        description="While an open incident is not acknowledged past its response due time:"
+        " a reminder every this many minutes (of its clock) to everyone told so far",
+    )
+    max_reminders: int | None = Field(
+        default=None, ge=0, description="At most this many reminders per clock (null: no limit)"
+    )
     departments: list[Department] = Field(default_factory=list)
     auto_open: list[AutoOpen] = Field(default_factory=list)
     report_merge_m: float = Field(

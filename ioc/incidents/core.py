@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-import importlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,9 +28,11 @@ from typing import Any
 import psycopg2
 
 from ioc.config import Config
+from ioc.config.notifications import Recipients
 from ioc.db import Connection
 from ioc.errors import IOCError
 from ioc.incidents import rules
+from ioc.notify import outbox
 
 log = logging.getLogger("ioc.incidents")
 
@@ -146,26 +147,30 @@ def notify(
     level: int = 0,
     seq: int = 0,
     roles: Sequence[str] = (),
+    routes: bool = False,
     **params: Any,
-) -> None:
+) -> int:
     """NOTIFICATIONS CALL SITE (the only one): incident_assigned, sla_warning, sla_breached
-    and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the caller's
-    transaction; ``roles`` name the recipients instead of the routes of notifications.yaml
-    (the escalation chain's). (kind, incident, level, seq) make the idempotency key. Without
-    ``ioc.notify`` (not merged yet) nothing is sent; nor for a history (:func:`history`)."""
+    (and its reminders) and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the
+    caller's transaction. Recipients: the routes of notifications.yaml for ``kind``; ``roles``
+    name them instead (the escalation chain's), or besides the routes with ``routes=True`` (a
+    reminder). (kind, incident, level, seq) make the idempotency key. Nothing is sent for a
+    history (:func:`history`). Returns the number of messages queued (0: queued before)."""
     if _HISTORY.get():
-        return
-    try:
-        outbox = importlib.import_module("ioc.notify.outbox")
-        recipients = None
-        if roles:
-            model = importlib.import_module("ioc.config.notifications").Recipients
-            recipients = [model(roles=list(roles))]
-    except ImportError:
-        log.debug("no ioc.notify.outbox: %s for incident %s not queued", kind, inc["id"])
-        return
+        return 0
+    recipients = None
+    if roles:
+        recipients = [Recipients.model_validate({"roles": list(roles)})]
+        if routes:
+            recipients += outbox.matching_routes(
+                cfg.notifications,
+                kind,
+                severity=inc.get("severity"),
+                ward=inc.get("ward_code"),
+                category=inc.get("category"),
+            )
     with conn.cursor() as cur:
-        outbox.enqueue(
+        return outbox.enqueue(
             cur,
             kind,
             ward_code=inc.get("ward_code"),
@@ -179,6 +184,20 @@ def notify(
             level=level,
             seq=seq,
         )
+
+
+def cancel_reminders(conn: Connection, incident_id: int, reason: str) -> int:
+    """Reminders of the incident not yet sent (``pending``, or waiting for a digest) are
+    cancelled: someone acknowledged it, or it is no longer open. Returns how many."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE notifications SET status = 'cancelled', leased_until = NULL,"
+            " last_error = %s WHERE ref_kind = 'incident' AND ref_id = %s"
+            " AND kind = 'sla_breached' AND payload ? 'reminder'"
+            " AND status IN ('pending', 'digest')",
+            (f"stopped: {reason}", str(incident_id)),
+        )
+        return int(cur.rowcount)
 
 
 def clock_seq(inc: dict[str, Any], offset: int = 0) -> int:
@@ -638,6 +657,7 @@ def merge(
             reject_reason=f"merged into #{target_id}",
             merged_into=target_id,
         )
+        cancel_reminders(conn, sid, f"incident merged into #{target_id}")
         event(
             conn,
             sid,
@@ -838,6 +858,9 @@ def _finish(
         sets.update(acknowledged_at=now, acknowledged_by=actor, last_ack_at=now)
     _update(conn, inc["id"], now, **sets)
     event(conn, inc["id"], t.event, actor=actor, source=source, now=now, **details)
+    if t.ack or (t.target is not None and t.target not in OPEN):
+        # acknowledged (or no longer open): its reminders not yet sent stop here
+        cancel_reminders(conn, inc["id"], f"incident {t.event}")
 
 
 def assign(

@@ -9,15 +9,25 @@
   resolution: not resolved by its due time), the incident goes one level up the chain of
   incidents.yaml ``escalation`` when that step's ``after_hours`` (on the incident's clock) have
   run since the breach — each step once — unless someone acknowledged the incident after the
-  breach and after the last step (acknowledging stops the chain; a later breach re-arms it).
+  breach and after the last step (acknowledging stops the chain; a later breach re-arms it);
+* reminders: while an open incident is not acknowledged past its response due time, every
+  ``reminder_every_min`` minutes of its clock (at most ``max_reminders``), everyone told so
+  far gets one (kind ``sla_breached`` with ``reminder: n``): the recipients of the breach
+  (routes of notifications.yaml) and the ``notify_roles`` of the escalation steps reached
+  before the reminder was due. Stateless: reminder n is due ``n * reminder_every_min`` clock
+  minutes after the response due time, and its idempotency key holds n and the clock cycle,
+  so a sweep run twice sends nothing twice. Acknowledging cancels those not yet sent
+  (core.cancel_reminders); the delivery worker checks again when it claims one.
 
-Each writes an ``incident_events`` row (source ``scheduler``) and a notification (outbox).
-Reopening an incident starts its clocks and its escalation again (see core.reopen).
+Each but the reminders writes an ``incident_events`` row (source ``scheduler``); each writes a
+notification (outbox). Reopening an incident starts its clocks, its escalation and its
+reminders again (see core.reopen).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +43,16 @@ class SweepResult:
     warnings: int = 0
     breaches: int = 0
     escalations: int = 0
+    reminders: int = 0  # reminders queued (one per incident and reminder number)
     escalated: list[tuple[int, int]] = field(default_factory=list)  # (incident, level)
+    reminded: list[tuple[int, int]] = field(default_factory=list)  # (incident, reminder n)
 
     def as_dict(self) -> dict[str, int]:
         return {
             "warnings": self.warnings,
             "breaches": self.breaches,
             "escalations": self.escalations,
+            "reminders": self.reminders,
         }
 
 
@@ -116,6 +129,7 @@ def sweep(
                 else:
                     res.breaches += 1
         _escalate(conn, cfg, now, res)
+        _remind(conn, cfg, now, res)  # after the escalation: the steps due are reached
         if commit:
             conn.commit()
     except BaseException:
@@ -204,6 +218,80 @@ def _escalate(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult)
         )
         res.escalations += 1
         res.escalated.append((int(inc["id"]), level))
+
+
+def reminder_number(cfg: Config, inc: dict[str, Any], now: dt.datetime) -> int:
+    """The number of the reminder due at ``now`` for an open incident nobody acknowledged
+    (0: none yet): whole ``reminder_every_min`` periods of its clock since its response due
+    time, at most ``max_reminders``."""
+    s = rules.settings(cfg)
+    if inc["status"] not in core.OPEN or inc["acknowledged_at"] is not None:
+        return 0
+    if inc["response_due_at"] >= now:
+        return 0
+    rule = s.sla_for(inc["category"], inc["severity"])
+    minutes = rules.clock_of(cfg, rule).hours_between(inc["response_due_at"], now) * 60
+    n = math.floor(minutes / s.reminder_every_min + 1e-9)
+    return max(0, n if s.max_reminders is None else min(n, s.max_reminders))
+
+
+def reminder_roles(cfg: Config, inc: dict[str, Any], n: int) -> list[str]:
+    """The ``notify_roles`` of the escalation steps reminder ``n`` goes to: those the incident
+    has reached that were due before the reminder (a step's ``after_hours`` since the breach
+    less than n periods): a step reached later was told by its own message, and its roles get
+    the reminders after it (and a sweep run again after a step adds nobody to reminder n)."""
+    s = rules.settings(cfg)
+    level = min(int(inc["escalation_level"]), len(s.escalation))
+    reached = [
+        step
+        for step in s.escalation[:level]
+        if step.after_hours * 60 < n * s.reminder_every_min - 1e-9
+    ]
+    return sorted({r for step in reached for r in step.notify_roles})
+
+
+def _remind(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult) -> None:
+    if core._HISTORY.get():
+        return  # a history being written: no message would go anyway
+    s = rules.settings(cfg)
+    if s.max_reminders == 0:
+        return
+    with conn.cursor() as cur:
+        # FOR UPDATE: an acknowledgement committed meanwhile is seen (the row is re-checked),
+        # and one made while this runs waits, then cancels what this queued
+        cur.execute(
+            f"SELECT {core.COLUMNS} FROM incidents"
+            " WHERE status IN ('new', 'assigned', 'in_progress') AND acknowledged_at IS NULL"
+            " AND response_due_at < %(now)s ORDER BY id FOR UPDATE",
+            {"now": now},
+        )
+        rows = [dict(zip(core._NAMES, r, strict=True)) for r in cur.fetchall()]
+    for inc in rows:
+        n = reminder_number(cfg, inc, now)
+        if n < 1:
+            continue
+        queued = core.notify(
+            conn,
+            cfg,
+            "sla_breached",
+            inc,
+            # level = the reminder's number (the breach itself is level 0) and offset 2 of the
+            # clock cycle (the warnings and breaches use 0 and 1): a key of its own per
+            # reminder and per cycle (a reopened incident is reminded again)
+            level=n,
+            seq=core.clock_seq(inc, 2),
+            roles=reminder_roles(cfg, inc, n),
+            routes=True,
+            reminder=n,
+            minutes=n * s.reminder_every_min,  # of the incident's clock, past due
+            clock="response",
+            due_at=inc["response_due_at"].isoformat(),
+            clock_start=inc["clock_start"].isoformat(),
+            escalation_level=int(inc["escalation_level"]),
+        )
+        if queued:
+            res.reminders += 1
+            res.reminded.append((int(inc["id"]), n))
 
 
 def sla_state(inc: dict[str, Any], now: dt.datetime) -> str:

@@ -10,9 +10,9 @@ all. A ``NOTIFY ioc_notify`` (delivered at commit) wakes the workers.
 
 Row states: ``pending`` (due at ``next_attempt_at``) → ``sending`` (leased by one worker until
 ``leased_until``) → ``sent`` | ``pending`` again (retry with back-off) | ``dead`` (after
-``max_attempts`` failures, or a permanent refusal) | ``cancelled`` (a reminder whose alert was
-acknowledged). ``digest`` rows wait for their digest (``digest_at``), then become ``digested``
-with ``digest_id`` naming the message that carried them.
+``max_attempts`` failures, or a permanent refusal) | ``cancelled`` (a reminder whose alert or
+incident was acknowledged). ``digest`` rows wait for their digest (``digest_at``), then become
+``digested`` with ``digest_id`` naming the message that carried them.
 """
 
 from __future__ import annotations
@@ -488,8 +488,9 @@ def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due messages (SELECT ... FOR UPDATE SKIP LOCKED: several workers
     never take the same row), commit, and return them. On the way: reminders whose alert is no
-    longer open are cancelled, messages past their attempts are dead-lettered, and messages
-    to a recipient over its hourly limit are folded into a digest."""
+    longer open, or whose incident was acknowledged (or closed, or reopened), are cancelled,
+    messages past their attempts are dead-lettered, and messages to a recipient over its
+    hourly limit are folded into a digest."""
     n = cfg.notifications
     now = now or dt.datetime.now(dt.UTC)
     with conn.cursor() as cur:
@@ -541,6 +542,16 @@ def claim(
                 (cancel,),
             )
         got = [c for c in got if c.id not in set(cancel)]
+        # reminders of incidents acknowledged, no longer open or reopened meanwhile: cancelled
+        stale = _stale_incident_reminders(cur, got)
+        for reason, ids in stale.items():
+            cur.execute(
+                "UPDATE notifications SET status = 'cancelled', leased_until = NULL,"
+                " last_error = %s WHERE id = ANY(%s)",
+                (f"stopped: {reason}", ids),
+            )
+        gone = {i for ids in stale.values() for i in ids}
+        got = [c for c in got if c.id not in gone]
         # per-recipient hourly limit: the excess goes as one digest a little later
         rl = n.rate_limit
         limited = [
@@ -588,6 +599,53 @@ def claim(
             keep = [c for c in keep if c.channel in channels]
     conn.commit()
     return keep
+
+
+def is_incident_reminder(c: Claimed) -> bool:
+    """A reminder of an unacknowledged incident (ioc.incidents.sla: ``sla_breached`` with
+    ``reminder``)."""
+    return (
+        c.kind == "sla_breached"
+        and c.ref_kind == "incident"
+        and bool(c.ref_id)
+        and bool(c.payload.get("reminder"))
+    )
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _stale_incident_reminders(cur: Any, got: Sequence[Claimed]) -> dict[str, list[int]]:
+    """Claimed incident reminders that must not go, by reason: the incident was acknowledged,
+    is no longer open, or was reopened since (a new clock cycle has reminders of its own)."""
+    mine = [c for c in got if is_incident_reminder(c)]
+    if not mine:
+        return {}
+    cur.execute(
+        "SELECT id::text, status, acknowledged_at IS NOT NULL, clock_start FROM incidents"
+        " WHERE id::text = ANY(%s)",
+        (sorted({str(c.ref_id) for c in mine}),),
+    )
+    now_of = {r[0]: (r[1], r[2], r[3]) for r in cur.fetchall()}
+    out: dict[str, list[int]] = {}
+    for c in mine:
+        state = now_of.get(str(c.ref_id))
+        if state is None:
+            reason = "incident gone"
+        elif state[1]:
+            reason = "incident acknowledged"
+        elif state[0] not in ("new", "assigned", "in_progress"):
+            reason = f"incident {state[0]}"
+        elif _instant(c.payload.get("clock_start")) not in (None, state[2]):
+            reason = "incident reopened"  # compared as instants (time zones may differ)
+        else:
+            continue
+        out.setdefault(reason, []).append(c.id)
+    return out
 
 
 def mark_sent(conn: Connection, ids: Sequence[int]) -> None:

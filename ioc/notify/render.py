@@ -33,6 +33,7 @@ WORDS = {
         "see": "Xem trên IOC",
         "city": "Toàn thành phố",
         "reminder": "Nhắc lại lần {n}: cảnh báo chưa được xác nhận",
+        "incident_reminder": "Nhắc lại lần {n}: sự vụ chưa được tiếp nhận, quá hạn {minutes} phút",
         "escalated": "Chuyển cấp ({level}): cảnh báo chưa được xác nhận sau {minutes} phút",
         "ack_note": "Liên kết xác nhận dùng một lần, hết hạn sau {hours} giờ.",
         "digest": "Tổng hợp {n} thông báo",
@@ -59,6 +60,7 @@ WORDS = {
         "see": "Open in IOC",
         "city": "Whole city",
         "reminder": "Reminder {n}: alert not acknowledged",
+        "incident_reminder": "Reminder {n}: incident not acknowledged, {minutes} min past due",
         "escalated": "Escalated ({level}): alert not acknowledged after {minutes} minutes",
         "ack_note": "The acknowledge link works once and expires after {hours} hours.",
         "digest": "Digest of {n} notifications",
@@ -237,6 +239,11 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
     if p.get("level_name"):
         rows.append((w["level"], str(p["level_name"])))
     head = f"{KIND_TITLE[lang].get(kind, kind)}: {title} – {ward}"
+    if kind == "sla_breached" and p.get("reminder"):  # a reminder of the breach (incidents.sla)
+        what = w["incident_reminder"].format(
+            n=p["reminder"], minutes=fmt_num(p.get("minutes"), lang)
+        )
+        head = f"{what} – {title} – {ward}"
     links = []
     if p.get("ref_kind") == "incident":
         links = [

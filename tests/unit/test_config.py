@@ -202,3 +202,15 @@ def test_camera_position_errors_name_file_line_and_key(cfg_dir: Path) -> None:
     issues = _issues(cfg_dir)
     assert any(i.startswith(f"{path}:2: cameras[0].lat: ") and "90" in i for i in issues), issues
     assert any(i.startswith(f"{path}:2: cameras[0].lon: ") for i in issues), issues
+
+
+def test_incident_reminder_settings_are_checked(cfg_dir: Path) -> None:
+    path = cfg_dir / "incidents.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("reminder_every_min: 30\n", "reminder_every_min: 0\n", 1)
+    text = text.replace("max_reminders: null\n", "max_reminders: -1\n", 1)
+    path.write_text(text, encoding="utf-8")
+    issues = _issues(cfg_dir)
+    every, most = _line_of(path, "reminder_every_min: 0"), _line_of(path, "max_reminders: -1")
+    assert any(i.startswith(f"{path}:{every}: reminder_every_min:") for i in issues), issues
+    assert any(i.startswith(f"{path}:{most}: max_reminders:") for i in issues), issues
