@@ -10,7 +10,6 @@ The link does nothing else: it signs nobody in.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from ioc.auth import User, load_user
 from ioc.db import Connection
 from ioc.errors import IOCError
+from ioc.incidents import core as incidents
 from ioc.settings import Settings
 
 SALT = "ioc-notify-ack"
@@ -126,10 +126,6 @@ def describe(conn: Connection, claim: Claim) -> dict[str, Any] | None:
                 (claim.ref_id,),
             )
         elif claim.ref_kind == "incident":
-            cur.execute("SELECT to_regclass('incidents') IS NOT NULL")
-            row = cur.fetchone()
-            if not row or not row[0]:
-                return None
             cur.execute(
                 "SELECT id, ward_code, severity, CASE WHEN status IN"
                 " ('new', 'assigned', 'in_progress') THEN 'open' ELSE status END, title, NULL,"
@@ -206,15 +202,11 @@ def _acknowledge(conn: Connection, cur: Any, claim: Claim) -> str:
         if cur.rowcount != 1:
             return "state"  # already acknowledged or resolved by someone
     else:
-        # incidents acknowledge through their own module (it stops their escalation and writes
-        # incident_events with source 'link'), in this transaction
+        # incidents acknowledge through their own module (it stops their escalation and
+        # reminders and writes incident_events with source 'link'), in this transaction
         try:
-            core: Any = importlib.import_module("ioc.incidents.core")
-        except ImportError:
-            return "state"
-        try:
-            core.acknowledge(conn, int(claim.ref_id), actor=claim.user, source="link")
-        except core.IncidentError:
+            incidents.acknowledge(conn, int(claim.ref_id), actor=claim.user, source="link")
+        except incidents.IncidentError:
             return "state"
     # reminders and escalations not yet sent stop at once
     cur.execute(
