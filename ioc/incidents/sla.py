@@ -266,10 +266,11 @@ def _remind(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult) -
             {"now": now},
         )
         rows = [dict(zip(core._NAMES, r, strict=True)) for r in cur.fetchall()]
-    for inc in rows:
-        n = reminder_number(cfg, inc, now)
-        if n < 1:
-            continue
+    due = [(inc, n) for inc in rows if (n := reminder_number(cfg, inc, now)) >= 1]
+    sent = _reminders_queued(conn, [inc["id"] for inc, _ in due])
+    for inc, n in due:
+        if (str(inc["id"]), n, inc["clock_start"].isoformat()) in sent:
+            continue  # queued by an earlier sweep: nothing to render again
         queued = core.notify(
             conn,
             cfg,
@@ -292,6 +293,21 @@ def _remind(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult) -
         if queued:
             res.reminders += 1
             res.reminded.append((int(inc["id"]), n))
+
+
+def _reminders_queued(conn: Connection, ids: list[int]) -> set[tuple[str, int, str]]:
+    """(incident, reminder number, clock start) of the reminders already in the outbox, so a
+    sweep renders only new ones (the idempotency keys would drop the rest anyway)."""
+    if not ids:
+        return set()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT ref_id, level, payload->>'clock_start' FROM notifications"
+            " WHERE ref_kind = 'incident' AND ref_id = ANY(%s) AND kind = 'sla_breached'"
+            " AND level > 0",
+            ([str(i) for i in ids],),
+        )
+        return {(str(r[0]), int(r[1]), str(r[2])) for r in cur.fetchall()}
 
 
 def sla_state(inc: dict[str, Any], now: dt.datetime) -> str:
