@@ -20,7 +20,15 @@ from dashboards.security import _page, settings
 from dashboards.state import state
 from ioc.auth import ROLES, unlock
 from ioc.errors import IOCError
-from ioc.users import add_user, list_users, remove_user, set_enabled, set_password, set_role
+from ioc.users import (
+    add_user,
+    list_users,
+    remove_user,
+    set_email,
+    set_enabled,
+    set_password,
+    set_role,
+)
 
 PATH = "/admin/users"
 AUDIT_ROWS = 50
@@ -42,6 +50,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "remove": ("Xóa", "Remove"),
     "unlock": ("Bỏ chặn đăng nhập", "Unlock sign-in"),
     "set_role": ("Đổi vai trò", "Change role"),
+    "set_email": ("Đổi email", "Change e-mail"),
+    "email_hint": ("để trống: không nhận email", "empty: no e-mail"),
     "audit": ("Nhật ký đăng nhập và thay đổi", "Sign-ins and changes"),
     "time": ("Thời gian", "Time"),
     "event": ("Sự kiện", "Event"),
@@ -133,6 +143,14 @@ def page(message: str = "", status: int = 200) -> Response:
                 f" value='{_e(' '.join(u.units))}' placeholder='{_e(_t('units_hint'))}'>",
             ),
         ]
+        buttons.append(
+            action(
+                u.name,
+                "set_email",
+                f"<input name='email' type='email' aria-label='{_e(_t('email'))}'"
+                f" value='{_e(u.email or '')}' placeholder='{_e(_t('email_hint'))}'>",
+            )
+        )
         if u.name != me:
             buttons.append(action(u.name, "remove"))
         rows.append(
@@ -218,6 +236,8 @@ def post() -> Response:
                 remove_user(conn, name, actor=actor, redis_url=redis_url)
             elif act == "unlock":
                 unlock(conn, name, actor=actor)
+            elif act == "set_email":
+                set_email(conn, name, (form.get("email") or "").strip() or None, actor=actor)
             elif act == "set_role":
                 set_role(
                     conn,

@@ -187,8 +187,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "notify_admin": ("Thư lỗi", "Dead letters"),
     "np_email": ("Địa chỉ e-mail", "E-mail address"),
     "np_no_email": (
-        "Chưa có địa chỉ e-mail (quản trị viên thêm bằng ioc users)",
-        "No e-mail address yet (an admin sets it with ioc users)",
+        "Chưa có địa chỉ e-mail (quản trị viên đặt tại Quản lý người dùng hoặc bằng"
+        " ioc users email)",
+        "No e-mail address yet (an admin sets it on the users page or with ioc users email)",
     ),
     "np_email_on": ("Nhận thông báo qua e-mail", "Receive notifications by e-mail"),
     "np_lang": ("Ngôn ngữ thông báo", "Language of messages"),

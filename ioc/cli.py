@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         ux.add_argument("name")
         _cmd(ux, f"ioc.users:{action}_main")
 
+    ue = us.add_parser("email", help="set or clear the address a user's notifications go to")
+    ue.add_argument("name")
+    ue.add_argument("address", nargs="?", metavar="ADDR", help="the new address")
+    ue.add_argument("--clear", action="store_true", help="remove the address (no e-mail)")
+    _cmd(ue, "ioc.users:email_main")
+
     tk = sub.add_parser("tokens", help="API tokens of systems that push reports")
     tks = tk.add_subparsers(
         dest="tokens_command", metavar="ACTION", parser_class=_Parser, required=True

@@ -1,4 +1,5 @@
-"""User accounts: ``ioc users add|list|passwd|disable|enable|remove|unlock`` (contract).
+"""User accounts: ``ioc users add|list|passwd|disable|enable|remove|unlock`` (contract), and
+``ioc users email`` (a user's address for notifications, set or cleared later).
 
 Passwords are read from standard input and checked against the policy of
 :func:`ioc.auth.password_problem`. A password change, disabling or removing ends every session
@@ -239,6 +240,23 @@ def set_role(
     conn.commit()
 
 
+def set_email(conn: Connection, name: str, email: str | None, *, actor: str | None = None) -> None:
+    """Set (or, with None, clear) the address a user's notifications go to; recorded in the
+    audit log with the old and the new address. Commits."""
+    address = check_email(email)
+    with conn.cursor() as cur:
+        cur.execute("SELECT email FROM users WHERE name = %s FOR UPDATE", (name,))
+        old = cur.fetchone()
+        if old is None:
+            conn.rollback()
+            raise IOCError(f"no user {name!r}")
+        cur.execute(
+            "UPDATE users SET email = %s, updated_at = now() WHERE name = %s", (address, name)
+        )
+        audit(cur, "email_changed", user_name=name, actor=actor, old_email=old[0], email=address)
+    conn.commit()
+
+
 def remove_user(
     conn: Connection, name: str, *, actor: str | None = None, redis_url: str | None = None
 ) -> int:
@@ -344,6 +362,15 @@ def disable_main(args: argparse.Namespace, ctx: Context) -> int:
 def enable_main(args: argparse.Namespace, ctx: Context) -> int:
     _with_conn(ctx, lambda c: set_enabled(c, args.name, True, actor=_cli_actor()))
     print(f"user {args.name} enabled")
+    return 0
+
+
+def email_main(args: argparse.Namespace, ctx: Context) -> int:
+    if (args.address is None) == (not args.clear):
+        raise UsageError("give the user's new address, or --clear to remove it")
+    address = None if args.clear else args.address
+    _with_conn(ctx, lambda c: set_email(c, args.name, address, actor=_cli_actor()))
+    print(f"e-mail of {args.name}: {address or 'none'}")
     return 0
 
 

@@ -285,6 +285,27 @@ def test_admin_page_is_for_admins_and_manages_users(
     assert act(action="disable", name="op").status_code == 200
     assert not _signed_in(op)
     assert act(action="passwd", name="wl", password="leader-pass-78").status_code == 200
+    # the address notifications go to: set, refused when malformed, cleared; each audited
+    assert act(action="set_email", name="wl", email="wl@danang.example").status_code == 200
+    assert "value='wl@danang.example'" in boss.get("/admin/users").get_data(as_text=True)
+    bad_mail = act(action="set_email", name="wl", email="wl at danang")
+    assert bad_mail.status_code == 400 and "invalid email" in bad_mail.get_data(as_text=True)
+    assert act(action="set_email", name="nobody", email="x@danang.example").status_code == 400
+    with conn.cursor() as cur:
+        cur.execute("SELECT email FROM users WHERE name = 'wl'")
+        assert cur.fetchone() == ("wl@danang.example",)
+    conn.rollback()
+    assert act(action="set_email", name="wl", email="").status_code == 200
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT details->>'old_email', details->>'email', actor FROM auth_audit"
+            " WHERE event = 'email_changed' AND user_name = 'wl' ORDER BY id"
+        )
+        assert cur.fetchall() == [
+            (None, "wl@danang.example", "web:boss"),
+            ("wl@danang.example", None, "web:boss"),
+        ]
+    conn.rollback()
     assert act(action="remove", name="boss").status_code == 400  # not oneself
     assert _events(conn, "role_changed", "op") == 1
     assert _events(conn, "user_disabled", "op") == 1
@@ -417,9 +438,22 @@ def test_users_lifecycle_cli(fresh_db_url: str, conn: Connection) -> None:
     un = _ioc(["users", "unlock", "lan"], fresh_db_url)
     assert un.returncode == 0 and "2 address(es)" in un.stdout, un.stdout + un.stderr
     assert authenticate(conn, "lan", "lan-secret-pass-2", addr="10.1.1.2") is not None
+    # the address for notifications, changed and cleared later
+    changed = _ioc(["users", "email", "lan", "lan.nguyen@danang.example"], fresh_db_url)
+    assert changed.returncode == 0, changed.stderr
+    assert "lan.nguyen@danang.example" in _ioc(["users", "list"], fresh_db_url).stdout
+    for args in (["lan"], ["lan", "a@b.example", "--clear"], ["lan", "no-at-sign"]):
+        bad = _ioc(["users", "email", *args], fresh_db_url)
+        assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert _ioc(["users", "email", "lan", "--clear"], fresh_db_url).returncode == 0
+    assert (
+        "lan\tward_leader\t20195,20197\t-\tenabled" in _ioc(["users", "list"], fresh_db_url).stdout
+    )
+    assert _events(conn, "email_changed", "lan") == 2
     assert _ioc(["users", "remove", "lan"], fresh_db_url).returncode == 0
-    for action in ("disable", "enable", "remove", "unlock"):
-        gone = _ioc(["users", action, "lan"], fresh_db_url)
+    for action in ("disable", "enable", "remove", "unlock", "email"):
+        gone = _ioc(["users", action, "lan", *(["x@y.example"] if action == "email" else [])],
+                    fresh_db_url)  # fmt: skip
         assert gone.returncode != 0 and gone.stderr.strip().count("\n") == 0
         assert "no user 'lan'" in gone.stderr
     gone = _ioc(["users", "passwd", "lan"], fresh_db_url, "whatever-pass-3\n")
