@@ -204,6 +204,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "np_quiet_end": ("Kết thúc (HH:MM)", "End (HH:MM)"),
     "np_webhook": ("Webhook riêng (Zalo OA, Telegram...)", "My webhook (Zalo OA, Telegram...)"),
     "np_save": ("Lưu", "Save"),
+    "np_test": ("Gửi thử", "Send a test"),
+    "np_test_sent": (
+        "Đã gửi thư thử qua {channels} (theo tùy chọn đã lưu); thư đến sau vài giây.",
+        "A test message is on its way by {channels} (saved preferences); it arrives in seconds.",
+    ),
+    "np_test_none": (
+        "Chưa có kênh nhận: cần địa chỉ e-mail (đang bật) hoặc webhook riêng đã lưu.",
+        "No channel yet: an e-mail address (switched on) or a saved webhook of your own.",
+    ),
+    "np_test_again": (
+        "Đã gửi thư thử trong phút này; thử lại sau một phút.",
+        "A test was sent this minute already; try again in a minute.",
+    ),
     "np_saved": ("Đã lưu", "Saved"),
     "np_err_webhook_url": (
         "Webhook: địa chỉ phải bắt đầu bằng http:// hoặc https://",

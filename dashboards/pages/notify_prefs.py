@@ -116,6 +116,20 @@ def layout(**_: Any) -> html.Div:
                     ),
                     html.Button(t("np_save", lang), id="nprefs-save", className="btn", n_clicks=0),
                     html.Span(id="nprefs-msg", className="msg", style={"marginLeft": "12px"}),
+                    html.Div(
+                        [
+                            html.Button(
+                                t("np_test", lang),
+                                id="nprefs-test",
+                                className="btn secondary",
+                                n_clicks=0,
+                            ),
+                            html.Span(
+                                id="nprefs-test-msg", className="msg", style={"marginLeft": "12px"}
+                            ),
+                        ],
+                        style={"marginTop": "12px"},
+                    ),
                 ],
             ),
         ],
@@ -167,3 +181,24 @@ def save(
     with state().pool.conn() as conn:
         prefs_mod.save(conn, user.name, p)
     return t("np_saved", lang)
+
+
+@callback(
+    Output("nprefs-test-msg", "children"),
+    Input("nprefs-test", "n_clicks"),
+    prevent_initial_call=True,
+)
+def send_test(_n: int | None) -> str:
+    """A test message to the current user's own saved channels (never another user's)."""
+    user = require("view")
+    _, lang = who()
+    st = state()
+    with st.pool.conn() as conn:
+        p, email = prefs_mod.load(conn, user.name)
+        if not ((email and p.email_on) or p.webhook_url):
+            return t("np_test_none", lang)
+        channels = prefs_mod.send_test(conn, st.cfg, user.name)
+    if not channels:
+        return t("np_test_again", lang)
+    names = {"email": "e-mail", "webhook": "webhook"}
+    return t("np_test_sent", lang, channels=", ".join(names.get(c, c) for c in channels))

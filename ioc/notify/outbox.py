@@ -263,9 +263,12 @@ def enqueue(
     now: dt.datetime | None = None,
     email: bool = True,
     ward_filter: bool = True,
+    hold: bool = True,
 ) -> int:
     """Write the notifications of one event with ``cur`` (the event's transaction; nothing is
-    committed here). Returns the number of rows inserted (0 when enqueued before)."""
+    committed here). Returns the number of rows inserted (0 when enqueued before).
+    ``hold=False``: due now, neither held by quiet hours nor put in a digest (a test message
+    the user asked for)."""
     cfg = cfg or default_config()
     n = cfg.notifications
     now = now or dt.datetime.now(dt.UTC)
@@ -307,7 +310,9 @@ def enqueue(
         if t.lang not in texts:
             texts[t.lang] = render(kind, p, t.lang, cfg.system.timezone)
         subject, text, html = texts[t.lang]
-        status, due, digest_at = schedule(n, t, severity, now, tz)
+        status, due, digest_at = (
+            schedule(n, t, severity, now, tz) if hold else ("pending", now, None)
+        )
         key = (
             idem_key(kind, ref_kind, ref, level, seq, t.channel, t.recipient)
             if ref is not None

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ioc.config.notifications import EVENT_KINDS
+from ioc.config import Config
+from ioc.config.notifications import EVENT_KINDS, Recipients
 from ioc.db import Connection
 from ioc.notify.destinations import Network, literal_refusal
-from ioc.notify.outbox import UNMUTABLE
+from ioc.notify.outbox import UNMUTABLE, enqueue
 
 MUTABLE_KINDS = tuple(k for k in EVENT_KINDS if k not in UNMUTABLE)
 
@@ -146,6 +147,50 @@ def save(conn: Connection, user: str, prefs: Prefs) -> None:
             ),
         )
     conn.commit()
+
+
+def send_test(
+    conn: Connection, cfg: Config, user: str, *, now: dt.datetime | None = None
+) -> list[str]:
+    """A test message to the user's own channels (their e-mail unless switched off, their own
+    webhook), through the outbox like any other, due at once (no quiet hours, no digest). At
+    most one per user and minute: within 60 s of the last one (or twice in the same minute,
+    two clicks at once) nothing is added. Returns the channels queued (empty: no channel, or
+    sent already). Commits."""
+    now = now or dt.datetime.now(dt.UTC)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT max(created_at) FROM notifications WHERE kind = 'test' AND ref_kind = 'test'"
+            " AND ref_id = %s",
+            (user,),
+        )
+        row = cur.fetchone()
+        if row and row[0] is not None and now - row[0] < dt.timedelta(seconds=60):
+            conn.commit()
+            return []
+        enqueue(
+            cur,
+            "test",
+            ward_code=None,
+            severity=None,
+            ref_kind="test",
+            ref_id=user,
+            seq=int(now.timestamp()) // 60,
+            params={"user": user, "at": now.isoformat()},
+            cfg=cfg,
+            recipients=[Recipients(users=[user])],
+            now=now,
+            ward_filter=False,
+            hold=False,
+        )
+        cur.execute(
+            "SELECT channel FROM notifications WHERE kind = 'test' AND ref_id = %s"
+            " AND created_at = %s ORDER BY channel",
+            (user, now),
+        )
+        channels = [str(r[0]) for r in cur.fetchall()]
+    conn.commit()
+    return channels
 
 
 def dead_letters(conn: Connection, *, limit: int = 500) -> list[dict[str, Any]]:

@@ -48,6 +48,11 @@ WORDS = {
         "subject": "Thiết bị / đối tượng",
         "level": "Cấp xử lý",
         "footer": "Thư tự động từ Trung tâm Điều hành Đà Nẵng (IOC). Đổi tùy chọn nhận tin:",
+        "test": "Thư thử từ IOC",
+        "test_text": "Thông báo của IOC đến được bạn qua kênh này.",
+        "asked": "Yêu cầu lúc",
+        "user": "Người dùng",
+        "result": "Kết quả",
     },
     "en": {
         "ward": "Ward",
@@ -75,6 +80,11 @@ WORDS = {
         "subject": "Device / subject",
         "level": "Level",
         "footer": "Automatic message from the Da Nang Operations Center (IOC). Preferences:",
+        "test": "Test message from IOC",
+        "test_text": "IOC's notifications reach you through this channel.",
+        "asked": "Asked for at",
+        "user": "User",
+        "result": "Result",
     },
 }
 KIND_TITLE = {
@@ -206,6 +216,15 @@ def render(kind: str, p: Mapping[str, Any], lang: str, tz: str = "Asia/Ho_Chi_Mi
         subject = f"[IOC] {head}"
         text = _text(head, rows, links, lang).replace("\n\n--", f"\n{note}\n\n--", 1)
         return subject, text, _lines_html(head, rows, links, lang)
+    if kind == "test":
+        rows = [
+            (w["user"], str(p.get("user", ""))),
+            (w["asked"], fmt_time(p.get("at"), lang, tz)),
+            (w["result"], w["test_text"]),
+        ]
+        links = [(w["see"], f"{PUBLIC_URL}/settings/notifications")]
+        head = w["test"]
+        return f"[IOC] {head}", _text(head, rows, links, lang), _lines_html(head, rows, links, lang)
     if kind == "scheduled_report":
         period = fmt_period(p.get("period_from"), p.get("period_to"), lang, tz)
         what = SCHEDULE[lang].get(str(p.get("schedule") or ""), "")

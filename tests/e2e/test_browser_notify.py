@@ -92,6 +92,17 @@ def test_ward_leader_sets_preferences(dash_server: Any, browser: Any) -> None:
     browser.get(base + "/settings/notifications")
     wait_for(browser, lambda d: d.find_element("id", "nprefs-hook").get_attribute("value"), 20)
     assert browser.find_element("id", "nprefs-qs").get_attribute("value") == "22:00"
+    # a test message to the saved channels, at once despite the quiet hours; once a minute
+    browser.find_element("id", "nprefs-test").click()
+    wait_for(browser, lambda d: "e-mail, webhook" in _text(d, "nprefs-test-msg"), 15)
+    queued = "SELECT channel, recipient FROM notifications WHERE kind = 'test' ORDER BY channel"
+    assert _sql(db, queued) == [
+        ("email", "leader@example.vn"),
+        ("webhook", "https://zalo.example.vn/hook"),
+    ]
+    browser.find_element("id", "nprefs-test").click()
+    wait_for(browser, lambda d: "trong phút này" in _text(d, "nprefs-test-msg"), 15)
+    assert len(_sql(db, queued)) == 2
     # the admin page is not for a ward leader
     browser.get(base + "/admin/notifications")
     wait_for(
