@@ -856,6 +856,78 @@ def test_worker_killed_mid_batch_loses_nothing(
     print(f"kill -9 at {at_kill} received, {in_flight[0][0]} leased; duplicates: {duplicates}")
 
 
+def test_database_connections_cut_mid_stream_lose_nothing(
+    conn: Connection,
+    fresh_db_url: str,
+    tmp_path: Path,
+    mail: MailSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ioc notify``'s database connections ended (pg_terminate_backend) twice while it sends:
+    it reconnects and every message arrives; a message whose 'sent' mark was lost goes again
+    after its lease (same Message-ID): at most one duplicate per message in flight per cut."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from notify_support import config_dir
+
+    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
+    cdir = config_dir(tmp_path, {**FAST, "delivery": {**FAST["delivery"], "batch": 20}})
+    cfg = load_config(cdir)
+    users(conn)
+    for i in range(100):
+        open_alert(conn, cfg, W1, subject=f"c{i}")
+    keys = {r["idem_key"] for r in notif(conn)}
+    assert len(keys) == 400
+    mail.delay_s = 0.01  # a slower mail server: the cuts land mid-stream
+    env = dict(os.environ)
+    env.update(
+        IOC_DATABASE_URL=fresh_db_url,
+        IOC_SMTP_URL=mail.url,
+        IOC_CONFIG_DIR=str(cdir),
+        IOC_VAR_DIR=str(tmp_path / "var"),
+        IOC_SECRET_KEY="k" * 40,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ioc.cli", "notify"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    cut_at = []
+    try:
+        for at in (60, 200):
+            mail.wait(at, 60)
+            ended = rows(
+                conn,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name LIKE 'ioc-notify%%'",
+            )[0][0]
+            assert ended >= 1, "the worker had no connection to cut"
+            cut_at.append(mail.count())
+        assert cut_at[-1] < 400, "the worker finished before the last cut"
+        wait_until(
+            lambda: (
+                rows(conn, "SELECT count(*) FROM notifications WHERE status <> 'sent'") == [(0,)]
+            ),
+            120,
+            "every message sent after the cuts",
+        )
+        mail.wait(400, 30)
+        assert proc.poll() is None, "the worker died with its connection"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    got = [str(m["Message-ID"]).strip("<>").split("@")[0] for _, m in mail.messages]
+    assert set(got) == keys  # nothing lost
+    duplicates = len(got) - len(set(got))
+    assert duplicates <= 2 * cfg.notifications.delivery.threads, duplicates
+    print(f"connections cut at {cut_at} received; duplicates: {duplicates}")
+
+
 def test_device_offline_digest_once_per_ward_and_period(
     conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
