@@ -192,7 +192,9 @@ def page(message: str = "", status: int = 200) -> Response:
         f"<th>{_e(_t('actor'))}</th><th>{_e(_t('addr'))}</th><th></th></tr></thead>"
         f"<tbody>{audit_rows}</tbody></table></main>"
     )
-    return flask.Response(_page(_t("title"), body), status=status, mimetype="text/html")
+    return flask.Response(
+        _page(_t("title"), body, body_class="admin-body"), status=status, mimetype="text/html"
+    )
 
 
 def post() -> Response:

@@ -614,14 +614,14 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, body_class: str = "login-body") -> str:
     lang = "en" if t("login") == "Sign in" else "vi"
     return (
         f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title>"
         "<link rel='stylesheet' href='/assets/style.css'></head>"
-        f"<body class='login-body'>{body}</body></html>"
+        f"<body class='{body_class}'>{body}</body></html>"
     )
 
 
