@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -782,6 +786,46 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
     )
 
 
+def _stream_of_400(
+    conn: Connection,
+    db_url: str,
+    tmp_path: Path,
+    mail: MailSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tag: str,
+) -> tuple[Config, set[str], Callable[..., subprocess.Popen[bytes]]]:
+    """100 alerts × 4 e-mails waiting in the outbox, and a way to start ``ioc notify`` (batches
+    of 20) on them: (config, the messages' keys, start(stderr=DEVNULL))."""
+    from notify_support import config_dir
+
+    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
+    cdir = config_dir(tmp_path, {**FAST, "delivery": {**FAST["delivery"], "batch": 20}})
+    cfg = load_config(cdir)
+    users(conn)
+    for i in range(100):
+        open_alert(conn, cfg, W1, subject=f"{tag}{i}")
+    keys = {r["idem_key"] for r in notif(conn)}
+    assert len(keys) == 400
+    env = dict(os.environ)
+    env.update(
+        IOC_DATABASE_URL=db_url,
+        IOC_SMTP_URL=mail.url,
+        IOC_CONFIG_DIR=str(cdir),
+        IOC_VAR_DIR=str(tmp_path / "var"),
+        IOC_SECRET_KEY="k" * 40,
+    )
+
+    def start(stderr: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ioc.cli", "notify"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+    return cfg, keys, start
+
+
 def test_worker_killed_mid_batch_loses_nothing(
     conn: Connection,
     fresh_db_url: str,
@@ -791,38 +835,9 @@ def test_worker_killed_mid_batch_loses_nothing(
 ) -> None:
     """``ioc notify`` killed with SIGKILL while sending: every message arrives, at most one
     duplicate per message in flight (``threads``), each with its own Message-ID."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
-    from notify_support import config_dir
-
-    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
-    cdir = config_dir(tmp_path, {**FAST, "delivery": {**FAST["delivery"], "batch": 20}})
-    cfg = load_config(cdir)
-    users(conn)
-    for i in range(100):
-        open_alert(conn, cfg, W1, subject=f"k{i}")
-    keys = {r["idem_key"] for r in notif(conn)}
-    assert len(keys) == 400
+    cfg, keys, start = _stream_of_400(conn, fresh_db_url, tmp_path, mail, monkeypatch, "k")
     mail.delay_s = 0.01  # a slower mail server: the kill lands mid-batch
-    env = dict(os.environ)
-    env.update(
-        IOC_DATABASE_URL=fresh_db_url,
-        IOC_SMTP_URL=mail.url,
-        IOC_CONFIG_DIR=str(cdir),
-        IOC_VAR_DIR=str(tmp_path / "var"),
-        IOC_SECRET_KEY="k" * 40,
-    )
-
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", "notify"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
 
     first = start()
     try:
@@ -866,36 +881,10 @@ def test_database_connections_cut_mid_stream_lose_nothing(
     """``ioc notify``'s database connections ended (pg_terminate_backend) twice while it sends:
     it reconnects and every message arrives; a message whose 'sent' mark was lost goes again
     after its lease (same Message-ID): at most one duplicate per message in flight per cut."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
-    from notify_support import config_dir
-
-    monkeypatch.setenv("IOC_SMTP_URL", mail.url)
-    cdir = config_dir(tmp_path, {**FAST, "delivery": {**FAST["delivery"], "batch": 20}})
-    cfg = load_config(cdir)
-    users(conn)
-    for i in range(100):
-        open_alert(conn, cfg, W1, subject=f"c{i}")
-    keys = {r["idem_key"] for r in notif(conn)}
-    assert len(keys) == 400
+    cfg, keys, start = _stream_of_400(conn, fresh_db_url, tmp_path, mail, monkeypatch, "c")
     mail.delay_s = 0.01  # a slower mail server: the cuts land mid-stream
-    env = dict(os.environ)
-    env.update(
-        IOC_DATABASE_URL=fresh_db_url,
-        IOC_SMTP_URL=mail.url,
-        IOC_CONFIG_DIR=str(cdir),
-        IOC_VAR_DIR=str(tmp_path / "var"),
-        IOC_SECRET_KEY="k" * 40,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ioc.cli", "notify"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start(subprocess.PIPE)
     cut_at = []
     try:
         for at in (60, 200):
@@ -962,10 +951,6 @@ def test_ioc_scheduler_alone_delivers_the_alert_email(
 ) -> None:
     """The contract's commands only: `ioc scheduler` opens the alert and (its delivery worker)
     sends the e-mail, with no `ioc notify` running."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
     from notify_support import config_dir
 
@@ -1074,9 +1059,6 @@ def test_ioc_notify_command_once_and_its_one_line_errors(
     mail: MailSink,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import os
-    import subprocess
-    import sys
 
     monkeypatch.setenv("IOC_SMTP_URL", mail.url)
     cfg = load(tmp_path)
