@@ -11,12 +11,13 @@ from dash import Input, Output, State, callback, html
 
 from dashboards.components.common import require, selected_ids, who
 from dashboards.components.layout import table
+from dashboards.components.notify import recent_columns, recent_rows
 from dashboards.components.tables import card, controls, view_page
 from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
 from ioc.notify import outbox
-from ioc.notify.prefs import dead_letters
+from ioc.notify.prefs import dead_letters, recent
 
 dash.register_page(__name__, path="/admin/notifications", title="IOC — Thư lỗi", order=21)
 
@@ -45,6 +46,8 @@ def _body(_user: User, lang: str) -> list[Any]:
         ),
         html.P(id="ndead-empty", className="muted"),
         card(table("ndead-table", [], _columns(lang), page_size=20, selectable=True)),
+        html.H2(t("n_recent", lang), style={"marginTop": "18px"}),
+        card(table("ndead-recent", [], recent_columns(lang), page_size=15, filterable=True)),
     ]
 
 
@@ -67,6 +70,7 @@ def _columns(lang: str) -> list[dict[str, Any]]:
     Output("ndead-counts", "children"),
     Output("ndead-empty", "children"),
     Output("ndead-retry", "disabled"),
+    Output("ndead-recent", "data"),
     Input("ndead-interval", "n_intervals"),
     Input("ndead-version", "data"),
 )
@@ -76,6 +80,7 @@ def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
     with state().pool.conn() as conn:
         dead = dead_letters(conn)
         counts = outbox.counts(conn)
+        latest = recent(conn, limit=300)
     rows = [
         {
             "id": d["id"],
@@ -92,7 +97,14 @@ def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
     summary = f"{t('nd_counts', lang)}: " + " · ".join(
         f"{t('nd_status_' + s, lang)} {fmt_num(counts.get(s, 0), 0, lang)}" for s in STATES
     )
-    return rows, [], summary, "" if rows else t("nd_none", lang), not rows
+    return (
+        rows,
+        [],
+        summary,
+        "" if rows else t("nd_none", lang),
+        not rows,
+        recent_rows(latest, lang),
+    )
 
 
 @callback(

@@ -10,7 +10,8 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboards.components.common import require, who
-from dashboards.components.layout import frame, refused
+from dashboards.components.layout import frame, refused, table
+from dashboards.components.notify import recent_columns, recent_rows
 from dashboards.i18n import t
 from dashboards.state import state
 from ioc.notify import prefs as prefs_mod
@@ -132,6 +133,22 @@ def layout(**_: Any) -> html.Div:
                     ),
                 ],
             ),
+            html.Div(
+                className="card",
+                style={"marginTop": "14px"},
+                children=[
+                    html.H2(t("n_recent_mine", lang)),
+                    dcc.Interval(id="nprefs-interval", interval=15_000),
+                    html.P(id="nprefs-recent-empty", className="muted"),
+                    table(
+                        "nprefs-recent",
+                        [],
+                        recent_columns(lang, recipient=True),
+                        page_size=10,
+                        sortable=False,
+                    ),
+                ],
+            ),
         ],
     )
 
@@ -202,3 +219,18 @@ def send_test(_n: int | None) -> str:
         return t("np_test_again", lang)
     names = {"email": "e-mail", "webhook": "webhook"}
     return t("np_test_sent", lang, channels=", ".join(names.get(c, c) for c in channels))
+
+
+@callback(
+    Output("nprefs-recent", "data"),
+    Output("nprefs-recent-empty", "children"),
+    Input("nprefs-interval", "n_intervals"),
+    Input("nprefs-test-msg", "children"),
+)
+def recent_mine(_n: int | None, _msg: Any) -> tuple[list[dict[str, Any]], str]:
+    """The newest messages to the current user (never another user's), every state."""
+    user = require("view")
+    _, lang = who()
+    with state().pool.conn() as conn:
+        rows = prefs_mod.recent(conn, user=user.name, limit=50)
+    return recent_rows(rows, lang), "" if rows else t("n_recent_none", lang)

@@ -193,6 +193,35 @@ def send_test(
     return channels
 
 
+RECENT_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "channel",
+    "recipient",
+    "status",
+    "attempts",
+    "sent_at",
+    "subject",
+    "last_error",
+)
+
+
+def recent(conn: Connection, *, user: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest messages, every state: one user's own (``user``: the preferences page), or
+    everyone's (the admin page)."""
+    where, params = ("user_name = %s", [user]) if user is not None else ("TRUE", [])
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(RECENT_COLUMNS)} FROM notifications WHERE {where}"
+            " ORDER BY id DESC LIMIT %s",
+            (*params, limit),
+        )
+        out = [dict(zip(RECENT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+    conn.commit()
+    return out
+
+
 def dead_letters(conn: Connection, *, limit: int = 500) -> list[dict[str, Any]]:
     """Dead-lettered messages, newest first (the admin page)."""
     cols = (

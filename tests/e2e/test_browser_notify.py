@@ -103,6 +103,18 @@ def test_ward_leader_sets_preferences(dash_server: Any, browser: Any) -> None:
     browser.find_element("id", "nprefs-test").click()
     wait_for(browser, lambda d: "trong phút này" in _text(d, "nprefs-test-msg"), 15)
     assert len(_sql(db, queued)) == 2
+    # the user's own recent messages, and nobody else's
+    _sql(
+        db,
+        "INSERT INTO notifications (idem_key, kind, channel, recipient, user_name, subject,"
+        " body_text, status) VALUES (%s, 'alert_opened', 'email', 'op@example.vn', 'operator',"
+        " '[IOC] for the operator only', 'x', 'sent')",
+        (f"other-{time.time_ns()}",),
+    )
+    wait_for(browser, lambda d: _text(d, "nprefs-recent").count("Thư thử từ IOC") == 2, 20)
+    recent = _text(browser, "nprefs-recent")
+    assert "chờ gửi" in recent and "zalo.example.vn" in recent
+    assert "for the operator only" not in recent and _text(browser, "nprefs-recent-empty") == ""
     # the admin page is not for a ward leader
     browser.get(base + "/admin/notifications")
     wait_for(
@@ -139,6 +151,7 @@ def test_admin_sends_dead_letters_again(dash_server: Any, browser: Any) -> None:
     time.sleep(0.5)
     assert "bad2@example.vn" in _text(browser, "ndead-table")
     assert _text(browser, "ndead-empty") == ""
+    assert "bad2@example.vn" in _text(browser, "ndead-recent")  # every state, newest first
     assert browser.find_element("id", "ndead-retry").is_enabled()
     assert "SMTP 550" in _text(browser, "ndead-table")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
