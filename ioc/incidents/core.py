@@ -148,14 +148,16 @@ def notify(
     seq: int = 0,
     roles: Sequence[str] = (),
     routes: bool = False,
+    now: dt.datetime | None = None,
     **params: Any,
 ) -> int:
     """NOTIFICATIONS CALL SITE (the only one): incident_assigned, sla_warning, sla_breached
     (and its reminders) and escalation go to the outbox (``ioc.notify.outbox.enqueue``) in the
     caller's transaction. Recipients: the routes of notifications.yaml for ``kind``; ``roles``
     name them instead (the escalation chain's), or besides the routes with ``routes=True`` (a
-    reminder). (kind, incident, level, seq) make the idempotency key. Nothing is sent for a
-    history (:func:`history`). Returns the number of messages queued (0: queued before)."""
+    reminder). (kind, incident, level, seq) make the idempotency key. ``now``: the event's time
+    (the sweep's), for the rows' times and quiet hours. Nothing is sent for a history
+    (:func:`history`). Returns the number of messages queued (0: queued before)."""
     if _HISTORY.get():
         return 0
     recipients = None
@@ -183,17 +185,20 @@ def notify(
             recipients=recipients,
             level=level,
             seq=seq,
+            now=now,
         )
 
 
 def cancel_reminders(conn: Connection, incident_id: int, reason: str) -> int:
-    """Reminders of the incident not yet sent (``pending``, or waiting for a digest) are
-    cancelled: someone acknowledged it, or it is no longer open. Returns how many."""
+    """Reminders and escalation messages of the incident not yet sent (``pending``: held by
+    quiet hours, say, or waiting for a digest) are cancelled: someone acknowledged it, or it
+    is no longer open (as the acknowledge link and the alerts' escalation do). Returns how
+    many."""
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE notifications SET status = 'cancelled', leased_until = NULL,"
             " last_error = %s WHERE ref_kind = 'incident' AND ref_id = %s"
-            " AND kind = 'sla_breached' AND payload ? 'reminder'"
+            " AND (kind = 'escalation' OR (kind = 'sla_breached' AND payload ? 'reminder'))"
             " AND status IN ('pending', 'digest')",
             (f"stopped: {reason}", str(incident_id)),
         )
@@ -885,7 +890,7 @@ def assign(
     cols = {"assignee": assignee, "assignee_kind": kind}
     details = {"assignee": assignee, "kind": kind, "previous": inc["assignee"]}
     _finish(conn, "assign", inc, actor, source, now, cols, **details)
-    notify(conn, cfg, "incident_assigned", inc, seq=seq, assignee=assignee, due_at=due)
+    notify(conn, cfg, "incident_assigned", inc, seq=seq, now=now, assignee=assignee, due_at=due)
     return True
 
 

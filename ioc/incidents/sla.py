@@ -121,6 +121,7 @@ def sweep(
                     kind,
                     inc,
                     seq=core.clock_seq(inc, 0 if clock == "response" else 1),
+                    now=now,
                     clock=clock,
                     due_at=due.isoformat(),
                 )
@@ -211,6 +212,7 @@ def _escalate(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult)
             inc,
             level=level,
             seq=core.clock_seq(inc),
+            now=now,
             roles=step.notify_roles,
             escalated_to=step.to,
             level_name=step.label_vi,
@@ -283,6 +285,7 @@ def _remind(conn: Connection, cfg: Config, now: dt.datetime, res: SweepResult) -
             seq=core.clock_seq(inc, 2),
             roles=reminder_roles(cfg, inc, n),
             routes=True,
+            now=now,
             reminder=n,
             minutes=n * s.reminder_every_min,  # of the incident's clock, past due
             clock="response",

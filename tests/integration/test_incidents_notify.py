@@ -388,3 +388,49 @@ def test_reminders_count_the_minutes_of_the_incidents_clock(
         assert [n for _, n in reminders(conn, iid)] == [1, 2]
     finally:
         conn.close()
+
+
+def test_an_escalation_held_by_quiet_hours_is_cancelled_by_an_acknowledgement(
+    fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning incident's escalation at night waits for the end of the quiet hours; if the
+    incident is acknowledged on the dashboard meanwhile, the held message never goes (as an
+    alert's escalation and the acknowledge link already behave)."""
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:2525")  # e-mail rows are written
+    base = reminder_config(tmp_path)
+    quiet = base.notifications.quiet_hours.model_copy(
+        update={"enabled": True, "start": "00:00", "end": "23:59"}
+    )
+    cfg = dataclasses.replace(
+        base, notifications=base.notifications.model_copy(update={"quiet_hours": quiet})
+    )
+    ward, other = sorted(cfg.ward_codes)[:2]
+    conn = connect(fresh_db_url)
+    try:
+        reminder_users(conn, ward, other)
+        iid = core.create(
+            conn, cfg, ward_code=ward, category="traffic", title="Cây đổ", actor="op1",
+            source="web", severity="warning", now=T0,
+        )  # fmt: skip
+        conn.commit()
+        # response due 10:00 (1 working hour); the duty officer's step 1 hour after the breach
+        sla.sweep(conn, cfg, now=T0 + dt.timedelta(hours=2, minutes=1))
+        held = rows(
+            conn,
+            "SELECT user_name, status, next_attempt_at > %s FROM notifications"
+            " WHERE kind = 'escalation' AND ref_id = %s",
+            (T0 + dt.timedelta(hours=2, minutes=1), str(iid)),
+        )
+        assert held == [("op1", "pending", True)]  # held until the quiet hours end
+        core.acknowledge(
+            conn, iid, actor="lead_w", source="web", now=T0 + dt.timedelta(hours=2, minutes=5)
+        )
+        conn.commit()
+        assert rows(
+            conn,
+            "SELECT status, last_error FROM notifications WHERE kind = 'escalation'"
+            " AND ref_id = %s",
+            (str(iid),),
+        ) == [("cancelled", "stopped: incident acknowledged")]
+    finally:
+        conn.close()
