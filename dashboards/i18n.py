@@ -61,6 +61,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "acknowledge": ("Xác nhận", "Acknowledge"),
     "resolve": ("Đóng cảnh báo", "Resolve"),
     "acknowledged": ("Đã xác nhận", "Acknowledged"),
+    "escalated_to": ("Chuyển cấp tới", "Escalated to"),
+    "n_reminders": ("nhắc {n} lần", "{n} reminder(s)"),
     "resolved": ("Đã đóng", "Resolved"),
     "open": ("Đang mở", "Open"),
     "critical": ("Nghiêm trọng", "Critical"),

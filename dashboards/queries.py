@@ -53,6 +53,8 @@ class Alert:
     resolved_at: dt.datetime | None
     resolved_by: str | None
     details: dict[str, Any] | None
+    escalation_level: int | None  # levels of notifications.yaml told so far (None: no chain)
+    reminders: int | None  # reminders sent so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,14 +282,16 @@ def alerts(
         conn,
         Alert,
         """
-        SELECT id, rule_id, subject, ward_code, severity, state, title, value, opened_at,
-               acknowledged_at, acknowledged_by, resolved_at, resolved_by, details
-        FROM alerts
-        WHERE state = ANY(%(states)s)
-          AND (%(sev)s::text[] IS NULL OR severity = ANY(%(sev)s))
-          AND (%(wards)s::text[] IS NULL OR ward_code = ANY(%(wards)s))
-        ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                 opened_at DESC
+        SELECT a.id, a.rule_id, a.subject, a.ward_code, a.severity, a.state, a.title, a.value,
+               a.opened_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by,
+               a.details, e.level AS escalation_level, e.reminders
+        FROM alerts a
+        LEFT JOIN notification_escalations e ON e.ref_kind = 'alert' AND e.ref_id = a.id::text
+        WHERE a.state = ANY(%(states)s)
+          AND (%(sev)s::text[] IS NULL OR a.severity = ANY(%(sev)s))
+          AND (%(wards)s::text[] IS NULL OR a.ward_code = ANY(%(wards)s))
+        ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                 a.opened_at DESC
         LIMIT %(limit)s
         """,
         {

@@ -90,9 +90,22 @@ def _columns(lang: str) -> list[dict[str, Any]]:
         {"name": t("ward", lang), "id": "ward"},
         {"name": t("title", lang), "id": "title", "presentation": "markdown"},
         {"name": t("opened", lang), "id": "opened"},
+        {"name": t("escalated_to", lang), "id": "escalation"},
         {"name": t("acknowledged", lang), "id": "ack"},
         {"name": t("resolved", lang), "id": "res"},
     ]
+
+
+def escalation_label(level: int | None, reminders: int | None, lang: str) -> str:
+    """'2. Trực ban thành phố · nhắc 3 lần': the last level of notifications.yaml's chain
+    told so far, and the reminders sent ("" before the first level)."""
+    levels = state().cfg.notifications.escalation.levels
+    if not level or level > len(levels):
+        return ""
+    text = f"{level}. {levels[level - 1].name}"
+    if reminders:
+        text += " · " + t("n_reminders", lang, n=fmt_num(reminders, 0, lang))
+    return text
 
 
 @callback(
@@ -135,6 +148,7 @@ def refresh(
                 alert_link(r.details),
             ),
             "opened": fmt_datetime(r.opened_at, lang),
+            "escalation": escalation_label(r.escalation_level, r.reminders, lang),
             "ack": f"{r.acknowledged_by} {fmt_datetime(r.acknowledged_at, lang)}"
             if r.acknowledged_by
             else "",

@@ -241,3 +241,35 @@ def test_the_demo_links_its_mail_inbox_from_the_menu_bar(
     browser.get(dash_server.url + "/settings/notifications")
     wait_for(browser, lambda d: d.find_elements("id", "nprefs-email"), 20)
     assert browser.find_elements("id", "nav-inbox") == []
+
+
+def test_alerts_page_shows_how_far_an_alert_has_escalated(dash_server: Any, browser: Any) -> None:
+    """The escalation chain's progress (notifications.yaml levels) beside each alert."""
+    base = dash_server.url
+    db = dash_server.db_url
+    ward = dash_server.facts["grants"]["ward_leader"][0]
+    opened = dt.datetime.now(dt.UTC)  # the newest critical alert: on the first page
+    (aid,) = _sql(
+        db,
+        "INSERT INTO alerts (rule_id, subject, ward_code, severity, state, title, value,"
+        " opened_at) VALUES ('water_level_high', 'wl-escalated', %s, 'critical', 'open',"
+        " 'Mực nước vượt ngưỡng ngập: wl-escalated', 71.0, %s) RETURNING id",
+        (ward, opened),
+    )[0]
+    _sql(
+        db,
+        "INSERT INTO notification_escalations (ref_kind, ref_id, ward_code, severity,"
+        " started_at, level, reminders, last_sent_at, next_at) VALUES ('alert', %s, %s,"
+        " 'critical', %s, 2, 3, now(), now() + interval '10 minutes')",
+        (str(aid), ward, opened),
+    )
+    login(browser, base, "admin")
+    browser.get(base + "/alerts")
+    wait_for(browser, lambda d: "wl-escalated" in _text(d, "alerts-table"), 20)
+    row = next(
+        tr.text
+        for tr in browser.find_elements("css selector", "#alerts-table tr")
+        if "wl-escalated" in tr.text
+    )
+    assert "2. Trực ban thành phố · nhắc 3 lần" in row
+    assert severe_logs(browser) == []

@@ -50,7 +50,9 @@ def test_rows_survive_the_shared_caches_pickle() -> None:
     """The dashboard's shared caches (file, Redis) pickle query results."""
     t0 = dt.datetime(2026, 12, 6, 1, 2, tzinfo=dt.UTC)
     rows = [
-        Alert(1, "r", None, "20194", "warning", "open", "T", 1.0, t0, None, None, None, None, {}),
+        Alert(
+            1, "r", None, "20194", "warning", "open", "T", 1.0, t0, None, None, None, None, {}, 2, 1
+        ),
         Camera("c1", "20194", None, "online", t0, None, 6.0, 16.0, 108.2),
         QueueRow(1, None, "flood", "high", "new", "T", None, t0, None, t0, t0, None, 0, "ok"),
         ReportRow(
