@@ -8,16 +8,12 @@ from typing import Any
 from dashboards.i18n import fmt_datetime, t
 
 
-def recent_columns(lang: str, *, recipient: bool = True) -> list[dict[str, Any]]:
-    cols = [
+def recent_columns(lang: str) -> list[dict[str, Any]]:
+    return [
         {"name": t("opened", lang), "id": "created"},
         {"name": t("nd_kind", lang), "id": "kind"},
         {"name": t("nd_channel", lang), "id": "channel"},
-    ]
-    if recipient:
-        cols.append({"name": t("nd_recipient", lang), "id": "recipient"})
-    return [
-        *cols,
+        {"name": t("nd_recipient", lang), "id": "recipient"},
         {"name": t("n_status", lang), "id": "status"},
         {"name": t("n_sent_at", lang), "id": "sent"},
         {"name": t("title", lang), "id": "subject"},

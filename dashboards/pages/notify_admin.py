@@ -17,7 +17,7 @@ from dashboards.i18n import fmt_datetime, fmt_num, t
 from dashboards.state import state
 from ioc.auth import User
 from ioc.notify import outbox
-from ioc.notify.prefs import dead_letters, recent
+from ioc.notify.prefs import recent
 
 dash.register_page(__name__, path="/admin/notifications", title="IOC — Thư lỗi", order=21)
 
@@ -78,7 +78,7 @@ def refresh(_n: int | None, _v: int | None) -> tuple[Any, ...]:
     require("admin")
     _, lang = who()
     with state().pool.conn() as conn:
-        dead = dead_letters(conn)
+        dead = recent(conn, status="dead", limit=500)
         counts = outbox.counts(conn)
         latest = recent(conn, limit=300)
     rows = [

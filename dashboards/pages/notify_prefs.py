@@ -143,7 +143,7 @@ def layout(**_: Any) -> html.Div:
                     table(
                         "nprefs-recent",
                         [],
-                        recent_columns(lang, recipient=True),
+                        recent_columns(lang),
                         page_size=10,
                         sortable=False,
                     ),

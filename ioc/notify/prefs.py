@@ -207,40 +207,19 @@ RECENT_COLUMNS = (
 )
 
 
-def recent(conn: Connection, *, user: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest messages, every state: one user's own (``user``: the preferences page), or
-    everyone's (the admin page)."""
-    where, params = ("user_name = %s", [user]) if user is not None else ("TRUE", [])
+def recent(
+    conn: Connection, *, user: str | None = None, status: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The newest messages: one user's own (``user``: the preferences page) or everyone's (the
+    admin page), in every state or in one (``status='dead'``: the dead letters)."""
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(RECENT_COLUMNS)} FROM notifications WHERE {where}"
-            " ORDER BY id DESC LIMIT %s",
-            (*params, limit),
+            f"SELECT {', '.join(RECENT_COLUMNS)} FROM notifications"
+            " WHERE (%(user)s::text IS NULL OR user_name = %(user)s)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " ORDER BY id DESC LIMIT %(limit)s",
+            {"user": user, "status": status, "limit": limit},
         )
         out = [dict(zip(RECENT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
-    conn.commit()
-    return out
-
-
-def dead_letters(conn: Connection, *, limit: int = 500) -> list[dict[str, Any]]:
-    """Dead-lettered messages, newest first (the admin page)."""
-    cols = (
-        "id",
-        "created_at",
-        "kind",
-        "channel",
-        "recipient",
-        "attempts",
-        "last_error",
-        "subject",
-        "ward_code",
-    )
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {', '.join(cols)} FROM notifications WHERE status = 'dead'"
-            " ORDER BY id DESC LIMIT %s",
-            (limit,),
-        )
-        out = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     conn.commit()
     return out
