@@ -65,7 +65,7 @@ def tick(
         rows = cur.fetchall()
         for ref_kind, ref_id, ward, sev, started, level, reminders, last, params, state in rows:
             if state != "open" or not esc.levels:
-                _stop(cur, ref_kind, ref_id, state or "gone", now)
+                stop(cur, ref_kind, ref_id, state or "gone", now)
                 out["stopped"] += 1
                 continue
             elapsed_min = (now - started).total_seconds() / 60
@@ -102,7 +102,7 @@ def tick(
                 level, last = due, now
             elif level > 0 and now >= last + dt.timedelta(minutes=esc.reminder_every_min):
                 if esc.max_reminders is not None and reminders >= esc.max_reminders:
-                    _stop(cur, ref_kind, ref_id, "max reminders", now)
+                    stop(cur, ref_kind, ref_id, "max reminders", now)
                     out["stopped"] += 1
                     continue
                 reminders += 1
@@ -132,7 +132,9 @@ def tick(
     return out
 
 
-def _stop(cur: Any, ref_kind: str, ref_id: str, reason: str, now: dt.datetime) -> None:
+def stop(cur: Any, ref_kind: str, ref_id: str, reason: str, now: dt.datetime) -> None:
+    """End an alert's escalation and cancel its reminders and escalations not yet sent (the
+    tick, and the acknowledge link at once)."""
     cur.execute(
         "UPDATE notification_escalations SET stopped_at = %s, stop_reason = %s"
         " WHERE ref_kind = %s AND ref_id = %s",

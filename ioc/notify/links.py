@@ -10,6 +10,7 @@ The link does nothing else: it signs nobody in.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ioc.auth import User, load_user
 from ioc.db import Connection
 from ioc.errors import IOCError
 from ioc.incidents import core as incidents
+from ioc.notify import escalation
 from ioc.settings import Settings
 
 SALT = "ioc-notify-ack"
@@ -201,6 +203,8 @@ def _acknowledge(conn: Connection, cur: Any, claim: Claim) -> str:
         )
         if cur.rowcount != 1:
             return "state"  # already acknowledged or resolved by someone
+        # its reminders and escalations not yet sent stop at once, not at the next tick
+        escalation.stop(cur, "alert", str(claim.ref_id), "acknowledged", dt.datetime.now(dt.UTC))
     else:
         # incidents acknowledge through their own module (it stops their escalation and
         # reminders and writes incident_events with source 'link'), in this transaction
@@ -208,16 +212,4 @@ def _acknowledge(conn: Connection, cur: Any, claim: Claim) -> str:
             incidents.acknowledge(conn, int(claim.ref_id), actor=claim.user, source="link")
         except incidents.IncidentError:
             return "state"
-    # reminders and escalations not yet sent stop at once
-    cur.execute(
-        "UPDATE notifications SET status = 'cancelled', last_error = 'acknowledged'"
-        " WHERE ref_kind = %s AND ref_id = %s AND kind IN ('alert_unacknowledged', 'escalation')"
-        " AND status IN ('pending', 'digest')",
-        (claim.ref_kind, claim.ref_id),
-    )
-    cur.execute(
-        "UPDATE notification_escalations SET stopped_at = now(), stop_reason = 'acknowledged'"
-        " WHERE ref_kind = %s AND ref_id = %s AND stopped_at IS NULL",
-        (claim.ref_kind, claim.ref_id),
-    )
     return "acknowledged"
