@@ -175,34 +175,48 @@ _KPI_NAMES_CTE = """
     )"""
 
 
+# Two steps, so the plan does not hang on the table's statistics: each KPI's latest and
+# previous period of the city (a few index probes per KPI), then those periods' rows by index.
+# As one query with the periods in CTEs, the planner either ran the previous period's
+# subquery once per ward and day of history (without fresh statistics: 0.84 s over 155k rows)
+# or read the whole table (with them). bench/kpi_latest.py compares the two forms.
+_KPI_PERIODS_SQL = f"""
+    WITH RECURSIVE {_KPI_NAMES_CTE}
+    SELECT ks.kpi, l.ps,
+           (SELECT max(q.period_start) FROM kpi_values q
+             WHERE q.kpi = ks.kpi AND q.ward_code = 'city' AND q.period = %(p)s
+               AND q.period_start < l.ps) AS prev_ps
+    FROM ks, LATERAL (SELECT max(m.period_start) AS ps FROM kpi_values m
+                      WHERE m.kpi = ks.kpi AND m.ward_code = 'city' AND m.period = %(p)s) l
+    WHERE ks.kpi IS NOT NULL AND l.ps IS NOT NULL
+    """
+_KPI_AT_PERIODS_SQL = """
+    SELECT v.kpi, v.ward_code, v.period_start, v.value, pv.value AS prev_value, v.computed_at
+    FROM unnest(%(kpi)s::text[], %(ps)s::timestamptz[], %(prev)s::timestamptz[])
+         AS l(kpi, ps, prev_ps)
+    JOIN kpi_values v ON v.kpi = l.kpi AND v.period = %(p)s AND v.period_start = l.ps
+    LEFT JOIN kpi_values pv ON pv.kpi = l.kpi AND pv.period = %(p)s
+         AND pv.period_start = l.prev_ps AND pv.ward_code = v.ward_code
+    """
+
+
 def kpi_latest(conn: Connection, *, period: str = "day") -> pd.DataFrame:
     """Per KPI, its latest ``period`` values (every ward and 'city') with the previous period's.
 
     Columns: kpi, ward_code, period_start, value, prev_value, computed_at.
     """
+    with conn.cursor() as cur:
+        cur.execute(_KPI_PERIODS_SQL, {"p": period})
+        periods = cur.fetchall()
     return _frame(
         conn,
-        f"""
-        WITH RECURSIVE {_KPI_NAMES_CTE}, latest AS (
-            SELECT ks.kpi, (SELECT max(period_start) FROM kpi_values m
-                            WHERE m.kpi = ks.kpi AND m.ward_code = 'city'
-                              AND m.period = %(p)s) AS ps
-            FROM ks WHERE ks.kpi IS NOT NULL
-        ), prev AS (
-            SELECT l.kpi, l.ps,
-                   (SELECT max(period_start) FROM kpi_values q
-                     WHERE q.kpi = l.kpi AND q.ward_code = 'city' AND q.period = %(p)s
-                       AND q.period_start < l.ps) AS prev_ps
-            FROM latest l WHERE l.ps IS NOT NULL
-        )
-        SELECT v.kpi, v.ward_code, v.period_start, v.value, pv.value AS prev_value,
-               v.computed_at
-        FROM prev
-        JOIN kpi_values v ON v.kpi = prev.kpi AND v.period = %(p)s AND v.period_start = prev.ps
-        LEFT JOIN kpi_values pv ON pv.kpi = v.kpi AND pv.ward_code = v.ward_code
-             AND pv.period = %(p)s AND pv.period_start = prev.prev_ps
-        """,
-        {"p": period},
+        _KPI_AT_PERIODS_SQL,
+        {
+            "p": period,
+            "kpi": [r[0] for r in periods],
+            "ps": [r[1] for r in periods],
+            "prev": [r[2] for r in periods],
+        },
     )
 
 
