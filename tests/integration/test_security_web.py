@@ -63,11 +63,25 @@ class Site:
         return c
 
 
-def _mark_other_ward(url: str, other: str) -> None:
+def _mark_other_ward(url: str, cfg: Config, own: str, other: str) -> None:
     """Data of the other ward that a leader of the first must never receive."""
+    from ioc.incidents import core
+
     now = dt.datetime.now(dt.UTC)
     conn = connect(url)
     try:
+        for ward, title, ago_h in ((other, "SECRETINC", 8), (own, "OWNINC", 7)):
+            core.create(
+                conn,
+                cfg,
+                ward_code=ward,
+                category="flooding",
+                severity="critical",
+                title=title,
+                actor="operator",
+                source="web",
+                now=now - dt.timedelta(hours=ago_h),
+            )
         with conn.cursor() as cur:
             cur.execute(
                 "UPDATE kpi_values SET value = %s WHERE ward_code = %s", (SECRET_VALUE, other)
@@ -134,7 +148,7 @@ def site(
         conn.close()
     codes = sorted(config.ward_codes)
     own, other = codes[0], codes[1]  # add_users grants the leader the first ward
-    _mark_other_ward(url, other)
+    _mark_other_ward(url, config, own, other)
     tmp = tmp_path_factory.mktemp("sec")
     settings = Settings(
         secret_key="s" * 40,
@@ -277,6 +291,31 @@ def test_wall_of_a_leader_shows_only_their_wards_item_by_item(site: Site) -> Non
                 seen_other.add(view)
     # the admin saw the other ward's data in these views: the comparison above means something
     assert {"map", "applications", "environment", "cameras", "alerts"} <= seen_other
+    # incidents: pins, counts and the oldest overdue are of the leader's wards only (the
+    # kiosk's are the admin's: the city's)
+    views = {}
+    for who, client in (("admin", admin), ("leader", leader), ("kiosk", kiosk)):
+        r = client.post(CALLBACK, json=wall_body("incidents"), headers=ORIGIN)
+        assert r.status_code == 200, (who, r.data[:300])
+        body = json.loads(r.data)["response"]["wall-body"]["children"]
+        comps = {c["props"].get("id"): c for c in _walk(body) if c["props"].get("id")}
+        pins = [
+            text
+            for tr in comps["wall-inc-map"]["props"]["figure"]["data"]
+            for text in tr.get("text", [])
+        ]
+        views[who] = (
+            _text(comps["wall-inc-open"]),
+            _text(comps["wall-inc-breached"]),
+            _text(comps.get("wall-inc-oldest")),
+            sorted(p.split(" ", 1)[1] for p in pins),
+        )
+    assert views["kiosk"] == views["admin"]
+    assert views["admin"][:2] == ("Sự cố đang mở | 2", "Quá hạn | 2")
+    assert views["leader"][:2] == ("Sự cố đang mở | 1", "Quá hạn | 1")
+    assert views["leader"][3] == ["OWNINC"] and views["admin"][3] == ["OWNINC", "SECRETINC"]
+    assert "OWNINC" in views["leader"][2] and "SECRETINC" not in views["leader"][2]
+    assert "SECRETINC" in views["admin"][2]
 
 
 # --- every callback replayed as a ward leader with another ward's codes ----------------------
@@ -310,6 +349,7 @@ def _leaks(text: str, site: Site) -> list[str]:
             "SECRETCAM",
             "cam-secretcam",
             "SECRETALERT",
+            "SECRETINC",
             "SECRETAPP",
         )
         if needle in flat
@@ -399,7 +439,7 @@ def test_every_callback_replayed_by_a_leader_with_another_wards_codes(
             r = admin.post(CALLBACK, json=body, headers=ORIGIN)
             if r.status_code == 200:
                 found += _leaks(r.get_data(as_text=True), site)
-    assert {"SECRETCAM", "SECRETALERT", site.names[site.other]} <= set(found)
+    assert {"SECRETCAM", "SECRETALERT", "SECRETINC", site.names[site.other]} <= set(found)
 
 
 # --- sign-in redirect, Origin ----------------------------------------------------------------
