@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import math
 import os
 import re
 import shutil
@@ -180,12 +181,17 @@ def test_backfill_through_mqtt_and_the_api(
             ing.stop()
         stored = _all(server.db_url, "SELECT report_id, event, ts FROM report_events")
         assert len(stored) == n_sent
-        # and they are the model's: a day of whole reports ending when the simulator ran
-        model = {
-            (e.id, e.event, e.t)
-            for e in events_between(_model(cfg, 5), wards, before - 86400 - 60, after)
-        }
-        assert {(r, e, ts.timestamp()) for r, e, ts in stored} <= model
+        # and they are exactly the model's: a day of whole reports up to the simulator's end
+        # (its start time rounded down to the history interval)
+        interval = load_simulator_settings(cfg.dir).history_interval_s
+        got = {(r, e, ts.timestamp()) for r, e, ts in stored}
+        model = _model(cfg, 5)
+        expected = []
+        for t in (before, after):
+            end = math.floor(t / interval) * interval
+            evs = events_between(model, wards, end - 86400, end, received_since=end - 86400)
+            expected.append({(e.id, e.event, e.t) for e in evs})
+        assert got in expected, (len(got), [len(x) for x in expected])
         doors = dict(_all(server.db_url, "SELECT door, count(*) FROM report_events GROUP BY 1"))
         assert doors.get("api", 0) > 0 and doors.get("mqtt", 0) > doors["api"]
         assert _one(server.db_url, "SELECT count(*) FROM ingest_rejects") == 0
