@@ -802,14 +802,27 @@ def flush_digests(conn: Connection, cfg: Config, *, now: dt.datetime | None = No
 
 def prune(conn: Connection, cfg: Config, *, now: dt.datetime | None = None) -> int:
     """Forget finished messages older than ``delivery.keep_days`` (dead letters stay until
-    sent again or handled), stopped escalations as old, and link uses whose links expired."""
+    sent again or handled), stopped escalations as old, and link uses whose links expired.
+
+    An open incident's last reminder stays, whatever its age: the scheduler's sweep reads it to
+    know the reminder went (with ``max_reminders`` set, the last one would go again)."""
     d = cfg.notifications.delivery
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=d.keep_days)
     with conn.cursor() as cur:
         cur.execute(
-            "DELETE FROM notifications WHERE created_at < %s"
-            " AND status IN ('sent', 'cancelled', 'digested')",
+            """
+            DELETE FROM notifications n WHERE n.created_at < %s
+               AND n.status IN ('sent', 'cancelled', 'digested')
+               AND NOT (n.ref_kind = 'incident' AND n.kind = 'sla_breached' AND n.level > 0
+                        AND EXISTS (SELECT 1 FROM incidents i WHERE i.id::text = n.ref_id
+                                     AND i.status IN ('new', 'assigned', 'in_progress'))
+                        AND n.level = (SELECT max(m.level) FROM notifications m
+                                        WHERE m.ref_kind = 'incident' AND m.ref_id = n.ref_id
+                                          AND m.kind = 'sla_breached'
+                                          AND m.payload->>'clock_start'
+                                              = n.payload->>'clock_start'))
+            """,
             (cutoff,),
         )
         gone = cur.rowcount

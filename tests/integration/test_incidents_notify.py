@@ -434,3 +434,55 @@ def test_an_escalation_held_by_quiet_hours_is_cancelled_by_an_acknowledgement(
         ) == [("cancelled", "stopped: incident acknowledged")]
     finally:
         conn.close()
+
+
+def test_pruning_keeps_the_last_reminder_of_an_open_incident(
+    fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With max_reminders set, an incident unacknowledged past delivery.keep_days is not
+    reminded again once the old messages are pruned; a closed (rejected) incident's go."""
+    from ioc.notify import outbox
+
+    monkeypatch.setenv("IOC_SMTP_URL", "smtp://127.0.0.1:2525")
+    conn = connect(fresh_db_url)
+    try:
+        cfg = reminder_config(tmp_path, max_reminders=2)
+        w, other = "20195", "20197"
+        reminder_users(conn, w, other)
+        who = {"actor": "op1", "source": "web"}
+        ids = [
+            core.create(
+                conn,
+                cfg,
+                ward_code=w,
+                category="flooding",
+                severity="critical",
+                title=f"Ngập {k}",
+                now=T0,
+                **who,
+            )
+            for k in (1, 2)
+        ]
+        conn.commit()
+        due = T0 + dt.timedelta(minutes=30)
+        for m in (30, 60, 90, 180):
+            sla.sweep(conn, cfg, now=due + dt.timedelta(minutes=m, seconds=1))
+        assert reminders(conn, ids[0]) == reminders(conn, ids[1]) == [("lead_w", 1), ("lead_w", 2)]
+        core.reject(conn, ids[1], "nhầm", now=due + dt.timedelta(hours=4), **who)
+        with conn.cursor() as cur:  # delivered long ago
+            cur.execute("UPDATE notifications SET status = 'sent' WHERE status = 'pending'")
+        conn.commit()
+        later = T0 + dt.timedelta(days=cfg.notifications.delivery.keep_days + 5)
+        assert outbox.prune(conn, cfg, now=later) > 0
+        # the open incident keeps its last reminder, the rejected one keeps none
+        assert reminders(conn, ids[0]) == [("lead_w", 2)]
+        assert reminders(conn, ids[1]) == []
+        res = sla.sweep(conn, cfg, now=later)
+        assert res.reminded == []
+        assert reminders(conn, ids[0]) == [("lead_w", 2)]
+        # a second prune as late keeps it still
+        outbox.prune(conn, cfg, now=later + dt.timedelta(days=60))
+        sla.sweep(conn, cfg, now=later + dt.timedelta(days=60))
+        assert reminders(conn, ids[0]) == [("lead_w", 2)]
+    finally:
+        conn.close()
