@@ -24,7 +24,6 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -38,6 +37,7 @@ from dash_fixtures import (  # noqa: E402
     post_json,
     start_server,
     wait_http,
+    wall_body,
     ward_body,
 )
 from dash_seed import add_users, seed  # noqa: E402
@@ -45,32 +45,6 @@ from dash_seed import add_users, seed  # noqa: E402
 from dashboards.rotation import VIEWS  # noqa: E402
 from ioc.config import load_config  # noqa: E402
 from ioc.db import connect  # noqa: E402
-
-
-def wall_body(view: str) -> dict[str, Any]:
-    outs = [
-        ("wall-body", "children"),
-        ("wall-view-name", "children"),
-        ("wall-clock", "children"),
-        ("wall-stale", "children"),
-        ("wall-stale", "className"),
-        ("wall-last", "data"),
-        ("wall-sig", "data"),
-        ("wall-reload", "data"),
-    ]
-    return {
-        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
-        "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [
-            {"id": "wall-interval", "property": "n_intervals", "value": 1},
-            {"id": "wall-screen", "property": "data", "value": 1920},
-        ],
-        "changedPropIds": ["wall-interval.n_intervals"],
-        "state": [
-            {"id": "wall-config", "property": "data", "value": {"view": view, "period": 20}},
-            {"id": "wall-sig", "property": "data", "value": None},
-        ],
-    }
 
 
 def tree(pid: int) -> list[int]:

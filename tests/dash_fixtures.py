@@ -307,6 +307,33 @@ def login_cookie(base: str, user: str, password: str = PASSWORD) -> str:
     raise RuntimeError(f"sign-in as {user} did not redirect")
 
 
+def wall_body(view: str) -> dict[str, Any]:
+    """The wall's refresh callback request for ``view`` (20 s period, 1920 px screen)."""
+    outs = [
+        ("wall-body", "children"),
+        ("wall-view-name", "children"),
+        ("wall-clock", "children"),
+        ("wall-stale", "children"),
+        ("wall-stale", "className"),
+        ("wall-last", "data"),
+        ("wall-sig", "data"),
+        ("wall-reload", "data"),
+    ]
+    return {
+        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
+        "outputs": [{"id": a, "property": b} for a, b in outs],
+        "inputs": [
+            {"id": "wall-interval", "property": "n_intervals", "value": 1},
+            {"id": "wall-screen", "property": "data", "value": 1920},
+        ],
+        "changedPropIds": ["wall-interval.n_intervals"],
+        "state": [
+            {"id": "wall-config", "property": "data", "value": {"view": view, "period": 20}},
+            {"id": "wall-sig", "property": "data", "value": None},
+        ],
+    }
+
+
 def ward_body(code: str) -> dict[str, Any]:
     """The ward page's data callback request (/_dash-update-component) for ward ``code``."""
     outs = [

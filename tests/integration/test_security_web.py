@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dash_fixtures import wall_body
 from dash_seed import add_users, seed
 
 from dashboards.rotation import VIEWS
@@ -166,32 +167,6 @@ def site(
 
 
 # --- the wall --------------------------------------------------------------------------------
-
-
-def wall_body(view: str) -> dict[str, Any]:
-    outs = [
-        ("wall-body", "children"),
-        ("wall-view-name", "children"),
-        ("wall-clock", "children"),
-        ("wall-stale", "children"),
-        ("wall-stale", "className"),
-        ("wall-last", "data"),
-        ("wall-sig", "data"),
-        ("wall-reload", "data"),
-    ]
-    return {
-        "output": ".." + "...".join(f"{a}.{b}" for a, b in outs) + "..",
-        "outputs": [{"id": a, "property": b} for a, b in outs],
-        "inputs": [
-            {"id": "wall-interval", "property": "n_intervals", "value": 1},
-            {"id": "wall-screen", "property": "data", "value": 1920},
-        ],
-        "changedPropIds": ["wall-interval.n_intervals"],
-        "state": [
-            {"id": "wall-config", "property": "data", "value": {"view": view, "period": 20}},
-            {"id": "wall-sig", "property": "data", "value": None},
-        ],
-    }
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
